@@ -1,0 +1,32 @@
+"""Named crash points, so tests can kill a real process between two steps.
+
+Set ``FARRO_CRASH_AT=<point>`` (e.g. ``claim.committed``) and the process calls
+``os._exit(CRASH_EXIT)`` when it reaches that point: no cleanup, no flush, like
+``kill -9``. The names are listed in :data:`POINTS` so tests can cover each one.
+"""
+
+from __future__ import annotations
+
+import os
+
+CRASH_EXIT = 77
+
+POINTS: tuple[str, ...] = (
+    "create.staged",  # tmp/<id>.<unique> exists, nothing written in it
+    "create.prompt_written",  # prompt.json written, job.json not yet
+    "create.job_written",  # both files written, still in tmp/
+    "create.published",  # renamed into incoming/, not yet audited
+    "claim.locked",  # claim lock taken, job.json untouched
+    "claim.committed",  # job.json says in-progress, dir still in incoming/
+    "claim.moved",  # dir in active/, not yet audited
+    "commit.locked",  # commit lock held, nothing written
+    "commit.written",  # new job.json written, dir not yet moved
+    "commit.moved",  # dir moved, not yet audited
+)
+
+
+def point(name: str) -> None:
+    """Die here if the environment names this point."""
+    target = os.environ.get("FARRO_CRASH_AT")
+    if target is not None and target == name:
+        os._exit(CRASH_EXIT)

@@ -1,0 +1,324 @@
+"""The job envelope: an immutable prompt, a persisted lifecycle, a transient runtime.
+
+``Prompt`` maps onto prompt.json (written once, never rewritten), ``Lifecycle``
+onto job.json (replaced atomically by every commit), and ``Runtime`` holds what
+only this process knows (where the job sits now, the lock it holds). Keeping them
+apart means a commit can never touch the job's definition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from farro_core.errors import BadInput, Corrupt
+from farro_core.globs import check_glob
+from farro_core.ids import ID_PATTERN
+from farro_core.transitions import Status
+
+SCHEMA_VERSION = "1.0.0"
+MAX_PROMPT_BYTES = 1 << 20
+_RUBRIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_schema_version(value: str) -> str:
+    major = value.split(".", 1)[0]
+    if major != SCHEMA_VERSION.split(".", 1)[0]:
+        raise ValueError(
+            f"unsupported schema_version {value!r}: this FARRO reads {SCHEMA_VERSION} "
+            "(a newer FARRO wrote it, or it is not a FARRO file)"
+        )
+    if not re.fullmatch(r"\d+\.\d+\.\d+", value):
+        raise ValueError(f"schema_version {value!r} is not MAJOR.MINOR.PATCH")
+    return value
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused: a typo must never silently drop a setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RubricItem(_Strict):
+    id: str
+    description: str = ""
+    check: str | None = None
+    required: bool = True
+    timeout_s: float = Field(default=600, gt=0)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _RUBRIC_ID.match(v):
+            raise ValueError(f"rubric id {v!r} must match {_RUBRIC_ID.pattern}")
+        return v
+
+
+AgentCommand = list[str] | str | None
+
+
+class _JobFields(_Strict):
+    """Fields a job definition shares between a submitted spec and prompt.json."""
+
+    prompt: str
+    title: str | None = None
+    rubric: list[RubricItem] = Field(default_factory=list)
+    allowed_paths: list[str] = Field(default_factory=lambda: ["**"])
+    workspace: str | None = None
+    agent: AgentCommand = None
+    timeout_s: float = Field(default=3600, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=1000)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("prompt may not be empty")
+        if len(v.encode()) > MAX_PROMPT_BYTES:
+            raise ValueError(f"prompt exceeds {MAX_PROMPT_BYTES} bytes")
+        if "\0" in v:
+            raise ValueError("prompt may not contain NUL")
+        return v
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str | None) -> str | None:
+        if v is not None and len(v) > 200:
+            raise ValueError("title exceeds 200 characters")
+        return v
+
+    @field_validator("allowed_paths")
+    @classmethod
+    def _allowed(cls, v: list[str]) -> list[str]:
+        return [check_glob(p) for p in v]
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "\0" in v):
+            raise ValueError("workspace must be a non-empty path")
+        return v
+
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, v: AgentCommand) -> AgentCommand:
+        if isinstance(v, list) and (not v or any(not a or "\0" in a for a in v)):
+            raise ValueError("agent argv must be a non-empty list of non-empty strings")
+        if isinstance(v, str) and (not v.strip() or "\0" in v):
+            raise ValueError("agent command may not be empty")
+        return v
+
+    @field_validator("rubric")
+    @classmethod
+    def _rubric(cls, v: list[RubricItem]) -> list[RubricItem]:
+        ids = [r.id for r in v]
+        if len(ids) != len(set(ids)):
+            raise ValueError("rubric ids must be unique")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not key or len(key) > 128 or "\0" in key:
+                raise ValueError(f"label key {key!r} must be 1-128 characters")
+        return v
+
+
+class JobSpec(_JobFields):
+    """What a user submits. ``id`` is optional: create assigns a fresh one."""
+
+    schema_version: str | None = None
+    id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        return None if v is None else check_schema_version(v)
+
+
+class Prompt(_JobFields):
+    """prompt.json: the job's definition, immutable from creation on."""
+
+    schema_version: str = SCHEMA_VERSION
+    id: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+    title: str
+    created_at: datetime
+    created_by: str
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return check_schema_version(v)
+
+
+class Claim(_Strict):
+    worker: str
+    host: str
+    boot_id: str
+    pid: int
+    pid_started_at: int | None
+    token: str
+    claimed_at: datetime
+
+
+class RubricVerdict(_Strict):
+    id: str
+    passed: bool | None  # None: no runnable check (ungraded)
+    required: bool = True
+    exit_code: int | None = None
+    output_tail: str = ""
+
+
+class Result(_Strict):
+    attempt: int
+    exit_code: int | None
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+    timed_out: bool = False
+    killed: bool = False
+    rubric: list[RubricVerdict] = Field(default_factory=list)
+    verdict: Literal["passed", "failed", "ungraded"] | None = None
+    violations: list[str] = Field(default_factory=list)
+    log: str | None = None
+    base_commit: str | None = None
+    report: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class Lifecycle(_Strict):
+    """job.json. A commit makes a new value with ``revision + 1``; nothing mutates it."""
+
+    schema_version: str = SCHEMA_VERSION
+    id: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+    status: Status
+    attempt: int = Field(ge=0)
+    revision: int = Field(ge=1)
+    #: attempt count at the last operator requeue: max_attempts counts from there
+    attempt_base: int = Field(default=0, ge=0)
+    claim: Claim | None = None
+    not_before: datetime | None = None
+    result: Result | None = None
+    reason: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return check_schema_version(v)
+
+    @field_validator("reason")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        return " ".join(v.split())[:500]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Lifecycle:
+        if self.attempt_base > self.attempt:
+            raise ValueError("attempt_base exceeds attempt")
+        return self
+
+    def attempts_left(self, max_attempts: int) -> int:
+        return max(0, max_attempts - (self.attempt - self.attempt_base))
+
+
+class Runtime(BaseModel):
+    """What only this process knows. Never persisted."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    root: Path
+    path: Path
+    loaded_at: datetime = Field(default_factory=utcnow)
+
+
+class Envelope(BaseModel):
+    """One job in memory: ``prompt`` + ``lifecycle`` + ``runtime``."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    prompt: Prompt
+    lifecycle: Lifecycle
+    runtime: Runtime
+
+    @property
+    def id(self) -> str:
+        return self.lifecycle.id
+
+    @property
+    def status(self) -> Status:
+        return self.lifecycle.status
+
+    @property
+    def path(self) -> Path:
+        return self.runtime.path
+
+
+def dump(model: BaseModel) -> bytes:
+    return (model.model_dump_json(indent=2) + "\n").encode()
+
+
+def explain(exc: ValidationError, where: str = "") -> str:
+    """One line naming every field pydantic refused and why."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}")
+    prefix = f"{where}: " if where else ""
+    return prefix + "; ".join(parts)
+
+
+def parse_spec(data: Any, where: str = "spec") -> JobSpec:
+    """Validate one job spec; raise :class:`BadInput` with every problem on one line."""
+    if not isinstance(data, dict):
+        raise BadInput(f"{where}: a job spec must be an object, not {type(data).__name__}")
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(explain(exc, where)) from None
+
+
+def load_prompt(raw: bytes, where: str) -> Prompt:
+    try:
+        return Prompt.model_validate_json(raw)
+    except ValidationError as exc:
+        raise Corrupt(explain(exc, where)) from None
+
+
+def load_lifecycle(raw: bytes, where: str) -> Lifecycle:
+    try:
+        return Lifecycle.model_validate_json(raw)
+    except ValidationError as exc:
+        raise Corrupt(explain(exc, where)) from None
+
+
+def default_title(prompt: str) -> str:
+    first = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
+    return first[:200]
+
+
+def loads_json(raw: bytes) -> Any:
+    return json.loads(raw)

@@ -1,0 +1,201 @@
+"""File-system primitives that make every FARRO transaction crash-safe.
+
+Every write is: temp file in the same directory, fsync, rename over the name,
+fsync the directory. Every move of a job is one rename of its directory, then an
+fsync of both parents. Nothing here follows a symlink: files are opened with
+``O_NOFOLLOW`` relative to a directory descriptor. An fsync that fails raises
+:class:`DurabilityError` and is never retried: the kernel may have dropped the
+dirty pages, so a retry could report success for data that is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from farro_core.errors import AlreadyExists, DurabilityError, RootError
+
+O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def fsync(fd: int) -> None:
+    """fsync, turning failure into a fatal, never-retried :class:`DurabilityError`."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise DurabilityError(f"fsync failed ({exc.strerror}); the change was abandoned") from exc
+
+
+def open_dir(path: Path | str, dir_fd: int | None = None) -> int:
+    """Open a directory without following a symlink in its last component."""
+    return os.open(path, O_DIR, dir_fd=dir_fd)
+
+
+def fsync_dir(path: Path | str) -> None:
+    fd = open_dir(path)
+    try:
+        fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unique_suffix() -> str:
+    return f"{os.getpid()}.{secrets.token_hex(6)}"
+
+
+def write_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> None:
+    """Atomically replace ``name`` in the directory ``dir_fd`` with ``data``."""
+    tmp = f"{name}.tmp.{unique_suffix()}"
+    fd = os.open(tmp, O_CREATE, 0o600, dir_fd=dir_fd)
+    try:
+        try:
+            os.fchmod(fd, mode)  # exact, whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    fsync(dir_fd)
+
+
+def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Atomically replace ``path`` with ``data`` (see :func:`write_at`)."""
+    dfd = open_dir(path.parent)
+    try:
+        write_at(dfd, path.name, data, mode)
+    finally:
+        os.close(dfd)
+
+
+def read_at(dir_fd: int | None, name: str | Path, limit: int = 16 << 20) -> bytes:
+    """Read a regular file without following a symlink; refuse anything else.
+
+    Raises ``FileNotFoundError`` when absent and ``ValueError`` with a reason when
+    the entry is a symlink, not a regular file, or larger than ``limit``.
+    """
+    try:
+        fd = os.open(name, O_READ, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{name} is a symlink") from exc
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{name} is not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{name} is larger than {limit} bytes")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: Path, limit: int = 16 << 20) -> bytes:
+    return read_at(None, path, limit)
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _load_renameat2() -> object | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_renameat2 = _load_renameat2()
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, failing with :class:`AlreadyExists` if ``dst`` exists.
+
+    Uses ``renameat2(RENAME_NOREPLACE)`` so even an empty directory at ``dst`` is
+    never replaced; where the kernel lacks it, a non-empty job directory at
+    ``dst`` still makes the plain rename fail.
+    """
+    if _renameat2 is not None:
+        rc = _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)  # type: ignore[operator]
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise AlreadyExists(f"{dst.name} exists already in {dst.parent.name}/")
+        if err not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(err, os.strerror(err), str(src))
+    if os.path.lexists(dst):
+        raise AlreadyExists(f"{dst.name} exists already in {dst.parent.name}/")
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise AlreadyExists(f"{dst.name} exists already in {dst.parent.name}/") from exc
+        raise
+
+
+def move(src: Path, dst: Path) -> None:
+    """Move a job directory (never over an existing one), then fsync both parents."""
+    rename_noreplace(src, dst)
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent:
+        fsync_dir(src.parent)
+
+
+def make_private_dir(path: Path) -> None:
+    """mkdir with mode 0700 whatever the umask; an existing directory is kept."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if path.is_symlink() or not path.is_dir():
+            raise RootError(f"{path} exists and is not a directory") from None
+        return
+    os.chmod(path, 0o700)
+
+
+def check_private(path: Path) -> None:
+    """Refuse a directory that group or others can write: they could run code as us."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise RootError(f"{path} is a symlink; FARRO follows no symlinks under a root")
+    if st.st_mode & 0o022:
+        raise RootError(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"anyone who can write it can run code as you: chmod 700 {path}"
+        )
+    if st.st_uid != os.geteuid():
+        raise RootError(f"{path} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()})")
+
+
+def check_same_fs(paths: Iterable[Path]) -> None:
+    """Every queue directory must be on one file system, or renames are not atomic."""
+    devices: dict[int, Path] = {}
+    for p in paths:
+        dev = os.stat(p).st_dev
+        devices.setdefault(dev, p)
+    if len(devices) > 1:
+        names = ", ".join(str(p) for p in devices.values())
+        raise RootError(
+            f"queue directories span file systems ({names}); renames would not be atomic"
+        )

@@ -1,0 +1,561 @@
+"""The three transactions on a job directory: create, claim, commit (SPEC section 5).
+
+Read top to bottom, this file is the life of a job on disk. Each step that a
+crash could interrupt carries a named crash point (:mod:`farro_core.crash`), and
+the comment beside it says what a crash there leaves behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Sequence
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from farro_core import audit, crash, fs, locks
+from farro_core.envelope import (
+    SCHEMA_VERSION,
+    Claim,
+    Envelope,
+    JobSpec,
+    Lifecycle,
+    Prompt,
+    Runtime,
+    default_title,
+    dump,
+    load_lifecycle,
+    load_prompt,
+    utcnow,
+)
+from farro_core.errors import AlreadyExists, Conflict, Corrupt, NotFound, QueueFull
+from farro_core.identity import WorkerIdentity
+from farro_core.ids import check_id, new_id
+from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
+from farro_core.root import QUEUES, Root
+from farro_core.settings import Settings
+from farro_core.transitions import QUEUE_DIR, Actor, Status, check
+
+PROMPT = "prompt.json"
+JOB = "job.json"
+HEARTBEAT = "heartbeat"
+
+# prompt.json never changes once written, so a process may keep what it parsed.
+_prompts: dict[tuple[str, str], Prompt] = {}
+_prompts_lock = threading.Lock()
+_PROMPT_CACHE_MAX = 20_000
+
+
+def _cache_prompt(root: Root, prompt: Prompt) -> Prompt:
+    with _prompts_lock:
+        if len(_prompts) >= _PROMPT_CACHE_MAX:
+            _prompts.clear()
+        _prompts[(root.key, prompt.id)] = prompt
+    return prompt
+
+
+def read_prompt(root: Root, dir_fd: int, job_id: str) -> Prompt:
+    cached = _prompts.get((root.key, job_id))
+    if cached is not None:
+        return cached
+    prompt = load_prompt(_read(dir_fd, PROMPT, job_id), f"{job_id}/{PROMPT}")
+    if prompt.id != job_id:
+        raise Corrupt(f"{job_id}/{PROMPT} names job {prompt.id}")
+    return _cache_prompt(root, prompt)
+
+
+def read_lifecycle(dir_fd: int, job_id: str) -> Lifecycle:
+    lc = load_lifecycle(_read(dir_fd, JOB, job_id), f"{job_id}/{JOB}")
+    if lc.id != job_id:
+        raise Corrupt(f"{job_id}/{JOB} names job {lc.id}")
+    return lc
+
+
+def _read(dir_fd: int, name: str, job_id: str) -> bytes:
+    try:
+        return fs.read_at(dir_fd, name)
+    except FileNotFoundError:
+        raise Corrupt(f"{job_id}/{name} is missing") from None
+    except ValueError as exc:
+        raise Corrupt(f"{job_id}/{exc}") from None
+
+
+def _open_job_dir(path: Path) -> int:
+    try:
+        return fs.open_dir(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or exc.errno == errno.ENOTDIR:
+            raise Corrupt(f"{path.name} is not a real directory (symlink or file)") from None
+        raise
+
+
+def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
+    """The queue path of the directory open as ``dir_fd``, or None if it left the queues."""
+    st = os.fstat(dir_fd)
+    for q in QUEUES:
+        candidate = root.path / q / job_id
+        try:
+            cst = os.stat(candidate, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino):
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- load
+
+
+def load(root: Root, job: str | os.PathLike[str]) -> Envelope:
+    """Read a job by id (or by its directory path) into an :class:`Envelope`."""
+    if isinstance(job, str) and "/" not in job:
+        job_id = check_id(job)
+        path = root.locate(job_id)
+    else:
+        path = Path(os.path.abspath(job))
+        job_id = check_id(path.name)
+    for _ in range(5):
+        try:
+            dfd = _open_job_dir(path)
+        except FileNotFoundError:
+            path = root.locate(job_id)  # it moved between lookup and open
+            continue
+        try:
+            lc = read_lifecycle(dfd, job_id)
+            prompt = read_prompt(root, dfd, job_id)
+            here = where(root, job_id, dfd) or path
+        finally:
+            os.close(dfd)
+        return Envelope(prompt=prompt, lifecycle=lc, runtime=Runtime(root=root.path, path=here))
+    raise NotFound(f"job {job_id} keeps moving; try again")
+
+
+# ---------------------------------------------------------------- create
+
+
+def _prompt_from_spec(
+    spec: JobSpec, job_id: str, settings: Settings, created_by: str, now: datetime
+) -> Prompt:
+    given = spec.model_fields_set
+    fields = spec.model_dump(exclude={"id", "schema_version"})
+    fields["title"] = spec.title or default_title(spec.prompt)
+    if "timeout_s" not in given:
+        fields["timeout_s"] = settings.timeout_s
+    if "max_attempts" not in given:
+        fields["max_attempts"] = settings.max_attempts
+    return Prompt(
+        schema_version=SCHEMA_VERSION,
+        id=job_id,
+        created_at=now,
+        created_by=created_by,
+        **fields,
+    )
+
+
+def create_many(
+    root: Root, specs: Sequence[JobSpec], *, created_by: str | None = None
+) -> list[Envelope]:
+    """Create every job or none: stage all in tmp/, then publish them into incoming/.
+
+    Safe for any number of concurrent callers: each stages under a unique name and
+    the publishing rename never replaces an existing job. A spec that names its own
+    id (the manager derives ids from request files) is checked against every queue
+    under ``run/create.lock``, so processing a request twice creates no duplicate.
+    """
+    settings = root.settings
+    if settings.max_queued:
+        queued = root.count("incoming")
+        if queued + len(specs) > settings.max_queued:
+            raise QueueFull(f"queue full: {queued} queued (max_queued is {settings.max_queued})")
+    by = created_by or _default_creator()
+    now = utcnow()
+    staged: list[tuple[Path, Prompt, Lifecycle]] = []
+    try:
+        for spec in specs:
+            job_id = spec.id or new_id()
+            prompt = _prompt_from_spec(spec, job_id, settings, by, now)
+            lc = Lifecycle(
+                id=job_id,
+                status=Status.QUEUED,
+                attempt=0,
+                revision=1,
+                reason=f"created by {by}",
+                created_at=now,
+                updated_at=now,
+            )
+            stage = root.tmp / f"{job_id}.{fs.unique_suffix()}"
+            os.mkdir(stage, 0o700)
+            staged.append((stage, prompt, lc))
+            crash.point("create.staged")  # an empty staging dir: fsck quarantines it after an hour
+            dfd = fs.open_dir(stage)
+            try:
+                fs.write_at(dfd, PROMPT, dump(prompt), mode=0o444)
+                crash.point("create.prompt_written")
+                fs.write_at(dfd, JOB, dump(lc))
+                crash.point("create.job_written")  # complete but unpublished: still only in tmp/
+            finally:
+                os.close(dfd)
+        if any(spec.id for spec in specs):
+            with FileLock(root.create_lock, preserve_lock_file=True, timeout=30):
+                _publish(root, staged)
+        else:
+            _publish(root, staged)
+    except BaseException:
+        for stage, _, _ in staged:  # our own unpublished staging, never visible to anyone
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
+        raise
+    out = []
+    for _, prompt, lc in staged:
+        crash.point("create.published")  # visible and queued, only the audit line is missing
+        audit.append(
+            root,
+            audit.record(
+                job=lc.id,
+                frm=None,
+                to=Status.QUEUED,
+                actor="creator",
+                worker=None,
+                attempt=0,
+                revision=1,
+                reason=lc.reason,
+                event="created",
+                ts=now,
+            ),
+        )
+        _cache_prompt(root, prompt)
+        out.append(
+            Envelope(
+                prompt=prompt,
+                lifecycle=lc,
+                runtime=Runtime(root=root.path, path=root.incoming / lc.id),
+            )
+        )
+    return out
+
+
+def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
+    for _, prompt, _ in staged:
+        for q in QUEUES:
+            if os.path.lexists(root.path / q / prompt.id):
+                raise AlreadyExists(f"job {prompt.id} exists already ({q}/)")
+    for stage, prompt, _ in staged:
+        fs.move(stage, root.incoming / prompt.id)
+
+
+def create(root: Root, spec: JobSpec, *, created_by: str | None = None) -> Envelope:
+    return create_many(root, [spec], created_by=created_by)[0]
+
+
+def _default_creator() -> str:
+    import pwd
+
+    from farro_core.identity import host
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    return f"{user}@{host()}"
+
+
+# ---------------------------------------------------------------- claim
+
+_priorities: dict[tuple[str, str], int] = {}
+
+
+def _priority(root: Root, job_id: str) -> int:
+    key = (root.key, job_id)
+    p = _priorities.get(key)
+    if p is None:
+        try:
+            dfd = fs.open_dir(root.incoming / job_id)
+        except OSError:
+            return 0
+        try:
+            p = read_prompt(root, dfd, job_id).priority
+        except Corrupt:
+            p = 0
+        finally:
+            os.close(dfd)
+        if len(_priorities) > 200_000:
+            _priorities.clear()
+        _priorities[key] = p
+    return p
+
+
+def candidates(root: Root) -> list[str]:
+    """Queued job ids, highest priority first, then oldest (ids sort by creation time)."""
+    ids = root.ids("incoming")
+    return sorted(ids, key=lambda i: (-_priority(root, i), i))
+
+
+def claim_key(root: Root | Path, job_id: str, attempt: int) -> tuple[str, str, int]:
+    return (str(root.path if isinstance(root, Root) else root), job_id, attempt)
+
+
+def claim(
+    root: Root,
+    worker: WorkerIdentity,
+    *,
+    ids: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> Envelope | None:
+    """Claim the best queued job: claim lock, then status (under the commit lock), then move.
+
+    Returns None when nothing is claimable. The returned envelope's claim lock stays
+    held (in :data:`CLAIMS`) until :func:`release_claim`; while it is held the job
+    is alive whatever its heartbeat says.
+    """
+    now = now or utcnow()
+    for job_id in candidates(root) if ids is None else ids:
+        try:
+            dfd = fs.open_dir(root.incoming / job_id)
+        except OSError:
+            continue  # claimed or moved meanwhile, or not a real directory (fsck's business)
+        try:
+            env = _try_claim(root, worker, job_id, dfd, now)
+        finally:
+            os.close(dfd)
+        if env is not None:
+            return env
+    return None
+
+
+def _try_claim(
+    root: Root, worker: WorkerIdentity, job_id: str, dfd: int, now: datetime
+) -> Envelope | None:
+    try:
+        lc = read_lifecycle(dfd, job_id)
+    except Corrupt:
+        return None
+    if lc.status is not Status.QUEUED or (lc.not_before and lc.not_before > now):
+        return None
+    attempt = lc.attempt + 1
+    key = claim_key(root, job_id, attempt)
+    if CLAIMS.holds(key):
+        return None
+    held = locks.try_lock(dfd, claim_lock_name(attempt))  # step 1
+    if held is None:
+        return None
+    crash.point("claim.locked")  # lock freed by the kernel; job.json untouched: still queued
+    try:
+        with _commit_lock(dfd):
+            lc = read_lifecycle(dfd, job_id)  # step 2: re-read under the commit lock
+            if (
+                lc.status is not Status.QUEUED
+                or lc.attempt + 1 != attempt
+                or (lc.not_before and lc.not_before > now)
+                or where(root, job_id, dfd) != root.incoming / job_id
+            ):
+                held.release()
+                return None
+            _touch(dfd, HEARTBEAT)
+            new = lc.model_copy(
+                update={
+                    "status": Status.IN_PROGRESS,
+                    "attempt": attempt,
+                    "revision": lc.revision + 1,
+                    "claim": Claim(
+                        worker=worker.name,
+                        host=worker.host,
+                        boot_id=worker.boot_id,
+                        pid=worker.pid,
+                        pid_started_at=worker.pid_started_at,
+                        token=secrets.token_hex(8),
+                        claimed_at=now,
+                    ),
+                    "not_before": None,
+                    "reason": f"claimed by {worker.name}",
+                    "updated_at": now,
+                }
+            )
+            fs.write_at(dfd, JOB, dump(new))  # step 3
+            crash.point("claim.committed")  # in-progress in incoming/, lock free: watchdog -> stale
+            fs.move(root.incoming / job_id, root.active / job_id)  # step 4
+            crash.point("claim.moved")  # in-progress in active/, lock free: watchdog -> stale
+            audit.append(root, _audit(new, lc.status, Actor.AGENT, worker.name))
+        prompt = read_prompt(root, dfd, job_id)
+    except BaseException:
+        held.release()
+        raise
+    CLAIMS.add(key, held)  # step 5: held until the attempt ends
+    return Envelope(
+        prompt=prompt, lifecycle=new, runtime=Runtime(root=root.path, path=root.active / job_id)
+    )
+
+
+def release_claim(env: Envelope) -> None:
+    """Drop the claim lock of the envelope's attempt (after its final commit)."""
+    CLAIMS.release(claim_key(env.runtime.root, env.id, env.lifecycle.attempt))
+
+
+def holds_claim(root: Root, job_id: str, attempt: int) -> bool:
+    return CLAIMS.holds(claim_key(root, job_id, attempt))
+
+
+def claim_is_free(root: Root, path: Path, job_id: str, attempt: int) -> bool:
+    """Whether attempt's claim lock is free (its worker is gone). Never probes our own."""
+    if holds_claim(root, job_id, attempt):
+        return False
+    try:
+        dfd = fs.open_dir(path)
+    except OSError:
+        return False
+    try:
+        return locks.is_free(dfd, claim_lock_name(attempt))
+    finally:
+        os.close(dfd)
+
+
+def heartbeat(env: Envelope) -> bool:
+    """Touch the job's heartbeat. False when the job is no longer where it was."""
+    try:
+        os.utime(env.runtime.path / HEARTBEAT, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def heartbeat_age(path: Path, now: float) -> float | None:
+    try:
+        return now - os.stat(path / HEARTBEAT, follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _touch(dfd: int, name: str) -> None:
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
+
+
+class _commit_lock:
+    """Hold ``.commit.lock`` of an open job directory for one read-check-write."""
+
+    def __init__(self, dfd: int) -> None:
+        self._dfd = dfd
+        self._held: locks.Flock | None = None
+
+    def __enter__(self) -> None:
+        self._held = locks.lock(self._dfd, COMMIT_LOCK)
+
+    def __exit__(self, *_: object) -> None:
+        if self._held is not None:
+            self._held.release()
+
+
+def _audit(lc: Lifecycle, frm: Status, actor: Actor | str, worker: str | None) -> dict[str, Any]:
+    return audit.record(
+        job=lc.id,
+        frm=frm,
+        to=lc.status,
+        actor=actor,
+        worker=worker,
+        attempt=lc.attempt,
+        revision=lc.revision,
+        reason=lc.reason,
+        ts=lc.updated_at,
+    )
+
+
+# ---------------------------------------------------------------- commit
+
+
+def commit(
+    env: Envelope,
+    to: Status | str,
+    actor: Actor | str,
+    reason: str,
+    *,
+    worker: str | None = None,
+    **changes: Any,
+) -> Envelope:
+    """Move a job to ``to`` if nobody moved it since ``env`` was read.
+
+    1. take ``.commit.lock``, re-read job.json; 2. its revision must equal the
+    envelope's (else :class:`Conflict`: the fencing); 3. the move must be legal for
+    ``actor``; 4. write job.json (revision+1); 5. move the directory if its queue
+    changes, audit, release.
+    """
+    root = Root(env.runtime.root)
+    to, actor = Status(to), Actor(actor)
+    path = env.runtime.path
+    for _ in range(5):
+        try:
+            dfd = _open_job_dir(path)
+        except FileNotFoundError:
+            path = root.locate(env.id)
+            continue
+        try:
+            with _commit_lock(dfd):
+                crash.point("commit.locked")  # lock freed by the kernel, nothing written
+                here = where(root, env.id, dfd)  # moves happen only under this lock
+                if here is None:
+                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
+                lc = read_lifecycle(dfd, env.id)
+                if lc.revision != env.lifecycle.revision:
+                    raise Conflict(
+                        f"job {env.id} moved on: it is {lc.status} at revision {lc.revision}, "
+                        f"not revision {env.lifecycle.revision} ({lc.reason})"
+                    )
+                check(lc.status, to, actor)
+                now = utcnow()
+                new = Lifecycle.model_validate(
+                    lc.model_copy(
+                        update={
+                            **changes,
+                            "status": to,
+                            "revision": lc.revision + 1,
+                            "reason": reason,
+                            "updated_at": now,
+                        }
+                    ).model_dump()
+                )
+                fs.write_at(dfd, JOB, dump(new))
+                crash.point("commit.written")  # job.json is the truth; fsck moves the dir
+                dest = root.path / QUEUE_DIR[to] / env.id
+                if dest != here:
+                    fs.move(here, dest)
+                    crash.point("commit.moved")  # only the audit line is missing: fsck adds it
+                audit.append(root, _audit(new, lc.status, actor, worker))
+        finally:
+            os.close(dfd)
+        return Envelope(
+            prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest)
+        )
+    raise NotFound(f"job {env.id} keeps moving; try again")
+
+
+def request_kill(env: Envelope, by: str) -> None:
+    """Ask the worker running this attempt to kill it (``control/kill``).
+
+    The request names the attempt, so a request that arrives too late can never
+    kill a later attempt of the same job.
+    """
+    control = env.runtime.path / "control"
+    with suppress(FileExistsError):
+        os.mkdir(control, 0o700)
+    body = {"attempt": env.lifecycle.attempt, "by": by, "at": utcnow().isoformat()}
+    fs.write_file(control / "kill", (json.dumps(body) + "\n").encode())
+
+
+def kill_requested(path: Path, attempt: int) -> str | None:
+    """Who asked to kill ``attempt``, or None when nobody did."""
+    try:
+        body = json.loads(fs.read_at(None, path / "control" / "kill", limit=4096))
+    except (OSError, ValueError):
+        return None
+    if isinstance(body, dict) and body.get("attempt") == attempt:
+        return str(body.get("by") or "operator")
+    return None

@@ -1,0 +1,121 @@
+"""A FARRO root: one queue, laid out as plain directories (see SPEC section 1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from farro_core import fs
+from farro_core.errors import NotFound, RootError
+from farro_core.ids import ID_PATTERN, check_id
+from farro_core.settings import Settings, load_settings
+from farro_core.transitions import QUEUE_DIR, Status
+
+QUEUES = ("incoming", "active", "done")
+DIRS = (
+    "tmp",
+    *QUEUES,
+    "quarantine",
+    "inbox",
+    "inbox/accepted",
+    "inbox/rejected",
+    "audit",
+    "run",
+    "run/workers",
+)
+
+
+def resolve_path(root: str | os.PathLike[str] | None = None) -> Path:
+    """``--root``, else ``$FARRO_ROOT``, else ``~/.farro``."""
+    chosen = root if root is not None else os.environ.get("FARRO_ROOT") or "~/.farro"
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(chosen))))
+
+
+class Root:
+    """Paths and checks of one root; cheap to build, so pass it around freely."""
+
+    def __init__(self, path: Path, flags: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.key = str(path)
+        self._flags = dict(flags or {})
+        self.tmp = path / "tmp"
+        self.incoming = path / "incoming"
+        self.active = path / "active"
+        self.done = path / "done"
+        self.quarantine = path / "quarantine"
+        self.inbox = path / "inbox"
+        self.accepted = self.inbox / "accepted"
+        self.rejected = self.inbox / "rejected"
+        self.audit_file = path / "audit" / "audit.jsonl"
+        self.run = path / "run"
+        self.workers_dir = self.run / "workers"
+        self.manager_lock = self.run / "manager.lock"
+        self.create_lock = self.run / "create.lock"
+
+    def __repr__(self) -> str:
+        return f"Root({self.key!r})"
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] | None = None) -> Root:
+        """Create the layout (mode 0700); an existing root is checked and kept."""
+        p = resolve_path(path)
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        fs.make_private_dir(p)
+        for d in DIRS:
+            fs.make_private_dir(p / d)
+        return cls.open(p)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, **flags: Any) -> Root:
+        """Open an initialised root, refusing one that is missing, incomplete or unsafe."""
+        p = resolve_path(path)
+        if not os.path.lexists(p):
+            raise RootError(f"no FARRO root at {p}: create one with `farro init --root {p}`")
+        if not p.is_dir():
+            raise RootError(f"{p} is not a directory")
+        missing = [d for d in DIRS if not (p / d).is_dir()]
+        if missing:
+            raise RootError(
+                f"{p} is not an initialised FARRO root (missing {missing[0]}/): "
+                f"run `farro init --root {p}`"
+            )
+        fs.check_private(p)
+        for d in (*QUEUES, "inbox", "tmp", "run"):
+            fs.check_private(p / d)
+        fs.check_same_fs([p / d for d in ("tmp", *QUEUES, "quarantine")])
+        return cls(p, flags)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.path, self._flags)
+
+    def queue_dir(self, status: Status) -> Path:
+        return self.path / QUEUE_DIR[status]
+
+    def locate(self, job_id: str) -> Path:
+        """Where the job sits now. Moves race with lookups, so look twice round."""
+        check_id(job_id)
+        for _ in range(3):
+            for q in ("incoming", "active", "done", "incoming"):
+                candidate = self.path / q / job_id
+                if os.path.lexists(candidate):
+                    return candidate
+        raise NotFound(f"no job {job_id} in {self.path}")
+
+    def ids(self, queue: str) -> list[str]:
+        """Job ids in one queue directory (entries that are not ids are fsck's business)."""
+        return [name for name in _names(self.path / queue) if ID_PATTERN.match(name)]
+
+    def count(self, queue: str) -> int:
+        return sum(1 for _ in _names(self.path / queue))
+
+
+def _names(path: Path) -> Iterator[str]:
+    with os.scandir(path) as it:
+        for entry in it:
+            if not entry.name.startswith("."):
+                yield entry.name
