@@ -1,0 +1,132 @@
+"""Cheap read-only summaries of jobs for listings (``farro ls``, the console).
+
+A listing reads job.json and prompt.json with plain ``json`` and no model
+validation: it must stay fast over thousands of jobs, and an unreadable job is
+shown as such rather than failing the whole listing (``fsck`` deals with it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from farro_core import fs
+from farro_core.root import QUEUES, Root
+
+# prompt.json never changes: the parts a listing shows are cached per job.
+_prompt_parts: dict[tuple[str, str], tuple[str, int, int, float, dict[str, str]]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: str
+    queue: str
+    status: str  # "corrupt" when unreadable
+    title: str
+    attempt: int
+    max_attempts: int
+    attempt_base: int
+    priority: int
+    timeout_s: float
+    revision: int
+    worker: str | None
+    claimed_at: str | None
+    created_at: str
+    updated_at: str
+    reason: str
+    verdict: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _load(dir_fd: int, name: str) -> Any:
+    return json.loads(fs.read_at(dir_fd, name))
+
+
+def read_row(root: Root, queue: str, job_id: str) -> JobRow | None:
+    """The row of one job, or None if it is gone (moved or quarantined meanwhile)."""
+    try:
+        dfd = fs.open_dir(root.path / queue / job_id)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _corrupt(queue, job_id, "not a real directory")
+    try:
+        try:
+            lc = _load(dfd, "job.json")
+            key = (root.key, job_id)
+            parts = _prompt_parts.get(key)
+            if parts is None:
+                p = _load(dfd, "prompt.json")
+                parts = (
+                    str(p.get("title", "")),
+                    int(p.get("max_attempts", 1)),
+                    int(p.get("priority", 0)),
+                    float(p.get("timeout_s", 0)),
+                    dict(p.get("labels") or {}),
+                )
+                _prompt_parts[key] = parts
+        except FileNotFoundError:
+            return (
+                None
+                if not os.path.lexists(root.path / queue / job_id)
+                else _corrupt(queue, job_id, "missing job.json or prompt.json")
+            )
+        except (ValueError, TypeError, OSError) as exc:
+            return _corrupt(queue, job_id, str(exc))
+    finally:
+        os.close(dfd)
+    title, max_attempts, priority, timeout_s, labels = parts
+    claim = lc.get("claim") or {}
+    result = lc.get("result") or {}
+    return JobRow(
+        id=job_id,
+        queue=queue,
+        status=str(lc.get("status", "corrupt")),
+        title=title,
+        attempt=int(lc.get("attempt", 0)),
+        max_attempts=max_attempts,
+        attempt_base=int(lc.get("attempt_base", 0)),
+        priority=priority,
+        timeout_s=timeout_s,
+        revision=int(lc.get("revision", 0)),
+        worker=claim.get("worker"),
+        claimed_at=claim.get("claimed_at"),
+        created_at=str(lc.get("created_at", "")),
+        updated_at=str(lc.get("updated_at", "")),
+        reason=str(lc.get("reason", "")),
+        verdict=result.get("verdict"),
+        labels=labels,
+    )
+
+
+def _corrupt(queue: str, job_id: str, why: str) -> JobRow:
+    return JobRow(
+        id=job_id,
+        queue=queue,
+        status="corrupt",
+        title=f"(unreadable: {why})",
+        attempt=0,
+        max_attempts=0,
+        attempt_base=0,
+        priority=0,
+        timeout_s=0,
+        revision=0,
+        worker=None,
+        claimed_at=None,
+        created_at="",
+        updated_at="",
+        reason=why,
+        verdict=None,
+    )
+
+
+def scan(root: Root, queues: Iterable[str] = QUEUES) -> Iterator[JobRow]:
+    """Rows of every job in ``queues``, in id (creation) order within each queue."""
+    for q in queues:
+        for job_id in sorted(root.ids(q)):
+            row = read_row(root, q, job_id)
+            if row is not None:
+                yield row
