@@ -65,7 +65,7 @@ class RubricItem(_Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not _RUBRIC_ID.match(v):
+        if not _RUBRIC_ID.fullmatch(v):
             raise ValueError(f"rubric id {v!r} must match {_RUBRIC_ID.pattern}")
         return v
 

@@ -70,7 +70,7 @@ def _check_queues(root: Root, repair: bool, out: list[Finding]) -> dict[str, Lif
     for q in QUEUES:
         for entry in list(os.scandir(root.path / q)):
             path = Path(entry.path)
-            if not ID_PATTERN.match(entry.name):
+            if not ID_PATTERN.fullmatch(entry.name):
                 out.append(_quarantine(root, path, "corrupt", "name is not a job id", repair))
                 continue
             try:

@@ -43,6 +43,6 @@ def derived_id(now_ms: int, *parts: str) -> str:
 
 def check_id(value: str) -> str:
     """Return ``value`` if it is a valid id, else raise :class:`BadInput`."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise BadInput(f"invalid job id {value!r}: ids match {ID_PATTERN.pattern}")
     return value

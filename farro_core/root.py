@@ -108,7 +108,7 @@ class Root:
 
     def ids(self, queue: str) -> list[str]:
         """Job ids in one queue directory (entries that are not ids are fsck's business)."""
-        return [name for name in _names(self.path / queue) if ID_PATTERN.match(name)]
+        return [name for name in _names(self.path / queue) if ID_PATTERN.fullmatch(name)]
 
     def count(self, queue: str) -> int:
         return sum(1 for _ in _names(self.path / queue))
