@@ -1,20 +1,23 @@
-# Everything a fresh machine needs is set up here: `make test` and `make demo` both
-# create .venv and install the project with its dev extra first.
+# `make test` and `make demo` set everything up themselves on a fresh machine:
+# they create .venv and install the project with its dev extra first.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= $(CURDIR)/.demo-root
 
-.PHONY: test lint typecheck unit demo bench screenshots torture clean
+.PHONY: test lint typecheck pytest demo bench screenshots torture tools clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# tmux drives the console in one end-to-end test; install it where we may (root, apt).
+tools:
+	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null 2>&1; } || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check farro_core farro_tui tests benchmarks
@@ -23,11 +26,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy farro_core farro_tui
 
-unit: $(STAMP)
-	$(BIN)/pytest -q -n 0 2>/dev/null || $(BIN)/pytest -q
-
-test: lint typecheck
+pytest: $(STAMP) tools
 	$(BIN)/pytest -q
+
+test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/farro-tui --demo --root $(DEMO_ROOT)
