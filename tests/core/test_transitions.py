@@ -88,7 +88,7 @@ def test_terminal_states_have_no_automatic_exit() -> None:
     # failed can only be retried by an operator
     assert t.targets(S.FAILED, A.OPERATOR) == {S.QUEUED}
     assert all(t.targets(S.FAILED, a) == frozenset() for a in Actor if a is not A.OPERATOR)
-    assert t.TERMINAL == {S.SUCCEEDED, S.FAILED, S.KILLED}
+    assert {S.SUCCEEDED, S.FAILED, S.KILLED} == t.TERMINAL
 
 
 def test_no_self_transitions() -> None:

@@ -1,0 +1,280 @@
+"""The envelope: a frozen prompt, a lifecycle changed only by new values, a runtime never
+persisted; strict parsing (unknown fields, unknown schema majors) and the spec's limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from farro_core import job
+from farro_core.envelope import (
+    MAX_PROMPT_BYTES,
+    SCHEMA_VERSION,
+    JobSpec,
+    Lifecycle,
+    Prompt,
+    default_title,
+    dump,
+    load_lifecycle,
+    load_prompt,
+    parse_spec,
+)
+from farro_core.errors import BadInput, Corrupt
+from farro_core.identity import WorkerIdentity
+from farro_core.root import Root
+from farro_core.transitions import Actor, Status
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+JID = "01JD3ABCDEFGHJKMNPQRSTVWXY"
+
+
+def make_prompt(**kw: object) -> Prompt:
+    fields: dict[str, object] = {
+        "id": JID,
+        "title": "t",
+        "prompt": "do it",
+        "created_at": NOW,
+        "created_by": "me@host",
+    }
+    fields.update(kw)
+    return Prompt.model_validate(fields)
+
+
+def make_lifecycle(**kw: object) -> Lifecycle:
+    fields: dict[str, object] = {
+        "id": JID,
+        "status": "queued",
+        "attempt": 0,
+        "revision": 1,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    fields.update(kw)
+    return Lifecycle.model_validate(fields)
+
+
+# ------------------------------------------------------------------ immutability
+
+
+def test_prompt_is_frozen() -> None:
+    p = make_prompt()
+    with pytest.raises(ValidationError, match="frozen"):
+        p.prompt = "something else"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        p.priority = 5  # type: ignore[misc]
+    assert p.prompt == "do it"
+
+
+def test_lifecycle_is_frozen_and_model_copy_makes_a_new_value() -> None:
+    lc = make_lifecycle()
+    with pytest.raises(ValidationError, match="frozen"):
+        lc.status = Status.KILLED  # type: ignore[misc]
+    new = lc.model_copy(update={"status": Status.KILLED, "revision": 2})
+    assert new is not lc
+    assert (lc.status, lc.revision) == (Status.QUEUED, 1)
+    assert (new.status, new.revision) == (Status.KILLED, 2)
+
+
+def test_envelope_is_frozen(root: Root) -> None:
+    env = job.create(root, parse_spec({"prompt": "x"}))
+    with pytest.raises(ValidationError, match="frozen"):
+        env.lifecycle = env.lifecycle  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ strictness
+
+
+@pytest.mark.parametrize("model", ["spec", "prompt", "lifecycle"])
+def test_unknown_fields_refused(model: str) -> None:
+    if model == "spec":
+        with pytest.raises(BadInput, match="promtp: unknown field"):
+            parse_spec({"prompt": "x", "promtp": "typo"})
+    elif model == "prompt":
+        with pytest.raises(ValidationError, match="Extra inputs"):
+            make_prompt(extra=1)
+    else:
+        with pytest.raises(ValidationError, match="Extra inputs"):
+            make_lifecycle(extra=1)
+
+
+def test_unknown_fields_in_nested_rubric_refused() -> None:
+    with pytest.raises(BadInput, match=r"rubric\.0\.chek: unknown field"):
+        parse_spec({"prompt": "x", "rubric": [{"id": "a", "chek": "true"}]})
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "0.9.0", "10.0.0"])
+def test_unknown_schema_major_refused_with_clear_message(version: str) -> None:
+    with pytest.raises(BadInput, match=f"unsupported schema_version '{version}'.*reads 1.0.0"):
+        parse_spec({"schema_version": version, "prompt": "x"})
+    raw = json.loads(dump(make_lifecycle()))
+    raw["schema_version"] = version
+    with pytest.raises(Corrupt, match="unsupported schema_version"):
+        load_lifecycle(json.dumps(raw).encode(), "x/job.json")
+    rawp = json.loads(dump(make_prompt()))
+    rawp["schema_version"] = version
+    with pytest.raises(Corrupt, match="unsupported schema_version"):
+        load_prompt(json.dumps(rawp).encode(), "x/prompt.json")
+
+
+def test_newer_minor_is_read_and_malformed_version_refused() -> None:
+    assert parse_spec({"schema_version": "1.7.3", "prompt": "x"}).schema_version == "1.7.3"
+    with pytest.raises(BadInput, match=r"MAJOR\.MINOR\.PATCH"):
+        parse_spec({"schema_version": "1.x", "prompt": "x"})
+
+
+# ------------------------------------------------------------------ defaults and limits
+
+
+def test_spec_defaults() -> None:
+    s = parse_spec({"prompt": "hello"})
+    assert s.rubric == []
+    assert s.allowed_paths == ["**"]
+    assert s.workspace is None and s.agent is None and s.id is None
+    assert s.timeout_s == 3600 and s.max_attempts == 3 and s.priority == 0
+    assert s.labels == {}
+    r = parse_spec({"prompt": "x", "rubric": [{"id": "tests"}]}).rubric[0]
+    assert (r.required, r.timeout_s, r.check, r.description) == (True, 600, None, "")
+
+
+def test_created_prompt_gets_defaults_from_spec_and_settings(root: Root) -> None:
+    env = job.create(root, parse_spec({"prompt": "\n\n  First line  \nsecond"}), created_by="ann")
+    p = env.prompt
+    assert p.title == "First line"
+    assert p.schema_version == SCHEMA_VERSION
+    assert p.created_by == "ann"
+    assert p.timeout_s == root.settings.timeout_s and p.max_attempts == root.settings.max_attempts
+    lc = env.lifecycle
+    assert (lc.status, lc.attempt, lc.revision, lc.attempt_base) == (Status.QUEUED, 0, 1, 0)
+    assert lc.claim is None and lc.result is None and lc.not_before is None
+
+
+def test_title_default_and_explicit(root: Root) -> None:
+    assert default_title("a\nb") == "a"
+    assert default_title("x" * 300) == "x" * 200
+    env = job.create(root, parse_spec({"prompt": "line one\nline two", "title": "Mine"}))
+    assert env.prompt.title == "Mine"
+    env = job.create(root, parse_spec({"prompt": "y" * 500}))
+    assert env.prompt.title == "y" * 200
+
+
+def test_prompt_limits() -> None:
+    parse_spec({"prompt": "é" * (MAX_PROMPT_BYTES // 2)})  # exactly 1 MiB of UTF-8
+    with pytest.raises(BadInput, match="exceeds 1048576 bytes"):
+        parse_spec({"prompt": "é" * (MAX_PROMPT_BYTES // 2) + "x"})
+    with pytest.raises(BadInput, match="empty"):
+        parse_spec({"prompt": "  \n\t"})
+    with pytest.raises(BadInput, match="prompt: Field required"):
+        parse_spec({"title": "no prompt"})
+    with pytest.raises(BadInput, match="NUL"):
+        parse_spec({"prompt": "a\0b"})
+
+
+def test_title_limit() -> None:
+    assert parse_spec({"prompt": "x", "title": "t" * 200}).title == "t" * 200
+    with pytest.raises(BadInput, match="title exceeds 200"):
+        parse_spec({"prompt": "x", "title": "t" * 201})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("timeout_s", 0, "greater than 0"),
+        ("timeout_s", -1, "greater than 0"),
+        ("max_attempts", 0, "greater than or equal to 1"),
+        ("priority", "high", "integer"),
+        ("allowed_paths", ["/etc/passwd"], "absolute"),
+        ("allowed_paths", ["src/../.."], "'..'"),
+        ("allowed_paths", [""], "empty"),
+        ("id", "../x", "pattern"),
+        ("id", "a/bcdefghij", "pattern"),
+        ("id", "abcdefgh\n", "pattern"),
+        ("agent", [], "non-empty"),
+        ("agent", ["ok", ""], "non-empty"),
+        ("agent", "  ", "empty"),
+        ("workspace", " ", "non-empty"),
+        ("rubric", [{"id": "a"}, {"id": "a"}], "unique"),
+        ("rubric", [{"id": "../a"}], "rubric id"),
+        ("rubric", [{"id": "ok\n"}], "rubric id"),
+        ("rubric", [{"id": "a", "timeout_s": 0}], "greater than 0"),
+        ("labels", {"": "v"}, "label key"),
+        ("labels", {"k": 1}, "string"),
+    ],
+)
+def test_bad_spec_fields_refused(field: str, value: object, why: str) -> None:
+    with pytest.raises(BadInput) as info:
+        parse_spec({"prompt": "x", field: value})
+    assert field in str(info.value) and why in str(info.value)
+
+
+def test_spec_must_be_an_object() -> None:
+    with pytest.raises(BadInput, match="must be an object, not list"):
+        parse_spec(["prompt"])
+
+
+def test_lifecycle_consistency_and_reason_one_line() -> None:
+    with pytest.raises(ValidationError, match="attempt_base exceeds attempt"):
+        make_lifecycle(attempt=1, attempt_base=2)
+    assert make_lifecycle(reason="a\nb\t c").reason == "a b c"
+    with pytest.raises(ValidationError):
+        make_lifecycle(status="running")
+    with pytest.raises(ValidationError):
+        make_lifecycle(revision=0)
+
+
+def test_attempts_left_counts_from_attempt_base() -> None:
+    assert make_lifecycle(attempt=2).attempts_left(3) == 1
+    assert make_lifecycle(attempt=5).attempts_left(3) == 0
+    assert make_lifecycle(attempt=5, attempt_base=4).attempts_left(3) == 2
+
+
+def test_roundtrip_through_json() -> None:
+    lc = make_lifecycle(reason="r", attempt=2, attempt_base=1)
+    assert load_lifecycle(dump(lc), "w") == lc
+    p = make_prompt(rubric=[{"id": "t", "check": "true"}], labels={"a": "b"})
+    assert load_prompt(dump(p), "w") == p
+
+
+def test_corrupt_json_is_corrupt_not_a_crash() -> None:
+    with pytest.raises(Corrupt, match="w"):
+        load_lifecycle(b'{"id": ', "w")
+    with pytest.raises(Corrupt):
+        load_prompt(b"[]", "w")
+
+
+# ------------------------------------------------------------------ persistence
+
+
+def test_runtime_never_persisted_and_prompt_never_rewritten(root: Root) -> None:
+    env = job.create(root, parse_spec({"prompt": "stable", "labels": {"k": "v"}}))
+    pfile = env.path / "prompt.json"
+    before = pfile.read_bytes()
+    st0 = os.stat(pfile)
+    assert stat.S_IMODE(st0.st_mode) == 0o444
+    worker = WorkerIdentity.current("w1")
+    for i in range(10):
+        claimed = job.claim(root, worker)
+        assert claimed is not None and claimed.id == env.id
+        env = job.commit(claimed, Status.QUEUED, Actor.AGENT, f"retry {i}")
+        job.release_claim(claimed)
+        data = json.loads((env.path / "job.json").read_bytes())
+        assert set(data) == set(Lifecycle.model_fields)
+        assert not {"runtime", "path", "root", "loaded_at", "prompt"} & set(data)
+        assert str(root.path) not in (env.path / "job.json").read_text()
+    st1 = os.stat(env.path / "prompt.json")
+    assert (env.path / "prompt.json").read_bytes() == before
+    assert (st1.st_ino, st1.st_mtime_ns) == (st0.st_ino, st0.st_mtime_ns)
+    assert stat.S_IMODE(st1.st_mode) == 0o444
+    assert env.lifecycle.revision == 21
+
+
+def test_runtime_points_at_the_job_directory(root: Root) -> None:
+    env = job.create(root, JobSpec(prompt="x"))
+    assert env.runtime.root == root.path
+    assert env.path == root.incoming / env.id
+    assert env.id == env.lifecycle.id == env.prompt.id
+    assert env.status is Status.QUEUED
