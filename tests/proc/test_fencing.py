@@ -1,0 +1,173 @@
+"""The stale owner: a worker whose claim was superseded can never commit (SPEC 5, fencing).
+
+Process A claims a job and keeps holding attempt 1's claim lock while the
+watchdog marks the job stale, the operator requeues it and process B claims
+attempt 2. A's late commit must be refused with Conflict and change nothing.
+Also: a SIGSTOPped owner (hung, lock still held) and a SIGKILLed one (lock freed
+by the kernel at once).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from farro_core import job, operations
+from farro_core.envelope import JobSpec
+from farro_core.fsck import fsck
+from farro_core.root import Root
+from farro_core.transitions import Actor, Status
+
+from .child import EXIT_CONFLICT, EXIT_OK
+from .helpers import Child, audit_lines, children, process_state, scan, wait_until
+
+
+def _new_job(root: Root) -> str:
+    return job.create(root, JobSpec(prompt="fencing")).id
+
+
+def _watchdog_marks_stale(root: Root, job_id: str) -> None:
+    """What the manager's watchdog does after a heartbeat timeout."""
+    env = job.load(root, job_id)
+    assert env.status is Status.IN_PROGRESS
+    job.commit(env, Status.STALE, Actor.WATCHDOG, "no heartbeat for stale_after_s")
+
+
+def _claim_free(root: Root, job_id: str, attempt: int) -> bool:
+    return job.claim_is_free(root, root.locate(job_id), job_id, attempt)
+
+
+def _snapshot(root: Root, job_id: str) -> tuple[str, bytes, bytes, int]:
+    path = root.locate(job_id)
+    return (
+        str(path),
+        (path / "job.json").read_bytes(),
+        (path / "prompt.json").read_bytes(),
+        len(audit_lines(root)),
+    )
+
+
+def test_superseded_owner_gets_conflict_and_changes_nothing(root: Root) -> None:
+    jid = _new_job(root)
+    with children() as kids:
+        a = Child(root, "hold", jid, "A")
+        kids.append(a)
+        got = a.expect_json("claimed ")
+        assert (got["attempt"], got["revision"]) == (1, 2)
+        assert not _claim_free(root, jid, 1), "A holds attempt 1's claim lock"
+
+        # A live owner is never taken for dead: fsck leaves the job alone.
+        assert not [f for f in fsck(root, repair=True) if f.kind == "stale"]
+        assert job.load(root, jid).status is Status.IN_PROGRESS
+
+        _watchdog_marks_stale(root, jid)
+
+        # Stale, not yet requeued: A's commit is already refused.
+        before = _snapshot(root, jid)
+        a.send("commit succeeded")
+        assert a.expect_json("result ")["outcome"] == "conflict"
+        assert _snapshot(root, jid) == before
+
+        operations.requeue(root, jid, by="test-operator")
+        assert not _claim_free(root, jid, 1), "A still holds attempt 1's lock"
+
+        b = Child(root, "hold", jid, "B")
+        kids.append(b)
+        got = b.expect_json("claimed ")
+        assert (got["attempt"], got["revision"]) == (2, 5), "B could not take attempt 2"
+        assert not _claim_free(root, jid, 1) and not _claim_free(root, jid, 2)
+
+        # A, still alive and holding attempt 1's lock, tries every commit it could make.
+        before = _snapshot(root, jid)
+        for status in ("succeeded", "failed", "queued", "killed"):
+            a.send(f"commit {status}")
+            res = a.expect_json("result ")
+            assert res["outcome"] == "conflict", (status, res)
+            assert _snapshot(root, jid) == before, f"A's {status} commit changed the job"
+        a.send("quit")
+        assert a.finish() == EXIT_CONFLICT
+
+        b.send("commit succeeded")
+        assert b.expect_json("result ")["outcome"] == "ok"
+        b.send("quit")
+        assert b.finish() == EXIT_OK
+
+    final = scan(root)[jid]
+    assert final.queue == "done"
+    assert final.lifecycle.status is Status.SUCCEEDED
+    assert (final.lifecycle.attempt, final.lifecycle.revision) == (2, 6)
+    recs = [r for r in audit_lines(root) if r["job"] == jid]
+    assert [(r["to"], r["worker"]) for r in recs if r["to"] == "succeeded"] == [("succeeded", "B")]
+    assert [r["revision"] for r in recs] == [1, 2, 3, 4, 5, 6]
+
+
+def test_stopped_owner_resumes_after_takeover_and_is_refused(root: Root) -> None:
+    jid = _new_job(root)
+    with children() as kids:
+        a = Child(root, "hold", jid, "A")
+        kids.append(a)
+        assert a.expect_json("claimed ")["attempt"] == 1
+
+        os.kill(a.pid, signal.SIGSTOP)
+        wait_until(lambda: process_state(a.pid) == "T", "A to stop")
+        # A's next step is queued up now; it runs the moment A is continued.
+        a.send("commit succeeded")
+
+        # Hung, not dead: the kernel keeps its lock, so fsck must not call it gone.
+        assert not _claim_free(root, jid, 1)
+        assert not [f for f in fsck(root, repair=True) if f.kind == "stale"]
+        assert job.load(root, jid).status is Status.IN_PROGRESS
+
+        _watchdog_marks_stale(root, jid)  # its heartbeat stopped
+        operations.requeue(root, jid, by="test-operator")
+
+        b = Child(root, "hold", jid, "B")
+        kids.append(b)
+        assert b.expect_json("claimed ")["attempt"] == 2
+        b.send("commit succeeded")
+        assert b.expect_json("result ")["outcome"] == "ok"
+        b.send("quit")
+        assert b.finish() == EXIT_OK
+        assert process_state(a.pid) == "T", "A ran while it should have been stopped"
+
+        before = _snapshot(root, jid)
+        os.kill(a.pid, signal.SIGCONT)
+        res = a.expect_json("result ")
+        assert res["outcome"] == "conflict", res
+        a.send("quit")
+        assert a.finish() == EXIT_CONFLICT
+        assert _snapshot(root, jid) == before
+
+    final = scan(root)[jid]
+    assert final.queue == "done" and final.lifecycle.status is Status.SUCCEEDED
+    assert final.lifecycle.attempt == 2
+    assert [r["worker"] for r in audit_lines(root) if r["to"] == "succeeded"] == ["B"]
+
+
+def test_killed_owner_frees_its_claim_at_once_and_fsck_marks_it_stale(root: Root) -> None:
+    jid = _new_job(root)
+    with children() as kids:
+        a = Child(root, "hold", jid, "A")
+        kids.append(a)
+        assert a.expect_json("claimed ")["attempt"] == 1
+        assert not _claim_free(root, jid, 1)
+        os.kill(a.pid, signal.SIGKILL)
+        assert a.proc.wait(timeout=60) == -signal.SIGKILL
+        # No waiting, no heartbeat timeout: the kernel dropped the lock with the process.
+        assert _claim_free(root, jid, 1)
+
+    findings = fsck(root, repair=True)
+    assert [(f.kind, f.repaired) for f in findings] == [("stale", True)]
+    on_disk = scan(root)[jid]
+    assert on_disk.queue == "active" and on_disk.lifecycle.status is Status.STALE
+    assert on_disk.lifecycle.revision == 3
+    assert fsck(root) == []
+
+    # And the job goes on: requeue, claim attempt 2, finish.
+    operations.requeue(root, jid, by="test-operator")
+    env = job.claim(root, job.WorkerIdentity.current("recoverer"), ids=[jid])
+    assert env is not None and env.lifecycle.attempt == 2
+    env = job.commit(env, Status.SUCCEEDED, Actor.AGENT, "done", worker="recoverer")
+    job.release_claim(env)
+    assert scan(root)[jid].lifecycle.status is Status.SUCCEEDED
+    assert [r["revision"] for r in audit_lines(root) if r["job"] == jid] == [1, 2, 3, 4, 5, 6]
