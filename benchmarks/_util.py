@@ -1,0 +1,108 @@
+"""Shared helpers for the benchmarks: timing statistics, result rows, scratch space."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Row:
+    """One line of the report: what was measured, the goal, the figure, pass or not."""
+
+    name: str
+    goal: str
+    measured: str
+    ok: bool | None  # None: informational, no goal
+    note: str = ""
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (0-100), nearest rank on the sorted values."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+@contextmanager
+def scratch(name: str) -> Iterator[Path]:
+    """A fresh directory on the real disk (not tmpfs) under $FARRO_BENCH_DIR or /var/tmp."""
+    base = Path(os.environ.get("FARRO_BENCH_DIR") or "/var/tmp")
+    base.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix=f"farro-bench-{name}-", dir=base))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def fs_type(path: Path) -> str:
+    """The file system type holding ``path`` (from /proc/self/mounts, longest prefix)."""
+    best, kind = "", "?"
+    try:
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                parts = line.split()
+                mnt, typ = parts[1], parts[2]
+                if str(path).startswith(mnt) and len(mnt) > len(best):
+                    best, kind = mnt, typ
+    except OSError:
+        pass
+    return kind
+
+
+def farro_cli() -> list[str] | None:
+    """The ``farro`` console script, or None while the CLI does not exist yet."""
+    exe = BIN / "farro"
+    if not exe.exists():
+        return None
+    probe = subprocess.run([str(exe), "--help"], capture_output=True, timeout=60)
+    return [str(exe)] if probe.returncode == 0 else None
+
+
+def print_table(rows: list[Row], title: str = "") -> None:
+    if title:
+        print(f"\n{title}")
+    heads = ("benchmark", "goal", "measured", "pass")
+    cells = [
+        (r.name, r.goal, r.measured, {True: "PASS", False: "FAIL", None: "-"}[r.ok]) for r in rows
+    ]
+    widths = [
+        max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r, c in zip(rows, cells, strict=True):
+        print("  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)))
+        if r.note:
+            print(f"    note: {r.note}")
+    sys.stdout.flush()

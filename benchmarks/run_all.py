@@ -1,0 +1,41 @@
+"""Run every benchmark and print one table: goal / measured / pass per line.
+
+    .venv/bin/python benchmarks/run_all.py        (what `make bench` runs)
+
+Exit status 1 when a goal is missed. Roots are made under $FARRO_BENCH_DIR
+(default /var/tmp), on the real disk, and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import bench_core
+import bench_workers
+from _util import Row, fs_type, print_table
+
+
+def main() -> int:
+    t = time.perf_counter()
+    base = Path(os.environ.get("FARRO_BENCH_DIR") or "/var/tmp")
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"scratch {base} ({fs_type(base)})",
+        flush=True,
+    )
+    rows: list[Row] = []
+    for name, fn in (("core", bench_core.run), ("workers", bench_workers.run)):
+        try:
+            rows += fn()
+        except Exception as exc:  # one broken benchmark must not hide the others
+            rows.append(Row(f"{name} benchmarks", "run", f"error: {exc}", False))
+    print_table(rows, f"FARRO benchmarks ({time.perf_counter() - t:.0f} s)")
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
