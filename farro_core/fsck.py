@@ -39,7 +39,7 @@ def fsck(root: Root, *, repair: bool = False, now: float | None = None) -> list[
     now = time.time() if now is None else now
     out: list[Finding] = []
     out += _check_tmp(root, repair, now)
-    jobs = _check_queues(root, repair, out)
+    jobs = _check_queues(root, repair, out, _audited(root))
     out += _check_audit(root, repair, jobs)
     return out
 
@@ -65,7 +65,9 @@ def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
     return out
 
 
-def _check_queues(root: Root, repair: bool, out: list[Finding]) -> dict[str, Lifecycle]:
+def _check_queues(
+    root: Root, repair: bool, out: list[Finding], audited: dict[str, int]
+) -> dict[str, Lifecycle]:
     seen: dict[str, tuple[Path, Lifecycle]] = {}
     for q in QUEUES:
         for entry in list(os.scandir(root.path / q)):
@@ -93,7 +95,7 @@ def _check_queues(root: Root, repair: bool, out: list[Finding]) -> dict[str, Lif
     jobs: dict[str, Lifecycle] = {}
     for job_id, (path, lc) in seen.items():
         if not repair or os.path.lexists(path):
-            jobs[job_id] = _check_job(root, path, lc, repair, out)
+            jobs[job_id] = _check_job(root, path, lc, repair, out, audited)
     return jobs
 
 
@@ -142,7 +144,12 @@ def quarantine_leftover(root: Root, job_dir: Path, path: Path, detail: str) -> s
 
 
 def _check_job(
-    root: Root, path: Path, lc: Lifecycle, repair: bool, out: list[Finding]
+    root: Root,
+    path: Path,
+    lc: Lifecycle,
+    repair: bool,
+    out: list[Finding],
+    audited: dict[str, int],
 ) -> Lifecycle:
     rel = _rel(root, path)
     want = root.path / QUEUE_DIR[lc.status] / path.name
@@ -160,6 +167,10 @@ def _check_job(
     if lc.status is Status.IN_PROGRESS and job.claim_is_free(root, path, path.name, lc.attempt):
         detail = f"in-progress but the claim lock of attempt {lc.attempt} is free (worker gone)"
         if repair:
+            # A claim that crashed before its audit line: log that revision now, before
+            # the stale commit supersedes it (the audit check below sees only the last).
+            if lc.revision > audited.get(path.name, 0):
+                out.append(_recover(root, path.name, lc, audited.get(path.name, 0)))
             try:
                 env = job.load(root, path.name)
                 env = job.commit(env, Status.STALE, Actor.WATCHDOG, "worker gone (found by fsck)")
@@ -185,34 +196,49 @@ def _move_locked(root: Root, path: Path, lc: Lifecycle) -> None:
         os.close(dfd)
 
 
-def _check_audit(root: Root, repair: bool, jobs: dict[str, Lifecycle]) -> list[Finding]:
+def _audited(root: Root) -> dict[str, int]:
+    """The highest revision the audit log records for each job."""
     audited: dict[str, int] = {}
     for rec in audit.read(root):
         jid, rev = rec.get("job"), rec.get("revision")
         if isinstance(jid, str) and isinstance(rev, int):
             audited[jid] = max(audited.get(jid, 0), rev)
+    return audited
+
+
+def _check_audit(root: Root, repair: bool, jobs: dict[str, Lifecycle]) -> list[Finding]:
+    audited = _audited(root)  # again: repairs above appended lines
     out = []
     for jid, lc in sorted(jobs.items()):
         have = audited.get(jid, 0)
         if lc.revision > have:
-            last = have or "none"
-            detail = f"revision {lc.revision} ({lc.status}) is not in the audit log (last: {last})"
             if repair:
-                audit.append(
-                    root,
-                    audit.record(
-                        job=jid,
-                        frm=None,
-                        to=lc.status,
-                        actor="fsck",
-                        worker=None,
-                        attempt=lc.attempt,
-                        revision=lc.revision,
-                        reason=f"recovered: {lc.reason}",
-                        event="recovered",
-                    ),
-                )
-                out.append(Finding("unaudited", jid, detail, "added a recovered line", True))
+                out.append(_recover(root, jid, lc, have))
             else:
+                detail = _unaudited(lc, have)
                 out.append(Finding("unaudited", jid, detail, "would add a recovered line"))
     return out
+
+
+def _unaudited(lc: Lifecycle, have: int) -> str:
+    last = have or "none"
+    return f"revision {lc.revision} ({lc.status}) is not in the audit log (last: {last})"
+
+
+def _recover(root: Root, jid: str, lc: Lifecycle, have: int) -> Finding:
+    """Append a ``recovered`` line for the job's current, unaudited revision."""
+    audit.append(
+        root,
+        audit.record(
+            job=jid,
+            frm=None,
+            to=lc.status,
+            actor="fsck",
+            worker=None,
+            attempt=lc.attempt,
+            revision=lc.revision,
+            reason=f"recovered: {lc.reason}",
+            event="recovered",
+        ),
+    )
+    return Finding("unaudited", jid, _unaudited(lc, have), "added a recovered line", True)
