@@ -243,7 +243,11 @@ def create_many(
 
 
 def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
+    seen: set[str] = set()
     for _, prompt, _ in staged:
+        if prompt.id in seen:  # else the first copy would be published, then the batch fail
+            raise AlreadyExists(f"job {prompt.id} appears twice in one batch")
+        seen.add(prompt.id)
         for q in QUEUES:
             if os.path.lexists(root.path / q / prompt.id):
                 raise AlreadyExists(f"job {prompt.id} exists already ({q}/)")
@@ -511,16 +515,17 @@ def commit(
                     )
                 check(lc.status, to, actor)
                 now = utcnow()
+                # validated from a plain dict: an unknown field in ``changes`` is refused,
+                # never silently dropped (model_copy would drop it)
                 new = Lifecycle.model_validate(
-                    lc.model_copy(
-                        update={
-                            **changes,
-                            "status": to,
-                            "revision": lc.revision + 1,
-                            "reason": reason,
-                            "updated_at": now,
-                        }
-                    ).model_dump()
+                    {
+                        **lc.model_dump(),
+                        **changes,
+                        "status": to,
+                        "revision": lc.revision + 1,
+                        "reason": reason,
+                        "updated_at": now,
+                    }
                 )
                 fs.write_at(dfd, JOB, dump(new))
                 crash.point("commit.written")  # job.json is the truth; fsck moves the dir
