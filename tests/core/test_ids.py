@@ -38,9 +38,7 @@ def test_derived_id_is_deterministic_and_input_sensitive() -> None:
     assert ID_PATTERN.match(a)
 
 
-@pytest.mark.parametrize(
-    "good", ["abcdefgh", "0" * 64, "A1b2-C3_d4", new_id(), "x" + "_" * 7]
-)
+@pytest.mark.parametrize("good", ["abcdefgh", "0" * 64, "A1b2-C3_d4", new_id(), "x" + "_" * 7])
 def test_check_id_accepts_valid(good: str) -> None:
     assert check_id(good) == good
 

@@ -1,0 +1,593 @@
+"""The three transactions: create, claim, commit (SPEC section 5), and load."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from farro_core import fs, job, locks
+from farro_core.envelope import Lifecycle, Result, utcnow
+from farro_core.errors import (
+    AlreadyExists,
+    BadInput,
+    Conflict,
+    Corrupt,
+    DurabilityError,
+    IllegalTransition,
+    NotFound,
+    QueueFull,
+)
+from farro_core.locks import CLAIMS, claim_lock_name
+from farro_core.root import Root
+from farro_core.transitions import QUEUE_DIR, TABLE, Actor, Status
+
+from .helpers import audit_of, claimed, queues_holding, snapshot, spec, worker
+
+S, A = Status, Actor
+
+
+# ---------------------------------------------------------------- create
+
+
+def test_create_writes_a_queued_job(root: Root) -> None:
+    env = job.create(root, spec("hello\nworld", priority=3, labels={"k": "v"}), created_by="ann")
+    d = root.incoming / env.id
+    assert env.path == d and queues_holding(root, env.id) == ["incoming"]
+    assert sorted(os.listdir(d)) == ["job.json", "prompt.json"]
+    assert stat.S_IMODE(os.stat(d / "prompt.json").st_mode) == 0o444
+    assert stat.S_IMODE(os.stat(d / "job.json").st_mode) == 0o600
+    p = json.loads((d / "prompt.json").read_bytes())
+    assert p["id"] == env.id and p["prompt"] == "hello\nworld" and p["title"] == "hello"
+    assert p["priority"] == 3 and p["labels"] == {"k": "v"} and p["created_by"] == "ann"
+    lc = json.loads((d / "job.json").read_bytes())
+    assert (lc["status"], lc["attempt"], lc["revision"], lc["claim"]) == ("queued", 0, 1, None)
+    assert os.listdir(root.tmp) == []
+    [line] = audit_of(root, env.id)
+    assert line["event"] == "created"
+    assert (line["from"], line["to"], line["actor"]) == (None, "queued", "creator")
+    assert (line["attempt"], line["revision"], line["worker"]) == (0, 1, None)
+
+
+def test_create_default_creator_is_user_at_host(root: Root) -> None:
+    env = job.create(root, spec())
+    assert "@" in env.prompt.created_by
+
+
+def test_create_with_given_id(root: Root) -> None:
+    env = job.create(root, spec(id="my-job-0001"))
+    assert env.id == "my-job-0001" and (root.incoming / "my-job-0001").is_dir()
+
+
+@pytest.mark.parametrize("queue", ["incoming", "active", "done"])
+def test_create_never_overwrites_an_existing_id(root: Root, queue: str) -> None:
+    env = job.create(root, spec("first", id="my-job-0001"))
+    if queue != "incoming":
+        os.rename(env.path, root.path / queue / env.id)
+    before = snapshot(root)
+    with pytest.raises(AlreadyExists, match="my-job-0001 exists already"):
+        job.create(root, spec("second", id="my-job-0001"))
+    assert snapshot(root) == before
+    assert os.listdir(root.tmp) == []
+
+
+def test_create_many_is_all_or_nothing_on_existing_id(root: Root) -> None:
+    job.create(root, spec(id="taken-00001"))
+    before = snapshot(root)
+    with pytest.raises(AlreadyExists):
+        job.create_many(root, [spec("a"), spec("b", id="taken-00001"), spec("c")])
+    assert snapshot(root) == before
+    assert os.listdir(root.tmp) == []
+
+
+def test_create_many_is_all_or_nothing_on_a_duplicate_id_in_the_batch(root: Root) -> None:
+    before = snapshot(root)
+    with pytest.raises(AlreadyExists):
+        job.create_many(root, [spec("a", id="twice-00001"), spec("b", id="twice-00001")])
+    assert snapshot(root) == before
+    assert root.ids("incoming") == [] and os.listdir(root.tmp) == []
+
+
+def test_create_many_is_all_or_nothing_on_a_failure_in_the_middle(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = fs.write_at
+    calls = []
+
+    def failing(dfd: int, name: str, data: bytes, mode: int = 0o600) -> None:
+        calls.append(name)
+        if len(calls) == 5:  # the third job's prompt.json
+            raise OSError(28, "No space left on device")
+        real(dfd, name, data, mode)
+
+    monkeypatch.setattr(fs, "write_at", failing)
+    before = snapshot(root)
+    with pytest.raises(OSError, match="No space"):
+        job.create_many(root, [spec(str(i)) for i in range(5)])
+    assert snapshot(root) == before
+    assert os.listdir(root.tmp) == [] and root.ids("incoming") == []
+
+
+def test_create_many_creates_all(root: Root) -> None:
+    envs = job.create_many(root, [spec(str(i)) for i in range(20)])
+    assert sorted(root.ids("incoming")) == sorted(e.id for e in envs)
+    assert len({e.id for e in envs}) == 20
+    assert [e.prompt.prompt for e in envs] == [str(i) for i in range(20)]
+    assert all(len(audit_of(root, e.id)) == 1 for e in envs)
+
+
+def test_concurrent_creates_lose_nothing(root: Root) -> None:
+    made: list[str] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        for i in range(15):
+            env = job.create(root, spec(f"{n}-{i}"))
+            with lock:
+                made.append(env.id)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 60
+    assert sorted(root.ids("incoming")) == sorted(made)
+
+
+def test_max_queued_backpressure(tmp_path: Path) -> None:
+    root = Root.init(tmp_path / "r")
+    (root.path / "farro.toml").write_text("max_queued = 3\n")
+    root = Root.open(root.path)
+    job.create_many(root, [spec("a"), spec("b")])
+    with pytest.raises(QueueFull, match="queue full: 2 queued"):
+        job.create_many(root, [spec("c"), spec("d")])  # 2 + 2 > 3: none of them
+    assert root.count("incoming") == 2
+    job.create(root, spec("c"))
+    with pytest.raises(QueueFull, match="queue full: 3 queued") as info:
+        job.create(root, spec("d"))
+    assert info.value.exit_code == 1
+    assert root.count("incoming") == 3
+    claimed(root)  # a claimed job leaves incoming/, making room
+    job.create(root, spec("d"))
+    assert root.count("incoming") == 3
+
+
+# ---------------------------------------------------------------- claim
+
+
+def test_claim_moves_to_active_and_holds_the_lock(root: Root) -> None:
+    env = job.create(root, spec())
+    w = worker("w7")
+    c = job.claim(root, w)
+    assert c is not None and c.id == env.id
+    lc = c.lifecycle
+    assert (lc.status, lc.attempt, lc.revision) == (S.IN_PROGRESS, 1, 2)
+    assert lc.claim is not None
+    assert (lc.claim.worker, lc.claim.pid, lc.claim.host) == ("w7", os.getpid(), w.host)
+    assert lc.claim.pid_started_at == w.pid_started_at and lc.claim.token
+    assert c.path == root.active / env.id and queues_holding(root, env.id) == ["active"]
+    assert (c.path / "heartbeat").exists()
+    on_disk = job.load(root, env.id).lifecycle
+    assert on_disk == lc
+    assert job.holds_claim(root, env.id, 1)
+    dfd = fs.open_dir(c.path)
+    try:
+        assert not locks.is_free(dfd, claim_lock_name(1))
+        job.release_claim(c)
+        assert locks.is_free(dfd, claim_lock_name(1))
+    finally:
+        os.close(dfd)
+    assert not job.holds_claim(root, env.id, 1)
+    line = audit_of(root, env.id)[-1]
+    assert (line["from"], line["to"], line["actor"], line["worker"]) == (
+        "queued",
+        "in-progress",
+        "agent",
+        "w7",
+    )
+    assert (line["attempt"], line["revision"], line["event"]) == (1, 2, "transition")
+
+
+def test_claim_tokens_differ_per_attempt(root: Root) -> None:
+    job.create(root, spec())
+    a = claimed(root)
+    job.commit(a, S.QUEUED, A.AGENT, "retry")
+    b = claimed(root)
+    assert a.lifecycle.claim and b.lifecycle.claim
+    assert a.lifecycle.claim.token != b.lifecycle.claim.token
+    assert b.lifecycle.attempt == 2
+
+
+def test_claim_none_when_empty(root: Root) -> None:
+    assert job.claim(root, worker()) is None
+
+
+def test_claim_order_priority_then_id(root: Root) -> None:
+    # created in this order; ids sort by creation time
+    specs = [("p0-a", 0), ("p5-a", 5), ("p0-b", 0), ("pm1", -1), ("p5-b", 5), ("p9", 9)]
+    envs = {e.prompt.prompt: e for e in (job.create(root, spec(p, priority=n)) for p, n in specs)}
+    assert envs["p0-a"].id < envs["p0-b"].id
+    got = []
+    while (c := job.claim(root, worker())) is not None:
+        got.append(c.prompt.prompt)
+    assert got == ["p9", "p5-a", "p5-b", "p0-a", "p0-b", "pm1"]
+
+
+def test_candidates_order(root: Root) -> None:
+    low = job.create(root, spec(priority=-5))
+    high = job.create(root, spec(priority=5))
+    mid = job.create(root, spec())
+    assert job.candidates(root) == [high.id, mid.id, low.id]
+
+
+def test_not_before_honoured(root: Root) -> None:
+    env = job.create(root, spec())
+    c = claimed(root)
+    later = utcnow() + timedelta(seconds=60)
+    job.commit(c, S.QUEUED, A.AGENT, "retry", not_before=later)
+    job.release_claim(c)
+    assert job.claim(root, worker()) is None
+    assert job.claim(root, worker(), now=later - timedelta(seconds=1)) is None
+    again = job.claim(root, worker(), now=later)
+    assert again is not None and again.id == env.id and again.lifecycle.attempt == 2
+    assert again.lifecycle.not_before is None  # cleared by the claim
+
+
+def test_not_before_does_not_block_others(root: Root) -> None:
+    first = job.create(root, spec("first", priority=9))
+    second = job.create(root, spec("second"))
+    c = claimed(root)
+    assert c.id == first.id
+    job.commit(c, S.QUEUED, A.AGENT, "retry", not_before=utcnow() + timedelta(hours=1))
+    assert claimed(root).id == second.id
+
+
+def test_claim_skips_non_queued_in_incoming(root: Root) -> None:
+    stuck = job.create(root, spec("stuck", priority=9))
+    ok = job.create(root, spec("ok"))
+    # a crash after claim step 3: in-progress, still in incoming/
+    dfd = fs.open_dir(stuck.path)
+    try:
+        lc = job.read_lifecycle(dfd, stuck.id)
+        fs.write_at(
+            dfd,
+            "job.json",
+            lc.model_copy(update={"status": S.IN_PROGRESS, "attempt": 1})
+            .model_dump_json()
+            .encode(),
+        )
+    finally:
+        os.close(dfd)
+    before = (stuck.path / "job.json").read_bytes()
+    c = claimed(root)
+    assert c.id == ok.id
+    assert job.claim(root, worker()) is None
+    assert (stuck.path / "job.json").read_bytes() == before
+
+
+def test_claim_skips_a_job_whose_claim_lock_is_held(root: Root) -> None:
+    busy = job.create(root, spec("busy", priority=9))
+    free = job.create(root, spec("free"))
+    dfd = fs.open_dir(busy.path)
+    try:
+        held = locks.try_lock(dfd, claim_lock_name(1))  # another worker, mid-claim
+        assert held is not None
+        assert claimed(root).id == free.id
+        assert job.claim(root, worker()) is None
+        held.release()
+        assert claimed(root).id == busy.id
+    finally:
+        os.close(dfd)
+
+
+def test_claim_skips_corrupt_and_symlinked_entries(root: Root, tmp_path: Path) -> None:
+    bad = job.create(root, spec("bad", priority=9))
+    os.chmod(bad.path / "job.json", 0o600)
+    (bad.path / "job.json").write_bytes(b'{"trunc')
+    outside = tmp_path / "outside-job"
+    outside.mkdir()
+    os.symlink(outside, root.incoming / "symlinked-0001")
+    good = job.create(root, spec("good"))
+    assert claimed(root).id == good.id
+    assert job.claim(root, worker()) is None
+
+
+def test_claim_only_given_ids(root: Root) -> None:
+    a = job.create(root, spec(priority=9))
+    b = job.create(root, spec())
+    c = job.claim(root, worker(), ids=[b.id])
+    assert c is not None and c.id == b.id
+    assert job.claim(root, worker(), ids=[b.id]) is None
+    assert queues_holding(root, a.id) == ["incoming"]
+
+
+def test_claim_by_two_threads_claims_each_job_once(root: Root) -> None:
+    made = {e.id for e in job.create_many(root, [spec(str(i)) for i in range(30)])}
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        while (c := job.claim(root, worker(f"w{n}"))) is not None:
+            with lock:
+                got.append(c.id)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == sorted(made)
+
+
+# ---------------------------------------------------------------- commit
+
+
+def test_commit_happy_path_and_audit(root: Root) -> None:
+    env = job.create(root, spec())
+    c = claimed(root)
+    done = job.commit(c, S.SUCCEEDED, A.AGENT, "all\nchecks passed", worker="w1")
+    assert done.path == root.done / env.id and queues_holding(root, env.id) == ["done"]
+    lc = job.load(root, env.id).lifecycle
+    assert (lc.status, lc.revision, lc.attempt) == (S.SUCCEEDED, 3, 1)
+    assert lc.reason == "all checks passed"
+    assert lc.updated_at >= c.lifecycle.updated_at
+    assert done.lifecycle == lc
+    line = audit_of(root, env.id)[-1]
+    assert line == {
+        "ts": line["ts"],
+        "event": "transition",
+        "job": env.id,
+        "from": "in-progress",
+        "to": "succeeded",
+        "actor": "agent",
+        "worker": "w1",
+        "attempt": 1,
+        "revision": 3,
+        "reason": "all checks passed",
+    }
+    assert [r["revision"] for r in audit_of(root, env.id)] == [1, 2, 3]
+
+
+def test_commit_accepts_string_status_and_actor(root: Root) -> None:
+    job.create(root, spec())
+    c = claimed(root)
+    assert job.commit(c, "failed", "agent", "no").status is S.FAILED
+
+
+def test_commit_with_changes(root: Root) -> None:
+    job.create(root, spec())
+    c = claimed(root)
+    now = utcnow()
+    result = Result(attempt=1, exit_code=0, started_at=now, finished_at=now, duration_s=0.5)
+    new = job.commit(c, S.SUCCEEDED, A.AGENT, "ok", result=result)
+    assert new.lifecycle.result is not None and new.lifecycle.result.exit_code == 0
+    assert job.load(root, c.id).lifecycle.result == new.lifecycle.result
+
+
+def test_commit_refuses_invalid_changes_writing_nothing(root: Root) -> None:
+    job.create(root, spec())
+    c = claimed(root)
+    before = snapshot(root)
+    with pytest.raises(ValidationError):
+        job.commit(c, S.FAILED, A.AGENT, "x", attempt_base=5)
+    with pytest.raises(ValidationError):
+        job.commit(c, S.FAILED, A.AGENT, "x", bogus_field=1)
+    assert snapshot(root) == before
+
+
+def test_commit_revision_cas_is_the_fencing(root: Root) -> None:
+    env = job.create(root, spec())
+    a = claimed(root, "A")
+    stale = job.commit(job.load(root, env.id), S.STALE, A.WATCHDOG, "no heartbeat")
+    assert stale.lifecycle.revision == 3
+    before = snapshot(root)
+    with pytest.raises(Conflict, match=r"moved on: it is stale at revision 3, not revision 2"):
+        job.commit(a, S.SUCCEEDED, A.AGENT, "done late")
+    assert snapshot(root) == before
+    job.commit(stale, S.QUEUED, A.OPERATOR, "requeue")
+    b = claimed(root, "B")
+    assert b.lifecycle.attempt == 2
+    with pytest.raises(Conflict):
+        job.commit(a, S.SUCCEEDED, A.AGENT, "still late")  # A can never commit again
+    assert job.commit(b, S.SUCCEEDED, A.AGENT, "B did it").lifecycle.revision == 6
+
+
+def test_commit_twice_from_the_same_envelope_conflicts(root: Root) -> None:
+    env = job.create(root, spec())
+    job.commit(env, S.KILLED, A.OPERATOR, "cancel")
+    with pytest.raises(Conflict):
+        job.commit(env, S.KILLED, A.OPERATOR, "cancel again")
+    assert [r["revision"] for r in audit_of(root, env.id)] == [1, 2]
+
+
+def _drive_to(root: Root, status: Status) -> None:
+    """Make one job of ``status`` (it is the only job in the root)."""
+    env = job.create(root, spec())
+    if status is S.QUEUED:
+        return
+    if status is S.KILLED:
+        job.commit(env, S.KILLED, A.OPERATOR, "x")
+        return
+    c = claimed(root)
+    if status is S.IN_PROGRESS:
+        return
+    job.commit(c, status, A.WATCHDOG if status is S.STALE else A.AGENT, "x")
+
+
+@pytest.mark.parametrize("frm", list(Status))
+def test_illegal_commits_refused_with_nothing_written(root: Root, frm: Status) -> None:
+    _drive_to(root, frm)
+    [jid] = [i for q in ("incoming", "active", "done") for i in root.ids(q)]
+    env = job.load(root, jid)
+    assert env.status is frm
+    before = snapshot(root)
+    refused = 0
+    for to in Status:
+        for actor in Actor:
+            if actor in TABLE.get((frm, to), ()):
+                continue
+            with pytest.raises(IllegalTransition):
+                job.commit(env, to, actor, "nope")
+            refused += 1
+            assert snapshot(root) == before
+    assert refused == len(Status) * len(Actor) - sum(
+        len(v) for (f, _), v in TABLE.items() if f is frm
+    )
+
+
+@pytest.mark.parametrize(("frm", "to"), list(TABLE))
+def test_every_legal_commit_lands_in_its_queue_dir(root: Root, frm: Status, to: Status) -> None:
+    _drive_to(root, frm)
+    [jid] = [i for q in ("incoming", "active", "done") for i in root.ids(q)]
+    env = job.load(root, jid)
+    for actor in sorted(TABLE[(frm, to)]):
+        cur = job.load(root, jid)
+        if cur.status is not frm:
+            break  # second actor of the same row: only the first one can run
+        new = job.commit(cur, to, actor, "go")
+        assert new.status is to
+        assert queues_holding(root, jid) == [QUEUE_DIR[to]]
+        assert new.path == root.path / QUEUE_DIR[to] / jid
+        assert new.lifecycle.revision == env.lifecycle.revision + 1
+        line = audit_of(root, jid)[-1]
+        assert (line["from"], line["to"], line["actor"]) == (frm, to, actor)
+
+
+def test_commit_finds_a_job_that_moved_without_a_commit(root: Root) -> None:
+    env = job.create(root, spec())
+    os.rename(env.path, root.done / env.id)  # e.g. a misplaced dir fsck will move back
+    new = job.commit(env, S.KILLED, A.OPERATOR, "cancel")
+    assert new.path == root.done / env.id and queues_holding(root, env.id) == ["done"]
+
+
+def test_commit_of_a_quarantined_job_is_refused(root: Root) -> None:
+    env = job.create(root, spec())
+    os.rename(env.path, root.quarantine / env.id)
+    with pytest.raises(NotFound):
+        job.commit(env, S.KILLED, A.OPERATOR, "cancel")
+
+
+def test_commit_fsync_failure_leaves_job_as_it_was(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = job.create(root, spec())
+    before = snapshot(root)
+
+    def bad_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", bad_fsync)
+    with pytest.raises(DurabilityError):
+        job.commit(env, S.KILLED, A.OPERATOR, "cancel")
+    monkeypatch.undo()
+    assert snapshot(root) == before
+    assert job.commit(env, S.KILLED, A.OPERATOR, "cancel").lifecycle.revision == 2
+
+
+def test_commit_lock_taken_by_someone_else_times_out(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = job.create(root, spec())
+    dfd = fs.open_dir(env.path)
+    held = locks.try_lock(dfd, locks.COMMIT_LOCK)
+    assert held is not None
+    real = locks.lock
+    monkeypatch.setattr(locks, "lock", lambda d, n, timeout=10.0: real(d, n, timeout=0.1))
+    try:
+        with pytest.raises(Exception, match="held by another process"):
+            job.commit(env, S.KILLED, A.OPERATOR, "cancel")
+        assert job.load(root, env.id).status is S.QUEUED
+    finally:
+        held.release()
+        os.close(dfd)
+
+
+# ---------------------------------------------------------------- load, liveness, kill requests
+
+
+def test_load_by_id_and_by_path(root: Root) -> None:
+    env = job.create(root, spec())
+    a = job.load(root, env.id)
+    b = job.load(root, env.path)
+    c = job.load(root, str(env.path))
+    assert a.lifecycle == b.lifecycle == c.lifecycle == env.lifecycle
+    assert a.prompt == env.prompt and a.path == env.path
+    claimed(root)
+    moved = job.load(root, env.path)  # the old path: found where it went
+    assert moved.path == root.active / env.id and moved.status is S.IN_PROGRESS
+
+
+def test_load_refusals(root: Root) -> None:
+    with pytest.raises(NotFound):
+        job.load(root, "abcdefgh-unknown")
+    with pytest.raises(BadInput):
+        job.load(root, "..")
+    env = job.create(root, spec())
+    os.chmod(env.path / "job.json", 0o600)
+    (env.path / "job.json").write_bytes(b"{")
+    with pytest.raises(Corrupt):
+        job.load(root, env.id)
+
+
+def test_load_refuses_job_json_naming_another_job(root: Root) -> None:
+    a = job.create(root, spec())
+    b = job.create(root, spec())
+    (b.path / "job.json").unlink()
+    (b.path / "job.json").write_bytes((a.path / "job.json").read_bytes())
+    with pytest.raises(Corrupt, match=f"names job {a.id}"):
+        job.load(root, b.id)
+
+
+def test_load_refuses_symlinked_files_and_dirs(root: Root, tmp_path: Path) -> None:
+    env = job.create(root, spec())
+    real = tmp_path / "real.json"
+    real.write_bytes((env.path / "job.json").read_bytes())
+    (env.path / "job.json").unlink()
+    (env.path / "job.json").symlink_to(real)
+    with pytest.raises(Corrupt, match="symlink"):
+        job.load(root, env.id)
+    os.symlink(env.path, root.done / "linked-00001")
+    with pytest.raises(Corrupt, match="not a real directory"):
+        job.load(root, "linked-00001")
+
+
+def test_heartbeat_and_claim_is_free(root: Root) -> None:
+    env = job.create(root, spec())
+    c = claimed(root)
+    assert job.heartbeat(c)
+    age = job.heartbeat_age(c.path, os.stat(c.path / "heartbeat").st_mtime + 5)
+    assert age == pytest.approx(5)
+    assert job.heartbeat_age(env.path, 0) is None
+    assert not job.claim_is_free(root, c.path, c.id, 1)  # ours: never probed
+    CLAIMS.release(job.claim_key(root, c.id, 1))
+    assert job.claim_is_free(root, c.path, c.id, 1)
+    job.commit(c, S.KILLED, A.AGENT, "x")
+    assert not job.heartbeat(c)  # the job left active/
+
+
+def test_kill_request_names_the_attempt(root: Root) -> None:
+    job.create(root, spec())
+    c = claimed(root)
+    assert job.kill_requested(c.path, 1) is None
+    job.request_kill(c, "ann")
+    assert job.kill_requested(c.path, 1) == "ann"
+    assert job.kill_requested(c.path, 2) is None  # a late request never kills attempt 2
+    job.request_kill(c, "bob")  # replaced atomically
+    assert job.kill_requested(c.path, 1) == "bob"
+    (c.path / "control" / "kill").write_text("not json")
+    assert job.kill_requested(c.path, 1) is None
+
+
+def test_lifecycle_written_is_valid_json_with_only_lifecycle_fields(root: Root) -> None:
+    env = job.create(root, spec())
+    c = claimed(root)
+    job.commit(c, S.FAILED, A.AGENT, "x")
+    data = json.loads((root.done / env.id / "job.json").read_bytes())
+    assert set(data) == set(Lifecycle.model_fields)
