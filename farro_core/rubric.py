@@ -1,0 +1,87 @@
+"""Rubric checks: shell commands run in the workspace after the agent, one verdict each.
+
+A check is the operator's own shell text; job data reaches it only through the
+environment (``FARRO_JOB_ID``, ``FARRO_WORKSPACE`` …), never spliced into it. Each
+runs in its own process group so a timeout kills everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Literal
+
+from farro_core.envelope import RubricItem, RubricVerdict
+from farro_core.runner import reap, signal_group, wait_exit
+
+TAIL_CHARS = 2000
+KILL_GRACE_S = 2.0
+
+Verdict = Literal["passed", "failed", "ungraded"]
+
+
+def run_checks(
+    items: Sequence[RubricItem], cwd: Path, env: Mapping[str, str]
+) -> list[RubricVerdict]:
+    return [run_check(item, cwd, env) for item in items]
+
+
+def run_check(item: RubricItem, cwd: Path, env: Mapping[str, str]) -> RubricVerdict:
+    if item.check is None:
+        return RubricVerdict(id=item.id, passed=None, required=item.required)
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", item.check],
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            return RubricVerdict(
+                id=item.id,
+                passed=False,
+                required=item.required,
+                output_tail=f"[farro] could not run the check: {exc}",
+            )
+        timed_out = not wait_exit(proc, item.timeout_s)
+        if timed_out:
+            signal_group(proc, signal.SIGTERM)
+            if not wait_exit(proc, KILL_GRACE_S):
+                signal_group(proc, signal.SIGKILL)
+        code = reap(proc)
+        tail = _tail(out)
+    if timed_out:
+        tail = (tail + f"\n[farro] check timed out after {item.timeout_s:g}s").lstrip("\n")
+    return RubricVerdict(
+        id=item.id,
+        passed=code == 0,
+        required=item.required,
+        exit_code=None if timed_out else code,
+        output_tail=tail[-TAIL_CHARS:],
+    )
+
+
+def verdict(verdicts: Sequence[RubricVerdict]) -> Verdict:
+    """failed if a required check failed; ungraded if nothing ran; else passed.
+
+    A failing optional check is recorded but does not fail the attempt.
+    """
+    ran = [v for v in verdicts if v.passed is not None]
+    if any(v.required and not v.passed for v in ran):
+        return "failed"
+    return "passed" if ran else "ungraded"
+
+
+def _tail(fh: IO[bytes]) -> str:
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, size - TAIL_CHARS * 4))
+    return fh.read().decode("utf-8", errors="replace")[-TAIL_CHARS:]

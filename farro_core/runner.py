@@ -1,0 +1,401 @@
+"""Run one attempt of a job: the agent command in its own process group, watched.
+
+The agent gets the prompt on stdin and everything else through the environment;
+a string command runs under ``/bin/sh -c`` with its placeholders turned into
+``"$FARRO_…"`` references, so job data never becomes shell text. Output is
+streamed into ``logs/attempt-N.log`` as it comes, capped at ``log_max_bytes``.
+While it runs, the runner heartbeats, checks it still owns the job (the fencing),
+and honours ``control/kill``, the timeout and a worker stop, always signalling
+the whole group: SIGTERM, then SIGKILL after ``kill_grace_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from farro_core import fs, job
+from farro_core.envelope import Envelope, utcnow
+from farro_core.errors import Corrupt
+from farro_core.settings import Settings
+
+log = logging.getLogger("farro.worker")
+
+TICK_S = 0.1  # how often the runner looks at the agent, control/kill and the clock
+READ_CHUNK = 1 << 16
+RESULT_FILE_MAX = 1 << 20
+_PLACEHOLDER = re.compile(r"\{(prompt_file|workspace|job_dir)\}")
+_SHELL_REF = {
+    "prompt_file": '"$FARRO_PROMPT_FILE"',
+    "workspace": '"$FARRO_WORKSPACE"',
+    "job_dir": '"$FARRO_JOB_DIR"',
+}
+
+
+@dataclass
+class Attempt:
+    """What happened to the agent process (the judging comes later)."""
+
+    number: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+    killed_by: str | None = None  # who asked for control/kill
+    lost: str | None = None  # why the job is no longer ours: the attempt is dropped
+    released: bool = False  # the worker stopped and gave the job back
+    error: str | None = None  # the agent could not even start
+    fatal: bool = False  # the error is one no retry can fix (e.g. an unusable workspace)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        end = self.finished_at or utcnow()
+        return round((end - self.started_at).total_seconds(), 3)
+
+
+# ---------------------------------------------------------------- process groups
+
+
+def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``proc`` to exit, without reaping it.
+
+    Not reaping keeps the pid (and so its process group id) ours until
+    :func:`reap`, so a signal to the group can never reach a recycled pid.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if exited(proc):
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(0.02, left))
+
+
+def exited(proc: subprocess.Popen[bytes]) -> bool:
+    if proc.returncode is not None:
+        return True
+    try:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the process group led by ``proc`` (which must not be reaped yet)."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def reap(proc: subprocess.Popen[bytes]) -> int:
+    """Kill what is left of the group (daemons the agent left behind), then reap."""
+    signal_group(proc, signal.SIGKILL)
+    return proc.wait()
+
+
+# ---------------------------------------------------------------- the log
+
+
+class AttemptLog:
+    """``logs/attempt-N.log``: the agent's output, capped, plus ``[farro]`` notes."""
+
+    def __init__(self, path: Path, cap: int) -> None:
+        fs.make_private_dir(path.parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        self.fd = os.open(path, flags, 0o600)
+        self.cap = cap
+        self.agent_bytes = 0
+        self.truncated = False
+        self._lock = threading.Lock()
+
+    def note(self, line: str) -> None:
+        with self._lock:
+            self._write(f"[farro] {line}\n".encode(errors="replace"))
+
+    def output(self, data: bytes) -> None:
+        with self._lock:
+            if self.truncated:
+                return
+            room = self.cap - self.agent_bytes
+            self._write(data[:room])
+            self.agent_bytes += min(room, len(data))
+            if len(data) > room:
+                self.truncated = True
+                self._write(
+                    f"\n[farro] log truncated at {self.cap} bytes; "
+                    "the agent's further output was discarded\n".encode()
+                )
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def close(self) -> None:
+        with self._lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def _pump(fd: int, sink: AttemptLog, abandon: threading.Event) -> None:
+    """Copy the agent's output to the log until EOF, draining even past the cap."""
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                if abandon.is_set():
+                    return
+                continue
+            data = os.read(fd, READ_CHUNK)
+            if not data:
+                return
+            sink.output(data)
+    except OSError as exc:
+        sink.note(f"reading the agent's output failed: {exc}")
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+    except OSError:
+        pass  # the agent does not read stdin, or exited: fine
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+# ---------------------------------------------------------------- the command
+
+
+def command(agent: list[str] | str, values: Mapping[str, str]) -> list[str]:
+    """The argv to run, with ``{prompt_file}`` ``{workspace}`` ``{job_dir}`` filled in.
+
+    In an argv list the values go into the items (no shell is involved); a string
+    runs under ``/bin/sh -c`` and gets ``"$FARRO_…"`` references instead, so the
+    job's data reaches the shell only as variables, never as shell text.
+    """
+    if isinstance(agent, str):
+        return ["/bin/sh", "-c", _PLACEHOLDER.sub(lambda m: _SHELL_REF[m.group(1)], agent)]
+    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], item) for item in agent]
+
+
+def agent_env(env: Envelope, workspace: Path, worker: str) -> dict[str, str]:
+    """The environment of the agent and of the rubric checks."""
+    attempt = env.lifecycle.attempt
+    out = dict(os.environ)
+    out.setdefault("PYTHONUNBUFFERED", "1")  # Python agents then stream their output
+    out.update(
+        FARRO_JOB_ID=env.id,
+        FARRO_JOB_DIR=str(env.path),
+        FARRO_PROMPT_FILE=str(prompt_file(env)),
+        FARRO_ATTEMPT=str(attempt),
+        FARRO_WORKSPACE=str(workspace),
+        FARRO_RESULT_FILE=str(result_file(env)),
+        FARRO_WORKER=worker,
+    )
+    return out
+
+
+def prompt_file(env: Envelope) -> Path:
+    return env.path / "prompt.txt"
+
+
+def result_file(env: Envelope) -> Path:
+    return env.path / "logs" / f"attempt-{env.lifecycle.attempt}.result.json"
+
+
+def log_name(attempt: int) -> str:
+    return f"logs/attempt-{attempt}.log"
+
+
+def write_prompt_file(env: Envelope) -> None:
+    """A plain-text copy of the prompt, written once (0444) like prompt.json."""
+    path = prompt_file(env)
+    if not os.path.lexists(path):
+        fs.write_file(path, env.prompt.prompt.encode(), mode=0o444)
+
+
+def read_report(env: Envelope, sink: AttemptLog) -> dict[str, Any]:
+    path = result_file(env)
+    try:
+        raw = fs.read_file(path, limit=RESULT_FILE_MAX)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        sink.note(f"result file ignored: {exc}")
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        sink.note(f"result file ignored: not JSON ({exc})")
+        return {}
+    if not isinstance(data, dict):
+        sink.note("result file ignored: not a JSON object")
+        return {}
+    return data
+
+
+# ---------------------------------------------------------------- one attempt
+
+
+def run(
+    env: Envelope,
+    workspace: Path,
+    settings: Settings,
+    sink: AttemptLog,
+    *,
+    worker: str,
+    release: Callable[[], bool] = lambda: False,
+) -> Attempt:
+    """Run the agent for ``env``'s attempt and watch it until it exits."""
+    attempt = Attempt(number=env.lifecycle.attempt, started_at=utcnow())
+    agent = env.prompt.agent if env.prompt.agent is not None else settings.agent_argv()
+    environ = agent_env(env, workspace, worker)
+    values = {
+        "prompt_file": environ["FARRO_PROMPT_FILE"],
+        "workspace": environ["FARRO_WORKSPACE"],
+        "job_dir": environ["FARRO_JOB_DIR"],
+    }
+    argv = command(agent, values)
+    sink.note(f"command: {json.dumps(argv)}")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workspace,
+            env=environ,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            bufsize=0,
+        )
+    except OSError as exc:
+        attempt.error = f"cannot start the agent {argv[0]!r}: {exc.strerror or exc}"
+        sink.note(attempt.error)
+        attempt.finished_at = utcnow()
+        return attempt
+    assert proc.stdout is not None
+    abandon = threading.Event()
+    reader = threading.Thread(
+        target=_pump, args=(proc.stdout.fileno(), sink, abandon), daemon=True, name="farro-log"
+    )
+    reader.start()
+    threading.Thread(
+        target=_feed, args=(proc, env.prompt.prompt.encode()), daemon=True, name="farro-stdin"
+    ).start()
+    try:
+        _watch(env, proc, settings, sink, attempt, release)
+    finally:
+        if not exited(proc):  # an exception in the watch loop: never leave the agent behind
+            signal_group(proc, signal.SIGKILL)
+        code = reap(proc)
+        attempt.finished_at = utcnow()
+        reader.join(5.0)
+        abandon.set()  # something that escaped the group still holds the pipe
+        reader.join(1.0)
+        proc.stdout.close()
+    attempt.exit_code = code
+    sink.note(_ending(attempt, code))
+    attempt.report = read_report(env, sink)
+    return attempt
+
+
+def _watch(
+    env: Envelope,
+    proc: subprocess.Popen[bytes],
+    settings: Settings,
+    sink: AttemptLog,
+    attempt: Attempt,
+    release: Callable[[], bool],
+) -> None:
+    start = time.monotonic()
+    deadline = start + env.prompt.timeout_s
+    next_beat = start + settings.heartbeat_s
+    term_at: float | None = None
+    killed = False
+    while not wait_exit(proc, TICK_S):
+        now = time.monotonic()
+        why = None
+        if term_at is None:
+            if (who := job.kill_requested(env.path, attempt.number)) is not None:
+                attempt.killed_by = who
+                why = f"kill requested by {who}"
+            elif now >= deadline:
+                attempt.timed_out = True
+                why = f"timed out after {env.prompt.timeout_s:g}s"
+            elif release():
+                attempt.released = True
+                why = "the worker is stopping: releasing the job"
+        if now >= next_beat:
+            next_beat = now + settings.heartbeat_s
+            lost = lost_reason(env)
+            if lost is not None and attempt.lost is None:
+                attempt.lost = lost
+                sink.note(f"{lost}: killing the agent, dropping this attempt")
+                signal_group(proc, signal.SIGKILL)
+                killed = True
+        if why is not None:
+            sink.note(f"{why}: SIGTERM to the agent's process group")
+            signal_group(proc, signal.SIGTERM)
+            term_at = now
+        elif term_at is not None and not killed and now - term_at >= settings.kill_grace_s:
+            sink.note(f"the agent outlived the {settings.kill_grace_s:g}s grace: SIGKILL")
+            signal_group(proc, signal.SIGKILL)
+            killed = True
+
+
+def lost_reason(env: Envelope) -> str | None:
+    """Heartbeat, and say why the job is no longer ours (None while it is)."""
+    if not job.heartbeat(env):
+        return "the job left active/ (requeued or moved by someone else)"
+    try:
+        dfd = fs.open_dir(env.path)
+    except FileNotFoundError:
+        return "the job left active/ (requeued or moved by someone else)"
+    except OSError:
+        return None
+    try:
+        lc = job.read_lifecycle(dfd, env.id)
+    except Corrupt as exc:
+        log.warning("%s: cannot read job.json while running: %s", env.id, exc)
+        return None
+    finally:
+        os.close(dfd)
+    if lc.revision != env.lifecycle.revision:
+        return (
+            f"fenced: the job moved on (now {lc.status} at revision {lc.revision}: "
+            f"{lc.reason}), so this attempt's commit would be refused"
+        )
+    return None
+
+
+def _ending(attempt: Attempt, code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        how = f"killed by {name}"
+    else:
+        how = f"exited {code}"
+    return f"agent {how} after {attempt.duration_s:g}s"

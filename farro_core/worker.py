@@ -1,0 +1,351 @@
+"""The agent worker: claim a job, run its attempt, judge it, commit the outcome.
+
+A worker is a thread; a process may host several (the console, headless mode).
+Its loop claims the best queued job, prepares the workspace, runs the agent
+(:mod:`farro_core.runner`), checks the changed paths against ``allowed_paths``
+(:mod:`farro_core.workspace`), runs the rubric (:mod:`farro_core.rubric`), and
+commits what :mod:`farro_core.outcome` decides. When idle it waits for a
+:meth:`Worker.wake` hint or ``rescan_s``, whichever comes first: events are
+hints, the directory is the truth.
+
+A commit refused with :class:`Conflict` means the job moved on without us (it
+went stale and was requeued): the attempt is dropped, never recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from farro_core import fs, globs, job, outcome, rubric, runner, workspace
+from farro_core.envelope import Envelope, Result, RubricVerdict, utcnow
+from farro_core.errors import Conflict, NotFound
+from farro_core.identity import WorkerIdentity
+from farro_core.root import Root
+from farro_core.settings import Settings
+from farro_core.transitions import Actor, Status
+
+log = logging.getLogger("farro.worker")
+
+State = Literal["idle", "busy", "paused", "stopping", "stopped"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+_ERROR_PAUSE_S = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    name: str
+    state: State
+    job: str | None
+    attempt: int | None
+    since: datetime  # when this state/job began (UTC)
+    jobs_done: int
+
+
+class Worker:
+    """One agent worker thread. Build it, :meth:`start` it, :meth:`stop` it."""
+
+    def __init__(self, root: Root, name: str, *, settings: Settings | None = None) -> None:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"worker name {name!r} must match {_NAME.pattern}")
+        self.root = root
+        self.name = name
+        self.settings = settings if settings is not None else root.settings
+        self.identity = WorkerIdentity.current(name)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._release = threading.Event()
+        self._paused = False
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._status = WorkerStatus(name, "idle", None, None, utcnow(), 0)
+
+    # ------------------------------------------------------------ control
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._release.clear()
+        self._set("paused" if self._paused else "idle")
+        self._thread = threading.Thread(
+            target=self._loop, name=f"farro-worker-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def wake(self) -> None:
+        """A hint that incoming/ changed: rescan now instead of at the next ``rescan_s``."""
+        self._wake.set()
+
+    def pause(self) -> None:
+        """Claim nothing new; a running attempt goes on."""
+        self._paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._wake.set()
+
+    def stop(self, *, release: bool = True, grace_s: float | None = None) -> None:
+        """Stop claiming; give a running attempt ``grace_s``, then release it (or wait).
+
+        Released jobs go back to queued without using up an attempt. Joins the
+        thread, so nothing is left in-progress by a clean stop.
+        """
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            if self._status.state == "busy":
+                self._set("stopping", self._status.job, self._status.attempt)
+            thread.join(grace)
+            if thread.is_alive():
+                if release:
+                    self._release.set()
+                thread.join()
+        self._set("stopped")
+
+    def status(self) -> WorkerStatus:
+        return self._status
+
+    def run_once(self) -> Envelope | None:
+        """Claim and run one job in the caller's thread (tests, benchmarks).
+
+        Returns the job as committed, or None when nothing was claimable or the
+        attempt was fenced (the job moved on without us).
+        """
+        env = job.claim(self.root, self.identity)
+        if env is None:
+            return None
+        return self._process(env)
+
+    # ------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._paused:
+                self._set("paused")
+                self._wake.wait(self.settings.rescan_s)
+                self._wake.clear()
+                continue
+            self._wake.clear()
+            try:
+                env = job.claim(self.root, self.identity)
+            except Exception:
+                log.exception("%s: claiming failed; trying again shortly", self.name)
+                self._wake.wait(_ERROR_PAUSE_S)
+                continue
+            if env is None:
+                self._set("idle")
+                self._wake.wait(self.settings.rescan_s)
+                continue
+            try:
+                self._process(env)
+            except Exception:
+                log.exception(
+                    "%s %s: attempt %d broke off; the watchdog will find the job",
+                    self.name,
+                    env.id,
+                    env.lifecycle.attempt,
+                )
+
+    def _process(self, env: Envelope) -> Envelope | None:
+        n = env.lifecycle.attempt
+        self._set("busy", env.id, n)
+        log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
+        try:
+            return self._attempt(env)
+        finally:
+            job.release_claim(env)
+            with self._lock:
+                self._status = replace(self._status, jobs_done=self._status.jobs_done + 1)
+            self._set("paused" if self._paused else "idle")
+
+    def _attempt(self, env: Envelope) -> Envelope | None:
+        n = env.lifecycle.attempt
+        sink = runner.AttemptLog(env.path / runner.log_name(n), self.settings.log_max_bytes)
+        try:
+            sink.note(
+                f"attempt {n} of job {env.id} by worker {self.name} "
+                f"(pid {self.identity.pid} on {self.identity.host}) at {utcnow().isoformat()}"
+            )
+            runner.write_prompt_file(env)
+            ws: workspace.Workspace | None = None
+            try:
+                ws = workspace.prepare(self.root, env)
+            except workspace.WorkspaceError as exc:
+                now = utcnow()
+                attempt = runner.Attempt(
+                    number=n,
+                    started_at=now,
+                    finished_at=now,
+                    error=f"workspace: {exc}",
+                    fatal=not exc.retriable,
+                )
+                sink.note(attempt.error or "")
+            else:
+                for line in ws.notes:
+                    sink.note(line)
+                sink.note(f"workspace: {ws.path} ({ws.kind})")
+                attempt = runner.run(
+                    env,
+                    ws.path,
+                    self.settings,
+                    sink,
+                    worker=self.name,
+                    release=self._release.is_set,
+                )
+            if attempt.lost is not None:
+                self._fenced(env, attempt.lost, sink)
+                return None
+            violations: list[str] = []
+            verdicts: list[RubricVerdict] = []
+            verdict: rubric.Verdict | None = None
+            if ws is not None:
+                lost = runner.lost_reason(env)
+                if lost is not None:
+                    self._fenced(env, lost, sink)
+                    return None
+                violations, verdicts, verdict = self._judge(env, ws, attempt, sink)
+            decision = outcome.decide(
+                attempt,
+                env.lifecycle,
+                max_attempts=env.prompt.max_attempts,
+                settings=self.settings,
+                violations=violations,
+                rubric=verdicts,
+                verdict=verdict,
+            )
+            result = Result(
+                attempt=n,
+                exit_code=attempt.exit_code,
+                started_at=attempt.started_at,
+                finished_at=attempt.finished_at or utcnow(),
+                duration_s=attempt.duration_s,
+                timed_out=attempt.timed_out,
+                killed=attempt.killed_by is not None,
+                rubric=verdicts,
+                verdict=verdict,
+                violations=violations,
+                log=runner.log_name(n),
+                base_commit=ws.base_commit if ws is not None else None,
+                report=attempt.report,
+                error=attempt.error,
+            )
+            changes: dict[str, Any] = {"result": result}
+            if decision.to is Status.QUEUED:
+                changes.update(claim=None, not_before=decision.not_before)
+            if decision.attempt_base is not None:
+                changes["attempt_base"] = decision.attempt_base
+            sink.note(f"in-progress → {decision.to}: {decision.reason}")
+            try:
+                new = job.commit(
+                    env, decision.to, Actor.AGENT, decision.reason, worker=self.name, **changes
+                )
+            except (Conflict, NotFound) as exc:
+                self._fenced(env, f"commit refused: {exc}", sink)
+                return None
+            log.info(
+                "%s %s in-progress → %s (attempt %d): %s",
+                self.name,
+                env.id,
+                decision.to,
+                n,
+                decision.reason,
+            )
+            return new
+        finally:
+            sink.close()
+
+    def _judge(
+        self,
+        env: Envelope,
+        ws: workspace.Workspace,
+        attempt: runner.Attempt,
+        sink: runner.AttemptLog,
+    ) -> tuple[list[str], list[RubricVerdict], rubric.Verdict | None]:
+        """Changed paths against allowed_paths, the work committed, then the rubric."""
+        try:
+            changed = workspace.changed_paths(ws)
+            head = workspace.commit_work(ws, env.id, attempt.number)
+        except workspace.WorkspaceError as exc:
+            attempt.error = attempt.error or f"judging the workspace failed: {exc}"
+            sink.note(attempt.error)
+            return [], [], None
+        violations = globs.violations(changed, env.prompt.allowed_paths)
+        sink.note(f"{len(changed)} path(s) changed" + (f": {_short(changed)}" if changed else ""))
+        if head is not None:
+            sink.note(f"work committed on branch farro/{env.id} as {head[:12]}")
+        if violations:
+            sink.note(f"outside allowed_paths: {_short(violations)}")
+        clean_exit = (
+            attempt.exit_code == 0
+            and attempt.error is None
+            and not attempt.timed_out
+            and attempt.killed_by is None
+            and not attempt.released
+        )
+        if violations or not clean_exit:
+            return violations, [], None
+        verdicts = rubric.run_checks(
+            env.prompt.rubric, ws.path, runner.agent_env(env, ws.path, self.name)
+        )
+        for v in verdicts:
+            state = "no check" if v.passed is None else "passed" if v.passed else "FAILED"
+            kind = "required" if v.required else "optional"
+            sink.note(f"rubric {v.id} ({kind}): {state} (exit {v.exit_code})")
+        return violations, verdicts, rubric.verdict(verdicts)
+
+    def _fenced(self, env: Envelope, why: str, sink: runner.AttemptLog) -> None:
+        sink.note(f"attempt dropped: {why}")
+        log.warning(
+            "%s %s attempt %d dropped, nothing recorded: %s",
+            self.name,
+            env.id,
+            env.lifecycle.attempt,
+            why,
+        )
+
+    # ------------------------------------------------------------ status
+
+    def _set(self, state: State, job_id: str | None = None, attempt: int | None = None) -> None:
+        with self._lock:
+            old = self._status
+            if state in ("idle", "paused") and self._stopping.is_set() and old.state != "stopped":
+                state = "stopping"
+            if (old.state, old.job, old.attempt) == (state, job_id, attempt):
+                return
+            self._status = WorkerStatus(self.name, state, job_id, attempt, utcnow(), old.jobs_done)
+            status = self._status
+        if state != old.state:
+            log.debug("%s: %s → %s", self.name, old.state, state)
+        self._write_status(status)
+
+    def _write_status(self, st: WorkerStatus) -> None:
+        body = {
+            "name": st.name,
+            "host": self.identity.host,
+            "pid": self.identity.pid,
+            "state": st.state,
+            "job": st.job,
+            "attempt": st.attempt,
+            "since": st.since.isoformat(),
+            "jobs_done": st.jobs_done,
+        }
+        try:
+            fs.write_file(
+                self.root.workers_dir / f"{self.name}.json", (json.dumps(body) + "\n").encode()
+            )
+        except OSError as exc:
+            log.warning("%s: cannot write its status file: %s", self.name, exc)
+
+
+def _short(paths: list[str], limit: int = 20) -> str:
+    more = len(paths) - limit
+    return ", ".join(paths[:limit]) + (f" (+{more} more)" if more > 0 else "")
