@@ -28,7 +28,7 @@ TMP_MAX_AGE_S = 3600.0
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # misplaced, stale, corrupt, duplicate, leftover, unaudited, tmp
+    kind: str  # misplaced, stale, corrupt, duplicate, leftover, symlink, unaudited, tmp
     path: str  # relative to the root
     detail: str
     action: str  # what repair did (or would do)
@@ -105,6 +105,7 @@ def _read_job(root: Root, path: Path) -> Lifecycle:
     except OSError:
         raise Corrupt(f"{path.name} is not a real directory (symlink or file)") from None
     try:
+        job.check_private_dir(dfd, path.name)
         lc = job.read_lifecycle(dfd, path.name)
         job.read_prompt(root, dfd, path.name)
         return lc
@@ -113,28 +114,34 @@ def _read_job(root: Root, path: Path) -> Lifecycle:
 
 
 def _leftovers(root: Root, path: Path, repair: bool) -> list[Finding]:
-    """Temp files of writes a crash interrupted: their target was never replaced."""
+    """Temp files of interrupted writes, and symlinks planted in the job dir (never followed)."""
     out = []
-    for entry in os.scandir(path):
-        if ".tmp." in entry.name:
-            detail = "temp file of an interrupted write (the real file is intact)"
-            if repair:
-                dest = quarantine_leftover(root, path, Path(entry.path), detail)
-                out.append(
-                    Finding(
-                        "leftover", _rel(root, Path(entry.path)), detail, f"moved to {dest}", True
-                    )
-                )
-            else:
-                out.append(
-                    Finding(
-                        "leftover",
-                        _rel(root, Path(entry.path)),
-                        detail,
-                        "would move to quarantine/",
-                    )
-                )
+    for entry_path, kind, detail in _suspects(path):
+        rel = _rel(root, entry_path)
+        if repair:
+            dest = quarantine_leftover(root, path, entry_path, detail)
+            out.append(Finding(kind, rel, detail, f"moved to {dest}", True))
+        else:
+            out.append(Finding(kind, rel, detail, "would move to quarantine/"))
     return out
+
+
+_PLANTED = "a symlink planted in a job directory (FARRO never follows one)"
+
+
+def _suspects(path: Path) -> list[tuple[Path, str, str]]:
+    found = []
+    for entry in os.scandir(path):
+        if entry.is_symlink():
+            found.append((Path(entry.path), "symlink", _PLANTED))
+        elif ".tmp." in entry.name:
+            detail = "temp file of an interrupted write (the real file is intact)"
+            found.append((Path(entry.path), "leftover", detail))
+        elif entry.name in ("logs", "control") and entry.is_dir(follow_symlinks=False):
+            for sub in os.scandir(entry.path):
+                if sub.is_symlink():
+                    found.append((Path(sub.path), "symlink", _PLANTED))
+    return found
 
 
 def quarantine_leftover(root: Root, job_dir: Path, path: Path, detail: str) -> str:

@@ -90,11 +90,28 @@ def _read(dir_fd: int, name: str, job_id: str) -> bytes:
 
 def _open_job_dir(path: Path) -> int:
     try:
-        return fs.open_dir(path)
+        dfd = fs.open_dir(path)
     except OSError as exc:
         if exc.errno == errno.ELOOP or exc.errno == errno.ENOTDIR:
             raise Corrupt(f"{path.name} is not a real directory (symlink or file)") from None
         raise
+    try:
+        check_private_dir(dfd, path.name)
+    except BaseException:
+        os.close(dfd)
+        raise
+    return dfd
+
+
+def check_private_dir(dfd: int, name: str) -> None:
+    """Refuse a job dir that group or others can write (or that is not ours): like the root."""
+    st = os.fstat(dfd)
+    if st.st_mode & 0o022 or st.st_uid != os.geteuid():
+        raise Corrupt(
+            f"{name}/ is writable by group or others or not owned by you "
+            f"(mode {st.st_mode & 0o7777:04o}, uid {st.st_uid}): refused, since whoever "
+            "can write a job can run code as you"
+        )
 
 
 def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
@@ -204,7 +221,7 @@ def create_many(
             finally:
                 os.close(dfd)
         if any(spec.id for spec in specs):
-            with FileLock(root.create_lock, preserve_lock_file=True, timeout=30):
+            with FileLock(root.create_lock, mode=0o600, preserve_lock_file=True, timeout=30):
                 _publish(root, staged)
         else:
             _publish(root, staged)
@@ -326,7 +343,10 @@ def claim(
         except OSError:
             continue  # claimed or moved meanwhile, or not a real directory (fsck's business)
         try:
+            check_private_dir(dfd, job_id)
             env = _try_claim(root, worker, job_id, dfd, now)
+        except Corrupt:
+            continue  # unsafe permissions: never run it (fsck quarantines it)
         finally:
             os.close(dfd)
         if env is not None:
@@ -362,6 +382,11 @@ def _try_claim(
             ):
                 held.release()
                 return None
+            try:  # a job whose prompt cannot be read is never claimed (fsck quarantines it)
+                prompt = read_prompt(root, dfd, job_id)
+            except Corrupt:
+                held.release()
+                return None
             _touch(dfd, HEARTBEAT)
             new = lc.model_copy(
                 update={
@@ -387,7 +412,6 @@ def _try_claim(
             fs.move(root.incoming / job_id, root.active / job_id)  # step 4
             crash.point("claim.moved")  # in-progress in active/, lock free: watchdog -> stale
             audit.append(root, _audit(new, lc.status, Actor.AGENT, worker.name))
-        prompt = read_prompt(root, dfd, job_id)
     except BaseException:
         held.release()
         raise
@@ -557,10 +581,16 @@ def request_kill(env: Envelope, by: str) -> None:
 
 def kill_requested(path: Path, attempt: int) -> str | None:
     """Who asked to kill ``attempt``, or None when nobody did."""
+    try:  # control/ itself may be a planted symlink: open it without following
+        cfd = fs.open_dir(path / "control")
+    except OSError:
+        return None
     try:
-        body = json.loads(fs.read_at(None, path / "control" / "kill", limit=4096))
+        body = json.loads(fs.read_at(cfd, "kill", limit=4096))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(cfd)
     if isinstance(body, dict) and body.get("attempt") == attempt:
         return str(body.get("by") or "operator")
     return None
