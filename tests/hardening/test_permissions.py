@@ -1,0 +1,107 @@
+"""Owner-only: a root, inbox or job dir that group or others can write is refused, and
+everything FARRO creates is private whatever the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from farro_core import fsck, job
+from farro_core.errors import Corrupt, RootError
+from farro_core.identity import WorkerIdentity
+from farro_core.root import Root
+
+from .helpers import make_job, quarantined
+
+ME = WorkerIdentity.current("perm")
+
+
+@pytest.mark.parametrize("sub", ["", "inbox", "incoming", "active", "done", "tmp", "run"])
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o722])
+def test_writable_root_or_queue_dir_is_refused(root: Root, sub: str, mode: int) -> None:
+    target = root.path / sub if sub else root.path
+    os.chmod(target, mode)
+    with pytest.raises(RootError, match="writable by group or others") as info:
+        Root.open(root.path)
+    assert "chmod 700" in str(info.value)  # the error says how to fix it
+
+
+def test_writable_job_dir_is_never_claimed_and_is_quarantined(root: Root) -> None:
+    bad = make_job(root, "group-writable")
+    good = make_job(root, "private")
+    os.chmod(bad.path, 0o777)
+    job._prompts.clear()
+    with pytest.raises(Corrupt, match="writable by group or others"):
+        job.load(root, bad.id)
+    got = job.claim(root, ME)
+    assert got is not None and got.id == good.id
+    assert job.claim(root, ME) is None
+    job.release_claim(got)
+    fsck.fsck(root, repair=True)
+    q = quarantined(root)
+    assert bad.id in q and "writable by group or others" in q[bad.id]
+
+
+_USE_ROOT = textwrap.dedent(
+    """
+    import os, sys
+    os.umask(0)
+    from farro_core import fsck, job, operations
+    from farro_core.envelope import parse_spec
+    from farro_core.identity import WorkerIdentity
+    from farro_core.root import Root
+    from farro_core.transitions import Actor, Status
+    root = Root.init(sys.argv[1])
+    me = WorkerIdentity.current("w")
+    specs = [parse_spec({"prompt": f"job {i}", "labels": {"n": str(i)}}) for i in range(6)]
+    job.create_many(root, specs)
+    job.create(root, parse_spec({"id": "01JFIXEDIDFIXEDIDFIXEDID00", "prompt": "named"}))
+    a = job.claim(root, me)
+    job.commit(a, Status.SUCCEEDED, Actor.AGENT, "ok"); job.release_claim(a)
+    b = job.claim(root, me); job.request_kill(b, "op")
+    job.commit(b, Status.KILLED, Actor.AGENT, "killed"); job.release_claim(b)
+    c = job.claim(root, me)
+    c = job.commit(c, Status.QUEUED, Actor.AGENT, "retry"); job.release_claim(c)
+    operations.kill(root, c.id)
+    d = job.claim(root, me)  # dies holding it: fsck marks it stale, operator requeues
+    job.CLAIMS.release(job.claim_key(root, d.id, d.lifecycle.attempt))
+    fsck.fsck(root, repair=True)
+    operations.requeue(root, d.id)
+    os.mkdir(root.tmp / "leftover", 0o755)
+    os.utime(root.tmp / "leftover", (0, 0))
+    fsck.fsck(root, repair=True)
+    """
+)
+
+
+def test_everything_farro_creates_is_owner_only_even_with_umask_0(tmp_path: Path) -> None:
+    """Walk a used root made with umask 0: dirs 0700, files 0600, prompt.json 0444 (spec)."""
+    path = tmp_path / "root"
+    subprocess.run([sys.executable, "-c", _USE_ROOT, str(path)], check=True, timeout=60)
+    bad = []
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            mode = stat.S_IMODE(st.st_mode)
+            seen += 1
+            rel = os.path.relpath(p, path)
+            if rel.startswith("quarantine/leftover"):
+                continue  # our own planted 0755 leftover, moved aside as it was
+            if stat.S_ISDIR(st.st_mode):
+                want = {0o700}
+            elif name == "prompt.json":
+                want = {0o444, 0o400}
+            else:
+                want = {0o600}
+            if mode not in want or stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+                bad.append(f"{rel}: {mode:04o}")
+    assert seen > 40
+    assert bad == [], "not owner-only:\n" + "\n".join(bad)
