@@ -208,6 +208,8 @@ def _flag_spec(
     spec: dict[str, Any] = {"prompt": prompt}
     if title is not None:
         spec["title"] = title
+    if any(not check.strip() for check in rubric_check):
+        raise BadInput("--rubric-check may not be empty: give the shell command to run")
     if rubric_check:
         spec["rubric"] = [
             {"id": f"r{i}", "description": check, "check": check}
