@@ -1,0 +1,169 @@
+"""The watchdog: in-progress jobs whose worker is gone or silent become stale.
+
+Liveness is the claim lock (SPEC section 5): the kernel frees it when the worker
+dies, however it dies, so a free lock means "worker gone". A worker that is
+alive but hung (SIGSTOP, a deadlock) keeps its lock and stops touching
+``heartbeat``; after ``stale_after_s`` its job is made stale anyway, and the
+revision check then refuses that worker's late commit (the fencing).
+
+Every move goes through :func:`farro_core.job.commit`, so the transition table
+decides what is legal and a job that moved on meanwhile is left alone.
+
+Crash after claim step 3: the job is in-progress but still in incoming/. Reading
+every job.json in incoming/ each sweep would cost a parse per queued job, so the
+watchdog remembers what it last saw per entry, keyed by job.json's
+(inode, mtime, size): every write of job.json is a rename of a new file, so an
+unchanged key means unchanged content. A sweep costs one ``stat`` per queued job
+and parses only new or rewritten job.json files (a queued job is parsed once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from farro_core import fs, job
+from farro_core.envelope import Envelope
+from farro_core.errors import Conflict, FarroError, IllegalTransition, NotFound
+from farro_core.root import Root
+from farro_core.settings import Settings
+from farro_core.transitions import Actor, Status
+
+log = logging.getLogger("farro.watchdog")
+
+_StatKey = tuple[int, int, int]
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did: (job id, reason) per stale mark, ids requeued."""
+
+    stale: list[tuple[str, str]] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    checked: int = 0
+
+
+class Watchdog:
+    """Sweeps a root; holds only a cache of what it saw in incoming/ (no locks)."""
+
+    def __init__(self, root: Root, settings: Settings | None = None) -> None:
+        self.root = root
+        self.settings = settings or root.settings
+        self._incoming_seen: dict[str, _StatKey] = {}
+
+    def sweep(self, now: float | None = None) -> SweepReport:
+        """One pass: stale-marking in active/ and incoming/, then the stale policy."""
+        report = SweepReport()
+        now = time.time() if now is None else now
+        for job_id in self.root.ids("active"):
+            report.checked += 1
+            self._check(self.root.active / job_id, job_id, now, report)
+        for job_id in self._suspects_in_incoming():
+            report.checked += 1
+            self._check(self.root.incoming / job_id, job_id, now, report)
+        return report
+
+    # ------------------------------------------------------------ incoming/
+
+    def _suspects_in_incoming(self) -> list[str]:
+        """Ids in incoming/ whose job.json is new or changed and says in-progress."""
+        seen = self._incoming_seen
+        present: set[str] = set()
+        suspects = []
+        for job_id in self.root.ids("incoming"):
+            present.add(job_id)
+            try:
+                st = os.stat(self.root.incoming / job_id / job.JOB, follow_symlinks=False)
+            except OSError:
+                continue  # moved meanwhile, or fsck's business
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if seen.get(job_id) == key:
+                continue
+            status = _peek_status(self.root.incoming / job_id)
+            if status == Status.IN_PROGRESS:
+                suspects.append(job_id)  # not cached: looked at again next sweep
+            elif status is not None:
+                seen[job_id] = key
+        for gone in set(seen) - present:
+            del seen[gone]
+        return suspects
+
+    # ------------------------------------------------------------ one job
+
+    def _check(self, path: Path, job_id: str, now: float, report: SweepReport) -> None:
+        try:
+            env = job.load(self.root, str(path))
+        except (FarroError, OSError):
+            return  # gone or unreadable: fsck's business, not ours
+        lc = env.lifecycle
+        if lc.status is Status.IN_PROGRESS:
+            reason = self._stale_reason(env, now)
+            if reason is None:
+                return
+            marked = self._commit(env, Status.STALE, Actor.WATCHDOG, reason)
+            if marked is None:
+                return
+            env = marked
+            report.stale.append((job_id, reason))
+            log.warning("job %s stale: %s", job_id, reason)
+        if env.status is Status.STALE and self.settings.auto_requeue_stale:
+            self._maybe_requeue(env, report)
+
+    def _stale_reason(self, env: Envelope, now: float) -> str | None:
+        lc = env.lifecycle
+        path = env.runtime.path
+        if job.claim_is_free(self.root, path, env.id, lc.attempt):
+            return "worker gone"
+        started = lc.claim.claimed_at.timestamp() if lc.claim else lc.updated_at.timestamp()
+        beat = job.heartbeat_age(path, now)
+        last = started if beat is None else max(started, now - beat)
+        silent = now - last
+        if silent > self.settings.stale_after_s:
+            who = f" (worker {lc.claim.worker})" if lc.claim else ""
+            return f"no heartbeat for {silent:.0f} s{who}"
+        return None
+
+    def _maybe_requeue(self, env: Envelope, report: SweepReport) -> None:
+        """auto_requeue_stale: only when the worker is gone and attempts remain."""
+        lc = env.lifecycle
+        if not job.claim_is_free(self.root, env.runtime.path, env.id, lc.attempt):
+            return  # hung but alive: an operator decides
+        if lc.attempts_left(env.prompt.max_attempts) <= 0:
+            return
+        new = self._commit(
+            env,
+            Status.QUEUED,
+            Actor.MANAGER,
+            f"requeued by the manager after: {lc.reason}",
+            claim=None,
+            not_before=None,
+        )
+        if new is not None:
+            report.requeued.append(env.id)
+            log.info("job %s requeued (auto_requeue_stale)", env.id)
+
+    def _commit(
+        self, env: Envelope, to: Status, actor: Actor, reason: str, **changes: Any
+    ) -> Envelope | None:
+        try:
+            return job.commit(env, to, actor, reason, **changes)
+        except (Conflict, NotFound, IllegalTransition):
+            return None  # it moved on meanwhile: whoever moved it was right
+        except FarroError as exc:
+            log.error("job %s: could not mark %s: %s", env.id, to, exc)
+            return None
+
+
+def _peek_status(path: Path) -> str | None:
+    """job.json's status without model validation (the cheap read of listing.py)."""
+    try:
+        data = json.loads(fs.read_file(path / job.JOB, limit=1 << 20))
+    except (OSError, ValueError):
+        return None
+    status = data.get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) else None
