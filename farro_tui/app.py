@@ -1,0 +1,569 @@
+"""FARRO's operator console: the queue live, steered with single keys.
+
+The app hosts the System (manager + embedded workers) unless ``no_workers``; a
+:class:`~farro_tui.store.Feeder` thread reads the tree and posts coalesced
+:class:`~farro_tui.messages.QueueChanged` messages. Every change to a job goes
+through :mod:`farro_core.operations`, so the transition table decides what is
+legal, and a refusal becomes a notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from farro_core import operations
+from farro_core.errors import FarroError
+from farro_core.root import Root
+from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
+from farro_tui.commands import FarroCommands
+from farro_tui.messages import ActionDone, QueueChanged
+from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
+from farro_tui.screens.job import JobScreen
+from farro_tui.screens.log import LogScreen
+from farro_tui.screens.main import MainScreen
+from farro_tui.screens.workers import WorkersScreen
+from farro_tui.store import Feeder, Store
+from farro_tui.view import TABS, ViewSpec, visible
+from farro_tui.widgets.queue_view import QueueView
+
+#: actions that change a job; ``--readonly`` hides them all
+STEERING = frozenset({"requeue", "kill"})
+VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed")}
+
+
+def can(verb: str, status: str | None) -> bool:
+    """Ask the transition table, never a hard-coded list."""
+    if status is None or status not in Status.__members__.values():
+        return False
+    s = Status(status)
+    return operator_can_requeue(s) if verb == "requeue" else operator_can_kill(s)
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class FarroApp(App[None]):
+    """The console. ``clock``/``watch``/``system`` exist for tests and screenshots."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "FARRO"
+    COMMANDS: ClassVar[set[Any]] = {FarroCommands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "requeue", "Requeue", id="requeue"),
+        Binding("x", "kill", "Kill", id="kill"),
+        Binding("l", "log", "Log", id="log"),
+        Binding("w", "workers", "Workers", id="workers"),
+        Binding("p", "pause", "Pause", id="pause"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_farro", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        root: Root,
+        workers: int | None = None,
+        no_workers: bool = False,
+        readonly: bool = False,
+        demo: bool = False,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        watch: bool = True,
+        system: Any = None,
+        kill_wait_s: float = 30.0,
+        cursor_blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.worker_count = workers
+        self.no_workers = no_workers
+        self.readonly = readonly
+        self.demo = demo
+        self.clock = clock or system_clock
+        self.cursor_blink = cursor_blink
+        self.kill_wait_s = kill_wait_s
+        self.system: Any = system
+        self._owns_system = system is None
+        self._system_stopped = False
+        self._stop_lock = threading.Lock()
+        self.store = Store()
+        self.feeder = Feeder(root, self._feeder_ready, watch=watch, rescan_s=self._rescan_s())
+        self.spec = ViewSpec()
+        self.operator = f"{_user()}@tui"
+        self._view_timer: Any = None
+        self._last_view = 0.0
+        self._snapshot: Any = None
+        self._snapshot_at = 0.0
+        self.quitting = False
+
+    def _feeder_ready(self) -> None:
+        self.post_message(QueueChanged())
+
+    def _rescan_s(self) -> float:
+        try:
+            return float(self.root.settings.rescan_s)
+        except FarroError:
+            return 2.0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        try:
+            keys = dict(self.root.settings.keys)
+        except FarroError as exc:
+            keys = {}
+            self.notify(f"farro.toml: {exc}", severity="error", timeout=10)
+        if keys:
+            self.set_keymap(keys)
+        self.feeder.start()
+        if self.system is None and not self.no_workers:
+            self._start_system()
+        self.set_interval(1.0, self._tick)
+        if threading.current_thread() is threading.main_thread() and not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self._hangup)
+
+    def _start_system(self) -> None:
+        try:
+            from farro_core.system import System
+        except ImportError:
+            self.notify("embedded workers are not available in this build", severity="warning")
+            return
+        try:
+            self.system = System(self.root, workers=self.worker_count, manager=True)
+            self.system.start()
+        except FarroError as exc:
+            self.system = None
+            self.notify(f"workers not started: {exc}", severity="error", timeout=10)
+
+    def _hangup(self) -> None:
+        """The terminal is gone (SSH drop) or we were told to stop: release jobs, exit."""
+        self.quitting = True
+        threading.Thread(target=self._stop_and_exit, args=(True,), daemon=True).start()
+
+    def _stop_and_exit(self, release: bool) -> None:
+        self.stop_system(release=release)
+        with contextlib.suppress(RuntimeError):
+            self.call_from_thread(self.exit)
+
+    def stop_system(self, *, release: bool = True) -> None:
+        """Stop the embedded System once, whoever asks first (quit, hangup, exit)."""
+        with self._stop_lock:
+            if self._system_stopped or self.system is None:
+                self._system_stopped = True
+                return
+            self._system_stopped = True
+        try:
+            self.system.stop(release=release)
+        except Exception as exc:  # a failing stop must not hide the console's exit
+            self.log.error(f"System.stop failed: {exc!r}")
+
+    def on_unmount(self) -> None:
+        self.feeder.stop()
+        if self._owns_system:
+            self.stop_system(release=True)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().run(*args, **kwargs)
+        finally:  # however the app ends, embedded workers release their jobs
+            self.feeder.stop()
+            if self._owns_system:
+                self.stop_system(release=True)
+
+    # ------------------------------------------------------------ the data
+
+    @on(QueueChanged)
+    def _queue_changed(self) -> None:
+        delta = self.feeder.take()
+        names_changed, rows_changed = self.store.apply(delta)
+        spec = self.spec
+        default = spec.tab == 0 and not spec.filter and spec.sort == "status"
+        outside_done = any(r is not None and r.queue != "done" for r in delta.rows.values())
+        if names_changed or (rows_changed and (outside_done or not default)):
+            self.schedule_view()
+        else:
+            self._redraw()
+        for screen in self.screen_stack:
+            hook = getattr(screen, "store_changed", None)
+            if hook is not None:
+                hook()
+
+    def schedule_view(self) -> None:
+        """Recompute the visible ids now, or soon: at most ~4 times a second."""
+        wait = 0.25 - (time.monotonic() - self._last_view)
+        if wait <= 0:
+            self.recompute_view()
+        elif self._view_timer is None:
+            self._view_timer = self.set_timer(wait, self.recompute_view)
+
+    def recompute_view(self) -> None:
+        self._view_timer = None
+        self._last_view = time.monotonic()
+        ids = visible(self.store, self.spec, self.clock())
+        main = self._main()
+        if main is None:
+            return
+        q = main.queue
+        if not ids:
+            q.empty_text = self._empty_text()
+        q.set_ids(ids)
+        main.update_bars()
+        self.refresh_bindings()
+
+    def _empty_text(self) -> str:
+        if not self.store.loaded:
+            return "loading…"
+        if self.spec.filter:
+            return f"no job matches /{self.spec.filter} (esc clears)"
+        if self.spec.tab and not self.store.done_loaded:
+            return f"no {TABS[self.spec.tab][0]} jobs yet (still reading done/…)"
+        return "no jobs" + (f" in {TABS[self.spec.tab][0]}" if self.spec.tab else "")
+
+    def _redraw(self) -> None:
+        main = self._main()
+        if main is not None:
+            main.queue.refresh()
+            main.update_bars()
+
+    def _tick(self) -> None:
+        """Ages and run times move with the clock; nothing is read from disk here."""
+        self._redraw()
+
+    def _main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    @property
+    def ready(self) -> bool:
+        """The first listing arrived and the queue shows it (tests wait for this)."""
+        main = self._main()
+        return self.store.loaded and main is not None and self._last_view > 0
+
+    def set_tab(self, n: int) -> None:
+        self.spec = replace(self.spec, tab=n)
+        self.recompute_view()
+
+    def set_filter(self, text: str) -> None:
+        if text != self.spec.filter:
+            self.spec = replace(self.spec, filter=text)
+            self.recompute_view()
+
+    def set_sort(self, column: str) -> None:
+        reverse = not self.spec.reverse if column == self.spec.sort else False
+        self.spec = replace(self.spec, sort=column, reverse=reverse)
+        self.recompute_view()
+
+    def system_snapshot(self) -> Any:
+        if self.system is None:
+            return None
+        now = time.monotonic()
+        if now - self._snapshot_at > 0.25:
+            try:
+                self._snapshot = self.system.snapshot()
+            except Exception:
+                self._snapshot = None
+            self._snapshot_at = now
+        return self._snapshot
+
+    def stats_text(self, width: int) -> Text:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(" FARRO ", "bold reverse")
+        path = str(self.root.path).replace(os.path.expanduser("~"), "~", 1)
+        if width < 100 and len(path) > 24:
+            path = "…" + path[-23:]
+        t.append(f" {path} ", "bold")
+        if self.readonly:
+            t.append(" READ-ONLY ", "bold black on yellow")
+        snap = self.system_snapshot()
+        if snap is None:
+            t.append(" │ no workers", "bright_black")
+        else:
+            states = [w.state for w in snap.workers]
+            t.append(" │ workers ")
+            t.append(f"{states.count('busy')} busy", "yellow")
+            t.append(f" {states.count('idle')} idle", "green")
+            if snap.paused:
+                t.append(" PAUSED", "bold magenta")
+            role = snap.manager.role
+            t.append(" │ mgr ")
+            t.append(role, {"here": "green", "elsewhere": "cyan"}.get(role, "red"))
+        t.append(f" │ {self.store.finished_per_minute()}/min")
+        if not self.store.done_loaded and self.store.loaded:
+            t.append(" │ reading done/…", "bright_black")
+        return t
+
+    # ------------------------------------------------------------ navigation
+
+    def open_job(self, job_id: str) -> None:
+        self.push_screen(JobScreen(job_id))
+
+    def current_job(self) -> str | None:
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            return screen.queue.selected
+        if isinstance(screen, JobScreen | LogScreen):
+            return screen.job_id
+        return None
+
+    def action_log(self) -> None:
+        job_id = self.current_job()
+        if job_id is not None:
+            self.push_screen(LogScreen(job_id))
+
+    def action_workers(self) -> None:
+        if not isinstance(self.screen, WorkersScreen):
+            self.push_screen(WorkersScreen())
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.help_rows(), self._help_notes()))
+
+    def _help_notes(self) -> str:
+        notes = "Marked rows (space) are what r/x act on, even when a filter hides them."
+        if self.readonly:
+            notes += "\nRead-only: actions that change a job are hidden."
+        return notes
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, what, where) for every binding, as currently mapped."""
+        keymap = self._keymap
+        out: list[tuple[str, str, str]] = []
+        sources: list[tuple[str, list[BindingType]]] = [
+            ("queue", list(QueueView.BINDINGS) + list(MainScreen.BINDINGS)),
+            ("everywhere", list(self.BINDINGS)),
+            ("job", list(JobScreen.BINDINGS)),
+            ("log", list(LogScreen.BINDINGS)),
+            ("workers", list(WorkersScreen.BINDINGS)),
+        ]
+        seen: set[tuple[str, str]] = set()
+        for where, bindings in sources:
+            for b in bindings:
+                if not isinstance(b, Binding):
+                    continue
+                action = b.action.split("(")[0].removeprefix("app.")
+                if self.readonly and action in STEERING:
+                    continue
+                if action == "pause" and self.system is None:
+                    continue
+                keys = keymap.get(b.id, b.key) if b.id else b.key
+                shown = ", ".join(self.get_key_display(Binding(k, "")) for k in keys.split(","))
+                if (shown, where) in seen:
+                    continue
+                seen.add((shown, where))
+                out.append((shown, b.description or action, where))
+        out.append((self.get_key_display(Binding("ctrl+p", "")), "command palette", "everywhere"))
+        return out
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help: every key", "List every binding", self.action_help)
+
+    # ------------------------------------------------------------ steering
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in STEERING:
+            if self.readonly:
+                return False
+            if not isinstance(self.screen, MainScreen | JobScreen | LogScreen):
+                return False
+            ids = self.targets()
+            if not any(
+                can(action, self.store.status_of(i) or self._status_on_screen(i)) for i in ids
+            ):
+                return None  # shown disabled: the table allows it for no target
+            return True
+        if action == "pause":
+            return self.system is not None
+        if action == "log":
+            return self.current_job() is not None or None
+        return True
+
+    def _status_on_screen(self, job_id: str) -> str | None:
+        screen = self.screen
+        if isinstance(screen, JobScreen) and screen.env is not None:
+            return str(screen.env.status)
+        return None
+
+    def targets(self) -> list[str]:
+        fn = getattr(self.screen, "targets", None)
+        return list(fn()) if fn is not None else []
+
+    def action_requeue(self) -> None:
+        self.steer("requeue")
+
+    def action_kill(self) -> None:
+        self.steer("kill")
+
+    def steer(self, verb: str) -> None:
+        """Confirm, then act on every target the table allows; say what was skipped."""
+        if self.readonly:
+            return
+        ids = self.targets()
+        status = {i: self.store.status_of(i) or self._status_on_screen(i) for i in ids}
+        legal = [i for i in ids if can(verb, status[i])]
+        skipped = [i for i in ids if i not in legal]
+        if not legal:
+            self.notify(
+                f"nothing to {verb}: the table allows it for no selected job", severity="warning"
+            )
+            return
+        title, _ = VERBS[verb]
+        noun = "job" if len(legal) == 1 else "jobs"
+        lines = [f"{title} {len(legal)} {noun}?"]
+        for i in legal[:4]:
+            row = self.store.rows.get(i)
+            title = f" {row.title[:28]}" if row else ""
+            lines.append(f"  {i}{title} ({status[i]})")
+        if len(legal) > 4:
+            lines.append(f"  … and {len(legal) - 4} more")
+        screen = self.screen
+        hidden = screen.hidden_marks() if isinstance(screen, MainScreen) else 0
+        if hidden:
+            lines.append(f"{hidden} of the marked jobs are hidden by the filter or tab.")
+        if skipped:
+            lines.append(f"{len(skipped)} skipped: {verb} is not allowed for their status.")
+        running = [i for i in legal if status[i] == "in-progress"]
+        if verb == "kill" and running:
+            lines.append(f"{len(running)} running: their workers are asked to stop them.")
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.run_steer(verb, legal)
+
+        self.push_screen(ConfirmScreen(f"{title}?", "\n".join(lines), yes=title), answered)
+
+    @work(thread=True, group="steer")
+    def run_steer(self, verb: str, ids: list[str]) -> None:
+        """Off the UI thread: a kill of a running job waits for its worker."""
+        done: list[str] = []
+        refused: list[tuple[str, str]] = []
+        waiting: list[str] = []
+        for job_id in ids:
+            try:
+                if verb == "requeue":
+                    operations.requeue(self.root, job_id, by=self.operator)
+                    done.append(job_id)
+                else:
+                    env = operations.kill(self.root, job_id, by=self.operator, wait_s=0)
+                    (waiting if env.status == Status.IN_PROGRESS else done).append(job_id)
+            except FarroError as exc:
+                refused.append((job_id, str(exc)))
+        if waiting:
+            self.call_from_thread(self._killing, waiting, True)
+        for job_id in waiting:
+            try:
+                operations.kill(self.root, job_id, by=self.operator, wait_s=self.kill_wait_s)
+                done.append(job_id)
+            except FarroError as exc:
+                refused.append((job_id, str(exc)))
+        if waiting:
+            self.call_from_thread(self._killing, waiting, False)
+        self.post_message(ActionDone(verb, done, refused))
+
+    def _killing(self, ids: list[str], on: bool) -> None:
+        main = self._main()
+        if main is not None:
+            (main.queue.killing.update if on else main.queue.killing.difference_update)(ids)
+            main.queue.refresh()
+        if on:
+            n = len(ids)
+            self.notify(
+                f"kill requested for {n} running job{'s' * (n != 1)}; waiting for the worker…",
+                title="Kill",
+            )
+
+    @on(ActionDone)
+    def _action_done(self, msg: ActionDone) -> None:
+        _, past = VERBS[msg.verb]
+        if msg.done:
+            n = len(msg.done)
+            what = msg.done[0] if n == 1 else f"{n} jobs"
+            self.notify(f"{past} {what}", title=VERBS[msg.verb][0])
+        for job_id, why in msg.refused[:3]:
+            self.notify(why, title=f"{msg.verb} refused: {job_id}", severity="warning", timeout=8)
+        if len(msg.refused) > 3:
+            self.notify(f"… and {len(msg.refused) - 3} more refused", severity="warning")
+        main = self._main()
+        if main is not None:
+            main.queue.marks.difference_update(msg.done)
+        self.feeder.poke()
+        for screen in self.screen_stack:
+            if isinstance(screen, JobScreen):
+                screen.reload()
+
+    # ------------------------------------------------------------ workers
+
+    def action_pause(self) -> None:
+        if self.system is None:
+            return
+        if self.system.paused:
+            self.system.resume()
+            self.notify("workers resumed: claiming jobs again")
+        else:
+            self.system.pause()
+            self.notify("workers paused: running jobs go on, nothing new is claimed")
+        self._snapshot_at = 0.0
+        self._redraw()
+
+    def busy_workers(self) -> int:
+        snap = self.system_snapshot() if not self._system_stopped else None
+        if snap is None:
+            return 0
+        return sum(1 for w in snap.workers if w.state == "busy")
+
+    def action_quit_farro(self) -> None:
+        if self.system is None or self._system_stopped:
+            self.exit()
+            return
+        self._snapshot_at = 0.0
+        busy = self.busy_workers()
+        if busy == 0:
+            self.quit_with(release=True)
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "finish":
+                self.notify("waiting for running jobs to finish…", timeout=60)
+                self.quit_with(release=False)
+            elif choice == "release":
+                self.notify("releasing running jobs…")
+                self.quit_with(release=True)
+
+        self.push_screen(QuitScreen(busy), chosen)
+
+    @work(thread=True, group="quit")
+    def quit_with(self, *, release: bool) -> None:
+        self.quitting = True
+        self.stop_system(release=release)
+        self.call_from_thread(self.exit)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

@@ -1,0 +1,252 @@
+"""The job pane: everything about one job, and its history as a timeline."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from farro_core import audit
+from farro_core.envelope import Envelope
+from farro_core.errors import FarroError
+from farro_core.fs import read_file
+from farro_core.job import kill_requested, load
+from farro_tui.view import fmt_duration
+from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
+
+if TYPE_CHECKING:
+    from farro_tui.app import FarroApp
+
+MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("?", "bright_black")}
+
+
+def _ts(value: Any) -> str:
+    if value is None:
+        return "—"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("+00:00", "Z").replace("T", " ")[:19] + "Z"
+
+
+def _section(title: str) -> Text:
+    return Text(f"\n{title}", style="bold underline")
+
+
+def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> RenderableType:
+    p, lc = env.prompt, env.lifecycle
+    parts: list[RenderableType] = []
+    head = Text()
+    head.append(STATUS_LABEL.get(lc.status, lc.status).upper(), STATUS_STYLE.get(lc.status))
+    if killing:
+        head.append("  kill requested", "bold red")
+    head.append(f"  {p.title}", "bold")
+    parts.append(head)
+    parts.append(Text(env.id, style="bright_black"))
+
+    parts.append(_section("Lifecycle"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bright_black", no_wrap=True)
+    grid.add_column()
+    left = lc.attempts_left(p.max_attempts)
+    grid.add_row("attempt", f"{lc.attempt} (max {p.max_attempts}, {left} automatic left)")
+    grid.add_row("revision", str(lc.revision))
+    grid.add_row("reason", lc.reason or "—")
+    if lc.claim is not None:
+        c = lc.claim
+        grid.add_row("claim", f"{c.worker} on {c.host} pid {c.pid} since {_ts(c.claimed_at)}")
+    if lc.not_before is not None:
+        grid.add_row("not before", _ts(lc.not_before))
+    grid.add_row("created", f"{_ts(lc.created_at)} by {p.created_by}")
+    grid.add_row("updated", _ts(lc.updated_at))
+    grid.add_row("timeout", fmt_duration(p.timeout_s))
+    grid.add_row("priority", str(p.priority))
+    if p.labels:
+        grid.add_row("labels", " ".join(f"{k}={v}" for k, v in p.labels.items()))
+    grid.add_row("workspace", p.workspace or f"{env.path}/work")
+    if p.agent is not None:
+        grid.add_row("agent", p.agent if isinstance(p.agent, str) else " ".join(p.agent))
+    parts.append(grid)
+
+    r = lc.result
+    parts.append(_section("Result"))
+    if r is None:
+        parts.append(Text("no attempt has finished yet", style="bright_black"))
+    else:
+        res = Table.grid(padding=(0, 2))
+        res.add_column(style="bright_black", no_wrap=True)
+        res.add_column()
+        verdict = Text(
+            r.verdict or "—", style={"passed": "green", "failed": "red"}.get(r.verdict or "", "")
+        )
+        res.add_row("verdict", verdict)
+        flags = [f for f, on in (("timed out", r.timed_out), ("killed", r.killed)) if on]
+        res.add_row("exit code", f"{r.exit_code}" + (f" ({', '.join(flags)})" if flags else ""))
+        res.add_row("attempt", f"{r.attempt}: {_ts(r.started_at)} → {_ts(r.finished_at)}")
+        res.add_row("duration", fmt_duration(r.duration_s))
+        for key in ("cost_usd", "cost", "tokens", "input_tokens", "output_tokens", "model"):
+            if key in r.report:
+                res.add_row(key.replace("_", " "), str(r.report[key]))
+        if r.error:
+            res.add_row("error", Text(r.error, style="red"))
+        if r.base_commit:
+            res.add_row("base commit", r.base_commit)
+        parts.append(res)
+
+    parts.append(_section(f"Rubric ({len(p.rubric)})"))
+    verdicts = {v.id: v for v in (r.rubric if r else [])}
+    if not p.rubric:
+        parts.append(Text("no checks: the agent's exit code decides", style="bright_black"))
+    for item in p.rubric:
+        v = verdicts.get(item.id)
+        mark, colour = MARKS[v.passed if v else None]
+        line = Text()
+        line.append(f" {mark} ", f"bold {colour}")
+        line.append(item.id, "bold")
+        if not item.required:
+            line.append(" (optional)", "bright_black")
+        if item.description:
+            line.append(f"  {item.description}")
+        parts.append(line)
+        if item.check:
+            parts.append(Text(f"   $ {item.check}", style="bright_black"))
+        if v is not None and v.output_tail.strip():
+            tail = "\n".join(v.output_tail.rstrip().splitlines()[-6:])
+            parts.append(Text("   " + tail.replace("\n", "\n   "), style="italic"))
+
+    parts.append(_section("Allowed paths"))
+    parts.append(Text("  ".join(p.allowed_paths)))
+    if r is not None and r.violations:
+        parts.append(Text(f"violations ({len(r.violations)}):", style="bold red"))
+        for path in r.violations[:50]:
+            parts.append(Text(f"  ✗ {path}", style="red"))
+
+    parts.append(_section("Prompt"))
+    parts.append(Text(p.prompt))
+
+    parts.append(_section(f"History ({len(history)})"))
+    timeline = Table.grid(padding=(0, 1))
+    timeline.add_column(style="bright_black", no_wrap=True)
+    timeline.add_column(no_wrap=True)
+    timeline.add_column()
+    for rec in history:
+        frm, to = rec.get("from"), str(rec.get("to", ""))
+        move = Text()
+        if frm:
+            move.append(STATUS_LABEL.get(str(frm), str(frm)), STATUS_STYLE.get(str(frm)))
+            move.append(" → ")
+        move.append(STATUS_LABEL.get(to, to), STATUS_STYLE.get(to))
+        who = str(rec.get("actor", ""))
+        if rec.get("worker"):
+            who += f" {rec['worker']}"
+        timeline.add_row(
+            _ts(rec.get("ts")), move, Text(f"{who}: {rec.get('reason', '')}", overflow="fold")
+        )
+    parts.append(timeline)
+    return Group(*parts)
+
+
+class JobScreen(Screen[None]):
+    """``enter`` on a row opens it; ``esc`` goes back. Reloads when the job changes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("y", "raw", "Raw JSON", id="raw"),
+        Binding("l", "app.log", "Log", id="log"),
+        Binding("up,k", "scroll(-1)", "Up", show=False),
+        Binding("down,j", "scroll(1)", "Down", show=False),
+        Binding("g,home", "scroll_home", "Top", show=False),
+        Binding("G,end", "scroll_end", "Bottom", show=False),
+    ]
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.env: Envelope | None = None
+        self.raw = False
+        self._revision: int | None = None
+
+    @property
+    def farro(self) -> FarroApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(f" Job {self.job_id}", id="pane-title")
+        with VerticalScroll(id="job-body"):
+            yield Static("loading…", id="job-content")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#job-body").focus()
+        self.reload()
+
+    def targets(self) -> list[str]:
+        return [self.job_id]
+
+    def store_changed(self) -> None:
+        row = self.farro.store.rows.get(self.job_id)
+        if row is not None and row.revision != self._revision:
+            self.reload()
+
+    @work(thread=True, exclusive=True, group="job-load")
+    def reload(self) -> None:
+        root = self.farro.root
+        try:
+            env = load(root, self.job_id)
+        except FarroError as exc:
+            self.app.call_from_thread(self._show, Text(f"cannot read job: {exc}", style="red"))
+            return
+        history = list(audit.read(root, self.job_id))
+        killing = kill_requested(env.path, env.lifecycle.attempt) is not None
+        if self.raw:
+            body: RenderableType = Group(
+                *(self._raw_file(env, name) for name in ("prompt.json", "job.json"))
+            )
+        else:
+            body = render_job(env, history, killing and env.status == "in-progress")
+        self.app.call_from_thread(self._loaded, env, body)
+
+    @staticmethod
+    def _raw_file(env: Envelope, name: str) -> RenderableType:
+        try:
+            text = read_file(env.path / name).decode(errors="replace")
+            text = json.dumps(json.loads(text), indent=2)
+        except (OSError, ValueError) as exc:
+            return Text(f"{name}: {exc}", style="red")
+        return Group(
+            Text(f"\n{name}", style="bold underline"), Syntax(text, "json", theme="ansi_dark")
+        )
+
+    def _loaded(self, env: Envelope, body: RenderableType) -> None:
+        self.env = env
+        self._revision = env.lifecycle.revision
+        self._show(body)
+        self.refresh_bindings()
+
+    def _show(self, body: RenderableType) -> None:
+        self.query_one("#job-content", Static).update(body)
+        mode = "raw JSON" if self.raw else ""
+        title = f" Job {self.job_id}" + (f"  [{mode}]" if mode else "")
+        self.query_one("#pane-title", Static).update(title)
+
+    def action_raw(self) -> None:
+        self.raw = not self.raw
+        self.reload()
+
+    def action_scroll(self, delta: int) -> None:
+        body = self.query_one("#job-body", VerticalScroll)
+        body.scroll_relative(y=delta, animate=False)
+
+    def action_scroll_home(self) -> None:
+        self.query_one("#job-body", VerticalScroll).scroll_home(animate=False)
+
+    def action_scroll_end(self) -> None:
+        self.query_one("#job-body", VerticalScroll).scroll_end(animate=False)

@@ -1,0 +1,173 @@
+"""The main screen: stat bar, status tabs, the queue, and the filter line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.events import Resize
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from farro_tui.view import COLUMNS, TABS
+from farro_tui.widgets.queue_view import NARROW_BELOW, QueueHeader, QueueView
+
+if TYPE_CHECKING:
+    from farro_tui.app import FarroApp
+
+TAB_SHORT = ("all", "queued", "run", "stale", "failed", "ok", "killed")
+
+
+class MainScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("escape", "clear", "Clear", show=False, id="clear"),
+        Binding("s", "sort", "Sort", show=False, id="sort"),
+        *(
+            Binding(str(n + 1), f"tab({n})", label.title(), show=False, id=f"tab_{label}")
+            for n, (label, _) in enumerate(TABS)
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filter_timer: Timer | None = None
+
+    @property
+    def farro(self) -> FarroApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        farro = self.farro
+        yield Static("", id="stats")
+        yield Static("", id="tabs")
+        yield QueueHeader(id="queue-header")
+        yield QueueView(farro.store, farro.clock, want=farro.feeder.want, id="queue")
+        yield Input(placeholder="filter: text or regex over id, title, labels", id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(QueueView).focus()
+        self.query_one("#filter", Input).display = False
+        self.query_one("#filter", Input).cursor_blink = self.farro.cursor_blink
+
+    @property
+    def queue(self) -> QueueView:
+        return self.query_one(QueueView)
+
+    def targets(self) -> list[str]:
+        """Marked jobs (visible or not), else the one under the cursor."""
+        q = self.queue
+        if q.marks:
+            return sorted(q.marks)
+        return [q.selected] if q.selected else []
+
+    def hidden_marks(self) -> int:
+        q = self.queue
+        if not q.marks:
+            return 0
+        shown = set(q.ids)
+        return sum(1 for m in q.marks if m not in shown)
+
+    # ------------------------------------------------------------ drawing
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < NARROW_BELOW, "narrow")
+        self.update_bars()
+
+    def update_bars(self) -> None:
+        farro = self.farro
+        self.query_one("#stats", Static).update(farro.stats_text(self.size.width))
+        counts = farro.store.counts()
+        spec = farro.spec
+        short = self.size.width < 110
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for n, (label, statuses) in enumerate(TABS):
+            if statuses is None:
+                count = str(len(farro.store.queue_of))
+            else:
+                count = str(sum(counts.get(s, 0) for s in statuses))
+                if not farro.store.done_loaded and statuses & {"succeeded", "failed", "killed"}:
+                    count += "…"
+            name = TAB_SHORT[n] if short else label
+            style = "reverse bold" if n == spec.tab else ""
+            t.append(f" {n + 1}", "bold yellow" if n != spec.tab else style)
+            t.append(f" {name} {count} ", style)
+        if spec.filter:
+            t.append(f" /{spec.filter}", "bold cyan")
+        marks = len(self.queue.marks)
+        if marks:
+            t.append(f" ● {marks} marked", "bold yellow")
+        self.query_one("#tabs", Static).update(t)
+        header = self.query_one(QueueHeader)
+        header.sort, header.reverse = spec.sort, spec.reverse
+
+    # ------------------------------------------------------------ events
+
+    @on(QueueView.Opened)
+    def _opened(self, event: QueueView.Opened) -> None:
+        self.farro.open_job(event.job_id)
+
+    @on(QueueView.Moved)
+    def _moved(self, event: QueueView.Moved) -> None:
+        self.farro.refresh_bindings()
+        self.update_bars()
+
+    @on(QueueHeader.SortRequested)
+    def _sort_clicked(self, event: QueueHeader.SortRequested) -> None:
+        self.farro.set_sort(event.column)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        value = event.value
+        self._filter_timer = self.set_timer(0.12, lambda: self.farro.set_filter(value))
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.farro.set_filter(event.value)
+        inp = self.query_one("#filter", Input)
+        if not event.value:
+            inp.display = False
+        self.queue.focus()
+
+    # ------------------------------------------------------------ actions
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#filter", Input)
+        inp.display = True
+        inp.focus()
+
+    def action_clear(self) -> None:
+        inp = self.query_one("#filter", Input)
+        if self.farro.spec.filter or inp.display:
+            if self._filter_timer is not None:
+                self._filter_timer.stop()
+            inp.value = ""
+            inp.display = False
+            self.farro.set_filter("")
+            self.queue.focus()
+        elif self.queue.marks:
+            self.queue.marks.clear()
+            self.queue.refresh()
+            self.update_bars()
+            self.farro.refresh_bindings()
+
+    def action_tab(self, n: int) -> None:
+        self.farro.set_tab(n)
+
+    def action_sort(self) -> None:
+        from farro_tui.screens.dialogs import SortScreen
+
+        spec = self.farro.spec
+
+        def chosen(col: str | None) -> None:
+            if col:
+                self.farro.set_sort(col)
+
+        self.app.push_screen(SortScreen(COLUMNS, spec.sort, spec.reverse), chosen)

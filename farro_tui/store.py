@@ -1,0 +1,334 @@
+"""The console's picture of the queue, fed by one background thread.
+
+The feeder thread owns every read of the tree: at start it lists the three queue
+directories (names only) and reads the rows of incoming/ and active/; done/ rows
+are read afterwards in the background, newest first, or sooner when a row is
+drawn (:meth:`Feeder.want`). Then watchfiles events (recursive on incoming/ and
+active/, names only on done/, so 100k finished jobs cost no inotify watches)
+drive re-reads of just the jobs that changed, with a light rescan of incoming/
+and active/ as the fallback. The thread never touches widgets: it accumulates a
+:class:`Delta` and posts one :class:`~farro_tui.messages.QueueChanged` at a time,
+so a burst of events becomes one update on the UI thread.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farro_core.listing import JobRow, read_row
+from farro_core.root import QUEUES, Root
+
+#: rows of done/ read per background step: small enough to keep latency low
+DONE_CHUNK = 400
+
+
+@dataclass
+class Delta:
+    """What changed since the UI last looked: whole name sets of rescanned queues, rows."""
+
+    names: dict[str, set[str]] = field(default_factory=dict)
+    rows: dict[str, JobRow | None] = field(default_factory=dict)
+    done_loaded: bool = False
+
+    def merge(self, other: Delta) -> None:
+        self.names.update(other.names)
+        self.rows.update(other.rows)
+        self.done_loaded = self.done_loaded or other.done_loaded
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.rows or self.done_loaded)
+
+
+class Store:
+    """Ids by queue, rows by id: owned by the UI thread, changed only by :meth:`apply`."""
+
+    def __init__(self) -> None:
+        self.queue_of: dict[str, str] = {}
+        self.by_queue: dict[str, set[str]] = {q: set() for q in QUEUES}
+        self.rows: dict[str, JobRow] = {}
+        self.loaded = False
+        self.done_loaded = False
+        self.names_generation = 0
+        self.rows_generation = 0
+        #: monotonic times at which jobs arrived in done/ (for the finished-per-minute rate)
+        self.finished_at: list[float] = []
+
+    def apply(self, delta: Delta) -> tuple[bool, bool]:
+        """Fold a delta in; return (names changed, rows changed)."""
+        names_changed = False
+        now = time.monotonic()
+        for q, ids in delta.names.items():
+            old = self.by_queue[q]
+            for gone in old - ids:
+                if self.queue_of.get(gone) == q:
+                    del self.queue_of[gone]
+                    row = self.rows.get(gone)
+                    if row is not None and row.queue == q:
+                        del self.rows[gone]
+                names_changed = True
+            for new in ids - old:
+                if q == "done" and self.loaded:
+                    self.finished_at.append(now)
+                self._place(new, q)
+                names_changed = True
+            self.by_queue[q] = set(ids)
+        for job_id, row in delta.rows.items():
+            if row is None:
+                continue
+            if self.queue_of.get(job_id) != row.queue:
+                self._place(job_id, row.queue)
+                names_changed = True
+            self.rows[job_id] = row
+        if delta.names:
+            self.loaded = True
+        if delta.done_loaded:
+            self.done_loaded = True
+        if names_changed:
+            self.names_generation += 1
+        if delta.rows:
+            self.rows_generation += 1
+        return names_changed, bool(delta.rows)
+
+    def _place(self, job_id: str, q: str) -> None:
+        prev = self.queue_of.get(job_id)
+        if prev is not None and prev != q:
+            self.by_queue[prev].discard(job_id)
+        self.queue_of[job_id] = q
+        self.by_queue[q].add(job_id)
+
+    def finished_per_minute(self) -> int:
+        cutoff = time.monotonic() - 60
+        self.finished_at = [t for t in self.finished_at if t >= cutoff]
+        return len(self.finished_at)
+
+    def status_of(self, job_id: str) -> str | None:
+        row = self.rows.get(job_id)
+        return row.status if row is not None else None
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status; done/ jobs whose row is not read yet count as ``done?``."""
+        out: dict[str, int] = {}
+        for job_id, q in self.queue_of.items():
+            row = self.rows.get(job_id)
+            key = row.status if row is not None else ("done?" if q == "done" else "queued")
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+class Feeder:
+    """The one thread that reads the tree; see the module docstring."""
+
+    def __init__(
+        self,
+        root: Root,
+        notify: Callable[[], None],
+        *,
+        watch: bool = True,
+        rescan_s: float = 2.0,
+    ) -> None:
+        self.root = root
+        self._notify = notify
+        self._watch = watch
+        self._rescan_s = rescan_s
+        self._events: queue.Queue[tuple[str, set[Path]]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._pending = Delta()
+        self._posted = False
+        self._stop = threading.Event()
+        self._wanted: list[str] = []
+        self._done_todo: list[str] = []
+        self._known_done: set[str] = set()
+        self._done_read: set[str] = set()
+        self._done_mtime = 0
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------ UI side
+
+    def start(self) -> None:
+        t = threading.Thread(target=self._run, name="farro-feeder", daemon=True)
+        self._threads.append(t)
+        t.start()
+        if self._watch:
+            for name, paths, recursive in (
+                ("farro-watch-live", [self.root.incoming, self.root.active], True),
+                ("farro-watch-done", [self.root.done], False),
+            ):
+                w = threading.Thread(
+                    target=self._watch_loop, args=(paths, recursive), name=name, daemon=True
+                )
+                self._threads.append(w)
+                w.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._events.put(("stop", set()))
+
+    def take(self) -> Delta:
+        """Everything accumulated since the last take; re-arms the next notification."""
+        with self._lock:
+            delta, self._pending, self._posted = self._pending, Delta(), False
+        return delta
+
+    def want(self, ids: Iterable[str]) -> None:
+        """Read these done/ rows before the rest (they are on screen)."""
+        ids = [i for i in ids if i in self._known_done]
+        if ids:
+            with self._lock:
+                self._wanted.extend(ids)
+            self._events.put(("want", set()))
+
+    def poke(self) -> None:
+        """Ask for an immediate light rescan (after an action of ours)."""
+        self._events.put(("rescan", set()))
+
+    # ------------------------------------------------------------ thread side
+
+    def _post(self, delta: Delta) -> None:
+        if not delta:
+            return
+        with self._lock:
+            self._pending.merge(delta)
+            if self._posted:
+                return
+            self._posted = True
+        self._notify()
+
+    def _watch_loop(self, paths: list[Path], recursive: bool) -> None:
+        try:
+            from watchfiles import watch
+        except ImportError:  # pragma: no cover - watchfiles is a dependency
+            return
+        try:
+            for changes in watch(
+                *paths,
+                recursive=recursive,
+                stop_event=self._stop,
+                debounce=150,
+                step=30,
+                rust_timeout=500,
+                yield_on_timeout=False,
+                watch_filter=None,
+            ):
+                self._events.put(("changes", {Path(p) for _, p in changes}))
+        except Exception:  # the fallback rescan keeps the console live without events
+            return
+
+    def _run(self) -> None:
+        root = self.root
+        names = {q: set(root.ids(q)) for q in QUEUES}
+        rows: dict[str, JobRow | None] = {}
+        for q in ("incoming", "active"):
+            for job_id in names[q]:
+                rows[job_id] = read_row(root, q, job_id)
+        self._known_done = set(names["done"])
+        self._done_todo = sorted(names["done"])  # popped from the end: newest first
+        self._done_mtime = self._mtime(root.done)
+        self._post(Delta(names=names, rows=rows, done_loaded=not self._done_todo))
+        last_rescan = time.monotonic()
+        while not self._stop.is_set():
+            busy = bool(self._done_todo or self._wanted)
+            timeout = 0.0 if busy else max(0.05, self._rescan_s - (time.monotonic() - last_rescan))
+            paths: set[Path] = set()
+            rescan = False
+            try:
+                kind, got = self._events.get(timeout=timeout)
+                paths |= got
+                rescan = kind == "rescan"
+                while True:  # drain whatever else arrived: one update for a burst
+                    kind, got = self._events.get_nowait()
+                    paths |= got
+                    rescan = rescan or kind == "rescan"
+            except queue.Empty:
+                pass
+            if self._stop.is_set():
+                return
+            delta = Delta()
+            if paths:
+                self._changed(paths, delta)
+            if rescan or time.monotonic() - last_rescan >= self._rescan_s:
+                self._rescan(delta)
+                last_rescan = time.monotonic()
+            self._load_done(delta)
+            self._post(delta)
+
+    @staticmethod
+    def _mtime(path: Path) -> int:
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return 0
+
+    def _changed(self, paths: set[Path], delta: Delta) -> None:
+        root = self.root.path
+        queues: set[str] = set()
+        jobs: set[tuple[str, str]] = set()
+        for p in paths:
+            try:
+                rel = p.relative_to(root).parts
+            except ValueError:
+                continue
+            if len(rel) < 2 or rel[0] not in QUEUES:
+                continue
+            if len(rel) == 2:
+                queues.add(rel[0])
+            if len(rel) >= 2 and (len(rel) == 2 or rel[2] == "job.json" or rel[2] == "control"):
+                jobs.add((rel[0], rel[1]))
+        for q in queues:
+            self._rescan_names(q, delta)
+        for q, job_id in jobs:
+            if job_id.startswith("."):
+                continue
+            delta.rows[job_id] = read_row(self.root, q, job_id)
+            if delta.rows[job_id] is None:
+                # gone from q: moved; its new queue's rescan (or the next one) finds it
+                del delta.rows[job_id]
+
+    def _rescan_names(self, q: str, delta: Delta) -> None:
+        ids = set(self.root.ids(q))
+        delta.names[q] = ids
+        if q == "done":
+            new = ids - self._known_done
+            self._known_done = ids
+            for job_id in new:  # freshly finished: read now, they are what operators watch
+                self._done_read.add(job_id)
+                delta.rows[job_id] = read_row(self.root, "done", job_id)
+            self._done_mtime = self._mtime(self.root.done)
+        else:
+            for job_id in ids:
+                if job_id not in delta.rows:
+                    delta.rows[job_id] = read_row(self.root, q, job_id)
+
+    def _rescan(self, delta: Delta) -> None:
+        """The fallback: incoming/ and active/ in full (they are small), done/ by mtime."""
+        for q in ("incoming", "active"):
+            self._rescan_names(q, delta)
+        if self._mtime(self.root.done) != self._done_mtime:
+            self._rescan_names("done", delta)
+        for job_id in [k for k, v in delta.rows.items() if v is None]:
+            del delta.rows[job_id]
+
+    def _load_done(self, delta: Delta) -> None:
+        if not (self._done_todo or self._wanted):
+            return
+        with self._lock:
+            wanted, self._wanted = self._wanted[-DONE_CHUNK:], []
+        batch = [w for w in wanted if w in self._known_done and w not in self._done_read]
+        while self._done_todo and len(batch) < DONE_CHUNK:
+            job_id = self._done_todo.pop()
+            if job_id not in self._done_read:
+                batch.append(job_id)
+        for job_id in batch:
+            self._done_read.add(job_id)
+            if job_id in delta.rows:
+                continue
+            row = read_row(self.root, "done", job_id)
+            if row is not None:
+                delta.rows[job_id] = row
+        if not self._done_todo:
+            delta.done_loaded = True

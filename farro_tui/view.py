@@ -1,0 +1,184 @@
+"""Which jobs the queue pane shows, in what order, and how a row reads.
+
+Pure functions over the :class:`~farro_tui.store.Store`, kept apart from the
+widget so that tests and benchmarks can call them without a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from farro_core.listing import JobRow
+from farro_tui.store import Store
+
+#: status tabs, keys 1-7: (label, statuses shown; None = all). "running" is all of
+#: active/: a stale job is a running one whose worker went quiet, and an operator
+#: looking at what runs must see it there too.
+TABS: tuple[tuple[str, frozenset[str] | None], ...] = (
+    ("all", None),
+    ("queued", frozenset({"queued"})),
+    ("running", frozenset({"in-progress", "stale"})),
+    ("stale", frozenset({"stale"})),
+    ("failed", frozenset({"failed"})),
+    ("succeeded", frozenset({"succeeded"})),
+    ("killed", frozenset({"killed"})),
+)
+
+#: sortable columns: (id, heading)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "STATUS"),
+    ("id", "ID"),
+    ("title", "TITLE"),
+    ("attempt", "TRY"),
+    ("worker", "WORKER"),
+    ("age", "AGE"),
+    ("run", "RUN"),
+    ("verdict", "VERDICT"),
+)
+
+# active work first, then the queue, then history: what an operator looks at first
+_GROUP = {"in-progress": 0, "stale": 1, "queued": 2, "corrupt": 3}
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    tab: int = 0
+    filter: str = ""
+    sort: str = "status"
+    reverse: bool = False
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """The filter as a case-insensitive regex; text that is not one matches literally."""
+        if not self.filter:
+            return None
+        try:
+            return re.compile(self.filter, re.IGNORECASE)
+        except re.error:
+            return re.compile(re.escape(self.filter), re.IGNORECASE)
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def run_seconds(row: JobRow, now: datetime) -> float | None:
+    """How long the current (or last) attempt ran."""
+    start = parse_ts(row.claimed_at)
+    if start is None:
+        return None
+    if row.status == "in-progress":
+        return max(0.0, (now - start).total_seconds())
+    end = parse_ts(row.updated_at)
+    return max(0.0, (end - start).total_seconds()) if end else None
+
+
+def haystack(job_id: str, row: JobRow | None) -> str:
+    if row is None:
+        return job_id
+    labels = " ".join(f"{k}={v}" for k, v in row.labels.items())
+    return f"{job_id} {row.title} {labels}"
+
+
+def visible(store: Store, spec: ViewSpec, now: datetime) -> list[str]:
+    """The ids to show. done/ jobs whose row is not read yet pass only the "all" tab."""
+    statuses = TABS[spec.tab][1]
+    rows = store.rows
+    if statuses is None:
+        ids: list[str] = list(store.queue_of)
+    else:
+        ids = [i for i, r in rows.items() if r.status in statuses and i in store.queue_of]
+    pat = spec.pattern()
+    if pat is not None:
+        search = pat.search
+        ids = [i for i in ids if search(haystack(i, rows.get(i)))]
+    return sort_ids(store, ids, spec.sort, spec.reverse, now)
+
+
+def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetime) -> list[str]:
+    rows = store.rows
+    if col == "status":
+        # newest first inside each group; done/ needs no row for that, so a lazy load
+        # of done/ never reorders the default view
+        queue_of = store.queue_of
+        buckets: dict[int, list[str]] = {}
+        for i in ids:
+            r = rows.get(i)
+            g = (
+                _GROUP.get(r.status, 4)
+                if r is not None
+                else (4 if queue_of.get(i) == "done" else 2)
+            )
+            buckets.setdefault(g, []).append(i)
+        out: list[str] = []
+        for g in sorted(buckets, reverse=reverse):
+            out.extend(sorted(buckets[g], reverse=True))
+        return out
+    key: Callable[[str], Any]
+    if col == "id" or col == "age":
+        # ids sort by creation time; the youngest (smallest age) first
+        return sorted(ids, reverse=not reverse if col == "age" else reverse)
+    if col == "title":
+
+        def key(i: str) -> Any:
+            r = rows.get(i)
+            return (r.title.lower() if r else "", i)
+    elif col == "attempt":
+
+        def key(i: str) -> Any:
+            r = rows.get(i)
+            return (r.attempt if r else 0, i)
+    elif col == "worker":
+
+        def key(i: str) -> Any:
+            r = rows.get(i)
+            return (r.worker or "" if r else "", i)
+    elif col == "run":
+
+        def key(i: str) -> Any:
+            r = rows.get(i)
+            s = run_seconds(r, now) if r else None
+            return (s if s is not None else -1.0, i)
+    elif col == "verdict":
+
+        def key(i: str) -> Any:
+            r = rows.get(i)
+            return (r.verdict or "" if r else "", i)
+    else:
+        return sorted(ids, reverse=reverse)
+    return sorted(ids, key=key, reverse=reverse)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def fmt_age(created: str, now: datetime) -> str:
+    ts = parse_ts(created)
+    if ts is None:
+        return ""
+    s = max(0, int((now - ts).total_seconds()))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"

@@ -1,0 +1,322 @@
+"""The queue pane: a virtual list drawn line by line, so 100k jobs cost 30 rows of work.
+
+Like toolong's log view, nothing is a widget per row: :meth:`QueueView.render_line`
+formats only the rows on screen, from the store, on demand. A row of done/ that
+has not been read yet is drawn as a placeholder and asked for (:attr:`want`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.cells import set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widget import Widget
+
+from farro_core.listing import JobRow
+from farro_tui.store import Store
+from farro_tui.view import COLUMNS, fmt_age, fmt_duration, run_seconds
+
+STATUS_STYLE = {
+    "queued": Style(color="cyan"),
+    "in-progress": Style(color="yellow", bold=True),
+    "stale": Style(color="magenta", bold=True),
+    "failed": Style(color="red", bold=True),
+    "succeeded": Style(color="green"),
+    "killed": Style(color="bright_black"),
+    "corrupt": Style(color="red", reverse=True),
+}
+VERDICT_STYLE = {
+    "passed": Style(color="green"),
+    "failed": Style(color="red"),
+    "ungraded": Style(color="bright_black"),
+}
+STATUS_LABEL = {"in-progress": "running"}
+DIM = Style(color="bright_black")
+NARROW_BELOW = 100
+
+
+def layout(width: int) -> list[tuple[str, int]]:
+    """Column widths for a pane ``width`` cells wide; the title takes what is left."""
+    if width < NARROW_BELOW:
+        fixed = [("mark", 1), ("id", 12), ("status", 9), ("attempt", 4), ("run", 7)]
+    else:
+        fixed = [
+            ("mark", 1),
+            ("id", 12 if width < 150 else 26),
+            ("status", 9),
+            ("attempt", 5),
+            ("worker", 10),
+            ("age", 4),
+            ("run", 16),
+            ("verdict", 8),
+        ]
+    used = sum(w for _, w in fixed) + len(fixed)  # one space after each column
+    title = max(8, width - used)
+    return [*fixed[:2], ("title", title), *fixed[2:]]
+
+
+def short_id(job_id: str, width: int) -> str:
+    return job_id if len(job_id) <= width else "…" + job_id[-(width - 1) :]
+
+
+def bar(fraction: float, width: int) -> str:
+    """A progress bar in eighth blocks, readable in any colour depth."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    partial = " ▏▎▍▌▋▊▉"[part] if full < width else ""
+    return ("█" * full + partial).ljust(width, "·")[:width]
+
+
+def row_cells(
+    job_id: str, row: JobRow | None, width: int, now: datetime, marked: bool, killing: bool
+) -> list[tuple[str, Style]]:
+    """The text and style of each column of one row (no cursor highlight)."""
+    out: list[tuple[str, Style]] = []
+    for col, w in layout(width):
+        text, style = "", Style()
+        if col == "mark":
+            text, style = ("●", Style(color="yellow", bold=True)) if marked else (" ", Style())
+        elif col == "id":
+            text, style = short_id(job_id, w), DIM if row is None else Style()
+        elif row is None:
+            text, style = ("…" if col == "title" else ""), DIM
+        elif col == "title":
+            text = row.title.replace("\n", " ")
+        elif col == "status":
+            text = "killing" if killing else STATUS_LABEL.get(row.status, row.status)
+            style = STATUS_STYLE.get("failed" if killing else row.status, Style())
+        elif col == "attempt":
+            text = f"{row.attempt}/{row.attempt_base + row.max_attempts}"
+        elif col == "worker":
+            text, style = row.worker or "", DIM
+        elif col == "age":
+            text, style = fmt_age(row.created_at, now), DIM
+        elif col == "run":
+            secs = run_seconds(row, now)
+            text = fmt_duration(secs)
+            if row.status == "in-progress" and secs is not None and row.timeout_s > 0:
+                frac = secs / row.timeout_s
+                style = Style(color="red" if frac > 0.8 else "yellow")
+                if w >= 16:
+                    text = f"{text:<7}{bar(frac, w - 7)}"
+        elif col == "verdict":
+            text = row.verdict or ""
+            style = VERDICT_STYLE.get(text, Style())
+        out.append((set_cell_size(text, w), style))
+    return out
+
+
+class QueueHeader(Widget):
+    """Column headings; the sort column carries an arrow. Click one to sort by it."""
+
+    DEFAULT_CSS = "QueueHeader { height: 1; }"
+
+    sort: reactive[str] = reactive("status")
+    reverse: reactive[bool] = reactive(False)
+
+    class SortRequested(Message):
+        def __init__(self, column: str) -> None:
+            super().__init__()
+            self.column = column
+
+    def render_line(self, y: int) -> Strip:
+        names = dict(COLUMNS)
+        segs: list[Segment] = []
+        style = self.get_component_rich_style("queue-header--label", partial=True)
+        for col, w in layout(self.size.width):
+            label = "" if col == "mark" else names.get(col, col.upper())
+            if col == self.sort:
+                label += " ▼" if self.reverse else " ▲"
+            segs.append(Segment(set_cell_size(label, w) + " ", style))
+        return Strip(segs).crop(0, self.size.width)
+
+    COMPONENT_CLASSES = {"queue-header--label"}
+
+    def on_click(self, event: events.Click) -> None:
+        x = 0
+        for col, w in layout(self.size.width):
+            if x <= event.x < x + w + 1 and col != "mark":
+                self.post_message(self.SortRequested(col))
+                return
+            x += w + 1
+
+
+class QueueView(ScrollView, can_focus=True):
+    """The job list. Owns the cursor and the marks; the app owns which ids it shows."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="cursor_up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="cursor_down"),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False, id="page_up"),
+        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False, id="page_down"),
+        Binding("g,home", "jump(0)", "Top", show=False, id="top"),
+        Binding("G,end", "jump(-1)", "Bottom", show=False, id="bottom"),
+        Binding("space", "mark", "Mark", id="mark"),
+        Binding("enter", "open", "Open", id="open"),
+    ]
+    COMPONENT_CLASSES = {"queue-view--cursor", "queue-view--empty"}
+
+    cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
+
+    class Opened(Message):
+        def __init__(self, job_id: str) -> None:
+            super().__init__()
+            self.job_id = job_id
+
+    class Moved(Message):
+        def __init__(self, job_id: str | None) -> None:
+            super().__init__()
+            self.job_id = job_id
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        *,
+        want: Callable[[list[str]], None] | None = None,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self.clock = clock
+        self.ids: list[str] = []
+        self.marks: set[str] = set()
+        self.killing: set[str] = set()
+        self.empty_text = "no jobs"
+        self._want = want
+        self._wanted: set[str] = set()
+        self._want_scheduled = False
+
+    # ------------------------------------------------------------ data
+
+    @property
+    def selected(self) -> str | None:
+        return self.ids[self.cursor] if 0 <= self.cursor < len(self.ids) else None
+
+    def set_ids(self, ids: list[str]) -> None:
+        """Show ``ids``, keeping the cursor on the same job when it is still there."""
+        current = self.selected
+        self.ids = ids
+        index = -1
+        if current is not None:
+            try:
+                index = ids.index(current)
+            except ValueError:
+                index = -1
+        if index < 0:
+            index = min(self.cursor, max(0, len(ids) - 1))
+        self.virtual_size = Size(self.size.width, len(ids))
+        self.cursor = index
+        self.refresh()
+
+    def select(self, job_id: str) -> bool:
+        try:
+            self.cursor = self.ids.index(job_id)
+        except ValueError:
+            return False
+        return True
+
+    # ------------------------------------------------------------ drawing
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self.ids))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        index = int(self.scroll_offset.y) + y
+        if not self.ids:
+            if y == 0:
+                style = self.get_component_rich_style("queue-view--empty")
+                return Strip([Segment(set_cell_size(f" {self.empty_text}", width), style)])
+            return Strip.blank(width, self.rich_style)
+        if index >= len(self.ids):
+            return Strip.blank(width, self.rich_style)
+        job_id = self.ids[index]
+        row = self.store.rows.get(job_id)
+        if row is None and self._want is not None:
+            self._wanted.add(job_id)
+            if not self._want_scheduled:
+                self._want_scheduled = True
+                self.call_after_refresh(self._flush_want)
+        base = self.rich_style
+        if index == self.cursor:
+            base = base + self.get_component_rich_style("queue-view--cursor")
+        segs = [
+            Segment(text + " ", base + style)
+            for text, style in row_cells(
+                job_id, row, width, self.clock(), job_id in self.marks, job_id in self.killing
+            )
+        ]
+        return Strip(segs).adjust_cell_length(width, base)
+
+    def _flush_want(self) -> None:
+        self._want_scheduled = False
+        wanted, self._wanted = list(self._wanted), set()
+        if wanted and self._want is not None:
+            self._want(wanted)
+
+    # ------------------------------------------------------------ cursor
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        if self.ids:
+            clamped = max(0, min(new, len(self.ids) - 1))
+            if clamped != new:
+                self.cursor = clamped
+                return
+        self._refresh_line(old)
+        self._refresh_line(new)
+        self._scroll_cursor_into_view()
+        self.post_message(self.Moved(self.selected))
+
+    def _refresh_line(self, index: int) -> None:
+        y = index - int(self.scroll_offset.y)
+        if 0 <= y < self.size.height:
+            self.refresh_line(y)
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = int(self.scroll_offset.y)
+        height = max(1, self.size.height)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def action_cursor(self, delta: int) -> None:
+        self.cursor = max(0, min(self.cursor + delta, len(self.ids) - 1))
+
+    def action_page(self, direction: int) -> None:
+        self.action_cursor(direction * max(1, self.size.height - 1))
+
+    def action_jump(self, where: int) -> None:
+        self.cursor = 0 if where == 0 else max(0, len(self.ids) - 1)
+
+    def action_mark(self) -> None:
+        job_id = self.selected
+        if job_id is None:
+            return
+        self.marks.symmetric_difference_update({job_id})
+        self._refresh_line(self.cursor)
+        self.action_cursor(1)
+        self.post_message(self.Moved(self.selected))
+
+    def action_open(self) -> None:
+        if self.selected is not None:
+            self.post_message(self.Opened(self.selected))
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_offset.y) + event.y
+        if 0 <= index < len(self.ids):
+            if index == self.cursor and event.chain >= 2:
+                self.action_open()
+            self.cursor = index
