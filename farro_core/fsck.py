@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farro_core import audit, fs, job
-from farro_core.envelope import Lifecycle
+from farro_core.envelope import Lifecycle, load_prompt
 from farro_core.errors import Conflict, Corrupt, FarroError
 from farro_core.ids import ID_PATTERN
 from farro_core.quarantine import quarantine
@@ -107,7 +107,10 @@ def _read_job(root: Root, path: Path) -> Lifecycle:
     try:
         job.check_private_dir(dfd, path.name)
         lc = job.read_lifecycle(dfd, path.name)
-        job.read_prompt(root, dfd, path.name)
+        # from disk, not the per-process prompt cache: the file itself is what is checked
+        prompt = load_prompt(job._read(dfd, job.PROMPT, path.name), f"{path.name}/{job.PROMPT}")
+        if prompt.id != path.name:
+            raise Corrupt(f"{path.name}/{job.PROMPT} names job {prompt.id}")
         return lc
     finally:
         os.close(dfd)
@@ -213,10 +216,44 @@ def _audited(root: Root) -> dict[str, int]:
     return audited
 
 
+def _audited_revisions(root: Root) -> dict[str, set[int]]:
+    """Every revision the audit log records, per job."""
+    revs: dict[str, set[int]] = {}
+    for rec in audit.read(root):
+        jid, rev = rec.get("job"), rec.get("revision")
+        if isinstance(jid, str) and isinstance(rev, int):
+            revs.setdefault(jid, set()).add(rev)
+    return revs
+
+
 def _check_audit(root: Root, repair: bool, jobs: dict[str, Lifecycle]) -> list[Finding]:
     audited = _audited(root)  # again: repairs above appended lines
+    revisions = _audited_revisions(root)
     out = []
     for jid, lc in sorted(jobs.items()):
+        # A crash between job.json and the audit log, then a later commit (the watchdog's,
+        # say): the lost revision is no longer the newest, and its state is gone with it.
+        for rev in sorted(set(range(1, lc.revision)) - revisions.get(jid, set())):
+            detail = f"revision {rev} is not in the audit log (a later one is)"
+            if repair:
+                audit.append(
+                    root,
+                    audit.record(
+                        job=jid,
+                        frm=None,
+                        to=None,
+                        actor="fsck",
+                        worker=None,
+                        attempt=None,
+                        revision=rev,
+                        reason=f"recovered: revision {rev} left no audit line; "
+                        "its state is no longer known",
+                        event="recovered",
+                    ),
+                )
+                out.append(Finding("unaudited", jid, detail, "added a recovered line", True))
+            else:
+                out.append(Finding("unaudited", jid, detail, "would add a recovered line"))
         have = audited.get(jid, 0)
         if lc.revision > have:
             if repair:
