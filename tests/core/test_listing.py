@@ -10,7 +10,7 @@ from farro_core import job, listing
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 
-from .helpers import claimed, spec
+from .helpers import claimed, spec, worker
 
 S, A = Status, Actor
 
@@ -18,9 +18,7 @@ S, A = Status, Actor
 def test_rows_reflect_job_and_prompt(root: Root) -> None:
     q = job.create(root, spec("queued one", priority=4, labels={"team": "a"}, max_attempts=5))
     r = job.create(root, spec("running one"))
-    job.claim(
-        root, __import__("farro_core.identity").identity.WorkerIdentity.current("w9"), ids=[r.id]
-    )
+    assert job.claim(root, worker("w9"), ids=[r.id]) is not None
     rows = {row.id: row for row in listing.scan(root)}
     assert set(rows) == {q.id, r.id}
     a = rows[q.id]
