@@ -24,6 +24,7 @@ from farro_core.identity import WorkerIdentity
 from farro_core.ids import new_id
 from farro_core.root import Root
 from farro_core.transitions import TERMINAL, Actor, Status
+from farro_core.watchdog import Watchdog
 
 from .child import EXIT_OK
 from .helpers import (
@@ -47,12 +48,27 @@ COMMIT_TARGET = {
 }
 
 
+# Points that leave an in-progress job whose worker is gone. In a running system the
+# manager's watchdog finds those first, so they are also recovered that way: a
+# watchdog sweep, then fsck for whatever the sweep leaves to it.
+ORPHANS = {
+    ("claim.committed", "claim"),
+    ("claim.moved", "claim"),
+    ("commit.locked", "succeed"),
+    ("commit.locked", "retry"),
+}
+
+
 def _cases() -> list[pytest.param]:
     out = []
     for point in crash.POINTS:
         # A new crash point with no scenario here shows up as a failing test.
         for variant in VARIANTS.get(point.split(".")[0], ("no-scenario",)):
-            out.append(pytest.param(point, variant, id=f"{point}-{variant}"))
+            out.append(pytest.param(point, variant, "fsck", id=f"{point}-{variant}"))
+            if (point, variant) in ORPHANS:
+                out.append(
+                    pytest.param(point, variant, "watchdog", id=f"{point}-{variant}-watchdog")
+                )
     return out
 
 
@@ -80,8 +96,8 @@ def _drive_to_terminal(root: Root, jid: str) -> None:
     raise AssertionError(f"{jid} never reached a terminal state")
 
 
-@pytest.mark.parametrize(("point", "variant"), _cases())
-def test_crash_point(root: Root, point: str, variant: str) -> None:
+@pytest.mark.parametrize(("point", "variant", "recovery"), _cases())
+def test_crash_point(root: Root, point: str, variant: str, recovery: str) -> None:
     assert variant != "no-scenario", f"crash point {point} has no scenario in this test"
     jid = new_id()
     phase = point.split(".")[0]
@@ -114,6 +130,11 @@ def test_crash_point(root: Root, point: str, variant: str) -> None:
     _assert_state_at(root, point, variant, jid, before)
 
     # ------------------------------------------------------------ recovery
+    if recovery == "watchdog":
+        report = Watchdog(root).sweep()
+        assert report.stale == [(jid, "worker gone")]
+        assert job.load(root, jid).status is Status.STALE
+        assert Watchdog(root).sweep().stale == []
     fsck(root, repair=True)
     jobs = scan(root)  # no torn file, every dir matches its status, no duplicates
 
