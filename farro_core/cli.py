@@ -698,6 +698,8 @@ def logs(
     from farro_core.errors import BadInput, NotFound, Refused
 
     (job_id,) = _check_ids([job_id])
+    if attempt is not None and attempt < 1:
+        raise BadInput(f"--attempt {attempt}: attempts count from 1")
     r = _open(root)
     status, current = _job_state(r, job_id)
     if status == "gone":
@@ -706,8 +708,6 @@ def logs(
         if current == 0:
             raise Refused(f"job {job_id} has not run yet (it is {status}); no log")
         attempt = current
-    elif attempt < 1:
-        raise BadInput(f"--attempt {attempt}: attempts count from 1")
     elif attempt > current:
         raise Refused(f"job {job_id} has run {current} attempt(s); there is no attempt {attempt}")
     name = f"attempt-{attempt}.log"
@@ -824,6 +824,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     from farro_core import fs, locks
 
     r = _open(root)
+    max_queued = r.settings.max_queued  # a bad farro.toml is reported, not ignored
     counts = dict.fromkeys((*STATUSES, "corrupt"), 0)
     oldest: float | None = None
     for queue in ("incoming", "active", "done"):
@@ -871,6 +872,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 "counts": counts,
                 "total": sum(counts.values()),
                 "oldest_queued_age_s": oldest_age,
+                "max_queued": max_queued or None,
                 "manager_lock_held": held,
                 "manager": manager,
                 "workers": workers,
@@ -883,6 +885,8 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         if s != "corrupt" or n:
             _out(f"  {s:<{width}}  {n:>7}")
     _out(f"  {'total':<{width}}  {sum(counts.values()):>7}")
+    if max_queued:
+        _out(f"queue limit: {counts['queued']} of max_queued {max_queued}")
     _out(f"oldest queued job: {_age(oldest_age)}" if oldest_age is not None else "queue empty")
     if manager is not None:
         _out(f"manager    {'running' if held else 'lock free'}  {_summary(manager)}")
