@@ -72,7 +72,10 @@ class Worker:
             return
         self._stopping.clear()
         self._release.clear()
-        self._set("paused" if self._paused else "idle")
+        with self._lock:
+            state: State = "paused" if self._paused else "idle"
+            self._status = replace(self._status, state=state, job=None, attempt=None, since=utcnow())
+        self._write_status(self._status)
         self._thread = threading.Thread(
             target=self._loop, name=f"farro-worker-{self.name}", daemon=True
         )

@@ -1,0 +1,298 @@
+"""Control of a running attempt: kill, timeout, retries, stop, pause, wake, fencing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from farro_core import audit, job, operations, runner
+from farro_core.envelope import Envelope, utcnow
+from farro_core.root import Root
+from farro_core.transitions import Actor, Status
+
+from . import helpers
+from .helpers import (
+    current_log,
+    load,
+    make_worker,
+    pid_alive,
+    sh,
+    status_is,
+    submit,
+    wait_until,
+)
+
+# writes its pid and a background child's pid into the job dir, then sleeps
+SLEEPER = sh(
+    'sleep 30 & echo $! > "$FARRO_JOB_DIR/child.pid"; echo $$ > "$FARRO_JOB_DIR/agent.pid"; '
+    "echo started; wait"
+)
+
+
+def pids(env: Envelope) -> list[int]:
+    return [int((env.path / f"{n}.pid").read_text()) for n in ("agent", "child")]
+
+
+def started(root: Root, job_id: str) -> Envelope:
+    wait_until(lambda: "started" in current_log(root, job_id), what="the agent to start")
+    return wait_until(
+        lambda: (load(root, job_id).path / "child.pid").exists() and load(root, job_id)
+    )
+
+
+def test_control_kill_within_about_a_second(wroot: Root) -> None:
+    env = submit(wroot, "long", agent=SLEEPER)
+    make_worker(wroot).start()
+    running = started(wroot, env.id)
+    agent_pid, child_pid = pids(running)
+    t0 = time.monotonic()
+    out = operations.kill(wroot, env.id, by="tester", wait_s=10)
+    assert time.monotonic() - t0 < 1.5
+    assert out.status == "killed" and out.lifecycle.reason.startswith("killed by tester")
+    assert out.lifecycle.result is not None and out.lifecycle.result.killed
+    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), 3, "the group dead")
+    assert "SIGTERM" in current_log(wroot, env.id)
+
+
+def test_kill_request_for_another_attempt_is_ignored(wroot: Root) -> None:
+    env = submit(wroot, "x", agent=sh("sleep 0.6"))
+    claimed = job.claim(wroot, make_worker(wroot).identity)
+    assert claimed is not None
+    stale_request = claimed.model_copy(
+        update={"lifecycle": claimed.lifecycle.model_copy(update={"attempt": 7})}
+    )
+    job.request_kill(stale_request, "late operator")
+    job.release_claim(claimed)
+    # hand it to a worker: it must not honour a request naming attempt 7
+    job.commit(claimed, "stale", Actor.WATCHDOG, "test")
+    operations.requeue(wroot, env.id)
+    out = make_worker(wroot, "w2").run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+
+
+def test_timeout_term_then_kill_then_retry_with_backoff(wroot: Root) -> None:
+    agent = sh(
+        "trap 'echo got TERM, ignoring' TERM; echo $$ > \"$FARRO_JOB_DIR/agent.pid\"; "
+        "while :; do sleep 0.05; done"
+    )
+    env = submit(wroot, "hang", agent=agent, timeout_s=0.5, max_attempts=2)
+    t0 = time.monotonic()
+    out = make_worker(wroot, retry_backoff_s=5).run_once()
+    took = time.monotonic() - t0
+    assert out is not None and out.status == "queued", out.lifecycle.reason
+    assert 0.9 <= took < 4, took  # 0.5 s timeout + 0.5 s grace
+    res = out.lifecycle.result
+    assert res is not None and res.timed_out and res.exit_code == -9 and not res.killed
+    assert out.lifecycle.not_before is not None
+    assert out.lifecycle.not_before > utcnow() + timedelta(seconds=3)
+    assert "timed out" in out.lifecycle.reason
+    log = current_log(wroot, env.id)
+    assert log.index("SIGTERM") < log.index("SIGKILL")
+    assert "got TERM, ignoring" in log
+    assert not pid_alive(int((out.path / "agent.pid").read_text()))
+    # not claimable before not_before
+    assert make_worker(wroot, "w2").run_once() is None
+    assert load(wroot, env.id).status == "queued"
+
+
+def test_demo_agent_hang_marker_times_out(wroot: Root) -> None:
+    submit(wroot, "[fast] [hang] wait forever", timeout_s=0.5, max_attempts=1)
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.status == "failed"
+    assert out.lifecycle.result is not None and out.lifecycle.result.timed_out
+
+
+def test_backoff_honoured_then_budget_exhausted(wroot: Root) -> None:
+    env = submit(wroot, "fail", agent=sh("echo nope; exit 3"), max_attempts=3)
+    w = make_worker(wroot, retry_backoff_s=0.4)
+    first = w.run_once()
+    assert first is not None and first.status == "queued"
+    nb1 = first.lifecycle.not_before
+    assert nb1 is not None
+    delay1 = (nb1 - first.lifecycle.updated_at).total_seconds()
+    assert 0.3 < delay1 <= 0.45
+    assert w.run_once() is None, "claimed before not_before"
+    wait_until(lambda: utcnow() >= nb1, 5)
+    second = wait_until(w.run_once, 5, "the retry")
+    assert second.lifecycle.attempt == 2 and second.status == "queued"
+    nb2 = second.lifecycle.not_before
+    assert nb2 is not None
+    assert 0.7 < (nb2 - second.lifecycle.updated_at).total_seconds() <= 0.85  # doubled
+    assert w.run_once() is None
+    third = wait_until(w.run_once, 5, "the last retry")
+    assert third.lifecycle.attempt == 3 and third.status == "failed"
+    assert (
+        "agent exited 3" in third.lifecycle.reason and "no attempts left" in third.lifecycle.reason
+    )
+    assert third.lifecycle.result is not None and third.lifecycle.result.exit_code == 3
+    assert third.path == wroot.done / env.id
+
+
+def test_stop_release_requeues_without_using_an_attempt(wroot: Root) -> None:
+    env = submit(wroot, "long", agent=SLEEPER, max_attempts=1)
+    w = make_worker(wroot)
+    w.start()
+    running = started(wroot, env.id)
+    assert w.status().state == "busy" and w.status().job == env.id
+    agent_pid, child_pid = pids(running)
+    t0 = time.monotonic()
+    w.stop(release=True, grace_s=0.2)
+    assert time.monotonic() - t0 < 3
+    assert w.status().state == "stopped"
+    out = load(wroot, env.id)
+    assert out.status == "queued" and out.path == wroot.incoming / env.id
+    assert out.lifecycle.attempt == 1 and out.lifecycle.attempt_base == 1
+    assert out.lifecycle.attempts_left(out.prompt.max_attempts) == 1
+    assert out.lifecycle.claim is None and out.lifecycle.not_before is None
+    assert out.lifecycle.reason.startswith("released: worker stopping")
+    assert not list(wroot.active.iterdir())
+    assert not pid_alive(agent_pid) and not pid_alive(child_pid)
+    # and the released job is claimable again at once, by anyone
+    again = job.claim(wroot, make_worker(wroot, "w2").identity)
+    assert again is not None and again.lifecycle.attempt == 2
+
+
+def test_stop_without_release_waits_for_the_attempt(wroot: Root) -> None:
+    env = submit(wroot, "short", agent=sh("echo started; sleep 1; echo finished"))
+    w = make_worker(wroot)
+    w.start()
+    wait_until(lambda: "started" in current_log(wroot, env.id))
+    w.stop(release=False, grace_s=0.1)
+    out = load(wroot, env.id)
+    assert out.status == "succeeded", out.lifecycle.reason
+    assert "finished" in current_log(wroot, env.id)
+    assert w.status().state == "stopped" and w.status().jobs_done == 1
+
+
+def test_pause_and_resume(wroot: Root) -> None:
+    w = make_worker(wroot)
+    w.start()
+    w.pause()
+    wait_until(lambda: w.status().state == "paused", what="paused")
+    env = submit(wroot, "x", agent=["true"])
+    w.wake()
+    time.sleep(0.5)  # a bounded look for something that must NOT happen
+    assert load(wroot, env.id).status == "queued"
+    w.resume()
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5, "the job after resume")
+
+
+def test_pause_lets_the_running_attempt_finish(wroot: Root) -> None:
+    env = submit(wroot, "x", agent=sh("echo started; sleep 0.5"))
+    other = submit(wroot, "y", agent=["true"])
+    w = make_worker(wroot)
+    w.start()
+    wait_until(lambda: "started" in current_log(wroot, env.id))
+    w.pause()
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
+    wait_until(lambda: w.status().state == "paused")
+    assert load(wroot, other.id).status == "queued"
+
+
+def test_wake_claims_without_waiting_for_the_rescan(wroot: Root) -> None:
+    w = make_worker(wroot, rescan_s=60)
+    w.start()
+    wait_until(lambda: w.status().state == "idle")
+    time.sleep(0.1)  # the loop is now inside its 60 s wait
+    env = submit(wroot, "x", agent=["true"])
+    t0 = time.monotonic()
+    w.wake()
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
+    assert time.monotonic() - t0 < 3
+
+
+def test_rescan_finds_jobs_without_a_wake(wroot: Root) -> None:
+    w = make_worker(wroot, rescan_s=0.2)
+    w.start()
+    env = submit(wroot, "x", agent=["true"])
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
+
+
+def _in_thread(w: helpers.Worker) -> tuple[threading.Thread, list[Envelope | None]]:
+    box: list[Envelope | None] = []
+    t = threading.Thread(target=lambda: box.append(w.run_once()), daemon=True)
+    t.start()
+    return t, box
+
+
+def test_fenced_after_stale_and_requeue(wroot: Root) -> None:
+    agent = sh(
+        'if [ "$FARRO_ATTEMPT" = 1 ]; then '
+        'sleep 30 & echo $! > "$FARRO_JOB_DIR/child.pid"; echo $$ > "$FARRO_JOB_DIR/agent.pid"; '
+        "echo started; wait; fi; echo attempt $FARRO_ATTEMPT done"
+    )
+    env = submit(wroot, "fence me", agent=agent)
+    w = make_worker(wroot)
+    t, box = _in_thread(w)
+    running = started(wroot, env.id)
+    agent_pid, child_pid = pids(running)
+    stale = job.commit(running, Status.STALE, Actor.WATCHDOG, "no heartbeat for 30 s (test)")
+    requeued = operations.requeue(wroot, env.id, by="tester")
+    t.join(5)
+    assert not t.is_alive() and box == [None]
+    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), 3, "agent killed")
+    now = load(wroot, env.id)
+    assert now.status == "queued" and now.lifecycle.revision == requeued.lifecycle.revision
+    assert now.lifecycle.result is None and now.path == wroot.incoming / env.id
+    assert stale.lifecycle.revision < requeued.lifecycle.revision
+    assert "attempt dropped" in (now.path / "logs" / "attempt-1.log").read_text()
+    # the claim lock of attempt 1 was released
+    assert not job.holds_claim(wroot, env.id, 1)
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded" and out.lifecycle.attempt == 2
+    assert out.lifecycle.result is not None and out.lifecycle.result.attempt == 2
+    transitions = [(r["from"], r["to"], r["actor"]) for r in job_audit(wroot, env.id)]
+    assert transitions == [
+        (None, "queued", "creator"),
+        ("queued", "in-progress", "agent"),
+        ("in-progress", "stale", "watchdog"),
+        ("stale", "queued", "operator"),
+        ("queued", "in-progress", "agent"),
+        ("in-progress", "succeeded", "agent"),
+    ]
+
+
+def test_stale_while_running_kills_agent_and_records_nothing(wroot: Root) -> None:
+    """The SIGSTOP case seen from the worker: marked stale, not (yet) requeued."""
+    env = submit(wroot, "x", agent=SLEEPER)
+    w = make_worker(wroot)
+    t, box = _in_thread(w)
+    running = started(wroot, env.id)
+    agent_pid, _ = pids(running)
+    stale = job.commit(running, Status.STALE, Actor.WATCHDOG, "no heartbeat (test)")
+    t.join(5)
+    assert box == [None]
+    now = load(wroot, env.id)
+    assert now.status == "stale" and now.lifecycle.revision == stale.lifecycle.revision
+    assert not pid_alive(agent_pid)
+    assert job.claim_is_free(wroot, now.path, env.id, 1)
+
+
+def test_commit_refused_when_fenced_after_the_last_check(
+    wroot: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even if the job moves on after the runner last looked, the commit is refused."""
+    monkeypatch.setattr(runner, "lost_reason", lambda env: None)
+    env = submit(
+        wroot,
+        "x",
+        agent=sh('echo started; while [ ! -e "$FARRO_JOB_DIR/go" ]; do sleep 0.02; done'),
+    )
+    w = make_worker(wroot)
+    t, box = _in_thread(w)
+    running = wait_until(lambda: "started" in current_log(wroot, env.id) and load(wroot, env.id))
+    stale = job.commit(running, Status.STALE, Actor.WATCHDOG, "test")
+    Path(stale.path / "go").touch()
+    t.join(5)
+    assert box == [None]
+    now = load(wroot, env.id)
+    assert now.status == "stale" and now.lifecycle.result is None
+    assert "commit refused" in (now.path / "logs" / "attempt-1.log").read_text()
+
+
+def job_audit(root: Root, job_id: str) -> list[dict[str, object]]:
+    return list(audit.read(root, job_id))
