@@ -51,8 +51,14 @@ def unique_suffix() -> str:
     return f"{os.getpid()}.{secrets.token_hex(6)}"
 
 
-def write_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> None:
-    """Atomically replace ``name`` in the directory ``dir_fd`` with ``data``."""
+def write_at(
+    dir_fd: int, name: str, data: bytes, mode: int = 0o600, *, durable: bool = True
+) -> None:
+    """Atomically replace ``name`` in the directory ``dir_fd`` with ``data``.
+
+    ``durable=False`` skips both fsyncs: still atomic for readers, but a crash may
+    lose it. Only for derived files that are rewritten when missing (never job state).
+    """
     tmp = f"{name}.tmp.{unique_suffix()}"
     fd = os.open(tmp, O_CREATE, 0o600, dir_fd=dir_fd)
     try:
@@ -61,7 +67,8 @@ def write_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            fsync(fd)
+            if durable:
+                fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -69,14 +76,15 @@ def write_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dir_fd)
         raise
-    fsync(dir_fd)
+    if durable:
+        fsync(dir_fd)
 
 
-def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_file(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
     """Atomically replace ``path`` with ``data`` (see :func:`write_at`)."""
     dfd = open_dir(path.parent)
     try:
-        write_at(dfd, path.name, data, mode)
+        write_at(dfd, path.name, data, mode, durable=durable)
     finally:
         os.close(dfd)
 

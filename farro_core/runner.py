@@ -76,14 +76,30 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     Not reaping keeps the pid (and so its process group id) ours until
     :func:`reap`, so a signal to the group can never reach a recycled pid.
     """
+    if exited(proc):
+        return True
+    try:  # a pidfd becomes readable the moment the process exits: no polling latency
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll(max(0.0, timeout) * 1000)
+        finally:
+            os.close(pidfd)
+        return exited(proc)
     deadline = time.monotonic() + timeout
+    delay = 0.0005  # a no-op agent exits in a millisecond: poll fast first, then back off
     while True:
         if exited(proc):
             return True
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        time.sleep(min(0.02, left))
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.02)
 
 
 def exited(proc: subprocess.Popen[bytes]) -> bool:
@@ -228,10 +244,19 @@ def log_name(attempt: int) -> str:
 
 
 def write_prompt_file(env: Envelope) -> None:
-    """A plain-text copy of the prompt, written once (0444) like prompt.json."""
+    """A plain-text copy of the prompt, written once (0444) like prompt.json.
+
+    Not fsynced: it is derived from prompt.json, and rewritten when a crash lost or
+    truncated it.
+    """
     path = prompt_file(env)
-    if not os.path.lexists(path):
-        fs.write_file(path, env.prompt.prompt.encode(), mode=0o444)
+    data = env.prompt.prompt.encode()
+    try:
+        intact = os.lstat(path).st_size == len(data)
+    except FileNotFoundError:
+        intact = False
+    if not intact:
+        fs.write_file(path, data, mode=0o444, durable=False)
 
 
 def read_report(env: Envelope, sink: AttemptLog) -> dict[str, Any]:
