@@ -1,0 +1,44 @@
+"""Run FARRO's workers headless on a root until SIGTERM/SIGINT.
+
+Uses ``farro-tui --workers-only`` when the console package provides it; this
+module is the stand-in the benchmarks use meanwhile (the same System object).
+
+    python benchmarks/_headless.py ROOT WORKERS
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def command(root: Path, workers: int) -> list[str]:
+    """The argv that runs ``workers`` headless workers (and a manager) on ``root``."""
+    tui = BIN / "farro-tui"
+    try:
+        import farro_tui.main  # noqa: F401
+    except ImportError:
+        return [sys.executable, __file__, str(root), str(workers)]
+    return [str(tui), "--workers-only", "--root", str(root), "--workers", str(workers)]
+
+
+def main() -> int:
+    from farro_core.root import Root
+    from farro_core.system import System
+
+    system = System(Root.open(sys.argv[1]), workers=int(sys.argv[2]))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    system.start()
+    done.wait()
+    system.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
