@@ -6,19 +6,19 @@ imports the parts of farro_core it needs. Errors are one line on stderr
 starting ``farro: `` and never a traceback: :func:`main` runs typer with
 ``standalone_mode=False`` and maps every exception to an exit code
 (0 success, 1 refused, 2 bad input, 130 interrupted).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: typer reads every command's
+signature at each start, and evaluating string annotations cost ~10 ms of it.
+"""
 
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
-
     from farro_core.envelope import Envelope, JobSpec
     from farro_core.listing import JobRow
     from farro_core.root import Root
@@ -43,7 +43,7 @@ RootOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-IdsArg = Annotated[list[str], typer.Argument(metavar="ID...", help="Job ids.", show_default=False)]
+IdsArg = Annotated[list[str], typer.Argument(metavar="ID", help="Job ids.", show_default=False)]
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="A job id.", show_default=False)]
 
 STATUSES = ("queued", "in-progress", "stale", "succeeded", "failed", "killed")
@@ -61,7 +61,7 @@ class _Failed(Exception):
 # ---------------------------------------------------------------- helpers
 
 
-def _open(root: str | None) -> Root:
+def _open(root: str | None) -> "Root":
     from farro_core.root import Root
 
     return Root.open(root)
@@ -243,22 +243,35 @@ def _flag_spec(
     return spec
 
 
-@app.command()
+SUBMIT_EPILOG = (
+    "\b\nExamples:\n"
+    '  farro submit -p "Fix the flaky test in tests/test_io.py" --rubric-check "pytest -q"\n'
+    "  farro submit jobs.json more.toml\n"
+    "  cat batch.json | farro submit -"
+)
+
+
+@app.command(epilog=SUBMIT_EPILOG)
 def submit(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[SPEC_FILE...]",
+            metavar="SPEC_FILE",
             help="Job spec files (JSON, or TOML by .toml suffix); - reads stdin.",
             show_default=False,
         ),
     ] = None,
     prompt: Annotated[
         str | None,
-        typer.Option("--prompt", "-p", help="Submit one job with this prompt (- reads stdin)."),
+        typer.Option(
+            "--prompt",
+            "-p",
+            metavar="TEXT",
+            help="Submit one job with this prompt (- reads stdin).",
+        ),
     ] = None,
     title: Annotated[
-        str | None, typer.Option(help="Title (default: the prompt's first line).")
+        str | None, typer.Option(metavar="TEXT", help="Title (default: the prompt's first line).")
     ] = None,
     rubric_check: Annotated[
         list[str] | None,
@@ -274,15 +287,21 @@ def submit(
             "--allow", metavar="GLOB", help="An allowed path glob (default **). Repeatable."
         ),
     ] = None,
-    agent: Annotated[str | None, typer.Option(help="Agent command for this job.")] = None,
+    agent: Annotated[
+        str | None, typer.Option(metavar="CMD", help="Agent command for this job.")
+    ] = None,
     workspace: Annotated[
         str | None, typer.Option(metavar="PATH", help="Workspace: a git repo or a directory.")
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option(metavar="SECONDS", help="Attempt timeout.")
+        float | None, typer.Option(metavar="SECONDS", help="Attempt timeout (default 3600).")
     ] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Automatic attempts.")] = None,
-    priority: Annotated[int | None, typer.Option(help="Higher is claimed first.")] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(metavar="N", help="Attempts before the job fails.")
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option(metavar="N", help="Higher is claimed first (default 0).")
+    ] = None,
     label: Annotated[
         list[str] | None, typer.Option(metavar="KEY=VALUE", help="A label. Repeatable.")
     ] = None,
@@ -378,7 +397,7 @@ def _statuses(status: str | None) -> list[str] | None:
     return out
 
 
-def _row_json(row: JobRow) -> dict[str, Any]:
+def _row_json(row: "JobRow") -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(row)
@@ -450,7 +469,7 @@ def ls_(
 # ---------------------------------------------------------------- show
 
 
-def _load(r: Root, job_id: str) -> Envelope:
+def _load(r: "Root", job_id: str) -> "Envelope":
     from farro_core.errors import Corrupt
     from farro_core.job import load
 
@@ -462,7 +481,7 @@ def _load(r: Root, job_id: str) -> Envelope:
         ) from None
 
 
-def _show_lines(env: Envelope) -> list[str]:
+def _show_lines(env: "Envelope") -> list[str]:
     p, lc = env.prompt, env.lifecycle
     lines = [
         f"job        {env.id}",
@@ -664,7 +683,7 @@ def kill(
 # ---------------------------------------------------------------- logs
 
 
-def _job_state(r: Root, job_id: str) -> tuple[str, int]:
+def _job_state(r: "Root", job_id: str) -> tuple[str, int]:
     """(status, attempt) from job.json, cheaply; ("gone", 0) when it left the queues."""
     from farro_core.errors import NotFound
     from farro_core.listing import read_row
@@ -734,7 +753,7 @@ def logs(
             os.close(fd)
 
 
-def _open_log(r: Root, job_id: str, name: str) -> int | None:
+def _open_log(r: "Root", job_id: str, name: str) -> int | None:
     """Open the log without following symlinks; the fd stays valid as the job dir moves."""
     from farro_core.errors import Corrupt, NotFound
 
