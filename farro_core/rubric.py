@@ -11,26 +11,43 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal
 
 from farro_core.envelope import RubricItem, RubricVerdict
-from farro_core.runner import reap, signal_group, wait_exit
+from farro_core.runner import exited, reap, signal_group, wait_exit
 
 TAIL_CHARS = 2000
 KILL_GRACE_S = 2.0
+POLL_S = 0.2
 
 Verdict = Literal["passed", "failed", "ungraded"]
 
 
+class Interrupted(Exception):
+    """The worker was told to stop or kill while a check ran; the check was killed."""
+
+
 def run_checks(
-    items: Sequence[RubricItem], cwd: Path, env: Mapping[str, str]
+    items: Sequence[RubricItem],
+    cwd: Path,
+    env: Mapping[str, str],
+    *,
+    cancel: Callable[[], bool] = lambda: False,
 ) -> list[RubricVerdict]:
-    return [run_check(item, cwd, env) for item in items]
+    return [run_check(item, cwd, env, cancel=cancel) for item in items]
 
 
-def run_check(item: RubricItem, cwd: Path, env: Mapping[str, str]) -> RubricVerdict:
+def run_check(
+    item: RubricItem,
+    cwd: Path,
+    env: Mapping[str, str],
+    *,
+    cancel: Callable[[], bool] = lambda: False,
+) -> RubricVerdict:
+    """Run one check; raise :class:`Interrupted` (its group killed) when ``cancel()``."""
     if item.check is None:
         return RubricVerdict(id=item.id, passed=None, required=item.required)
     with tempfile.TemporaryFile() as out:
@@ -52,7 +69,15 @@ def run_check(item: RubricItem, cwd: Path, env: Mapping[str, str]) -> RubricVerd
                 required=item.required,
                 output_tail=f"[farro] could not run the check: {exc}",
             )
-        timed_out = not wait_exit(proc, item.timeout_s)
+        deadline = time.monotonic() + item.timeout_s
+        while not wait_exit(proc, min(POLL_S, max(0.0, deadline - time.monotonic()))):
+            if cancel():
+                signal_group(proc, signal.SIGKILL)
+                reap(proc)
+                raise Interrupted(item.id)
+            if time.monotonic() >= deadline:
+                break
+        timed_out = not exited(proc)
         if timed_out:
             signal_group(proc, signal.SIGTERM)
             if not wait_exit(proc, KILL_GRACE_S):
@@ -63,7 +88,7 @@ def run_check(item: RubricItem, cwd: Path, env: Mapping[str, str]) -> RubricVerd
         tail = (tail + f"\n[farro] check timed out after {item.timeout_s:g}s").lstrip("\n")
     return RubricVerdict(
         id=item.id,
-        passed=code == 0,
+        passed=code == 0 and not timed_out,
         required=item.required,
         exit_code=None if timed_out else code,
         output_tail=tail[-TAIL_CHARS:],

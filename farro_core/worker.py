@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -74,7 +75,9 @@ class Worker:
         self._release.clear()
         with self._lock:
             state: State = "paused" if self._paused else "idle"
-            self._status = replace(self._status, state=state, job=None, attempt=None, since=utcnow())
+            self._status = replace(
+                self._status, state=state, job=None, attempt=None, since=utcnow()
+            )
         self._write_status(self._status)
         self._thread = threading.Thread(
             target=self._loop, name=f"farro-worker-{self.name}", daemon=True
@@ -94,6 +97,11 @@ class Worker:
         self._paused = False
         self._wake.set()
 
+    def begin_stop(self) -> None:
+        """Stop claiming, without waiting (see :func:`stop_all`)."""
+        self._stopping.set()
+        self._wake.set()
+
     def stop(self, *, release: bool = True, grace_s: float | None = None) -> None:
         """Stop claiming; give a running attempt ``grace_s``, then release it (or wait).
 
@@ -101,8 +109,7 @@ class Worker:
         thread, so nothing is left in-progress by a clean stop.
         """
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
-        self._stopping.set()
-        self._wake.set()
+        self.begin_stop()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             if self._status.state == "busy":
@@ -164,6 +171,10 @@ class Worker:
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
         try:
             return self._attempt(env)
+        except Exception as exc:
+            log.exception("%s %s: attempt %d broke off", self.name, env.id, n)
+            self._give_up(env, exc)
+            return None
         finally:
             job.release_claim(env)
             with self._lock:
@@ -296,14 +307,57 @@ class Worker:
         )
         if violations or not clean_exit:
             return violations, [], None
-        verdicts = rubric.run_checks(
-            env.prompt.rubric, ws.path, runner.agent_env(env, ws.path, self.name)
-        )
+        n = attempt.number
+        try:
+            verdicts = rubric.run_checks(
+                env.prompt.rubric,
+                ws.path,
+                runner.agent_env(env, ws.path, self.name),
+                cancel=lambda: (
+                    self._release.is_set() or job.kill_requested(env.path, n) is not None
+                ),
+            )
+        except rubric.Interrupted as exc:
+            attempt.killed_by = job.kill_requested(env.path, n)
+            attempt.released = attempt.killed_by is None
+            why = "the job was killed" if attempt.killed_by else "the worker is stopping"
+            sink.note(f"rubric check {exc} interrupted: {why}")
+            return violations, [], None
         for v in verdicts:
             state = "no check" if v.passed is None else "passed" if v.passed else "FAILED"
             kind = "required" if v.required else "optional"
             sink.note(f"rubric {v.id} ({kind}): {state} (exit {v.exit_code})")
         return violations, verdicts, rubric.verdict(verdicts)
+
+    def _give_up(self, env: Envelope, exc: Exception) -> None:
+        """A bug or an I/O error broke the attempt: count it as a failed attempt.
+
+        If even this commit fails, the job stays in-progress with its claim lock
+        free, and the watchdog marks it stale ("worker gone").
+        """
+        now = utcnow()
+        attempt = runner.Attempt(
+            number=env.lifecycle.attempt,
+            started_at=now,
+            finished_at=now,
+            error=f"worker error: {exc}",
+        )
+        decision = outcome.decide(
+            attempt,
+            env.lifecycle,
+            max_attempts=env.prompt.max_attempts,
+            settings=self.settings,
+            violations=[],
+            rubric=[],
+            verdict=None,
+        )
+        changes: dict[str, Any] = {}
+        if decision.to is Status.QUEUED:
+            changes.update(claim=None, not_before=decision.not_before)
+        try:
+            job.commit(env, decision.to, Actor.AGENT, decision.reason, worker=self.name, **changes)
+        except Exception as again:
+            log.error("%s %s: could not record the failure either: %s", self.name, env.id, again)
 
     def _fenced(self, env: Envelope, why: str, sink: runner.AttemptLog) -> None:
         sink.note(f"attempt dropped: {why}")
@@ -347,6 +401,18 @@ class Worker:
             )
         except OSError as exc:
             log.warning("%s: cannot write its status file: %s", self.name, exc)
+
+
+def stop_all(workers: list[Worker], *, release: bool = True, grace_s: float | None = None) -> None:
+    """Stop several workers within one grace period, not one grace after another."""
+    if not workers:
+        return
+    grace = workers[0].settings.shutdown_grace_s if grace_s is None else grace_s
+    for w in workers:
+        w.begin_stop()
+    deadline = time.monotonic() + grace
+    for w in workers:
+        w.stop(release=release, grace_s=max(0.0, deadline - time.monotonic()))
 
 
 def _short(paths: list[str], limit: int = 20) -> str:

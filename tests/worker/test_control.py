@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from farro_core import audit, job, operations, runner
+from farro_core import audit, job, operations, runner, workspace
 from farro_core.envelope import Envelope, utcnow
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
+from farro_core.worker import stop_all
 
 from . import helpers
 from .helpers import (
@@ -296,3 +297,56 @@ def test_commit_refused_when_fenced_after_the_last_check(
 
 def job_audit(root: Root, job_id: str) -> list[dict[str, object]]:
     return list(audit.read(root, job_id))
+
+
+def test_stop_during_a_long_rubric_check_releases(wroot: Root) -> None:
+    checks = [{"id": "slow", "check": 'echo checking > "$FARRO_JOB_DIR/checking"; sleep 30'}]
+    env = submit(wroot, "x", agent=["true"], rubric=checks, max_attempts=1)
+    w = make_worker(wroot)
+    w.start()
+    wait_until(lambda: (load(wroot, env.id).path / "checking").exists(), what="the check")
+    t0 = time.monotonic()
+    w.stop(release=True, grace_s=0.2)
+    assert time.monotonic() - t0 < 3
+    out = load(wroot, env.id)
+    assert out.status == "queued" and out.lifecycle.attempt_base == 1
+    assert "interrupted" in current_log(wroot, env.id)
+
+
+def test_kill_during_a_rubric_check(wroot: Root) -> None:
+    checks = [{"id": "slow", "check": 'echo checking > "$FARRO_JOB_DIR/checking"; sleep 30'}]
+    env = submit(wroot, "x", agent=["true"], rubric=checks)
+    make_worker(wroot).start()
+    wait_until(lambda: (load(wroot, env.id).path / "checking").exists(), what="the check")
+    t0 = time.monotonic()
+    out = operations.kill(wroot, env.id, wait_s=10)
+    assert time.monotonic() - t0 < 1.5
+    assert out.status == "killed"
+
+
+def test_stop_all_shares_one_grace(wroot: Root) -> None:
+    envs = [submit(wroot, f"job {i}", agent=SLEEPER) for i in range(3)]
+    ws = [make_worker(wroot, f"w{i}") for i in range(3)]
+    for w in ws:
+        w.start()
+    for env in envs:
+        started(wroot, env.id)
+    t0 = time.monotonic()
+    stop_all(ws, release=True, grace_s=0.3)
+    assert time.monotonic() - t0 < 3  # not 3 x (grace + kill)
+    assert all(load(wroot, e.id).status == "queued" for e in envs)
+    assert all(w.status().state == "stopped" for w in ws)
+
+
+def test_an_internal_error_counts_as_a_failed_attempt(
+    wroot: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(root: Root, env: Envelope) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(workspace, "prepare", broken)
+    env = submit(wroot, "x", agent=["true"], max_attempts=2)
+    assert make_worker(wroot).run_once() is None
+    out = load(wroot, env.id)
+    assert out.status == "queued" and "worker error: disk on fire" in out.lifecycle.reason
+    assert not job.holds_claim(wroot, env.id, 1)
