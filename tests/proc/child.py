@@ -25,9 +25,14 @@ Commands:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from farro_core.root import Root
 
 EXIT_OK = 0
 EXIT_ALREADY_EXISTS = 3
@@ -48,6 +53,26 @@ def wait_for_go() -> None:
     line = sys.stdin.readline()
     if line.strip() != "go":
         raise SystemExit(EXIT_USAGE)
+
+
+def any_queued(root: Root) -> bool:
+    """Whether incoming/ still holds a queued job (an orphan left in-progress is not)."""
+    from farro_core import fs, job
+    from farro_core.errors import Corrupt
+
+    for job_id in root.ids("incoming"):
+        try:
+            dfd = fs.open_dir(root.incoming / job_id)
+        except OSError:
+            continue  # claimed and moved meanwhile
+        try:
+            if job.read_lifecycle(dfd, job_id).status == "queued":
+                return True
+        except Corrupt:
+            continue
+        finally:
+            os.close(dfd)
+    return False
 
 
 def main(argv: list[str]) -> int:
@@ -104,7 +129,7 @@ def main(argv: list[str]) -> int:
         while time.monotonic() < deadline:
             env = job.claim(root, worker)
             if env is None:
-                if not root.ids("incoming"):
+                if not any_queued(root):
                     return EXIT_OK
                 time.sleep(0.001)  # others hold the remaining candidates' locks right now
                 continue

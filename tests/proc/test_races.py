@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from farro_core import job
+from farro_core import job, operations
 from farro_core.envelope import JobSpec
+from farro_core.fsck import fsck
+from farro_core.identity import WorkerIdentity
 from farro_core.ids import new_id
 from farro_core.root import Root
-from farro_core.transitions import Status
+from farro_core.transitions import TERMINAL, Actor, Status
 
 from .child import EXIT_OK
 from .helpers import Child, audit_lines, children, release_together, scan
@@ -129,3 +131,51 @@ def test_eight_creators_of_the_same_ids_exactly_one_wins_each(root: Root) -> Non
     assert os.listdir(root.quarantine) == []
     created = Counter(r["job"] for r in audit_lines(root) if r["event"] == "created")
     assert created == Counter(dict.fromkeys(ids, 1))
+
+
+def test_claimers_killed_anywhere_lose_nothing(root: Root) -> None:
+    """SIGKILL two of eight claimers mid-run, wherever they are; the rest drain the queue.
+
+    The named crash points cover each step; this lands a kill -9 at an arbitrary
+    instruction (mid-write, mid-rename, while holding the commit lock) instead.
+    """
+    envs = job.create_many(root, [JobSpec(prompt=f"job {i}") for i in range(300)])
+    created = {e.id for e in envs}
+    with children() as kids:
+        for n in range(N_PROCS):
+            kids.append(Child(root, "claim-loop", f"w{n}"))
+        release_together(kids)
+        victims, survivors = kids[:2], kids[2:]
+        for n, v in enumerate(victims):
+            for _ in range(5 + 7 * n):  # kill each after a few claims, at different points
+                v.expect("claimed ")
+            v.kill()
+        codes = [c.finish() for c in survivors]
+        assert codes == [EXIT_OK] * len(survivors), [c.stderr_text() for c in survivors]
+
+    # Each killed claimer held at most one job; fsck finds it (or its leftovers).
+    fsck(root, repair=True)
+    jobs = scan(root)
+    assert set(jobs) == created, "a job was lost"
+    unfinished = [j for j, d in jobs.items() if d.lifecycle.status not in TERMINAL]
+    assert len(unfinished) <= 2
+    assert all(jobs[j].lifecycle.status is Status.STALE for j in unfinished)
+    for jid in unfinished:
+        operations.requeue(root, jid, by="test-operator")
+        env = job.claim(root, WorkerIdentity.current("after"), ids=[jid])
+        assert env is not None
+        job.release_claim(job.commit(env, Status.SUCCEEDED, Actor.AGENT, "ok", worker="after"))
+
+    jobs = scan(root)
+    assert all(d.lifecycle.status is Status.SUCCEEDED for d in jobs.values())
+    assert os.listdir(root.tmp) == []
+    recs = audit_lines(root)
+    claims = Counter((r["job"], r["attempt"]) for r in recs if r["to"] == "in-progress")
+    assert max(claims.values()) == 1, "an attempt was claimed twice"
+    ends = Counter(r["job"] for r in recs if r["to"] == "succeeded")
+    assert set(ends) == created and max(ends.values()) == 1, "a job succeeded twice"
+    for jid, d in jobs.items():
+        assert {r["revision"] for r in recs if r["job"] == jid} >= set(
+            range(1, d.lifecycle.revision + 1)
+        )
+    assert fsck(root) == []
