@@ -72,7 +72,8 @@ def _out(line: str = "") -> None:
 
 
 def _err(msg: str) -> None:
-    sys.stderr.write("farro: " + " ".join(str(msg).split()) + "\n")
+    # one line whatever the message holds: newlines folded, control characters shown
+    sys.stderr.write("farro: " + _clean(" ".join(str(msg).split())) + "\n")
     sys.stderr.flush()
 
 
