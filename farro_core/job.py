@@ -337,7 +337,7 @@ def claim(
     is alive whatever its heartbeat says.
     """
     now = now or utcnow()
-    for job_id in candidates(root) if ids is None else ids:
+    for job_id in candidates(root) if ids is None else [check_id(i) for i in ids]:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
         except OSError:
@@ -500,6 +500,9 @@ def _audit(lc: Lifecycle, frm: Status, actor: Actor | str, worker: str | None) -
 # ---------------------------------------------------------------- commit
 
 
+_IDENTITY = frozenset({"id", "created_at", "schema_version"})
+
+
 def commit(
     env: Envelope,
     to: Status | str,
@@ -516,6 +519,9 @@ def commit(
     ``actor``; 4. write job.json (revision+1); 5. move the directory if its queue
     changes, audit, release.
     """
+    fixed = sorted(_IDENTITY & changes.keys())
+    if fixed:  # rewriting these would make job.json disagree with its job (corrupt)
+        raise ValueError(f"commit cannot change {', '.join(fixed)} of job {env.id}")
     root = Root(env.runtime.root)
     to, actor = Status(to), Actor(actor)
     path = env.runtime.path
