@@ -591,3 +591,35 @@ def test_lifecycle_written_is_valid_json_with_only_lifecycle_fields(root: Root) 
     job.commit(c, S.FAILED, A.AGENT, "x")
     data = json.loads((root.done / env.id / "job.json").read_bytes())
     assert set(data) == set(Lifecycle.model_fields)
+
+
+def test_claim_checks_given_ids_before_they_touch_a_path(root: Root) -> None:
+    env = job.create(root, spec())
+    os.rename(env.path, root.done / env.id)  # a queued job misplaced in done/ (pre-fsck)
+    before = snapshot(root)
+    with pytest.raises(BadInput):
+        job.claim(root, worker(), ids=[f"../done/{env.id}"])
+    assert snapshot(root) == before
+    assert job.load(root, env.id).status is S.QUEUED
+
+
+@pytest.mark.parametrize("field", ["id", "created_at", "schema_version"])
+def test_commit_never_rewrites_the_identity_of_a_job(root: Root, field: str) -> None:
+    env = job.create(root, spec())
+    value = {"id": "another-job-0001", "created_at": utcnow(), "schema_version": "1.0.1"}[field]
+    before = snapshot(root)
+    with pytest.raises(ValueError, match=field):
+        job.commit(env, S.KILLED, A.OPERATOR, "x", **{field: value})
+    assert snapshot(root) == before
+    assert job.load(root, env.id).status is S.QUEUED
+
+
+def test_write_not_durable_is_still_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
+    fs.write_file(tmp_path / "f", b"one", durable=False)
+    fs.write_file(tmp_path / "f", b"two", durable=False)
+    assert calls == []
+    assert (tmp_path / "f").read_bytes() == b"two" and os.listdir(tmp_path) == ["f"]
+    fs.write_file(tmp_path / "f", b"three")
+    assert len(calls) == 2  # the file, then its directory
