@@ -396,8 +396,10 @@ class Worker:
             "jobs_done": st.jobs_done,
         }
         try:
-            fs.write_file(
-                self.root.workers_dir / f"{self.name}.json", (json.dumps(body) + "\n").encode()
+            fs.write_file(  # informational: atomic for readers, no fsync needed
+                self.root.workers_dir / f"{self.name}.json",
+                (json.dumps(body) + "\n").encode(),
+                durable=False,
             )
         except OSError as exc:
             log.warning("%s: cannot write its status file: %s", self.name, exc)

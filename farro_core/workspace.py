@@ -23,7 +23,7 @@ from pathlib import Path
 
 from farro_core import fs
 from farro_core.envelope import Envelope
-from farro_core.errors import FarroError
+from farro_core.errors import FarroError, RootError
 from farro_core.root import Root
 
 GIT_TIMEOUT_S = 120.0
@@ -50,6 +50,7 @@ class Workspace:
     repo: Path | None = None
     notes: list[str] = field(default_factory=list)  # lines for the attempt's log
     before: Snapshot | None = None
+    skip: str | None = None  # a subtree left out of snapshots (a FARRO root inside the dir)
 
 
 # ---------------------------------------------------------------- git
@@ -135,7 +136,10 @@ def prepare(root: Root, env: Envelope) -> Workspace:
     path, notes = resolve(root, env)
     if path is None:
         work = env.path / "work"
-        fs.make_private_dir(work)
+        try:
+            fs.make_private_dir(work)
+        except RootError as exc:
+            raise WorkspaceError(f"the job's work/ directory: {exc}") from None
         ws = Workspace(path=work, kind="work", notes=notes)
     elif _toplevel(path) == path:
         ws = _prepare_worktree(root, env, path)
@@ -143,7 +147,11 @@ def prepare(root: Root, env: Envelope) -> Workspace:
         return ws
     else:
         ws = Workspace(path=path, kind="dir", notes=notes)
-    ws.before = snapshot(ws.path)
+        root_real = Path(os.path.realpath(root.path))
+        if path in root_real.parents:
+            ws.skip = root_real.relative_to(path).as_posix()
+            ws.notes.append(f"the FARRO root {ws.skip}/ inside the workspace is not judged")
+    ws.before = snapshot(ws.path, skip=ws.skip)
     return ws
 
 
@@ -166,7 +174,6 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path) -> Workspace:
     fs.make_private_dir(root.path / "worktrees")
     wt = worktree_path(root, job_id)
     notes = []
-    git(repo, "worktree", "prune")
     if os.path.lexists(wt):
         if (
             wt.is_symlink()
@@ -178,6 +185,7 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path) -> Workspace:
         git(wt, "clean", "-q", "-ffdx")
         notes.append(f"worktree {wt} reset to base {base[:12]} on branch {branch}")
     else:
+        git(repo, "worktree", "prune")  # forget a registration whose directory is gone
         git(repo, "worktree", "add", "-q", "-f", "-B", branch, str(wt), base)
         notes.append(f"worktree {wt} created on branch {branch} at base {base[:12]}")
     return Workspace(path=wt, kind="worktree", base_commit=base, repo=repo, notes=notes)
@@ -192,7 +200,7 @@ def changed_paths(ws: Workspace) -> list[str]:
     if ws.kind == "worktree":
         return _git_changes(ws)
     assert ws.before is not None
-    return diff(ws.before, snapshot(ws.path))
+    return diff(ws.before, snapshot(ws.path, skip=ws.skip))
 
 
 def _git_changes(ws: Workspace) -> list[str]:
@@ -247,7 +255,7 @@ def commit_work(ws: Workspace, job_id: str, attempt: int) -> str | None:
 # ---------------------------------------------------------------- snapshots
 
 
-def snapshot(top: Path) -> Snapshot:
+def snapshot(top: Path, skip: str | None = None) -> Snapshot:
     """Every non-directory entry below ``top``, never following a symlink.
 
     Directories are left out, as git leaves them out: a directory's mtime changes
@@ -269,7 +277,8 @@ def snapshot(top: Path) -> Snapshot:
                 except FileNotFoundError:
                     continue
                 if stat.S_ISDIR(st.st_mode):
-                    stack.append(name)
+                    if name != skip:
+                        stack.append(name)
                     continue
                 target = None
                 kind = "f" if stat.S_ISREG(st.st_mode) else "o"

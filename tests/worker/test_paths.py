@@ -175,3 +175,15 @@ def test_subdirectory_of_a_repo_runs_in_place(wroot: Root, tmp_path: Path) -> No
     assert out is not None and out.status == "succeeded"
     assert (repo / "src" / "z.py").exists()
     assert out.lifecycle.result is not None and out.lifecycle.result.base_commit is None
+
+
+def test_root_inside_a_plain_workspace_is_left_out(wroot: Root) -> None:
+    """The queue's own files change during the attempt; they are not the agent's work."""
+    ws = wroot.path.parent
+    out = run(wroot, "mkdir -p src; echo x > src/new.py", ws)
+    assert out.status == "succeeded", out.lifecycle.reason
+    assert out.lifecycle.result is not None and out.lifecycle.result.violations == []
+    assert (
+        "the FARRO root root/ inside the workspace is not judged"
+        in (out.path / "logs" / "attempt-1.log").read_text()
+    )
