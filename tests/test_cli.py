@@ -594,3 +594,28 @@ def test_cli_imports_no_console_and_no_rich(root: Root) -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stderr.splitlines()[-1] == "0 2 []"
+
+
+def test_stale_jobs_are_requeued_and_killed_directly(root: Root) -> None:
+    a, b = submit(root, "a"), submit(root, "b")
+    for _ in range(2):
+        env = claimed(root)
+        job.commit(env, Status.STALE, Actor.WATCHDOG, "no heartbeat")
+        job.release_claim(env)
+    r = cli("requeue", "--root", str(root.path), a)
+    assert (r.code, r.out) == (0, f"{a} queued\n")
+    r = cli("kill", "--root", str(root.path), "--wait", "0", b)
+    assert (r.code, r.out) == (0, f"{b} killed\n")
+    assert (status_of(root, a), status_of(root, b)) == (Status.QUEUED, Status.KILLED)
+
+
+def test_a_closed_stdout_is_not_a_traceback(root: Root) -> None:
+    submit(root, "one")
+    proc = subprocess.Popen(
+        [FARRO, "ls", "--root", str(root.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `farro ls | head -0`
+    _, err = proc.communicate(timeout=60)
+    assert err == b""
+    assert proc.returncode in (0, 1)
