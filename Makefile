@@ -37,5 +37,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+torture: $(STAMP)
+	FARRO_TORTURE=full $(BIN)/pytest -q -s tests/torture tests/load
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
