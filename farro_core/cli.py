@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="farro",
     help="Run batches of AI coding-agent jobs from a plain directory tree.",
+    epilog=(
+        "\b\nThe root is --root PATH, else $FARRO_ROOT, else ~/.farro.\n"
+        "Exit status: 0 done, 1 refused (unknown job, illegal move, queue full), "
+        "2 bad input."
+    ),
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -556,7 +561,7 @@ def _show_lines(env: "Envelope") -> list[str]:
     return lines
 
 
-@app.command()
+@app.command(short_help="Show a job: prompt, rubric, lifecycle and result.")
 def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Show one job: prompt, rubric, allowed paths, lifecycle and result."""
     (job_id,) = _check_ids([job_id])
@@ -592,7 +597,7 @@ def _each(ids: Sequence[str], action: Any) -> None:
         raise _Failed(worst)
 
 
-@app.command()
+@app.command(short_help="Put stale or failed jobs back in the queue.")
 def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
     """Put stale or failed jobs back in the queue, with a fresh attempt budget."""
     from farro_core.operations import requeue as do_requeue
@@ -608,7 +613,7 @@ def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
     _each(ids, one)
 
 
-@app.command()
+@app.command(short_help="Kill jobs (running ones through their worker).")
 def kill(
     job_ids: IdsArg,
     wait: Annotated[
@@ -700,7 +705,7 @@ def _job_state(r: "Root", job_id: str) -> tuple[str, int]:
     return "gone", 0
 
 
-@app.command()
+@app.command(short_help="Print an attempt's agent output; -f follows it.")
 def logs(
     job_id: IdArg,
     follow: Annotated[
@@ -923,7 +928,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
 # ---------------------------------------------------------------- fsck
 
 
-@app.command()
+@app.command(short_help="Check the root; --repair fixes (never deletes).")
 def fsck(
     repair: Annotated[
         bool, typer.Option("--repair", help="Fix what is found (quarantine, never delete).")
