@@ -62,9 +62,17 @@ def _cache_prompt(root: Root, prompt: Prompt) -> Prompt:
     return prompt
 
 
-def read_prompt(root: Root, dir_fd: int, job_id: str) -> Prompt:
+def read_prompt(
+    root: Root, dir_fd: int, job_id: str, created_at: datetime | None = None
+) -> Prompt:
+    """prompt.json, from the cache when it holds this very job.
+
+    An id can come back (the job was quarantined, then created again by another
+    process): pass the job.json ``created_at`` and a cached prompt of another
+    creation is never served.
+    """
     cached = _prompts.get((root.key, job_id))
-    if cached is not None:
+    if cached is not None and (created_at is None or cached.created_at == created_at):
         return cached
     prompt = load_prompt(_read(dir_fd, PROMPT, job_id), f"{job_id}/{PROMPT}")
     if prompt.id != job_id:
@@ -147,7 +155,7 @@ def load(root: Root, job: str | os.PathLike[str]) -> Envelope:
             continue
         try:
             lc = read_lifecycle(dfd, job_id)
-            prompt = read_prompt(root, dfd, job_id)
+            prompt = read_prompt(root, dfd, job_id, lc.created_at)
             here = where(root, job_id, dfd) or path
         finally:
             os.close(dfd)
@@ -383,7 +391,7 @@ def _try_claim(
                 held.release()
                 return None
             try:  # a job whose prompt cannot be read is never claimed (fsck quarantines it)
-                prompt = read_prompt(root, dfd, job_id)
+                prompt = read_prompt(root, dfd, job_id, lc.created_at)
             except Corrupt:
                 held.release()
                 return None
