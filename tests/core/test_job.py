@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -623,3 +625,22 @@ def test_write_not_durable_is_still_atomic(tmp_path: Path, monkeypatch: pytest.M
     assert (tmp_path / "f").read_bytes() == b"two" and os.listdir(tmp_path) == ["f"]
     fs.write_file(tmp_path / "f", b"three")
     assert len(calls) == 2  # the file, then its directory
+
+
+def test_a_reused_id_never_serves_the_old_prompt(root: Root) -> None:
+    """Job X is quarantined; another process creates a new job X: this process, which read
+    the old X, must run and show the new prompt, not its cached copy of the old one."""
+    old = job.create(root, spec("old prompt: rm -rf the old workspace", id="reused-id-0001"))
+    assert job.load(root, old.id).prompt.prompt.startswith("old")  # cached here
+    os.rename(old.path, root.quarantine / old.id)
+    code = (
+        "import sys\n"
+        "from farro_core import job\n"
+        "from farro_core.root import Root\n"
+        "from farro_core.envelope import parse_spec\n"
+        "job.create(Root.open(sys.argv[1]), parse_spec({'prompt': 'new', 'id': sys.argv[2]}))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(root.path), old.id], check=True, timeout=60)
+    assert job.load(root, old.id).prompt.prompt == "new"
+    c = claimed(root)
+    assert c.id == old.id and c.prompt.prompt == "new"
