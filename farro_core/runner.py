@@ -282,6 +282,48 @@ def read_report(env: Envelope, sink: AttemptLog) -> dict[str, Any]:
 # ---------------------------------------------------------------- one attempt
 
 
+class Heartbeat:
+    """Touch the job's heartbeat every ``interval`` for the whole attempt.
+
+    A thread of its own, so a slow workspace set-up, a long ``git add`` or a
+    rubric check never looks like a hung worker. Each beat also checks that the
+    job is still ours; :attr:`lost` then says why not, and the runner, the
+    rubric and the worker act on it.
+    """
+
+    def __init__(self, env: Envelope, interval: float) -> None:
+        self.env = env
+        self.interval = interval
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"farro-heartbeat-{env.id}"
+        )
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def check(self) -> str | None:
+        """Beat now, and say why the job is no longer ours (None while it is)."""
+        if self.lost is None:
+            self.lost = lost_reason(self.env)
+        return self.lost
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if self.check() is not None:
+                    return
+            except Exception:
+                log.exception("%s: heartbeat failed", self.env.id)
+
+
 def run(
     env: Envelope,
     workspace: Path,
@@ -290,8 +332,14 @@ def run(
     *,
     worker: str,
     release: Callable[[], bool] = lambda: False,
+    lost: Callable[[], str | None] = lambda: None,
 ) -> Attempt:
-    """Run the agent for ``env``'s attempt and watch it until it exits."""
+    """Run the agent for ``env``'s attempt and watch it until it exits.
+
+    ``release()`` asks for a release (the worker is stopping); ``lost()`` says
+    why the job is no longer ours (see :class:`Heartbeat`): then the agent is
+    killed at once and the attempt dropped.
+    """
     attempt = Attempt(number=env.lifecycle.attempt, started_at=utcnow())
     agent = env.prompt.agent if env.prompt.agent is not None else settings.agent_argv()
     environ = agent_env(env, workspace, worker)
@@ -329,7 +377,7 @@ def run(
         target=_feed, args=(proc, env.prompt.prompt.encode()), daemon=True, name="farro-stdin"
     ).start()
     try:
-        _watch(env, proc, settings, sink, attempt, release)
+        _watch(env, proc, settings, sink, attempt, release, lost)
     finally:
         if not exited(proc):  # an exception in the watch loop: never leave the agent behind
             signal_group(proc, signal.SIGKILL)
@@ -352,10 +400,9 @@ def _watch(
     sink: AttemptLog,
     attempt: Attempt,
     release: Callable[[], bool],
+    lost: Callable[[], str | None],
 ) -> None:
-    start = time.monotonic()
-    deadline = start + env.prompt.timeout_s
-    next_beat = start + settings.heartbeat_s
+    deadline = time.monotonic() + env.prompt.timeout_s
     term_at: float | None = None
     killed = False
     while not wait_exit(proc, TICK_S):
@@ -371,14 +418,11 @@ def _watch(
             elif release():
                 attempt.released = True
                 why = "the worker is stopping: releasing the job"
-        if now >= next_beat:
-            next_beat = now + settings.heartbeat_s
-            lost = lost_reason(env)
-            if lost is not None and attempt.lost is None:
-                attempt.lost = lost
-                sink.note(f"{lost}: killing the agent, dropping this attempt")
-                signal_group(proc, signal.SIGKILL)
-                killed = True
+        if attempt.lost is None and (gone := lost()) is not None:
+            attempt.lost = gone
+            sink.note(f"{gone}: killing the agent, dropping this attempt")
+            signal_group(proc, signal.SIGKILL)
+            killed = True
         if why is not None:
             sink.note(f"{why}: SIGTERM to the agent's process group")
             signal_group(proc, signal.SIGTERM)

@@ -169,19 +169,21 @@ class Worker:
         n = env.lifecycle.attempt
         self._set("busy", env.id, n)
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
+        beat = runner.Heartbeat(env, self.settings.heartbeat_s).start()
         try:
-            return self._attempt(env)
+            return self._attempt(env, beat)
         except Exception as exc:
             log.exception("%s %s: attempt %d broke off", self.name, env.id, n)
             self._give_up(env, exc)
             return None
         finally:
+            beat.stop()
             job.release_claim(env)
             with self._lock:
                 self._status = replace(self._status, jobs_done=self._status.jobs_done + 1)
             self._set("paused" if self._paused else "idle")
 
-    def _attempt(self, env: Envelope) -> Envelope | None:
+    def _attempt(self, env: Envelope, beat: runner.Heartbeat) -> Envelope | None:
         n = env.lifecycle.attempt
         sink = runner.AttemptLog(env.path / runner.log_name(n), self.settings.log_max_bytes)
         try:
@@ -214,6 +216,7 @@ class Worker:
                     sink,
                     worker=self.name,
                     release=self._release.is_set,
+                    lost=lambda: beat.lost,
                 )
             if attempt.lost is not None:
                 self._fenced(env, attempt.lost, sink)
@@ -222,11 +225,14 @@ class Worker:
             verdicts: list[RubricVerdict] = []
             verdict: rubric.Verdict | None = None
             if ws is not None:
-                lost = runner.lost_reason(env)
+                lost = beat.check()  # before touching git: a fenced attempt commits nothing
                 if lost is not None:
                     self._fenced(env, lost, sink)
                     return None
-                violations, verdicts, verdict = self._judge(env, ws, attempt, sink)
+                violations, verdicts, verdict = self._judge(env, ws, attempt, sink, beat)
+                if attempt.lost is not None:
+                    self._fenced(env, attempt.lost, sink)
+                    return None
             decision = outcome.decide(
                 attempt,
                 env.lifecycle,
@@ -283,6 +289,7 @@ class Worker:
         ws: workspace.Workspace,
         attempt: runner.Attempt,
         sink: runner.AttemptLog,
+        beat: runner.Heartbeat,
     ) -> tuple[list[str], list[RubricVerdict], rubric.Verdict | None]:
         """Changed paths against allowed_paths, the work committed, then the rubric."""
         try:
@@ -314,10 +321,15 @@ class Worker:
                 ws.path,
                 runner.agent_env(env, ws.path, self.name),
                 cancel=lambda: (
-                    self._release.is_set() or job.kill_requested(env.path, n) is not None
+                    self._release.is_set()
+                    or beat.lost is not None
+                    or job.kill_requested(env.path, n) is not None
                 ),
             )
         except rubric.Interrupted as exc:
+            if beat.lost is not None:
+                attempt.lost = beat.lost
+                return violations, [], None
             attempt.killed_by = job.kill_requested(env.path, n)
             attempt.released = attempt.killed_by is None
             why = "the job was killed" if attempt.killed_by else "the worker is stopping"

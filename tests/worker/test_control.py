@@ -350,3 +350,27 @@ def test_an_internal_error_counts_as_a_failed_attempt(
     out = load(wroot, env.id)
     assert out.status == "queued" and "worker error: disk on fire" in out.lifecycle.reason
     assert not job.holds_claim(wroot, env.id, 1)
+
+
+def test_heartbeat_goes_on_during_a_slow_rubric_check(wroot: Root) -> None:
+    """A slow but healthy worker is never mistaken for a hung one."""
+    checks = [{"id": "slow", "check": 'echo checking > "$FARRO_JOB_DIR/checking"; sleep 1.5'}]
+    env = submit(wroot, "x", agent=["true"], rubric=checks)
+    make_worker(wroot).start()
+    path = wait_until(lambda: (p := load(wroot, env.id).path / "checking").exists() and p.parent)
+    first = (path / "heartbeat").stat().st_mtime
+    wait_until(lambda: (path / "heartbeat").stat().st_mtime > first + 0.3, 3, "a later heartbeat")
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
+
+
+def test_fenced_during_a_rubric_check(wroot: Root) -> None:
+    checks = [{"id": "slow", "check": 'echo checking > "$FARRO_JOB_DIR/checking"; sleep 30'}]
+    env = submit(wroot, "x", agent=["true"], rubric=checks)
+    w = make_worker(wroot)
+    t, box = _in_thread(w)
+    path = wait_until(lambda: (p := load(wroot, env.id).path / "checking").exists() and p.parent)
+    job.commit(load(wroot, env.id), Status.STALE, Actor.WATCHDOG, "test")
+    assert path.exists()
+    t.join(5)
+    assert not t.is_alive() and box == [None]
+    assert load(wroot, env.id).status == "stale"
