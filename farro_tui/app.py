@@ -202,7 +202,8 @@ class FarroApp(App[None]):
         spec = self.spec
         default = spec.tab == 0 and not spec.filter and spec.sort == "status"
         outside_done = any(r is not None and r.queue != "done" for r in delta.rows.values())
-        if names_changed or (rows_changed and (outside_done or not default)):
+        first = self._last_view == 0
+        if first or names_changed or (rows_changed and (outside_done or not default)):
             self.schedule_view()
         else:
             self._redraw()

@@ -56,7 +56,7 @@ class ViewSpec:
         if not self.filter:
             return None
         try:
-            return re.compile(self.filter, re.IGNORECASE)
+            return re.compile(self.filter, re.IGNORECASE | re.MULTILINE)
         except re.error:
             return re.compile(re.escape(self.filter), re.IGNORECASE)
 
@@ -82,10 +82,11 @@ def run_seconds(row: JobRow, now: datetime) -> float | None:
 
 
 def haystack(job_id: str, row: JobRow | None) -> str:
+    """One line per field, so that ``^`` and ``$`` anchor to a field."""
     if row is None:
         return job_id
-    labels = " ".join(f"{k}={v}" for k, v in row.labels.items())
-    return f"{job_id} {row.title} {labels}"
+    labels = "".join(f"\n{k}={v}" for k, v in row.labels.items())
+    return f"{job_id}\n{row.title}{labels}"
 
 
 def visible(store: Store, spec: ViewSpec, now: datetime) -> list[str]:
