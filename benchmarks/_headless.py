@@ -16,8 +16,14 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def command(root: Path, workers: int) -> list[str]:
-    """The argv that runs ``workers`` headless workers (and a manager) on ``root``."""
+def command(root: Path, workers: int, *, no_fsync: bool = False) -> list[str]:
+    """The argv that runs ``workers`` headless workers (and a manager) on ``root``.
+
+    ``no_fsync`` (a what-if for the report, not a FARRO mode) runs the stand-in
+    with ``os.fsync`` replaced by a no-op, to show what durability costs.
+    """
+    if no_fsync:
+        return [sys.executable, __file__, str(root), str(workers), "--no-fsync"]
     tui = BIN / "farro-tui"
     try:
         import farro_tui.main  # noqa: F401
@@ -27,6 +33,11 @@ def command(root: Path, workers: int) -> list[str]:
 
 
 def main() -> int:
+    import os
+
+    if "--no-fsync" in sys.argv:
+        os.fsync = lambda fd: None
+
     from farro_core.root import Root
     from farro_core.system import System
 

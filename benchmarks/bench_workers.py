@@ -58,11 +58,11 @@ def _wait(pred, timeout: float, what: str, poll: float = 0.005) -> None:  # type
 class Headless:
     """``farro-tui --workers-only`` (or its stand-in) on a root, stopped with SIGTERM."""
 
-    def __init__(self, root: Root, workers: int) -> None:
+    def __init__(self, root: Root, workers: int, *, no_fsync: bool = False) -> None:
         self.root = root
         env = {k: v for k, v in os.environ.items() if not k.startswith("FARRO_")}
         self.proc = subprocess.Popen(
-            headless_command(root.path, workers),
+            headless_command(root.path, workers, no_fsync=no_fsync),
             stdout=subprocess.DEVNULL,
             stderr=open(root.path.parent / f"{root.path.name}.log", "wb"),  # noqa: SIM115
             env=env,
@@ -124,6 +124,48 @@ def farro_throughput(base: Path, n: int, cli: list[str]) -> tuple[float, float]:
     if bad:
         raise RuntimeError(f"{len(bad)} FARRO no-op jobs did not succeed")
     return e2e, proc
+
+
+def farro_no_fsync(base: Path, n: int) -> float:
+    """What-if: the same pre-queued run with fsync made a no-op (not a FARRO mode)."""
+    root = Root.init(base / "farro-nofsync")
+    (root.path / "farro.toml").write_text(SETTINGS)
+    specs = [parse_spec({"prompt": f"no-op {i}", "agent": ["true"]}) for i in range(n)]
+    job.create_many(root, specs)
+    t = time.perf_counter()
+    h = Headless(root, 2, no_fsync=True)
+    try:
+        _wait(lambda: _count(root.done) >= n, 600, f"{n} FARRO jobs (no fsync)")
+        return n / (time.perf_counter() - t)
+    finally:
+        h.stop()
+
+
+def fsync_profile(base: Path, n: int = 50) -> tuple[float, float]:
+    """(fsync calls per no-op job from claim to done, median fsync cost in seconds)."""
+    from farro_core.worker import Worker
+
+    root = Root.init(base / "fsync-count")
+    (root.path / "farro.toml").write_text(SETTINGS)
+    root = Root.open(root.path)
+    job.create_many(root, [parse_spec({"prompt": f"n{i}", "agent": ["true"]}) for i in range(n)])
+    real = os.fsync
+    costs: list[float] = []
+
+    def counting(fd: int) -> None:
+        t = time.perf_counter()
+        real(fd)
+        costs.append(time.perf_counter() - t)
+
+    os.fsync = counting
+    try:
+        w = Worker(root, "fsync-count")
+        done = 0
+        while w.run_once() is not None:
+            done += 1
+    finally:
+        os.fsync = real
+    return len(costs) / max(done, 1), median(costs)
 
 
 def nq_throughput(base: Path, n: int) -> float:
@@ -241,6 +283,24 @@ def run(n: int = 1000, latency_samples: int = 100) -> list[Row]:
     missing = ensure_tools()
     with scratch("workers") as base:
         e2e, proc = farro_throughput(base, n, cli)
+        per_job, cost = fsync_profile(base)
+        rows.append(
+            Row(
+                "fsyncs per no-op job (claim..done)",
+                "report",
+                f"{per_job:.1f} x {ms(cost)} median = {ms(per_job * cost)} per job",
+                None,
+            )
+        )
+        rows.append(
+            Row(
+                f"what-if: fsync a no-op ({n} pre-queued)",
+                "report",
+                f"{farro_no_fsync(base, n):.0f} jobs/s",
+                None,
+                "not a FARRO mode: shows what full durability costs on this disk",
+            )
+        )
         rows.append(
             Row(
                 f"FARRO {n} no-op jobs, 2 workers",

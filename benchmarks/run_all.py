@@ -24,7 +24,7 @@ def main() -> int:
     base = Path(os.environ.get("FARRO_BENCH_DIR") or "/var/tmp")
     print(
         f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"scratch {base} ({fs_type(base)})",
+        f"scratch {base} ({fs_type(base)}), load average {os.getloadavg()[0]:.1f} at start",
         flush=True,
     )
     rows: list[Row] = []
@@ -33,7 +33,8 @@ def main() -> int:
             rows += fn()
         except Exception as exc:  # one broken benchmark must not hide the others
             rows.append(Row(f"{name} benchmarks", "run", f"error: {exc}", False))
-    print_table(rows, f"FARRO benchmarks ({time.perf_counter() - t:.0f} s)")
+    title = f"FARRO benchmarks ({time.perf_counter() - t:.0f} s, load {os.getloadavg()[0]:.1f})"
+    print_table(rows, title)
     return 0 if all(r.ok is not False for r in rows) else 1
 
 
