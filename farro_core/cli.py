@@ -840,6 +840,55 @@ def _summary(data: dict[str, Any]) -> str:
     return _clean(_truncate("  ".join(parts), 160))
 
 
+def _process_gone(data: dict[str, Any]) -> bool:
+    """A status file left by a process that died: only knowable for this host."""
+    from farro_core.identity import host
+
+    pid = data.get("pid")
+    if data.get("host") != host() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _since(data: dict[str, Any], now: float) -> str | None:
+    ts = _parse_ts(data.get("since")) if isinstance(data.get("since"), str) else None
+    return None if ts is None else _age(now - ts)
+
+
+def _worker_line(data: dict[str, Any], now: float) -> str:
+    if "state" not in data:
+        return _summary(data)
+    parts = [str(data["state"])]
+    if data.get("job"):
+        parts.append(f"job {data['job']}" + (f"/{data['attempt']}" if data.get("attempt") else ""))
+    since = _since(data, now)
+    if since:
+        parts.append(f"for {since}")
+    if isinstance(data.get("jobs_done"), int):
+        parts.append(f"{data['jobs_done']} done")
+    if data.get("host") is not None:
+        parts.append(f"{data['host']} pid {data.get('pid')}")
+    if _process_gone(data):
+        parts.append("(process gone: stale file)")
+    return _clean("  ".join(parts))
+
+
+def _manager_line(held: bool, data: dict[str, Any] | None, now: float) -> str:
+    who = ""
+    if data is not None and data.get("host") is not None:
+        since = _since(data, now)
+        who = f"{data['host']} pid {data.get('pid')}" + (f", for {since}" if since else "")
+    if held:
+        return _clean(f"running on {who}" if who else "running (lock held)")
+    return _clean(f"none (lock free; last held by {who})" if who else "none (lock free)")
+
+
 @app.command()
 def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Counts per status, the oldest queued job, workers and manager."""
@@ -913,16 +962,15 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     if max_queued:
         _out(f"queue limit: {counts['queued']} of max_queued {max_queued}")
     _out(f"oldest queued job: {_age(oldest_age)}" if oldest_age is not None else "queue empty")
-    if manager is not None:
-        _out(f"manager    {'running' if held else 'lock free'}  {_summary(manager)}")
-    else:
-        _out(f"manager    {'running (lock held)' if held else 'none (lock free)'}")
+    _out(f"manager    {_manager_line(held, manager, now)}")
     if not workers:
         _out("workers    none reporting")
     else:
         _out(f"workers    {len(workers)} reporting")
+        width = max(len(name) for name in workers)
         for name, data in workers.items():
-            _out(f"  {_clean(name)}  {_summary(data) if data is not None else '(unreadable)'}")
+            line = _worker_line(data, now) if data is not None else "(unreadable)"
+            _out(f"  {_clean(name):<{width}}  {line}")
 
 
 # ---------------------------------------------------------------- fsck

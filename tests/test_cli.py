@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -511,16 +513,28 @@ def test_stats_counts_and_tolerates_odd_status_files(root: Root) -> None:
     assert data["counts"]["queued"] == 2 and data["counts"]["killed"] == 1
     assert data["total"] == 3 and data["oldest_queued_age_s"] >= 0
     assert data["workers"] == {} and data["manager"] is None
-    (root.workers_dir / "w1.json").write_text(json.dumps({"state": "running", "job": "x"}))
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    w1 = {"name": "w1", **me, "state": "running", "job": "J1", "attempt": 2, "jobs_done": 4}
+    (root.workers_dir / "w1.json").write_text(json.dumps({**w1, "since": utcnow().isoformat()}))
     (root.workers_dir / "w2.json").write_text("{not json")
-    (root.run / "manager.json").write_text(json.dumps({"pid": 123, "host": "h"}))
+    dead = {"name": "w3", **me, "pid": 2**22 + 1, "state": "idle"}  # above pid_max: no such pid
+    (root.workers_dir / "w3.json").write_text(json.dumps(dead))
+    (root.workers_dir / "w4.json").write_text(json.dumps({"custom": "shape"}))
+    (root.run / "manager.json").write_text(json.dumps({"pid": 123, "host": "elsewhere"}))
     data = json.loads(cli("stats", "--root", str(root.path), "--json").out)
-    assert data["workers"] == {"w1": {"state": "running", "job": "x"}, "w2": None}
-    assert data["manager"] == {"pid": 123, "host": "h"}
+    assert data["workers"]["w1"]["state"] == "running" and data["workers"]["w2"] is None
+    assert data["manager"] == {"pid": 123, "host": "elsewhere"}
+    assert data["manager_lock_held"] is False
     human = cli("stats", "--root", str(root.path))
-    assert human.code == 0
-    assert "queued" in human.out and "w1  state=running" in human.out
-    assert "w2  (unreadable)" in human.out and "pid=123" in human.out
+    assert human.code == 0, human.err
+    lines = {ln.split()[0]: ln for ln in human.out.splitlines() if ln.startswith("  w")}
+    assert re.search(r"running  job J1/2  for \d+s  4 done", lines["w1"]), lines["w1"]
+    assert "process gone" not in lines["w1"]
+    assert lines["w2"].endswith("(unreadable)")
+    assert "idle" in lines["w3"] and "process gone" in lines["w3"]
+    assert "custom=shape" in lines["w4"]
+    assert "manager    none (lock free; last held by elsewhere pid 123)" in human.out
+    assert "queued 2" in " ".join(human.out.split())
 
 
 def test_fsck_reports_then_repairs(root: Root) -> None:
