@@ -27,6 +27,10 @@ from farro_core.errors import FarroError, RootError
 from farro_core.root import Root
 
 GIT_TIMEOUT_S = 120.0
+# FARRO's own git calls run no hooks of the repo (a post-checkout hook could run
+# anything), and see mode changes even where the repo's config turned fileMode off:
+# the worktree lives under the root, on a file system with real modes.
+_GIT_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fileMode=true")
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
 
 #: type, size, mtime_ns, mode, symlink target
@@ -66,7 +70,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     """Run git in ``cwd``; a failure raises a retriable :class:`WorkspaceError`."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(cwd), *args],
+            ["git", "-C", str(cwd), *_GIT_CONFIG, *args],
             capture_output=True,
             text=True,
             env=_git_env(),

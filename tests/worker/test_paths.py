@@ -187,3 +187,17 @@ def test_root_inside_a_plain_workspace_is_left_out(wroot: Root) -> None:
         "the FARRO root root/ inside the workspace is not judged"
         in (out.path / "logs" / "attempt-1.log").read_text()
     )
+
+
+def test_repo_hooks_do_not_run_and_file_mode_is_always_seen(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "config", "core.fileMode", "false")
+    marker = tmp_path / "hook-ran"
+    for hook in ("post-checkout", "pre-commit", "post-commit"):
+        h = repo / ".git" / "hooks" / hook
+        h.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        h.chmod(0o755)
+    out = run(wroot, "chmod +x README.md; echo x > src/n.py", repo)
+    assert out.lifecycle.result is not None
+    assert out.lifecycle.result.violations == ["README.md"]
+    assert not marker.exists()
