@@ -1,7 +1,8 @@
 """A hypothesis state machine driving the core against a simple in-memory model.
 
 Rules: create (one or a batch, and a refused duplicate id), claim, an agent finishing its
-attempt (succeed / fail / retry / kill), the watchdog marking a job stale, a worker dying
+attempt (succeed / fail / retry / kill), the watchdog marking a job stale, the manager
+requeueing a stale job whose worker is gone, a worker dying
 (its claim lock freed, nothing committed), a claim crashing after its step 3 or 4 (hand-made
 partial steps), fsck with and without --repair, operator requeue and kill, and commits the
 table forbids. After every step the invariants of the spec are checked against the disk:
@@ -45,7 +46,7 @@ class Model:
     status: Status
     priority: int
     prompt_bytes: bytes
-    serial: int  # creation order: ids made in one millisecond sort randomly
+    serial: int  # creation order
     revision: int = 1
     attempt: int = 0
     attempt_base: int = 0
@@ -73,7 +74,7 @@ class FarroMachine(RuleBasedStateMachine):
 
     def _pick(self, data: st.DataObject, pred: object = None) -> str | None:
         ids = [i for i, m in self.jobs.items() if pred is None or pred(m)]  # type: ignore[operator]
-        ids.sort(key=lambda i: self.jobs[i].serial)  # draws must not depend on random ids
+        ids.sort(key=lambda i: self.jobs[i].serial)
         return data.draw(st.sampled_from(ids)) if ids else None
 
     def _live_holder(self, jid: str, attempt: int) -> bool:
@@ -93,7 +94,10 @@ class FarroMachine(RuleBasedStateMachine):
         specs = []
         for p in priorities:
             self.serial += 1
-            specs.append(parse_spec({"prompt": f"job {self.serial}", "priority": p}))
+            # ids of one batch share a millisecond and would sort randomly: replays must
+            # claim the same jobs, so the machine names its jobs in creation order
+            jid = f"sm-{self.serial:06d}"
+            specs.append(parse_spec({"prompt": f"job {self.serial}", "priority": p, "id": jid}))
         envs = job.create_many(self.root, specs)
         assert len(envs) == len(priorities)
         for env, p in zip(envs, priorities, strict=True):
@@ -316,6 +320,22 @@ class FarroMachine(RuleBasedStateMachine):
             assert m.status in (S.QUEUED, S.STALE)
             self._bump(m, S.KILLED)
 
+    @precondition(lambda self: any(m.status is S.STALE for m in self.jobs.values()))
+    @rule(data=st.data())
+    def manager_requeues_stale(self, data: st.DataObject) -> None:
+        """auto_requeue_stale: only a stale job whose claim lock is free (its worker gone)."""
+        jid = self._pick(data, lambda m: m.status is S.STALE)
+        assert jid is not None
+        m = self.jobs[jid]
+        env = job.load(self.root, jid)
+        free = job.claim_is_free(self.root, env.path, jid, m.attempt)
+        assert free == (not self._live_holder(jid, m.attempt))
+        if not free:
+            return  # a hung worker still holds it: that waits for an operator
+        job.commit(env, S.QUEUED, A.MANAGER, "auto requeue", claim=None)
+        self._bump(m, S.QUEUED)
+        m.delayed = False
+
     @precondition(lambda self: bool(self.jobs))
     @rule(data=st.data(), to=st.sampled_from(list(Status)), actor=st.sampled_from(list(Actor)))
     def forbidden_commit_refused(self, data: st.DataObject, to: Status, actor: Actor) -> None:
@@ -355,9 +375,8 @@ class FarroMachine(RuleBasedStateMachine):
                 m.attempt,
                 m.attempt_base,
             )
-            assert (lc.not_before is not None and lc.not_before > utcnow()) == (
-                m.delayed and m.status is S.QUEUED
-            )
+            if m.status is S.QUEUED:  # a retry's backoff; meaningless once it left the queue
+                assert (lc.not_before is not None and lc.not_before > utcnow()) == m.delayed
 
     @invariant()
     def prompt_json_never_changes(self) -> None:
