@@ -1,8 +1,12 @@
 """``farro fsck``: reconcile the queue directories with what each job.json says.
 
 Like Postfix's start-up, recovery is a plain pass over the tree, not a special
-mode: the same checks run whether or not anything crashed. Without ``repair``
-it only reports. With it, it moves misplaced jobs to the directory their status
+mode: the same checks run whether or not anything crashed, and while workers
+run. Jobs move while the pass looks at them, so every repair is decided again
+under the job's commit lock (moves and job.json writes happen only under it)
+against what is on disk then; a job that moved on meanwhile is left alone.
+
+Without ``repair`` it only reports. With it, it moves misplaced jobs to the directory their status
 names, marks in-progress jobs whose worker is gone as stale, quarantines what it
 cannot read (never deleting), and writes ``recovered`` audit lines for revisions
 a crash kept out of the log.
@@ -17,7 +21,7 @@ from pathlib import Path
 
 from farro_core import audit, fs, job
 from farro_core.envelope import Lifecycle, load_prompt
-from farro_core.errors import Conflict, Corrupt, FarroError
+from farro_core.errors import Conflict, Corrupt, FarroError, Refused
 from farro_core.ids import ID_PATTERN
 from farro_core.quarantine import quarantine
 from farro_core.root import QUEUES, Root
@@ -58,7 +62,10 @@ def _quarantine(root: Root, path: Path, kind: str, detail: str, repair: bool) ->
 def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
     out = []
     for entry in os.scandir(root.tmp):
-        age = now - entry.stat(follow_symlinks=False).st_mtime
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue  # a create published it meanwhile
         if age > TMP_MAX_AGE_S:
             detail = f"staging leftover, {age / 3600:.1f} h old (a create that never finished)"
             out.append(_quarantine(root, Path(entry.path), "tmp", detail, repair))
@@ -68,7 +75,7 @@ def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
 def _check_queues(
     root: Root, repair: bool, out: list[Finding], audited: dict[str, int]
 ) -> dict[str, Lifecycle]:
-    seen: dict[str, tuple[Path, Lifecycle]] = {}
+    seen: dict[str, tuple[Path, Lifecycle, tuple[int, int]]] = {}
     for q in QUEUES:
         for entry in list(os.scandir(root.path / q)):
             path = Path(entry.path)
@@ -76,57 +83,122 @@ def _check_queues(
                 out.append(_quarantine(root, path, "corrupt", "name is not a job id", repair))
                 continue
             try:
-                lc = _read_job(root, path)
+                lc, ident = _read_job(root, path)
+            except _Moved:
+                continue  # a live job moved on between the listing and the read
             except Corrupt as exc:
                 out.append(_quarantine(root, path, "corrupt", str(exc), repair))
                 continue
             out += _leftovers(root, path, repair)
             if entry.name in seen:
-                other_path, other = seen[entry.name]
+                other_path, other, other_ident = seen[entry.name]
+                if other_ident == ident:
+                    # one directory seen in two queues: it moved during the pass (a live
+                    # job), it is no duplicate. The later sighting is the newer one.
+                    seen[entry.name] = (path, lc, ident)
+                    continue
                 loser, keep = (
                     (path, other_path) if lc.revision <= other.revision else (other_path, path)
                 )
                 detail = f"also in {_rel(root, keep)}; keeping the higher revision"
                 out.append(_quarantine(root, loser, "duplicate", detail, repair))
                 if loser == other_path:
-                    seen[entry.name] = (path, lc)
+                    seen[entry.name] = (path, lc, ident)
                 continue
-            seen[entry.name] = (path, lc)
+            seen[entry.name] = (path, lc, ident)
     jobs: dict[str, Lifecycle] = {}
-    for job_id, (path, lc) in seen.items():
+    for job_id, (path, lc, _) in seen.items():
         if not repair or os.path.lexists(path):
             jobs[job_id] = _check_job(root, path, lc, repair, out, audited)
     return jobs
 
 
-def _read_job(root: Root, path: Path) -> Lifecycle:
+class _Moved(Exception):
+    """The entry left its queue directory between the listing and the open."""
+
+
+def _read_job(root: Root, path: Path) -> tuple[Lifecycle, tuple[int, int]]:
+    """job.json of the directory at ``path``, and that directory's identity (dev, inode)."""
     try:
         dfd = fs.open_dir(path)
+    except FileNotFoundError:
+        raise _Moved(path.name) from None
     except OSError:
         raise Corrupt(f"{path.name} is not a real directory (symlink or file)") from None
     try:
+        st = os.fstat(dfd)
         job.check_private_dir(dfd, path.name)
         lc = job.read_lifecycle(dfd, path.name)
         # from disk, not the per-process prompt cache: the file itself is what is checked
         prompt = load_prompt(job._read(dfd, job.PROMPT, path.name), f"{path.name}/{job.PROMPT}")
         if prompt.id != path.name:
             raise Corrupt(f"{path.name}/{job.PROMPT} names job {prompt.id}")
-        return lc
+        return lc, (st.st_dev, st.st_ino)
     finally:
         os.close(dfd)
 
 
 def _leftovers(root: Root, path: Path, repair: bool) -> list[Finding]:
     """Temp files of interrupted writes, and symlinks planted in the job dir (never followed)."""
-    out = []
-    for entry_path, kind, detail in _suspects(path):
-        rel = _rel(root, entry_path)
-        if repair:
-            dest = quarantine_leftover(root, path, entry_path, detail)
-            out.append(Finding(kind, rel, detail, f"moved to {dest}", True))
-        else:
-            out.append(Finding(kind, rel, detail, "would move to quarantine/"))
-    return out
+    found = _suspects(path)
+    out = [_put_aside(root, path, s, repair) for s in found if s[1] != "leftover"]
+    if len(out) < len(found):
+        out += _temp_leftovers(root, path, repair)
+    return [f for f in out if f is not None]
+
+
+def _put_aside(
+    root: Root, path: Path, suspect: tuple[Path, str, str], repair: bool
+) -> Finding | None:
+    entry_path, kind, detail = suspect
+    rel = _rel(root, entry_path)
+    if not repair:
+        return Finding(kind, rel, detail, "would move to quarantine/")
+    try:
+        dest = quarantine_leftover(root, path, entry_path, detail)
+    except FileNotFoundError:
+        return None  # the job moved on meanwhile
+    return Finding(kind, rel, detail, f"moved to {dest}", True)
+
+
+def _temp_leftovers(root: Root, path: Path, repair: bool) -> list[Finding | None]:
+    """Temp files of writes that no live process can still be making.
+
+    A temp file may be a write in flight: job.json is written only under the
+    commit lock, and a worker writes its other files (prompt.txt) only while it
+    holds its claim. So repair decides under the commit lock, and leaves temp files
+    alone while the job's current attempt is claimed by a live worker.
+    """
+    try:
+        dfd = fs.open_dir(path)
+    except FileNotFoundError:
+        return []  # the job moved on meanwhile
+    try:
+        if not repair:
+            if _claim_held(root, path, dfd):
+                return []
+            return [_put_aside(root, path, s, False) for s in _suspects(path) if s[1] == "leftover"]
+        with job._commit_lock(dfd):
+            if job.where(root, path.name, dfd) != path:
+                return []  # moved on: looked at in its new place, or by the next fsck
+            if _claim_held(root, path, dfd):
+                return []
+            return [_put_aside(root, path, s, True) for s in _suspects(path) if s[1] == "leftover"]
+    except (Refused, OSError) as exc:  # the commit lock is held for long, or not a lock
+        return [Finding("leftover", _rel(root, path), str(exc), "not looked at")]
+    finally:
+        os.close(dfd)
+
+
+def _claim_held(root: Root, path: Path, dfd: int) -> bool:
+    """Whether the job's current attempt is in progress with its worker alive."""
+    try:
+        lc = job.read_lifecycle(dfd, path.name)
+    except Corrupt:
+        return False
+    return lc.status is Status.IN_PROGRESS and not job.claim_is_free(
+        root, path, path.name, lc.attempt
+    )
 
 
 _PLANTED = "a symlink planted in a job directory (FARRO never follows one)"
@@ -134,7 +206,11 @@ _PLANTED = "a symlink planted in a job directory (FARRO never follows one)"
 
 def _suspects(path: Path) -> list[tuple[Path, str, str]]:
     found = []
-    for entry in os.scandir(path):
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return []  # the job moved on meanwhile
+    for entry in entries:
         if entry.is_symlink():
             found.append((Path(entry.path), "symlink", _PLANTED))
         elif ".tmp." in entry.name:
@@ -167,7 +243,8 @@ def _check_job(
         detail = f"status {lc.status} belongs in {QUEUE_DIR[lc.status]}/"
         if repair:
             try:
-                _move_locked(root, path, lc)
+                if not _move_locked(root, path, lc):
+                    return lc  # it moved on meanwhile (a live job): nothing to repair
                 out.append(Finding("misplaced", rel, detail, f"moved to {_rel(root, want)}", True))
                 path = want
             except FarroError as exc:
@@ -177,12 +254,17 @@ def _check_job(
     if lc.status is Status.IN_PROGRESS and job.claim_is_free(root, path, path.name, lc.attempt):
         detail = f"in-progress but the claim lock of attempt {lc.attempt} is free (worker gone)"
         if repair:
-            # A claim that crashed before its audit line: log that revision now, before
-            # the stale commit supersedes it (the audit check below sees only the last).
-            if lc.revision > audited.get(path.name, 0):
-                out.append(_recover(root, path.name, lc, audited.get(path.name, 0)))
             try:
                 env = job.load(root, path.name)
+                if env.lifecycle.revision != lc.revision:
+                    # the lock checked was that of the job as read: it moved on since
+                    return lc
+                # A claim that crashed before its audit line: log that revision now, before
+                # the stale commit supersedes it (the audit check below sees only the last).
+                if lc.revision > audited.get(path.name, 0):
+                    have = _audited_now(root, path.name)
+                    if lc.revision > have:
+                        out.append(_recover(root, path.name, lc, have))
                 env = job.commit(env, Status.STALE, Actor.WATCHDOG, "worker gone (found by fsck)")
                 lc = env.lifecycle
                 out.append(Finding("stale", rel, detail, "marked stale", True))
@@ -193,15 +275,25 @@ def _check_job(
     return lc
 
 
-def _move_locked(root: Root, path: Path, lc: Lifecycle) -> None:
-    dfd = fs.open_dir(path)
+def _move_locked(root: Root, path: Path, lc: Lifecycle) -> bool:
+    """Move a misplaced job where its status says; False when it moved on meanwhile.
+
+    A live commit passes through "new job.json, old directory" under the commit lock,
+    so the job is looked at again under that lock before anything moves.
+    """
+    try:
+        dfd = fs.open_dir(path)
+    except FileNotFoundError:
+        return False
     try:
         with job._commit_lock(dfd):
             here = job.where(root, path.name, dfd)
             now = job.read_lifecycle(dfd, path.name)
-            if here is None or now.status is not lc.status:
-                raise Conflict(f"job {path.name} moved on meanwhile")
-            fs.move(here, root.path / QUEUE_DIR[now.status] / path.name)
+            dest = root.path / QUEUE_DIR[now.status] / path.name
+            if here is None or now.revision != lc.revision or here == dest:
+                return False
+            fs.move(here, dest)
+            return True
     finally:
         os.close(dfd)
 
@@ -257,11 +349,43 @@ def _check_audit(root: Root, repair: bool, jobs: dict[str, Lifecycle]) -> list[F
         have = audited.get(jid, 0)
         if lc.revision > have:
             if repair:
-                out.append(_recover(root, jid, lc, have))
+                found = _recover_locked(root, jid, lc)
+                if found is not None:
+                    out.append(found)
             else:
                 detail = _unaudited(lc, have)
                 out.append(Finding("unaudited", jid, detail, "would add a recovered line"))
     return out
+
+
+def _audited_now(root: Root, jid: str) -> int:
+    """The highest revision the audit log records for one job, read now."""
+    revs = [r.get("revision") for r in audit.read(root, jid) if r.get("job") == jid]
+    return max((r for r in revs if isinstance(r, int)), default=0)
+
+
+def _recover_locked(root: Root, jid: str, lc: Lifecycle) -> Finding | None:
+    """Recover the current revision only if it is still current and still unaudited.
+
+    A live commit appends its audit line before it releases the commit lock, so under
+    that lock an unaudited current revision is one whose writer crashed.
+    """
+    try:
+        dfd = fs.open_dir(root.locate(jid))
+    except (FarroError, OSError):
+        return None  # gone meanwhile
+    try:
+        with job._commit_lock(dfd):
+            if job.read_lifecycle(dfd, jid).revision != lc.revision:
+                return None  # moved on: that commit audited itself (or the next fsck sees a gap)
+            have = _audited_now(root, jid)
+            if lc.revision <= have:
+                return None
+            return _recover(root, jid, lc, have)
+    except FarroError:
+        return None  # commit lock held for long (a stopped process) or unreadable now
+    finally:
+        os.close(dfd)
 
 
 def _unaudited(lc: Lifecycle, have: int) -> str:
