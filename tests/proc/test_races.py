@@ -7,6 +7,7 @@ instead of running one after another as Python starts up.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 
 from farro_core import job, operations
@@ -139,7 +140,7 @@ def test_claimers_killed_anywhere_lose_nothing(root: Root) -> None:
     The named crash points cover each step; this lands a kill -9 at an arbitrary
     instruction (mid-write, mid-rename, while holding the commit lock) instead.
     """
-    envs = job.create_many(root, [JobSpec(prompt=f"job {i}") for i in range(300)])
+    envs = job.create_many(root, [JobSpec(prompt=f"job {i}") for i in range(200)])
     created = {e.id for e in envs}
     with children() as kids:
         for n in range(N_PROCS):
@@ -179,3 +180,40 @@ def test_claimers_killed_anywhere_lose_nothing(root: Root) -> None:
             range(1, d.lifecycle.revision + 1)
         )
     assert fsck(root) == []
+
+
+def test_fsck_repair_on_a_live_root_disturbs_no_live_job(root: Root) -> None:
+    """An operator may run ``fsck --repair`` while workers run: it must repair nothing.
+
+    Eight claimers drain jobs that each go round twice (claim, retry to queued,
+    claim again, succeed), so jobs keep moving between incoming/ and active/ while
+    fsck scans. Nothing is broken, so fsck must not quarantine, mark stale, move or
+    recover anything, and no worker may be fenced out of its own job.
+    """
+    specs = [JobSpec(prompt=f"job {i}", labels={"retry": "1"}) for i in range(200)]
+    created = {e.id for e in job.create_many(root, specs)}
+    repaired = []
+    rounds = 0
+    with children() as kids:
+        for n in range(N_PROCS):
+            kids.append(Child(root, "claim-loop", f"w{n}"))
+        release_together(kids)
+        deadline = time.monotonic() + 120
+        while any(c.proc.poll() is None for c in kids):
+            assert time.monotonic() < deadline, "claimers did not finish"
+            repaired += [f for f in fsck(root, repair=True) if f.repaired]
+            rounds += 1
+        codes = [c.finish() for c in kids]
+        assert codes == [EXIT_OK] * N_PROCS, [c.stderr_text() for c in kids]
+
+    assert rounds >= 3, "fsck never overlapped the claimers"
+    assert repaired == [], f"fsck 'repaired' live jobs: {repaired[:5]}"
+    assert os.listdir(root.quarantine) == []
+    jobs = scan(root)
+    assert set(jobs) == created
+    assert all(d.lifecycle.status is Status.SUCCEEDED for d in jobs.values())
+    recs = audit_lines(root)
+    assert not [r for r in recs if r["event"] == "recovered" or r["to"] == "stale"]
+    revs = Counter((r["job"], r["revision"]) for r in recs)
+    assert max(revs.values()) == 1
+    assert len(revs) == 200 * 5  # created, claim, retry, claim, succeed
