@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from farro_core import fs, job
+from farro_core import fs, identity, job
 from farro_core.envelope import Envelope, utcnow
 from farro_core.errors import Corrupt
 from farro_core.settings import Settings
@@ -243,6 +243,45 @@ def log_name(attempt: int) -> str:
     return f"logs/attempt-{attempt}.log"
 
 
+def _agent_record(env: Envelope, attempt: int) -> Path:
+    return env.path / "logs" / f"attempt-{attempt}.agent.json"
+
+
+def record_agent(env: Envelope, pid: int) -> None:
+    """Say which process runs the attempt, so a later attempt can find it (see below)."""
+    body = {
+        "pid": pid,
+        "started_at": identity.pid_started_at(pid),
+        "host": identity.host(),
+        "boot_id": identity.boot_id(),
+    }
+    fs.write_file(
+        _agent_record(env, env.lifecycle.attempt), (json.dumps(body) + "\n").encode(), durable=False
+    )
+
+
+def kill_leftovers(env: Envelope, sink: AttemptLog) -> None:
+    """Kill the agent of an earlier attempt that outlived its worker.
+
+    The agent runs in a session of its own, so it survives a worker killed with
+    SIGKILL, and a hung (SIGSTOPped) worker's agent keeps running. When the job
+    is claimed again, that agent would still be editing the workspace; kill its
+    group, but only when host, boot and process start time prove it is that very
+    process (a recycled pid is never signalled).
+    """
+    for n in range(max(1, env.lifecycle.attempt - 100), env.lifecycle.attempt):
+        try:
+            body = json.loads(fs.read_file(_agent_record(env, n), limit=4096))
+            pid, started = int(body["pid"]), body["started_at"]
+            host, boot = str(body["host"]), str(body["boot_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if identity.same_process(pid, started, host, boot):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            sink.note(f"killed the agent of attempt {n} (pid {pid}), which outlived its worker")
+
+
 def write_prompt_file(env: Envelope) -> None:
     """A plain-text copy of the prompt, written once (0444) like prompt.json.
 
@@ -368,6 +407,10 @@ def run(
         attempt.finished_at = utcnow()
         return attempt
     assert proc.stdout is not None
+    try:
+        record_agent(env, proc.pid)
+    except OSError as exc:
+        sink.note(f"cannot record the agent's pid: {exc}")
     abandon = threading.Event()
     reader = threading.Thread(
         target=_pump, args=(proc.stdout.fileno(), sink, abandon), daemon=True, name="farro-log"

@@ -192,6 +192,7 @@ class Worker:
                 f"(pid {self.identity.pid} on {self.identity.host}) at {utcnow().isoformat()}"
             )
             runner.write_prompt_file(env)
+            runner.kill_leftovers(env, sink)
             ws: workspace.Workspace | None = None
             try:
                 ws = workspace.prepare(self.root, env)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -374,3 +377,46 @@ def test_fenced_during_a_rubric_check(wroot: Root) -> None:
     t.join(5)
     assert not t.is_alive() and box == [None]
     assert load(wroot, env.id).status == "stale"
+
+
+def test_a_later_attempt_kills_the_agent_that_outlived_its_worker(wroot: Root) -> None:
+    """A worker killed with -9 leaves its agent running; the next attempt ends it."""
+    env = submit(wroot, "x", agent=["true"])
+    claimed = job.claim(wroot, make_worker(wroot, "dead").identity)
+    assert claimed is not None
+    orphan = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    (claimed.path / "logs").mkdir()
+    runner.record_agent(claimed, orphan.pid)
+    job.release_claim(claimed)  # the worker "dies"
+    job.commit(claimed, Status.STALE, Actor.WATCHDOG, "worker gone")
+    operations.requeue(wroot, env.id)
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.status == "succeeded" and out.lifecycle.attempt == 2
+    assert orphan.wait(timeout=5) == -signal.SIGKILL
+    log = (out.path / "logs" / "attempt-2.log").read_text()
+    assert f"killed the agent of attempt 1 (pid {orphan.pid})" in log
+
+
+def test_a_recycled_pid_is_never_signalled(wroot: Root, tmp_path: Path) -> None:
+    submit(wroot, "x", agent=["true"])
+    claimed = job.claim(wroot, make_worker(wroot).identity)
+    assert claimed is not None
+    (claimed.path / "logs").mkdir()
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        runner.record_agent(claimed, other.pid)
+        rec = claimed.path / "logs" / "attempt-1.agent.json"
+        body = json.loads(rec.read_text())
+        # the same pid, but not the process that started then: a recycled pid
+        rec.write_text(json.dumps({**body, "started_at": body["started_at"] - 1}))
+        later = claimed.model_copy(
+            update={"lifecycle": claimed.lifecycle.model_copy(update={"attempt": 2})}
+        )
+        sink = runner.AttemptLog(tmp_path / "x.log", 4096)
+        runner.kill_leftovers(later, sink)
+        sink.close()
+        assert other.poll() is None and pid_alive(other.pid)
+        assert "killed" not in (tmp_path / "x.log").read_text()
+    finally:
+        other.kill()
+        other.wait()
