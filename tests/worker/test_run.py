@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
+
+import pytest
 
 from farro_core.root import Root
 
@@ -224,3 +227,22 @@ def test_status_file_and_worker_name_checked(wroot: Root) -> None:
         pass
     else:
         raise AssertionError("a worker name with a slash must be refused")
+
+
+def test_demo_agent_escape_marker_fails_on_allowed_paths(wroot: Root) -> None:
+    submit(wroot, "[fast] [escape] rotate keys", allowed_paths=["src/**", "NOTES.md"])
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.status == "failed"
+    assert out.lifecycle.result is not None
+    assert out.lifecycle.result.violations == ["secrets/leak.txt"]
+
+
+def test_demo_agent_speed_scales_the_slow_marker(
+    wroot: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FARRO_DEMO_SPEED", "0.02")  # 30 s of [slow] become 0.6 s
+    submit(wroot, "[slow] refactor the storage layer")
+    t0 = time.monotonic()
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.status == "succeeded"
+    assert 0.5 < time.monotonic() - t0 < 5
