@@ -354,7 +354,10 @@ def submit(
     specs: list[JobSpec] = []
     for path in files:
         raw, name = _read_input(path)
-        specs += validate(parse_request(raw, name, chosen), name)
+        dicts = parse_request(raw, name, chosen)
+        if path != "-":
+            _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
+        specs += validate(dicts, name)
     if prompt is not None:
         if prompt == "-":
             raw = sys.stdin.buffer.read()
@@ -384,6 +387,14 @@ def submit(
 
     for env in create_many(r, specs):
         _out(env.id)
+
+
+def _anchor_workspaces(specs: list[dict[str, Any]], base: str) -> None:
+    """A relative workspace in a spec file means relative to that file, as in a Makefile."""
+    for spec in specs:
+        ws = spec.get("workspace")
+        if isinstance(ws, str) and ws.strip() and not ws.startswith("~") and not os.path.isabs(ws):
+            spec["workspace"] = os.path.normpath(os.path.join(base, ws))
 
 
 # ---------------------------------------------------------------- ls

@@ -9,6 +9,7 @@ apart means a commit can never touch the job's definition.
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,16 @@ from farro_core.transitions import Status
 SCHEMA_VERSION = "1.0.0"
 MAX_PROMPT_BYTES = 1 << 20
 _RUBRIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def utcnow() -> datetime:
@@ -61,6 +72,13 @@ class RubricItem(_Strict):
     check: str | None = None
     required: bool = True
     timeout_s: float = Field(default=600, gt=0)
+
+    @field_validator("check")
+    @classmethod
+    def _check(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("a rubric check may not be empty (omit it for an ungraded item)")
+        return v
 
     @field_validator("id")
     @classmethod
@@ -110,12 +128,28 @@ class _JobFields(_Strict):
     def _allowed(cls, v: list[str]) -> list[str]:
         return [check_glob(p) for p in v]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """NUL can reach neither argv, env nor a file name intact: refuse it anywhere."""
+        if _has_nul(data):
+            raise ValueError("a job spec may not contain NUL characters")
+        return data
+
     @field_validator("workspace")
     @classmethod
     def _workspace(cls, v: str | None) -> str | None:
-        if v is not None and (not v.strip() or "\0" in v):
+        if v is None:
+            return v
+        if not v.strip():
             raise ValueError("workspace must be a non-empty path")
-        return v
+        expanded = os.path.expanduser(v)
+        if not os.path.isabs(expanded):
+            raise ValueError(
+                f"workspace {v!r} is relative; give an absolute path "
+                "(a relative one would depend on where the worker runs)"
+            )
+        return expanded
 
     @field_validator("agent")
     @classmethod
