@@ -19,8 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from farro_core import audit, crash, fs, locks
 from farro_core.envelope import (
     SCHEMA_VERSION,
@@ -62,9 +60,7 @@ def _cache_prompt(root: Root, prompt: Prompt) -> Prompt:
     return prompt
 
 
-def read_prompt(
-    root: Root, dir_fd: int, job_id: str, created_at: datetime | None = None
-) -> Prompt:
+def read_prompt(root: Root, dir_fd: int, job_id: str, created_at: datetime | None = None) -> Prompt:
     """prompt.json, from the cache when it holds this very job.
 
     An id can come back (the job was quarantined, then created again by another
@@ -229,6 +225,8 @@ def create_many(
             finally:
                 os.close(dfd)
         if any(spec.id for spec in specs):
+            from filelock import FileLock  # only ids given by callers need it: keep submit light
+
             with FileLock(root.create_lock, mode=0o600, preserve_lock_file=True, timeout=30):
                 _publish(root, staged)
         else:
