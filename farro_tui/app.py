@@ -213,8 +213,8 @@ class FarroApp(App[None]):
                 hook()
 
     def schedule_view(self) -> None:
-        """Recompute the visible ids now, or soon: at most ~4 times a second."""
-        wait = 0.25 - (time.monotonic() - self._last_view)
+        """Recompute the visible ids now, or soon: at most ~8 times a second."""
+        wait = 0.12 - (time.monotonic() - self._last_view)
         if wait <= 0:
             self.recompute_view()
         elif self._view_timer is None:
@@ -222,6 +222,8 @@ class FarroApp(App[None]):
 
     def recompute_view(self) -> None:
         self._view_timer = None
+        if self._last_view == 0:
+            self.call_after_refresh(self.feeder.first_screen_drawn)
         self._last_view = time.monotonic()
         ids = visible(self.store, self.spec, self.clock())
         main = self._main()

@@ -25,7 +25,7 @@ from farro_core.listing import JobRow, read_row
 from farro_core.root import QUEUES, Root
 
 #: rows of done/ read per background step: small enough to keep latency low
-DONE_CHUNK = 400
+DONE_CHUNK = 200
 
 
 @dataclass
@@ -51,6 +51,8 @@ class Store:
     def __init__(self) -> None:
         self.queue_of: dict[str, str] = {}
         self.by_queue: dict[str, set[str]] = {q: set() for q in QUEUES}
+        self._counts: dict[str, int] = {}
+        self._done_sorted: list[str] | None = None
         self.rows: dict[str, JobRow] = {}
         self.loaded = False
         self.done_loaded = False
@@ -60,13 +62,14 @@ class Store:
         self.finished_at: list[float] = []
 
     def apply(self, delta: Delta) -> tuple[bool, bool]:
-        """Fold a delta in; return (names changed, rows changed)."""
+        """Fold a delta in; return (names changed, rows changed). Counts stay current."""
         names_changed = False
         now = time.monotonic()
         for q, ids in delta.names.items():
             old = self.by_queue[q]
             for gone in old - ids:
                 if self.queue_of.get(gone) == q:
+                    self._uncount(gone)
                     del self.queue_of[gone]
                     row = self.rows.get(gone)
                     if row is not None and row.queue == q:
@@ -75,25 +78,46 @@ class Store:
             for new in ids - old:
                 if q == "done" and self.loaded:
                     self.finished_at.append(now)
+                self._uncount(new)
                 self._place(new, q)
+                self._count(new)
                 names_changed = True
             self.by_queue[q] = set(ids)
         for job_id, row in delta.rows.items():
             if row is None:
                 continue
+            self._uncount(job_id)
             if self.queue_of.get(job_id) != row.queue:
                 self._place(job_id, row.queue)
                 names_changed = True
             self.rows[job_id] = row
+            self._count(job_id)
         if delta.names:
             self.loaded = True
         if delta.done_loaded:
             self.done_loaded = True
         if names_changed:
             self.names_generation += 1
+            self._done_sorted = None
         if delta.rows:
             self.rows_generation += 1
         return names_changed, bool(delta.rows)
+
+    def _key(self, job_id: str) -> str:
+        row = self.rows.get(job_id)
+        if row is not None:
+            return row.status
+        return "done?" if self.queue_of.get(job_id) == "done" else "queued"
+
+    def _uncount(self, job_id: str) -> None:
+        if job_id in self.queue_of:
+            key = self._key(job_id)
+            self._counts[key] = self._counts.get(key, 0) - 1
+
+    def _count(self, job_id: str) -> None:
+        if job_id in self.queue_of:
+            key = self._key(job_id)
+            self._counts[key] = self._counts.get(key, 0) + 1
 
     def _place(self, job_id: str, q: str) -> None:
         prev = self.queue_of.get(job_id)
@@ -101,6 +125,12 @@ class Store:
             self.by_queue[prev].discard(job_id)
         self.queue_of[job_id] = q
         self.by_queue[q].add(job_id)
+
+    def done_newest_first(self) -> list[str]:
+        """done/ ids, newest first; sorted again only when done/ changes."""
+        if self._done_sorted is None:
+            self._done_sorted = sorted(self.by_queue["done"], reverse=True)
+        return self._done_sorted
 
     def finished_per_minute(self) -> int:
         cutoff = time.monotonic() - 60
@@ -113,12 +143,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Jobs per status; done/ jobs whose row is not read yet count as ``done?``."""
-        out: dict[str, int] = {}
-        for job_id, q in self.queue_of.items():
-            row = self.rows.get(job_id)
-            key = row.status if row is not None else ("done?" if q == "done" else "queued")
-            out[key] = out.get(key, 0) + 1
-        return out
+        return {k: v for k, v in self._counts.items() if v}
 
 
 class Feeder:
@@ -147,6 +172,8 @@ class Feeder:
         self._done_read: set[str] = set()
         self._done_mtime = 0
         self._threads: list[threading.Thread] = []
+        self._background = threading.Event()
+        self._mtimes: dict[str, int] = {}
 
     # ------------------------------------------------------------ UI side
 
@@ -182,6 +209,11 @@ class Feeder:
             with self._lock:
                 self._wanted.extend(ids)
             self._events.put(("want", set()))
+
+    def first_screen_drawn(self) -> None:
+        """Start reading done/ rows: not before, so the first screen has the GIL to itself."""
+        self._background.set()
+        self._events.put(("want", set()))
 
     def poke(self) -> None:
         """Ask for an immediate light rescan (after an action of ours)."""
@@ -225,14 +257,14 @@ class Feeder:
         rows: dict[str, JobRow | None] = {}
         for q in ("incoming", "active"):
             for job_id in names[q]:
-                rows[job_id] = read_row(root, q, job_id)
+                rows[job_id] = self._read_live(q, job_id)
         self._known_done = set(names["done"])
         self._done_todo = sorted(names["done"])  # popped from the end: newest first
         self._done_mtime = self._mtime(root.done)
         self._post(Delta(names=names, rows=rows, done_loaded=not self._done_todo))
         last_rescan = time.monotonic()
         while not self._stop.is_set():
-            busy = bool(self._done_todo or self._wanted)
+            busy = bool(self._wanted or (self._done_todo and self._background.is_set()))
             timeout = 0.0 if busy else max(0.05, self._rescan_s - (time.monotonic() - last_rescan))
             paths: set[Path] = set()
             rescan = False
@@ -264,6 +296,17 @@ class Feeder:
         except OSError:
             return 0
 
+    def _stat(self, q: str, job_id: str) -> int:
+        try:
+            return os.stat(self.root.path / q / job_id / "job.json").st_mtime_ns
+        except OSError:
+            return -1
+
+    def _read_live(self, q: str, job_id: str) -> JobRow | None:
+        """Read a row of incoming/ or active/, remembering job.json's mtime for rescans."""
+        self._mtimes[f"{q}/{job_id}"] = self._stat(q, job_id)
+        return read_row(self.root, q, job_id)
+
     def _changed(self, paths: set[Path], delta: Delta) -> None:
         root = self.root.path
         queues: set[str] = set()
@@ -284,7 +327,9 @@ class Feeder:
         for q, job_id in jobs:
             if job_id.startswith("."):
                 continue
-            delta.rows[job_id] = read_row(self.root, q, job_id)
+            delta.rows[job_id] = (
+                read_row(self.root, q, job_id) if q == "done" else self._read_live(q, job_id)
+            )
             if delta.rows[job_id] is None:
                 # gone from q: moved; its new queue's rescan (or the next one) finds it
                 del delta.rows[job_id]
@@ -300,9 +345,14 @@ class Feeder:
                 delta.rows[job_id] = read_row(self.root, "done", job_id)
             self._done_mtime = self._mtime(self.root.done)
         else:
-            for job_id in ids:
-                if job_id not in delta.rows:
-                    delta.rows[job_id] = read_row(self.root, q, job_id)
+            for job_id in ids:  # only jobs whose job.json changed (one stat each)
+                if job_id not in delta.rows and self._mtimes.get(f"{q}/{job_id}") != self._stat(
+                    q, job_id
+                ):
+                    delta.rows[job_id] = self._read_live(q, job_id)
+            live = {f"{q}/{i}" for i in ids}
+            for key in [k for k in self._mtimes if k.startswith(q + "/") and k not in live]:
+                del self._mtimes[key]
 
     def _rescan(self, delta: Delta) -> None:
         """The fallback: incoming/ and active/ in full (they are small), done/ by mtime."""
@@ -319,7 +369,7 @@ class Feeder:
         with self._lock:
             wanted, self._wanted = self._wanted[-DONE_CHUNK:], []
         batch = [w for w in wanted if w in self._known_done and w not in self._done_read]
-        while self._done_todo and len(batch) < DONE_CHUNK:
+        while self._done_todo and len(batch) < DONE_CHUNK and self._background.is_set():
             job_id = self._done_todo.pop()
             if job_id not in self._done_read:
                 batch.append(job_id)
@@ -330,5 +380,7 @@ class Feeder:
             row = read_row(self.root, "done", job_id)
             if row is not None:
                 delta.rows[job_id] = row
+        if batch:
+            time.sleep(0.002)  # let the UI thread have the GIL between chunks
         if not self._done_todo:
             delta.done_loaded = True

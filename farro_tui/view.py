@@ -89,40 +89,50 @@ def haystack(job_id: str, row: JobRow | None) -> str:
     return f"{job_id}\n{row.title}{labels}"
 
 
+_hay_cache: dict[str, tuple[JobRow | None, str]] = {}
+
+
+def _hay(job_id: str, row: JobRow | None) -> str:
+    cached = _hay_cache.get(job_id)
+    if cached is not None and cached[0] is row:
+        return cached[1]
+    text = haystack(job_id, row)
+    _hay_cache[job_id] = (row, text)
+    return text
+
+
 def visible(store: Store, spec: ViewSpec, now: datetime) -> list[str]:
     """The ids to show. done/ jobs whose row is not read yet pass only the "all" tab."""
     statuses = TABS[spec.tab][1]
     rows = store.rows
-    if statuses is None:
-        ids: list[str] = list(store.queue_of)
-    else:
-        ids = [i for i, r in rows.items() if r.status in statuses and i in store.queue_of]
     pat = spec.pattern()
-    if pat is not None:
-        search = pat.search
-        ids = [i for i in ids if search(haystack(i, rows.get(i)))]
-    return sort_ids(store, ids, spec.sort, spec.reverse, now)
+
+    def keep(ids: list[str]) -> list[str]:
+        if statuses is not None:
+            ids = [i for i in ids if (r := rows.get(i)) is not None and r.status in statuses]
+        if pat is not None:
+            search = pat.search
+            ids = [i for i in ids if search(_hay(i, rows.get(i)))]
+        return ids
+
+    if spec.sort == "status":
+        # running, stale, queued, then history; newest first inside each. done/ is
+        # pre-sorted once per change of its names, so this stays cheap at 100k jobs
+        groups: list[list[str]] = [[], [], [], []]
+        for q in ("active", "incoming"):
+            for i in store.by_queue[q]:
+                r = rows.get(i)
+                groups[_GROUP.get(r.status if r is not None else "queued", 3)].append(i)
+        parts = [keep(sorted(g, reverse=True)) for g in groups]
+        parts.append(keep(store.done_newest_first()))
+        if spec.reverse:
+            parts.reverse()
+        return [i for part in parts for i in part]
+    return sort_ids(store, keep(list(store.queue_of)), spec.sort, spec.reverse, now)
 
 
 def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetime) -> list[str]:
     rows = store.rows
-    if col == "status":
-        # newest first inside each group; done/ needs no row for that, so a lazy load
-        # of done/ never reorders the default view
-        queue_of = store.queue_of
-        buckets: dict[int, list[str]] = {}
-        for i in ids:
-            r = rows.get(i)
-            g = (
-                _GROUP.get(r.status, 4)
-                if r is not None
-                else (4 if queue_of.get(i) == "done" else 2)
-            )
-            buckets.setdefault(g, []).append(i)
-        out: list[str] = []
-        for g in sorted(buckets, reverse=reverse):
-            out.extend(sorted(buckets[g], reverse=True))
-        return out
     key: Callable[[str], Any]
     if col == "id" or col == "age":
         # ids sort by creation time; the youngest (smallest age) first
