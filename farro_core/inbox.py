@@ -61,6 +61,7 @@ class Ingested:
     created: int = 0  # jobs created by this pass (the others existed already)
     moved_to: str | None = None  # relative to the root
     error: str | None = None
+    queue_full: bool = False  # waiting for room: later files wait behind it (FIFO)
 
     def describe(self) -> str:
         if self.outcome == "accepted":
@@ -104,7 +105,7 @@ def ingest(
             break
         full = _queue_full(root, settings)
         if full:
-            out.append(Ingested(path.name, "waiting", error=full))
+            out.append(Ingested(path.name, "waiting", error=full, queue_full=True))
             break
         result = ingest_file(
             root, path, settings, planner_timeout_s=planner_timeout_s, cancel=cancel
@@ -112,7 +113,7 @@ def ingest(
         if result is None:
             continue
         out.append(result)
-        if result.outcome == "waiting" and _queue_full(root, settings, need=1):
+        if result.queue_full:
             break
     return out
 
@@ -191,7 +192,7 @@ def ingest_file(
         try:
             job.create_many(root, missing, created_by=by)
         except QueueFull as exc:
-            return Ingested(name, "waiting", error=f"{exc}; waiting")
+            return Ingested(name, "waiting", error=f"{exc}; waiting", queue_full=True)
         except AlreadyExists:
             continue
         except BadInput as exc:

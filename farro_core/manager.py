@@ -210,9 +210,7 @@ class Manager:
 
     def _look_elsewhere(self) -> None:
         """Note who holds the lock we failed to take; log only when that changes."""
-        holder = read_holder(self.root)
-        if holder is not None and holder.host == host() and holder.pid == os.getpid():
-            holder = None  # manager.json still names us from before; the writer is on its way
+        holder = read_holder(self.root)  # may name the previous holder for a moment
         if holder != self._other:
             self._other = holder
             if holder is not None:

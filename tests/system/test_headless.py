@@ -1,0 +1,106 @@
+"""`farro-tui --workers-only`: SIGTERM drain, no textual, one-line errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from farro_core.api import submit
+from farro_core.transitions import Status
+
+from .helpers import (
+    PYTHON,
+    Headless,
+    child_env,
+    make_root,
+    nothing_in_progress,
+    status_is,
+    transitions,
+    wait_for,
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_stop_signal_drains_releases_the_running_job_and_exits_0(
+    tmp_path: Path, procs: list[Headless], sig: signal.Signals
+) -> None:
+    root = make_root(tmp_path / "root")  # the agent sleeps 60 s on attempt 1
+    a = Headless(root, tmp_path / "a.log", "--workers", "2", python_flags=("-X", "importtime"))
+    procs.append(a)
+    envs = [submit(root, f"long job {i}") for i in range(2)]
+    for env in envs:
+        wait_for(lambda e=env: status_is(root, e.id, Status.IN_PROGRESS), "both claimed")
+
+    a.signal(sig)
+    sent = time.monotonic()
+    assert a.wait() == 0, a.log()
+    took = time.monotonic() - sent
+    assert took < root.settings.shutdown_grace_s + 5, f"drain took {took:.1f}s"
+    assert nothing_in_progress(root)
+    assert root.ids("active") == []
+    for env in envs:
+        back = status_is(root, env.id, Status.QUEUED)
+        assert back is not None, "a released job is queued again"
+        assert back.lifecycle.claim is None
+        # a clean stop never spends the job's budget
+        assert back.lifecycle.attempts_left(back.prompt.max_attempts) == back.prompt.max_attempts
+        last = transitions(root, env.id)[-1]
+        assert (last["from"], last["to"], last["actor"]) == ("in-progress", "queued", "agent")
+    log = a.log()
+    assert f"{sig.name}: stopping" in log and "stopped cleanly" in log
+    imported = [ln.rsplit("|", 1)[-1].strip() for ln in log.splitlines() if "import time:" in ln]
+    assert "farro_core.system" in imported  # -X importtime really listed the imports
+    assert not [m for m in imported if m.split(".")[0] == "textual"]
+
+
+def test_headless_modules_do_not_import_textual() -> None:
+    code = (
+        "import sys\n"
+        "import farro_tui.main, farro_tui.headless, farro_core.system, farro_core.demo\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))\n"
+    )
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--workers-only", "--root", "{missing}"], "no FARRO root"),
+        (["--workers-only", "--no-workers"], "contradict"),
+        (["--workers", "-1"], "--workers"),
+        (["--bogus"], "unrecognized arguments"),
+        (["--workers-only", "--root", "{badtoml}"], "farro.toml"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    bad = make_root(tmp_path / "bad")
+    (bad.path / "farro.toml").write_text("workerz = 3\n")
+    argv = [a.format(missing=tmp_path / "nope", badtoml=bad.path) for a in args]
+    out = subprocess.run(
+        [PYTHON, "-m", "farro_tui.main", *argv],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], out.stderr
+    assert lines[0].startswith("farro-tui: ")
+
+
+def test_entry_point_is_the_console_script() -> None:
+    script = Path(sys.executable).with_name("farro-tui")
+    if not script.exists():
+        pytest.skip("farro-tui is not installed in this environment")
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "--workers-only" in out.stdout

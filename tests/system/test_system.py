@@ -1,0 +1,133 @@
+"""The System in one process: start, stop, restart, pause; and the --demo seeding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from farro_core import demo, listing
+from farro_core.api import submit
+from farro_core.root import Root
+from farro_core.system import System
+from farro_core.transitions import Status
+
+from .helpers import make_root, nothing_in_progress, status_is, wait_for, wait_until
+
+#: attempts 1 and 2 run "for ever"; attempt 3 finishes at once
+THIRD_TIME_LUCKY = 'if [ "$FARRO_ATTEMPT" -ge 3 ]; then echo ok; else sleep 60; fi'
+
+
+def test_start_stop_restart_in_one_process(tmp_path: Path, systems: list[System]) -> None:
+    root = make_root(tmp_path / "root", agent=THIRD_TIME_LUCKY)
+    system = System(root, workers=2)
+    systems.append(system)
+    assert not system.snapshot().running
+    envs = [submit(root, f"job {i}") for i in range(2)]
+
+    system.start()
+    system.start()  # idempotent
+    snap = system.snapshot()
+    assert snap.running and len(snap.workers) == 2
+    assert len({w.name for w in snap.workers}) == 2
+    for env in envs:
+        wait_for(lambda e=env: status_is(root, e.id, Status.IN_PROGRESS), "attempt 1 runs")
+    wait_until(lambda: system.snapshot().manager.role == "here", "this System manages")
+    wait_until(lambda: {w.state for w in system.snapshot().workers} == {"busy"}, "both busy")
+
+    system.restart()  # releases both jobs, then claims them again: attempt 2
+    for env in envs:
+        wait_for(
+            lambda e=env: (
+                (x := status_is(root, e.id, Status.IN_PROGRESS)) and x.lifecycle.attempt == 2
+            ),
+            "attempt 2 runs after the restart",
+        )
+
+    system.stop(release=True, grace_s=0.2)
+    assert nothing_in_progress(root) and root.ids("active") == []
+    snap = system.snapshot()
+    assert not snap.running and snap.workers == ()
+    assert snap.manager.role == "off" and snap.manager.holder is None  # nobody manages now
+    for env in envs:
+        back = status_is(root, env.id, Status.QUEUED)
+        assert back is not None and back.lifecycle.attempt == 2
+
+    system.start()  # the same object again: attempt 3 succeeds
+    for env in envs:
+        wait_for(lambda e=env: status_is(root, e.id, Status.SUCCEEDED), "attempt 3 finishes")
+    system.stop()
+    assert not system.running
+
+
+def test_pause_stops_claiming_and_resume_starts_again(
+    tmp_path: Path, systems: list[System]
+) -> None:
+    root = make_root(tmp_path / "root", agent="true")
+    system = System(root, workers=1)
+    systems.append(system)
+    system.pause()  # before start: the workers start paused
+    system.start()
+    wait_until(lambda: [w.state for w in system.snapshot().workers] == ["paused"], "paused")
+    assert system.paused and system.snapshot().paused
+    env = submit(root, "waits for resume")
+    status_file = root.workers_dir / f"{system.worker_names[0]}.json"
+    wait_until(
+        lambda: status_file.exists() and json.loads(status_file.read_text())["state"] == "paused",
+        "the worker's status file says paused",
+    )
+    assert status_is(root, env.id, Status.QUEUED) is not None
+    system.resume()
+    wait_for(lambda: status_is(root, env.id, Status.SUCCEEDED), "resumed worker runs it")
+    assert not system.paused
+
+
+def test_a_system_without_manager_names_the_manager_elsewhere(
+    tmp_path: Path, systems: list[System]
+) -> None:
+    root = make_root(tmp_path / "root", agent="true")
+    first = System(root, workers=0)
+    second = System(root, workers=0)  # same process, second System: a standby
+    observer = System(root, workers=0, manager=False)
+    systems += [first, second, observer]
+    first.start()
+    wait_until(lambda: first.snapshot().manager.role == "here", "first manages")
+    second.start()
+    wait_until(lambda: second.snapshot().manager.role == "elsewhere", "second stands by")
+    observer.start()
+    m = observer.snapshot().manager
+    assert m.role == "off" and m.holder == first.snapshot().manager.holder
+    assert m.since is not None
+
+    first.stop()  # the role passes to the standby within about a second
+    wait_until(lambda: second.snapshot().manager.role == "here", "second takes over", 10)
+
+
+def test_demo_seed_shows_every_status_within_seconds(tmp_path: Path, systems: list[System]) -> None:
+    root = Root.init(tmp_path / "demo")
+    seeded = demo.seed(root)
+    assert (root.path / "farro.toml").exists() and (root.inbox / "demo-goal.json").exists()
+    assert set(seeded) >= {"queued", "in-progress", "succeeded", "failed", "killed", "stale"}
+    root = Root.open(root.path)
+    system = System(root)
+    systems.append(system)
+    system.start()
+    assert len(system.snapshot().workers) == 2  # from the demo farro.toml
+    want = {"queued", "in-progress", "stale", "succeeded", "failed", "killed"}
+
+    def shown() -> bool:
+        rows = list(listing.scan(root))
+        failed = [r for r in rows if r.status == "failed"]
+        return want <= {r.status for r in rows} and len(failed) >= 2
+
+    wait_until(shown, "every status on screen", timeout=30)
+    rows = list(listing.scan(root))
+    stale = [r for r in rows if r.status == "stale"]
+    assert [r.reason for r in stale] == ["worker gone"]
+    failed = {r.title for r in rows if r.status == "failed"}
+    assert any("[escape]" in t for t in failed) and any("[fail]" in t for t in failed)
+    wait_until(
+        lambda: any(r.labels.get("goal") == "demo-goal.json" for r in listing.scan(root)),
+        "the demo goal planned into jobs",
+    )
+    system.stop(release=True, grace_s=0)
+    assert nothing_in_progress(root)
