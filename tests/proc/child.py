@@ -17,9 +17,11 @@ Commands:
 ``succeed ID``          claim that job and commit succeeded.
 ``retry ID``            claim that job and commit it back to queued (agent retry).
 ``requeue ID``          requeue a stale job as the operator.
-``hold ID``             claim that job, print ``claimed {json}``, keep the claim and obey
-                        stdin: ``commit STATUS`` prints ``result {json}``; ``quit`` (or EOF)
-                        exits with the code of the last commit (0 ok, 10 conflict, 11 other).
+``fsck``                wait for ``go``, run ``fsck --repair``, print ``finding {json}`` lines.
+``hold ID [NAME [wait]]`` claim that job (with ``wait``: after ``ready`` and ``go``), print
+                        ``claimed {json}``, keep the claim and obey stdin: ``commit STATUS``
+                        prints ``result {json}``; ``quit`` (or EOF) exits with the code of
+                        the last commit (0 ok, 10 conflict, 11 other).
 """
 
 from __future__ import annotations
@@ -162,8 +164,20 @@ def main(argv: list[str]) -> int:
         operations.requeue(root, args[0], by="child")
         return EXIT_OK
 
+    if cmd == "fsck":
+        from dataclasses import asdict
+
+        from farro_core.fsck import fsck
+
+        wait_for_go()
+        for finding in fsck(root, repair=True):
+            say("finding " + json.dumps(asdict(finding)))
+        return EXIT_OK
+
     if cmd == "hold":
         name = args[1] if len(args) > 1 else "holder"
+        if args[2:] == ["wait"]:
+            wait_for_go()
         env = claim_one(args[0], name)
         code = EXIT_OK
         for line in sys.stdin:

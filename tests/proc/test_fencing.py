@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 from farro_core import job, operations
 from farro_core.envelope import JobSpec
 from farro_core.fsck import fsck
+from farro_core.ids import new_id
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 
@@ -171,3 +173,81 @@ def test_killed_owner_frees_its_claim_at_once_and_fsck_marks_it_stale(root: Root
     job.release_claim(env)
     assert scan(root)[jid].lifecycle.status is Status.SUCCEEDED
     assert [r["revision"] for r in audit_lines(root) if r["job"] == jid] == [1, 2, 3, 4, 5, 6]
+
+
+def _clone_done_jobs(root: Root, n: int) -> None:
+    """Fill done/ with ``n`` valid, audited, finished jobs, cheaply (copies of one)."""
+    env = job.create(root, JobSpec(prompt="filler"))
+    got = job.claim(root, job.WorkerIdentity.current("filler"), ids=[env.id])
+    assert got is not None
+    job.release_claim(job.commit(got, Status.SUCCEEDED, Actor.AGENT, "ok"))
+    src = root.done / env.id
+    files = {name: (src / name).read_bytes() for name in ("job.json", "prompt.json")}
+    lines = [ln for ln in root.audit_file.read_bytes().splitlines(True) if env.id.encode() in ln]
+    extra = []
+    for _ in range(n):
+        new = new_id().encode()
+        d = root.done / new.decode()
+        d.mkdir(mode=0o700)
+        for name, data in files.items():
+            (d / name).write_bytes(data.replace(env.id.encode(), new))
+        (d / "prompt.json").chmod(0o444)
+        extra += [ln.replace(env.id.encode(), new) for ln in lines]
+    with open(root.audit_file, "ab") as fh:
+        fh.write(b"".join(extra))
+
+
+def _scanning(pid: int, where: Path) -> bool:
+    """Whether process ``pid`` has a file open under ``where`` right now (via /proc)."""
+    prefix = f"{where}/"
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(prefix):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_fsck_never_marks_a_later_live_attempt_stale(root: Root) -> None:
+    """fsck reads a job as in-progress (attempt 1), then probes attempt 1's claim lock.
+
+    If meanwhile attempt 1 ended (retry) and attempt 2 was claimed by a live worker,
+    attempt 1's lock is free, but the job is not orphaned: fsck must not mark it
+    stale. The window is made wide and certain: fsck scans active/ before done/, so
+    the job moves on while fsck (a real process) is seen reading done/.
+    """
+    jid = _new_job(root)
+    _clone_done_jobs(root, 3000)
+    with children() as kids:
+        a = Child(root, "hold", jid, "A")
+        b = Child(root, "hold", jid, "B", "wait")
+        f = Child(root, "fsck")
+        kids += [a, b, f]
+        assert a.expect_json("claimed ")["attempt"] == 1
+        b.expect("ready")
+        f.expect("ready")
+        f.send("go")
+        wait_until(lambda: _scanning(f.pid, root.done), "fsck to reach done/", timeout=60)
+        # fsck has read the job (in active/, attempt 1); now attempt 1 ends and B claims 2.
+        a.send("commit queued")
+        assert a.expect_json("result ")["outcome"] == "ok"
+        a.send("quit")
+        assert a.finish() == EXIT_OK
+        b.send("go")
+        assert b.expect_json("claimed ")["attempt"] == 2
+        assert f.proc.poll() is None, "fsck finished before the job moved on: no overlap"
+        assert f.finish() == EXIT_OK, f.stderr_text()
+        findings = [ln for ln in f.lines if jid in ln]
+        assert findings == [], f"fsck touched the live job: {findings}"
+        on_disk = scan(root)[jid]
+        assert (on_disk.lifecycle.status, on_disk.lifecycle.attempt) == (Status.IN_PROGRESS, 2)
+        b.send("commit succeeded")
+        assert b.expect_json("result ")["outcome"] == "ok", "B was fenced out of its own job"
+        b.send("quit")
+        assert b.finish() == EXIT_OK
+    assert scan(root)[jid].lifecycle.status is Status.SUCCEEDED
