@@ -104,3 +104,25 @@ def test_entry_point_is_the_console_script() -> None:
         pytest.skip("farro-tui is not installed in this environment")
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "--workers-only" in out.stdout
+
+
+def test_demo_without_root_seeds_a_fresh_temporary_root(tmp_path: Path) -> None:
+    env = {**child_env(), "TMPDIR": str(tmp_path)}
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "farro_tui.main", "--demo", "--workers-only"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_for(lambda: "inbox: accepted demo-goal.json" in log.read_text() or None, "demo up")
+        [demo_root] = [p for p in tmp_path.iterdir() if p.name.startswith("farro-demo-")]
+        assert f"demo root {demo_root}" in log.read_text()
+        assert (demo_root / "farro.toml").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait(30)

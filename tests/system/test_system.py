@@ -131,3 +131,28 @@ def test_demo_seed_shows_every_status_within_seconds(tmp_path: Path, systems: li
     )
     system.stop(release=True, grace_s=0)
     assert nothing_in_progress(root)
+
+
+def test_file_events_wake_the_manager_and_the_workers(
+    tmp_path: Path, systems: list[System]
+) -> None:
+    """With 30 s timers, only the watcher's hints can make this finish in seconds."""
+    root = make_root(tmp_path / "root", agent="true", extra="")
+    toml = (root.path / "farro.toml").read_text()
+    toml = toml.replace("watchdog_interval_s = 0.2", "watchdog_interval_s = 30")
+    toml = toml.replace("rescan_s = 0.5", "rescan_s = 30")
+    (root.path / "farro.toml").write_text(toml)
+    root = Root.open(root.path)
+    system = System(root, workers=1)
+    systems.append(system)
+    system.start()
+    wait_until(lambda: system.snapshot().manager.last_sweep is not None, "first sweep")
+    wait_until(lambda: [w.state for w in system.snapshot().workers] == ["idle"], "idle worker")
+
+    tmp = root.inbox / ".req.json.tmp"
+    tmp.write_text(json.dumps({"prompt": "woken by an event"}))
+    tmp.rename(root.inbox / "req.json")
+    wait_until(lambda: (root.accepted / "req.json").exists(), "the manager ingests", 10)
+    [job_id] = [r.id for r in listing.scan(root)]
+    wait_for(lambda: status_is(root, job_id, Status.SUCCEEDED), "the worker runs it", 10)
+    assert system.snapshot().manager.last_ingest == "accepted req.json: 1 job(s)"
