@@ -71,7 +71,7 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
     grid.add_row("priority", str(p.priority))
     if p.labels:
         grid.add_row("labels", " ".join(f"{k}={v}" for k, v in p.labels.items()))
-    grid.add_row("workspace", p.workspace or f"{env.path}/work")
+    grid.add_row("workspace", p.workspace or f"{env.path.parent.name}/{env.id}/work")
     if p.agent is not None:
         grid.add_row("agent", p.agent if isinstance(p.agent, str) else " ".join(p.agent))
     parts.append(grid)
