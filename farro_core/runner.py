@@ -36,6 +36,7 @@ log = logging.getLogger("farro.worker")
 
 TICK_S = 0.1  # how often the runner looks at the agent, control/kill and the clock
 READ_CHUNK = 1 << 16
+DRAIN_S = 5.0  # how long the output may still flow after the agent's group is gone
 RESULT_FILE_MAX = 1 << 20
 _PLACEHOLDER = re.compile(r"\{(prompt_file|workspace|job_dir)\}")
 _SHELL_REF = {
@@ -160,6 +161,8 @@ class AttemptLog:
                 )
 
     def _write(self, data: bytes) -> None:
+        if self.fd < 0:
+            return  # closed: output of something that escaped the group, after the end
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
@@ -174,11 +177,9 @@ class AttemptLog:
 def _pump(fd: int, sink: AttemptLog, abandon: threading.Event) -> None:
     """Copy the agent's output to the log until EOF, draining even past the cap."""
     try:
-        while True:
+        while not abandon.is_set():
             ready, _, _ = select.select([fd], [], [], 0.2)
             if not ready:
-                if abandon.is_set():
-                    return
                 continue
             data = os.read(fd, READ_CHUNK)
             if not data:
@@ -426,8 +427,13 @@ def run(
             signal_group(proc, signal.SIGKILL)
         code = reap(proc)
         attempt.finished_at = utcnow()
-        reader.join(5.0)
-        abandon.set()  # something that escaped the group still holds the pipe
+        reader.join(DRAIN_S)
+        if reader.is_alive():
+            sink.note(
+                "something the agent started outside its process group still holds its "
+                "output: no longer reading it"
+            )
+        abandon.set()
         reader.join(1.0)
         proc.stdout.close()
     attempt.exit_code = code

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
 import time
 from pathlib import Path
 
 import pytest
 
+from farro_core import runner
 from farro_core.root import Root
 
 from .helpers import (
@@ -246,3 +249,26 @@ def test_demo_agent_speed_scales_the_slow_marker(
     out = make_worker(wroot).run_once()
     assert out is not None and out.status == "succeeded"
     assert 0.5 < time.monotonic() - t0 < 5
+
+
+def test_output_held_by_an_escaped_process_does_not_block(
+    wroot: Root, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(runner, "DRAIN_S", 0.5)
+    pidfile = tmp_path / "escaped.pid"
+    agent = sh(
+        f"setsid sh -c 'echo $$ > {pidfile}; while :; do echo spam; sleep 0.01; done' & "
+        f"while [ ! -s {pidfile} ]; do sleep 0.01; done; echo main done"
+    )
+    submit(wroot, "x", agent=agent)
+    try:
+        t0 = time.monotonic()
+        out = make_worker(wroot).run_once()
+        assert time.monotonic() - t0 < 5
+        assert out is not None and out.status == "succeeded", out.lifecycle.reason
+        log = (out.path / "logs" / "attempt-1.log").read_text()
+        assert "outside its process group still holds its output" in log
+    finally:
+        wait_until(pidfile.exists, 5)
+        with contextlib.suppress(ProcessLookupError):  # SIGPIPE may have ended it already
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
