@@ -34,7 +34,7 @@ from farro_core.envelope import (
     load_prompt,
     utcnow,
 )
-from farro_core.errors import AlreadyExists, Conflict, Corrupt, NotFound, QueueFull
+from farro_core.errors import AlreadyExists, Conflict, Corrupt, NotFound, QueueFull, Refused
 from farro_core.identity import WorkerIdentity
 from farro_core.ids import check_id, new_id
 from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
@@ -296,6 +296,10 @@ def _default_creator() -> str:
 
 # ---------------------------------------------------------------- claim
 
+#: How long a claimer waits for a candidate's commit lock (held for milliseconds,
+#: unless its holder is stopped) before passing that job by for the next one.
+CLAIM_COMMIT_WAIT_S = 1.0
+
 _priorities: dict[tuple[str, str], int] = {}
 
 
@@ -353,6 +357,8 @@ def claim(
             env = _try_claim(root, worker, job_id, dfd, now)
         except Corrupt:
             continue  # unsafe permissions: never run it (fsck quarantines it)
+        except _LockBusy:
+            continue  # its commit lock is stuck (a stopped committer): take the next job
         finally:
             os.close(dfd)
         if env is not None:
@@ -378,7 +384,7 @@ def _try_claim(
         return None
     crash.point("claim.locked")  # lock freed by the kernel; job.json untouched: still queued
     try:
-        with _commit_lock(dfd):
+        with _commit_lock(dfd, timeout=CLAIM_COMMIT_WAIT_S):
             lc = read_lifecycle(dfd, job_id)  # step 2: re-read under the commit lock
             if (
                 lc.status is not Status.QUEUED
@@ -474,15 +480,23 @@ def _touch(dfd: int, name: str) -> None:
         os.close(fd)
 
 
+class _LockBusy(Refused):
+    """The commit lock stayed busy for the whole wait (its holder may be stopped)."""
+
+
 class _commit_lock:
     """Hold ``.commit.lock`` of an open job directory for one read-check-write."""
 
-    def __init__(self, dfd: int) -> None:
+    def __init__(self, dfd: int, timeout: float = 10.0) -> None:
         self._dfd = dfd
+        self._timeout = timeout
         self._held: locks.Flock | None = None
 
     def __enter__(self) -> None:
-        self._held = locks.lock(self._dfd, COMMIT_LOCK)
+        try:
+            self._held = locks.lock(self._dfd, COMMIT_LOCK, self._timeout)
+        except Refused as exc:
+            raise _LockBusy(str(exc)) from None
 
     def __exit__(self, *_: object) -> None:
         if self._held is not None:
