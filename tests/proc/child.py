@@ -17,6 +17,8 @@ Commands:
 ``succeed ID``          claim that job and commit succeeded.
 ``retry ID``            claim that job and commit it back to queued (agent retry).
 ``requeue ID``          requeue a stale job as the operator.
+``lock-commit ID``      take the queued job's ``.commit.lock``, print ``locked``, hold it
+                        until stdin closes (a committer caught mid-commit, e.g. by SIGSTOP).
 ``fsck``                wait for ``go``, run ``fsck --repair``, print ``finding {json}`` lines.
 ``hold ID [NAME [wait]]`` claim that job (with ``wait``: after ``ready`` and ``go``), print
                         ``claimed {json}``, keep the claim and obey stdin: ``commit STATUS``
@@ -162,6 +164,16 @@ def main(argv: list[str]) -> int:
 
     if cmd == "requeue":
         operations.requeue(root, args[0], by="child")
+        return EXIT_OK
+
+    if cmd == "lock-commit":
+        from farro_core import fs, locks
+
+        dfd = fs.open_dir(root.incoming / args[0])
+        held = locks.lock(dfd, locks.COMMIT_LOCK)
+        say("locked")
+        sys.stdin.read()
+        held.release()
         return EXIT_OK
 
     if cmd == "fsck":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from farro_core import job, operations
@@ -251,3 +252,35 @@ def test_fsck_never_marks_a_later_live_attempt_stale(root: Root) -> None:
         b.send("quit")
         assert b.finish() == EXIT_OK
     assert scan(root)[jid].lifecycle.status is Status.SUCCEEDED
+
+
+def test_a_stopped_commit_lock_holder_blocks_only_its_own_job(root: Root) -> None:
+    """A process stopped (SIGSTOP, Ctrl-Z) inside a commit holds that job's commit lock.
+
+    Claimers must pass that job by and take the next one, promptly and without an
+    error; otherwise every worker stalls on the oldest job and the queue halts.
+    """
+    first = _new_job(root)
+    second = _new_job(root)
+    assert job.candidates(root) == [first, second]
+    with children() as kids:
+        s = Child(root, "lock-commit", first)
+        kids.append(s)
+        s.expect("locked")
+        os.kill(s.pid, signal.SIGSTOP)
+        wait_until(lambda: process_state(s.pid) == "T", "the holder to stop")
+
+        worker = job.WorkerIdentity.current("claimer")
+        started = time.monotonic()
+        env = job.claim(root, worker)
+        took = time.monotonic() - started
+        assert env is not None and env.id == second, "the queue stalled behind a stuck lock"
+        assert took < 5, f"claiming took {took:.1f}s behind a stuck commit lock"
+        job.release_claim(job.commit(env, Status.SUCCEEDED, Actor.AGENT, "ok"))
+        assert job.load(root, first).status is Status.QUEUED  # passed by, untouched
+
+        os.kill(s.pid, signal.SIGCONT)
+        assert s.finish() == EXIT_OK  # closing its stdin releases the lock
+    env = job.claim(root, worker)
+    assert env is not None and env.id == first
+    job.release_claim(job.commit(env, Status.SUCCEEDED, Actor.AGENT, "ok"))
