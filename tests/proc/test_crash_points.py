@@ -13,7 +13,11 @@ a second fsck finds nothing, and the job can still be driven to a terminal state
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +35,7 @@ from .helpers import (
     assert_fully_audited,
     audited_revisions,
     backdate,
+    child_env,
     run_child,
     scan,
 )
@@ -57,6 +62,13 @@ ORPHANS = {
     ("commit.locked", "succeed"),
     ("commit.locked", "retry"),
 }
+# A few points are also recovered the way an operator would: `farro fsck --repair`.
+BY_CLI = {
+    ("create.published", "create"),
+    ("claim.committed", "claim"),
+    ("commit.written", "succeed"),
+}
+FARRO = Path(sys.executable).with_name("farro")
 
 
 def _cases() -> list[pytest.param]:
@@ -69,6 +81,8 @@ def _cases() -> list[pytest.param]:
                 out.append(
                     pytest.param(point, variant, "watchdog", id=f"{point}-{variant}-watchdog")
                 )
+            if (point, variant) in BY_CLI:
+                out.append(pytest.param(point, variant, "cli", id=f"{point}-{variant}-cli"))
     return out
 
 
@@ -135,7 +149,19 @@ def test_crash_point(root: Root, point: str, variant: str, recovery: str) -> Non
         assert report.stale == [(jid, "worker gone")]
         assert job.load(root, jid).status is Status.STALE
         assert Watchdog(root).sweep().stale == []
-    fsck(root, repair=True)
+    if recovery == "cli":
+        cli = subprocess.run(
+            [str(FARRO), "fsck", "--repair", "--json", "--root", str(root.path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_env(),
+        )
+        assert cli.returncode == 0, cli.stderr
+        repaired = json.loads(cli.stdout)
+        assert repaired and all(f["repaired"] for f in repaired), repaired
+    else:
+        fsck(root, repair=True)
     jobs = scan(root)  # no torn file, every dir matches its status, no duplicates
 
     if point in ("create.staged", "create.prompt_written", "create.job_written"):
