@@ -24,7 +24,13 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from farro_core import audit, fs, job, locks, operations
 from farro_core.envelope import Claim, Envelope, dump, load_lifecycle, parse_spec, utcnow
@@ -89,6 +95,10 @@ class FarroMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ create
 
+    @initialize(priorities=st.lists(st.integers(-2, 2), min_size=1, max_size=4))
+    def start_with_jobs(self, priorities: list[int]) -> None:
+        self.create(priorities)
+
     @rule(priorities=st.lists(st.integers(-2, 2), min_size=1, max_size=3))
     def create(self, priorities: list[int]) -> None:
         specs = []
@@ -123,8 +133,13 @@ class FarroMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ claim
 
-    @rule(name=st.sampled_from(["w1", "w2", "w3"]))
-    def claim(self, name: str) -> None:
+    @rule(
+        name=st.sampled_from(["w1", "w2", "w3"]),
+        then=st.sampled_from([None, "succeed", "fail", "retry", "kill"]),
+        delayed=st.booleans(),
+    )
+    def claim(self, name: str, then: str | None, delayed: bool) -> None:
+        """Claim the best job; ``then`` lets its worker end the attempt straight away."""
         ready = [
             (-m.priority, jid)
             for jid, m in self.jobs.items()
@@ -142,13 +157,22 @@ class FarroMachine(RuleBasedStateMachine):
         self._bump(m, S.IN_PROGRESS)
         assert (env.lifecycle.attempt, env.lifecycle.revision) == (m.attempt, m.revision)
         self.holders.append(env)
+        if then is not None:
+            self._finish(env, then, delayed)
 
     # ------------------------------------------------------------ the agent ends its attempt
 
     @precondition(lambda self: bool(self.holders))
-    @rule(data=st.data(), outcome=st.sampled_from(["succeed", "fail", "retry", "kill"]))
-    def agent_finishes(self, data: st.DataObject, outcome: str) -> None:
-        env = data.draw(st.sampled_from(self.holders))
+    @rule(
+        data=st.data(),
+        outcome=st.sampled_from(["succeed", "fail", "retry", "kill"]),
+        delayed=st.booleans(),
+    )
+    def agent_finishes(self, data: st.DataObject, outcome: str, delayed: bool) -> None:
+        self._finish(data.draw(st.sampled_from(self.holders)), outcome, delayed)
+
+    def _finish(self, env: Envelope, outcome: str, delayed: bool) -> None:
+        """The worker holding ``env`` commits its outcome (a retry may back off)."""
         m = self.jobs[env.id]
         if job.kill_requested(env.path, env.lifecycle.attempt) or (
             m.kill_for == env.lifecycle.attempt and m.revision == env.lifecycle.revision
@@ -157,12 +181,13 @@ class FarroMachine(RuleBasedStateMachine):
         to = {"succeed": S.SUCCEEDED, "fail": S.FAILED, "retry": S.QUEUED, "kill": S.KILLED}[
             outcome
         ]
-        delayed = outcome == "retry" and data.draw(st.booleans())
+        delayed = delayed and outcome == "retry"
         changes = {"not_before": utcnow() + timedelta(hours=1)} if delayed else {}
         fenced = m.revision != env.lifecycle.revision
         before = self._disk(env.id)
+        assert env.lifecycle.claim is not None
         try:
-            job.commit(env, to, A.AGENT, outcome, worker=env.lifecycle.claim.worker, **changes)  # type: ignore[union-attr]
+            job.commit(env, to, A.AGENT, outcome, worker=env.lifecycle.claim.worker, **changes)
         except Conflict:
             assert fenced, "a current claim was refused"
             assert self._disk(env.id) == before
@@ -177,14 +202,36 @@ class FarroMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ watchdog, crashes
 
     @precondition(lambda self: any(m.status is S.IN_PROGRESS for m in self.jobs.values()))
-    @rule(data=st.data())
-    def watchdog_marks_stale(self, data: st.DataObject) -> None:
+    @rule(
+        data=st.data(),
+        wakes=st.sampled_from([None, "succeed", "fail", "retry", "kill"]),
+    )
+    def watchdog_marks_stale(self, data: st.DataObject, wakes: str | None) -> None:
+        """A hung worker (or a dead one) loses its job; ``wakes``: the hung one comes back."""
         jid = self._pick(data, lambda m: m.status is S.IN_PROGRESS)
         assert jid is not None
         job.commit(job.load(self.root, jid), S.STALE, A.WATCHDOG, "no heartbeat")
         m = self.jobs[jid]
         self._bump(m, S.STALE)
         m.misplaced = None  # commit moved it to active/ whatever queue it sat in
+        hung = [h for h in self.holders if h.id == jid and h.lifecycle.attempt == m.attempt]
+        if hung and wakes is not None:
+            self._finish(hung[0], wakes, False)  # fenced: must be refused
+
+    @precondition(
+        lambda self: any(m.status is S.QUEUED and not m.delayed for m in self.jobs.values())
+    )
+    @rule(outcome=st.sampled_from(["succeed", "fail", "retry", "kill"]))
+    def hung_worker_is_fenced(self, outcome: str) -> None:
+        """Claim, hang until the watchdog gives the job up, then wake and try to commit."""
+        self.claim("hung", None, False)
+        env = self.holders[-1]
+        m = self.jobs[env.id]
+        job.commit(job.load(self.root, env.id), S.STALE, A.WATCHDOG, "no heartbeat")
+        self._bump(m, S.STALE)
+        before = self.jobs[env.id].revision
+        self._finish(env, outcome, False)
+        assert m.revision == before and m.status is S.STALE  # refused: nothing moved
 
     @precondition(lambda self: bool(self.holders))
     @rule(data=st.data())
@@ -249,25 +296,24 @@ class FarroMachine(RuleBasedStateMachine):
             out += [("unaudited", jid)] * len(m.unaudited)
         return sorted(out)
 
-    @rule()
-    def fsck_report_changes_nothing(self) -> None:
-        before = {
+    def _tree(self) -> dict[Path, bytes]:
+        return {
             p: (p.read_bytes() if p.is_file() else b"")
             for p in Path(self.root.path).rglob("*")
             if not p.name.endswith(".lock") and p.name != "heartbeat"
         }
-        found = fsck(self.root)
-        assert sorted((f.kind, Path(f.path).name) for f in found) == self._expected_findings()
-        after = {
-            p: (p.read_bytes() if p.is_file() else b"")
-            for p in Path(self.root.path).rglob("*")
-            if not p.name.endswith(".lock") and p.name != "heartbeat"
-        }
-        assert after == before
 
-    @rule()
-    def fsck_repair(self) -> None:
+    @rule(repair=st.booleans())
+    def fsck_pass(self, repair: bool) -> None:
+        """Always a report first (it must change nothing), then maybe the repair."""
         expected = self._expected_findings()
+        before = self._tree()
+        found = fsck(self.root)
+        assert sorted((f.kind, Path(f.path).name) for f in found) == expected
+        assert not any(f.repaired for f in found)
+        assert self._tree() == before, "fsck without --repair changed the disk"
+        if not repair:
+            return
         found = fsck(self.root, repair=True)
         assert sorted((f.kind, Path(f.path).name) for f in found) == expected
         assert all(f.repaired for f in found)
@@ -418,8 +464,8 @@ class FarroMachine(RuleBasedStateMachine):
 
 
 FarroMachine.TestCase.settings = settings(
-    max_examples=50,
-    stateful_step_count=30,
+    max_examples=100,
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
