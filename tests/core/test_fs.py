@@ -297,3 +297,13 @@ def test_check_same_fs_refuses_two_file_systems(tmp_path: Path) -> None:
         pytest.raises(RootError, match=r"span file systems.*not be atomic"),
     ):
         fs.check_same_fs([tmp_path, Path(other)])
+
+
+def test_check_private_refuses_another_owner(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a directory to another user")
+    d = tmp_path / "d"
+    d.mkdir(mode=0o700)
+    os.chown(d, 65534, 65534)
+    with pytest.raises(RootError, match="owned by uid 65534, not by you"):
+        fs.check_private(d)

@@ -78,3 +78,8 @@ def test_violations_sorted_unique() -> None:
     paths = ["z.txt", "src/a.py", "z.txt", "b.txt", "src/b.py"]
     assert violations(paths, ["src"]) == ["b.txt", "z.txt"]
     assert violations(paths, ["**"]) == []
+
+
+def test_unclosed_bracket_is_literal() -> None:
+    assert matches("a[b", ["a[b"])
+    assert not matches("ab", ["a[b"])

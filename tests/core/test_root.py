@@ -148,3 +148,12 @@ def test_settings_come_from_flags(root: Root) -> None:
     r = Root.open(root.path, workers=7)
     assert r.settings.workers == 7
     assert Root.open(root.path).settings.workers == 2
+
+
+def test_init_refuses_an_existing_loose_directory(tmp_path: Path) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    os.chmod(loose, 0o777)
+    with pytest.raises(RootError, match="writable by group or others"):
+        Root.init(loose)
+    assert stat.S_IMODE(os.stat(loose).st_mode) == 0o777  # not silently "fixed" either

@@ -141,3 +141,12 @@ def test_settings_frozen() -> None:
     s = Settings()
     with pytest.raises(ValueError):
         s.workers = 3  # type: ignore[misc]
+
+
+def test_oversize_or_binary_toml_refused(root: Root) -> None:
+    (root.path / "farro.toml").write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    with pytest.raises(BadInput, match="larger than"):
+        load_settings(root.path)
+    (root.path / "farro.toml").write_bytes(b"workers = 3\n\xff\xfe\n")
+    with pytest.raises(BadInput, match="invalid TOML"):
+        load_settings(root.path)
