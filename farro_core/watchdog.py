@@ -11,10 +11,13 @@ decides what is legal and a job that moved on meanwhile is left alone.
 
 Crash after claim step 3: the job is in-progress but still in incoming/. Reading
 every job.json in incoming/ each sweep would cost a parse per queued job, so the
-watchdog remembers what it last saw per entry, keyed by job.json's
-(inode, mtime, size): every write of job.json is a rename of a new file, so an
-unchanged key means unchanged content. A sweep costs one ``stat`` per queued job
-and parses only new or rewritten job.json files (a queued job is parsed once).
+watchdog remembers each queued job directory's (inode, mtime): every write of
+job.json creates and renames a file inside the directory, which bumps its mtime.
+A sweep then costs one ``lstat`` per entry of a single ``scandir`` (a few
+microseconds per queued job) and parses only directories that changed. Because
+mtimes tick coarsely, a directory changed in the last :data:`_RACY_S` seconds is
+not remembered (git's "racy clean" rule), so a change within the same tick as
+our look is still caught on the next sweep.
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ from typing import Any
 from farro_core import fs, job
 from farro_core.envelope import Envelope
 from farro_core.errors import Conflict, FarroError, IllegalTransition, NotFound
+from farro_core.ids import ID_PATTERN
 from farro_core.root import Root
 from farro_core.settings import Settings
 from farro_core.transitions import Actor, Status
 
 log = logging.getLogger("farro.watchdog")
 
-_StatKey = tuple[int, int, int]
+_StatKey = tuple[int, int]
+#: a directory changed this recently may change again within the same mtime tick
+_RACY_S = 2.0
 
 
 @dataclass
@@ -63,34 +69,39 @@ class Watchdog:
         for job_id in self.root.ids("active"):
             report.checked += 1
             self._check(self.root.active / job_id, job_id, now, report)
-        for job_id in self._suspects_in_incoming():
+        for job_id in self._suspects_in_incoming(now):
             report.checked += 1
             self._check(self.root.incoming / job_id, job_id, now, report)
         return report
 
     # ------------------------------------------------------------ incoming/
 
-    def _suspects_in_incoming(self) -> list[str]:
-        """Ids in incoming/ whose job.json is new or changed and says in-progress."""
+    def _suspects_in_incoming(self, now: float) -> list[str]:
+        """Ids in incoming/ whose directory changed since last seen and that say in-progress."""
         seen = self._incoming_seen
         present: set[str] = set()
         suspects = []
-        for job_id in self.root.ids("incoming"):
+        with os.scandir(self.root.incoming) as it:
+            entries = [e for e in it if ID_PATTERN.fullmatch(e.name)]
+        for entry in entries:
+            job_id = entry.name
             present.add(job_id)
             try:
-                st = os.stat(self.root.incoming / job_id / job.JOB, follow_symlinks=False)
+                st = entry.stat(follow_symlinks=False)
             except OSError:
-                continue  # moved meanwhile, or fsck's business
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+                continue  # moved meanwhile
+            key = (st.st_ino, st.st_mtime_ns)
             if seen.get(job_id) == key:
                 continue
+            seen.pop(job_id, None)
             status = _peek_status(self.root.incoming / job_id)
             if status == Status.IN_PROGRESS:
-                suspects.append(job_id)  # not cached: looked at again next sweep
-            elif status is not None:
+                suspects.append(job_id)  # never remembered: looked at every sweep until it moves
+            elif status is not None and now - st.st_mtime > _RACY_S:
                 seen[job_id] = key
-        for gone in set(seen) - present:
-            del seen[gone]
+        if len(seen) > len(present):
+            for gone in set(seen) - present:
+                del seen[gone]
         return suspects
 
     # ------------------------------------------------------------ one job

@@ -49,6 +49,9 @@ def test_unchanged_queued_jobs_are_read_once_not_every_sweep(
 ) -> None:
     root = make_root(tmp_path / "root")
     envs = [submit(root, f"queued {i}") for i in range(20)]
+    then = time.time() - 10  # changed this recently, a directory is re-read every sweep
+    for e in envs:
+        os.utime(root.incoming / e.id, (then, then))
     peeks: list[Path] = []
     real = watchdog._peek_status
     monkeypatch.setattr(watchdog, "_peek_status", lambda p: peeks.append(p) or real(p))
@@ -64,7 +67,15 @@ def test_unchanged_queued_jobs_are_read_once_not_every_sweep(
     job.commit(claimed, Status.QUEUED, Actor.AGENT, "retry", claim=None)
     job.release_claim(claimed)
     dog.sweep()
-    assert [p.name for p in peeks] == [envs[3].id]
+    assert [p.name for p in peeks] == [envs[3].id]  # changed just now: read again
+    peeks.clear()
+    dog.sweep()
+    assert [p.name for p in peeks] == [envs[3].id]  # and again, until it is old enough
+    os.utime(root.incoming / envs[3].id, (then, then))
+    peeks.clear()
+    dog.sweep()
+    dog.sweep()
+    assert [p.name for p in peeks] == [envs[3].id]  # once more, then remembered
 
 
 def test_a_slow_but_healthy_worker_is_never_marked_stale(
