@@ -19,7 +19,9 @@ from farro_core.envelope import JobSpec
 from farro_core.fsck import fsck
 from farro_core.ids import new_id
 from farro_core.root import Root
+from farro_core.settings import Settings
 from farro_core.transitions import Actor, Status
+from farro_core.watchdog import Watchdog
 
 from .child import EXIT_CONFLICT, EXIT_OK
 from .helpers import Child, audit_lines, children, process_state, scan, wait_until
@@ -284,3 +286,30 @@ def test_a_stopped_commit_lock_holder_blocks_only_its_own_job(root: Root) -> Non
     env = job.claim(root, worker)
     assert env is not None and env.id == first
     job.release_claim(job.commit(env, Status.SUCCEEDED, Actor.AGENT, "ok"))
+
+
+def test_watchdog_stales_a_hung_owner_but_requeues_only_once_it_is_gone(root: Root) -> None:
+    """SPEC 5, liveness: a hung worker (SIGSTOP) keeps its claim lock but stops its
+    heartbeat, so the watchdog makes its job stale; ``auto_requeue_stale`` requeues
+    only once the worker is gone (kill -9 frees the lock), never from under it."""
+    jid = _new_job(root)
+    settings = Settings(auto_requeue_stale=True, stale_after_s=30)
+    with children() as kids:
+        a = Child(root, "hold", jid, "A")
+        kids.append(a)
+        assert a.expect_json("claimed ")["attempt"] == 1
+        os.kill(a.pid, signal.SIGSTOP)
+        wait_until(lambda: process_state(a.pid) == "T", "A to stop")
+
+        dog = Watchdog(root, settings)
+        assert dog.sweep().stale == []  # its heartbeat is fresh: a slow worker is left alone
+        later = time.time() + 60  # the sweep a minute on: no heartbeat since the claim
+        report = dog.sweep(now=later)
+        assert [j for j, _ in report.stale] == [jid] and report.requeued == []
+        assert job.load(root, jid).status is Status.STALE
+        assert dog.sweep(now=later).requeued == [], "requeued from under a live (hung) worker"
+
+        a.kill()  # SIGKILL: the kernel frees the claim lock
+        assert dog.sweep(now=later).requeued == [jid]
+    on_disk = scan(root)[jid]
+    assert (on_disk.queue, on_disk.lifecycle.status) == ("incoming", Status.QUEUED)
