@@ -17,7 +17,7 @@ from farro_core import fs
 from farro_core.root import QUEUES, Root
 
 # prompt.json never changes: the parts a listing shows are cached per job.
-_prompt_parts: dict[tuple[str, str], tuple[str, int, int, float, dict[str, str]]] = {}
+_prompt_parts: dict[tuple[str, str, str], tuple[str, int, int, float, dict[str, str]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,8 @@ def read_row(root: Root, queue: str, job_id: str) -> JobRow | None:
     try:
         try:
             lc = _load(dfd, "job.json")
-            key = (root.key, job_id)
+            # keyed by creation too: a reused id (quarantined, then created again) is new
+            key = (root.key, job_id, str(lc.get("created_at", "")))
             parts = _prompt_parts.get(key)
             if parts is None:
                 p = _load(dfd, "prompt.json")
