@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +55,19 @@ def claimed(root: Root, name: str = "w1", **kw: Any) -> Envelope:
     env = job.claim(root, worker(name), **kw)
     assert env is not None, "nothing claimable"
     return env
+
+
+_CREATE = """
+import sys
+from farro_core import job
+from farro_core.envelope import parse_spec
+from farro_core.root import Root
+job.create(Root.open(sys.argv[1]), parse_spec({"prompt": sys.argv[3], "id": sys.argv[2]}))
+"""
+
+
+def create_elsewhere(root: Root, job_id: str, prompt: str) -> None:
+    """Create a job from another process (whose caches are not ours)."""
+    subprocess.run(
+        [sys.executable, "-c", _CREATE, str(root.path), job_id, prompt], check=True, timeout=60
+    )

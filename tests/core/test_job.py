@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +28,7 @@ from farro_core.locks import CLAIMS, claim_lock_name
 from farro_core.root import Root
 from farro_core.transitions import QUEUE_DIR, TABLE, Actor, Status
 
-from .helpers import audit_of, claimed, queues_holding, snapshot, spec, worker
+from .helpers import audit_of, claimed, create_elsewhere, queues_holding, snapshot, spec, worker
 
 S, A = Status, Actor
 
@@ -633,14 +631,7 @@ def test_a_reused_id_never_serves_the_old_prompt(root: Root) -> None:
     old = job.create(root, spec("old prompt: rm -rf the old workspace", id="reused-id-0001"))
     assert job.load(root, old.id).prompt.prompt.startswith("old")  # cached here
     os.rename(old.path, root.quarantine / old.id)
-    code = (
-        "import sys\n"
-        "from farro_core import job\n"
-        "from farro_core.root import Root\n"
-        "from farro_core.envelope import parse_spec\n"
-        "job.create(Root.open(sys.argv[1]), parse_spec({'prompt': 'new', 'id': sys.argv[2]}))\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(root.path), old.id], check=True, timeout=60)
+    create_elsewhere(root, old.id, "new")
     assert job.load(root, old.id).prompt.prompt == "new"
     c = claimed(root)
     assert c.id == old.id and c.prompt.prompt == "new"

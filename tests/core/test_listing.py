@@ -10,7 +10,7 @@ from farro_core import job, listing
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 
-from .helpers import claimed, spec, worker
+from .helpers import claimed, create_elsewhere, spec, worker
 
 S, A = Status, Actor
 
@@ -102,3 +102,11 @@ def test_non_id_entries_are_not_listed(root: Root) -> None:
     (root.incoming / "not an id").mkdir()
     (root.incoming / ".hidden-dir0").mkdir()
     assert list(listing.scan(root)) == []
+
+
+def test_a_reused_id_shows_the_new_title(root: Root) -> None:
+    old = job.create(root, spec("old title", id="reused-id-0001"))
+    assert [r.title for r in listing.scan(root)] == ["old title"]  # cached now
+    os.rename(old.path, root.quarantine / old.id)
+    create_elsewhere(root, old.id, "new title")
+    assert [r.title for r in listing.scan(root)] == ["new title"]
