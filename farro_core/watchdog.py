@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farro_core import fs, job
+from farro_core import audit, fs, job
 from farro_core.envelope import Envelope
 from farro_core.errors import Conflict, FarroError, IllegalTransition, NotFound
 from farro_core.ids import ID_PATTERN
 from farro_core.root import Root
 from farro_core.settings import Settings
-from farro_core.transitions import Actor, Status
+from farro_core.transitions import QUEUE_DIR, Actor, Status
 
 log = logging.getLogger("farro.watchdog")
 
@@ -95,8 +95,10 @@ class Watchdog:
                 continue
             seen.pop(job_id, None)
             status = _peek_status(self.root.incoming / job_id)
-            if status == Status.IN_PROGRESS:
-                suspects.append(job_id)  # never remembered: looked at every sweep until it moves
+            if status is not None and status != Status.QUEUED:
+                # in-progress (crash after claim step 3) or terminal (crash after a commit
+                # wrote job.json, before its move): never remembered, looked at until it moves
+                suspects.append(job_id)
             elif status is not None and now - st.st_mtime > _RACY_S:
                 seen[job_id] = key
         if len(seen) > len(present):
@@ -112,6 +114,9 @@ class Watchdog:
         except (FarroError, OSError):
             return  # gone or unreadable: fsck's business, not ours
         lc = env.lifecycle
+        if lc.status is not Status.IN_PROGRESS and path.parent.name != QUEUE_DIR[lc.status]:
+            self._move_misplaced(path, env)
+            return
         if lc.status is Status.IN_PROGRESS:
             reason = self._stale_reason(env, now)
             if reason is None:
@@ -157,6 +162,46 @@ class Watchdog:
         if new is not None:
             report.requeued.append(env.id)
             log.info("job %s requeued (auto_requeue_stale)", env.id)
+
+    def _move_misplaced(self, path: Path, env: Envelope) -> None:
+        """A crash between a commit's job.json write and its move left the job in the wrong
+        queue dir (e.g. queued in active/, where no worker looks): finish the move, as fsck
+        would, and audit the revision the crash kept out of the log."""
+        lc = env.lifecycle
+        try:
+            dfd = fs.open_dir(path)
+        except OSError:
+            return
+        try:
+            with job._commit_lock(dfd):
+                here = job.where(self.root, env.id, dfd)
+                now = job.read_lifecycle(dfd, env.id)
+                if here is None or now.revision != lc.revision:
+                    return  # moved on meanwhile
+                fs.move(here, self.root.path / QUEUE_DIR[now.status] / env.id)
+                audit.append(
+                    self.root,
+                    audit.record(
+                        job=env.id,
+                        frm=None,
+                        to=now.status,
+                        actor="watchdog",
+                        worker=None,
+                        attempt=now.attempt,
+                        revision=now.revision,
+                        reason=f"recovered: {now.reason}",
+                        event="recovered",
+                    ),
+                )
+        except (FarroError, OSError) as exc:
+            log.error("job %s: could not move it to %s/: %s", env.id, QUEUE_DIR[lc.status], exc)
+            return
+        finally:
+            os.close(dfd)
+        where = f"{path.parent.name}/"
+        log.warning(
+            "job %s was %s in %s: moved to %s/", env.id, lc.status, where, QUEUE_DIR[lc.status]
+        )
 
     def _commit(
         self, env: Envelope, to: Status, actor: Actor, reason: str, **changes: Any
