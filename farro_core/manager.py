@@ -123,6 +123,7 @@ class Manager:
         self.planner_timeout_s = planner_timeout_s
         self._lock = FileLock(
             root.manager_lock,
+            mode=0o600,  # owner-only, whatever the umask
             preserve_lock_file=True,
             thread_local=False,
             fallback_to_soft=False,
