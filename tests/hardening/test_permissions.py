@@ -105,3 +105,51 @@ def test_everything_farro_creates_is_owner_only_even_with_umask_0(tmp_path: Path
                 bad.append(f"{rel}: {mode:04o}")
     assert seen > 40
     assert bad == [], "not owner-only:\n" + "\n".join(bad)
+
+
+_RUN_SYSTEM = textwrap.dedent(
+    """
+    import json, os, sys, time
+    os.umask(0)
+    from farro_core.root import Root
+    from farro_core.system import System
+    root = Root.init(sys.argv[1])
+    with open(root.path / "farro.toml", "w") as fh:
+        fh.write('agent = ["sh", "-c", "echo hi"]\\nrescan_s = 0.2\\n')
+    os.chmod(root.path / "farro.toml", 0o600)
+    root = Root.open(root.path)
+    req = root.path.parent / "req.json"
+    specs = [{"prompt": f"p{i}", "rubric": [{"id": "r", "check": "true"}]} for i in range(3)]
+    req.write_text(json.dumps({"jobs": specs}))
+    os.chmod(req, 0o600)
+    os.rename(req, root.inbox / "req.json")
+    system = System(root, workers=1)
+    system.start()
+    deadline = time.time() + 60
+    while len(os.listdir(root.done)) < 3:
+        assert time.time() < deadline, "jobs did not finish"
+        time.sleep(0.05)
+    system.stop()
+    """
+)
+
+
+def test_a_root_used_by_the_whole_system_is_owner_only(tmp_path: Path) -> None:
+    """Manager, inbox, workers, logs, status files, locks: with umask 0, still private."""
+    path = tmp_path / "root"
+    subprocess.run([sys.executable, "-c", _RUN_SYSTEM, str(path)], check=True, timeout=120)
+    bad = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                ok = mode == 0o700
+            elif name in ("prompt.json", "prompt.txt"):
+                ok = mode in (0o444, 0o400)
+            else:
+                ok = mode == 0o600 and stat.S_ISREG(st.st_mode)
+            if not ok:
+                bad.append(f"{os.path.relpath(p, path)}: {mode:04o}")
+    assert bad == [], "not owner-only:\n" + "\n".join(bad)
