@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import stat
@@ -272,3 +273,12 @@ def test_output_held_by_an_escaped_process_does_not_block(
         wait_until(pidfile.exists, 5)
         with contextlib.suppress(ProcessLookupError):  # SIGPIPE may have ended it already
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_transitions_are_logged_readably(wroot: Root, caplog: pytest.LogCaptureFixture) -> None:
+    env = submit(wroot, "x", agent=["false"], max_attempts=1)
+    with caplog.at_level(logging.INFO, logger="farro.worker"):
+        make_worker(wroot).run_once()
+    lines = [r.getMessage() for r in caplog.records if r.name == "farro.worker"]
+    assert f"w1 {env.id} queued → in-progress (attempt 1)" in lines
+    assert any(ln.startswith(f"w1 {env.id} in-progress → failed (attempt 1): ") for ln in lines)
