@@ -60,6 +60,7 @@ class Report:
     failed: int = 0
     lost: int = 0
     torn: int = 0
+    misplaced: int = 0
     double: int = 0
     not_terminal: int = 0
     audit_gaps: int = 0
@@ -85,6 +86,7 @@ class Report:
             ("succeeded / failed", f"{self.succeeded} / {self.failed}"),
             ("lost", self.lost),
             ("torn", self.torn),
+            ("misplaced (status vs dir)", self.misplaced),
             ("double", self.double),
             ("not terminal", self.not_terminal),
             ("audit gaps", self.audit_gaps),
@@ -320,8 +322,11 @@ def check(root: Root, prompts: dict[str, bytes], markers: Path, report: Report) 
             report.torn += 1
             report.problems.append(f"{job_id}/job.json: {exc}")
             continue
-        if lc.id != job_id or QUEUE_DIR[lc.status] != qs[0]:
+        if lc.id != job_id:
             report.torn += 1
+            report.problems.append(f"{job_id}/job.json names {lc.id}")
+        if QUEUE_DIR[lc.status] != qs[0]:
+            report.misplaced += 1
             report.problems.append(f"{job_id}: {lc.status} in {qs[0]}/ (id {lc.id})")
         if (d / "prompt.json").read_bytes() != body:
             report.torn += 1
