@@ -192,10 +192,7 @@ def create_many(
     under ``run/create.lock``, so processing a request twice creates no duplicate.
     """
     settings = root.settings
-    if settings.max_queued:
-        queued = root.count("incoming")
-        if queued + len(specs) > settings.max_queued:
-            raise QueueFull(f"queue full: {queued} queued (max_queued is {settings.max_queued})")
+    _check_room(root, settings, len(specs))  # cheap early refusal; checked again to publish
     by = created_by or _default_creator()
     now = utcnow()
     staged: list[tuple[Path, Prompt, Lifecycle]] = []
@@ -224,10 +221,12 @@ def create_many(
                 crash.point("create.job_written")  # complete but unpublished: still only in tmp/
             finally:
                 os.close(dfd)
-        if any(spec.id for spec in specs):
-            from filelock import FileLock  # only ids given by callers need it: keep submit light
+        if any(spec.id for spec in specs) or settings.max_queued:
+            from filelock import FileLock  # only caller ids and max_queued need it: light submit
 
             with FileLock(root.create_lock, mode=0o600, preserve_lock_file=True, timeout=30):
+                # concurrent creators: count and publish as one step, or the cap overshoots
+                _check_room(root, settings, len(specs))
                 _publish(root, staged)
         else:
             _publish(root, staged)
@@ -263,6 +262,14 @@ def create_many(
             )
         )
     return out
+
+
+def _check_room(root: Root, settings: Settings, n: int) -> None:
+    """Backpressure: refuse ``n`` more jobs when incoming/ would exceed ``max_queued``."""
+    if settings.max_queued:
+        queued = root.count("incoming")
+        if queued + n > settings.max_queued:
+            raise QueueFull(f"queue full: {queued} queued (max_queued is {settings.max_queued})")
 
 
 def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
