@@ -9,6 +9,8 @@ Commands:
 ``create N``            wait for ``go`` on stdin, then create N jobs one by one, printing each id.
 ``create-ids TAG ID...`` wait for ``go``, then create each given id (prompt names TAG);
                         prints ``won ID`` or ``lost ID`` (AlreadyExists) for each.
+``create-until N``      wait for ``go``, then try N creates, printing ``ok ID`` or ``full``
+                        (QueueFull: backpressure) for each.
 ``create-id ID``        create one job with this id (for crash points).
 ``claim-loop NAME``     wait for ``go``, then claim / commit / release until nothing is
                         left. A job labelled ``retry=1`` goes back to the queue (agent
@@ -117,6 +119,17 @@ def main(argv: list[str]) -> int:
                 say(f"won {job_id}")
             except AlreadyExists:
                 say(f"lost {job_id}")
+        return EXIT_OK
+
+    if cmd == "create-until":
+        from farro_core.errors import QueueFull
+
+        wait_for_go()
+        for i in range(int(args[0])):
+            try:
+                say("ok " + job.create(root, JobSpec(prompt=f"job {i}")).id)
+            except QueueFull:
+                say("full")
         return EXIT_OK
 
     if cmd == "create-id":

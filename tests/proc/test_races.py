@@ -217,3 +217,22 @@ def test_fsck_repair_on_a_live_root_disturbs_no_live_job(root: Root) -> None:
     revs = Counter((r["job"], r["revision"]) for r in recs)
     assert max(revs.values()) == 1
     assert len(revs) == 200 * 5  # created, claim, retry, claim, succeed
+
+
+def test_max_queued_is_a_hard_cap_for_concurrent_creators(root: Root) -> None:
+    """Backpressure: with ``max_queued = 40``, 8 processes trying 20 creates each
+    leave exactly 40 jobs; every other create is refused with QueueFull."""
+    (root.path / "farro.toml").write_text("max_queued = 40\n")
+    with children() as kids:
+        for _ in range(N_PROCS):
+            kids.append(Child(root, "create-until", "20"))
+        release_together(kids)
+        codes = [c.finish() for c in kids]
+        assert codes == [EXIT_OK] * N_PROCS, [c.stderr_text() for c in kids]
+        said = [ln for c in kids for ln in c.lines if ln != "ready"]
+    made = {ln.split()[1] for ln in said if ln.startswith("ok ")}
+    assert len(said) == N_PROCS * 20
+    assert set(scan(root)) == made
+    assert len(made) == 40, f"{len(made)} jobs queued with max_queued = 40"
+    assert said.count("full") == N_PROCS * 20 - 40
+    assert os.listdir(root.tmp) == []
