@@ -66,6 +66,7 @@ class Report:
     audit_gaps: int = 0
     unbacked: int = 0
     fsck_repairs: int = 0
+    fsck_kinds: str = ""
     unclean_exits: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -91,7 +92,7 @@ class Report:
             ("not terminal", self.not_terminal),
             ("audit gaps", self.audit_gaps),
             ("results without a marker", self.unbacked),
-            ("fsck repairs at the end", self.fsck_repairs),
+            ("fsck repairs at the end", f"{self.fsck_repairs} {self.fsck_kinds}".strip()),
             ("unclean exits on SIGTERM", self.unclean_exits),
             ("wall time", f"{self.seconds:.0f} s"),
         ]
@@ -370,6 +371,9 @@ def check(root: Root, prompts: dict[str, bytes], markers: Path, report: Report) 
     # fsck at rest: may add recovered lines for revisions a kill kept out of the log
     findings = fsck.fsck(root, repair=True)
     report.fsck_repairs = len(findings)
+    if findings:
+        kinds = Counter(f.kind for f in findings)
+        report.fsck_kinds = "(" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
     # what kill -9 legitimately leaves: a missing audit line, a temp file of a cut write
     bad = [f for f in findings if f.kind not in ("unaudited", "leftover")]
     if bad:
