@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from farro_core import fs, job, locks
-from farro_core.envelope import Lifecycle, Result, utcnow
+from farro_core.envelope import JobSpec, Lifecycle, Result, utcnow
 from farro_core.errors import (
     AlreadyExists,
     BadInput,
@@ -110,6 +110,16 @@ def test_create_many_is_all_or_nothing_on_a_failure_in_the_middle(
     before = snapshot(root)
     with pytest.raises(OSError, match="No space"):
         job.create_many(root, [spec(str(i)) for i in range(5)])
+    assert snapshot(root) == before
+    assert os.listdir(root.tmp) == [] and root.ids("incoming") == []
+
+
+def test_create_many_is_all_or_nothing_on_a_bad_spec_in_the_middle(root: Root) -> None:
+    """A spec that slipped past validation (built without it) fails as its prompt is made."""
+    bad = JobSpec.model_construct(prompt="x", title="t" * 300)  # title over 200 characters
+    before = snapshot(root)
+    with pytest.raises(ValidationError, match="title exceeds 200"):
+        job.create_many(root, [spec("a"), spec("b"), bad, spec("d")])
     assert snapshot(root) == before
     assert os.listdir(root.tmp) == [] and root.ids("incoming") == []
 
