@@ -188,3 +188,19 @@ def test_queue_entries_that_are_symlinks_to_files_are_quarantined(
     q = quarantined(root)
     assert "01JABCDEFGHJKMNPQRSTVWXYZ0" in q and "symlink" in q["01JABCDEFGHJKMNPQRSTVWXYZ0"]
     assert snapshot(outside) == before
+
+
+def test_inbox_symlink_is_rejected_not_read(root: Root, tmp_path: Path) -> None:
+    from farro_core import inbox
+
+    bait = tmp_path / "request.json"
+    bait.write_text(json.dumps({"jobs": [{"prompt": "smuggled in through a symlink"}]}))
+    before = bait.read_bytes()
+    os.symlink(bait, root.inbox / "evil.json")
+    results = inbox.ingest(root)
+    assert [r.outcome for r in results] == ["rejected"]
+    assert root.ids("incoming") == []  # nothing was read through the link
+    assert not os.path.lexists(root.inbox / "evil.json")
+    errors = [p for p in root.rejected.iterdir() if p.name.endswith(".error.txt")]
+    assert len(errors) == 1 and "symlink" in errors[0].read_text()
+    assert bait.read_bytes() == before
