@@ -3,7 +3,8 @@
 :data:`TABLE` is the one place a transition is defined. ``commit`` consults it
 and raises :class:`IllegalTransition` for anything else; the CLI and the console
 ask it what is possible (:func:`targets`) instead of hard-coding rules.
-To add a transition, add a row here and a test in tests/test_transitions.py.
+To add a transition, add a row here and a test in tests/core/test_transitions.py
+(whose SPEC_TABLE is the spec's table, written out independently).
 """
 
 from __future__ import annotations
