@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from farro_core.envelope import Envelope
     from farro_core.root import Root
 
 EXIT_OK = 0
@@ -94,7 +95,7 @@ def main(argv: list[str]) -> int:
     root = Root.open(Path(argv[0]))
     cmd, args = argv[1], argv[2:]
 
-    def claim_one(job_id: str, name: str = "child") -> job.Envelope:
+    def claim_one(job_id: str, name: str = "child") -> Envelope:
         env = job.claim(root, WorkerIdentity.current(name), ids=[job_id])
         if env is None:
             say("nothing")
@@ -144,12 +145,13 @@ def main(argv: list[str]) -> int:
         wait_for_go()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            env = job.claim(root, worker)
-            if env is None:
+            got = job.claim(root, worker)
+            if got is None:
                 if not any_queued(root):
                     return EXIT_OK
                 time.sleep(0.001)  # others hold the remaining candidates' locks right now
                 continue
+            env = got
             say(f"claimed {env.id} {env.lifecycle.attempt}")
             if env.prompt.labels.get("retry") == "1" and env.lifecycle.attempt == 1:
                 done = job.commit(

@@ -17,6 +17,7 @@ from pathlib import Path
 from farro_core import job, operations
 from farro_core.envelope import JobSpec
 from farro_core.fsck import fsck
+from farro_core.identity import WorkerIdentity
 from farro_core.ids import new_id
 from farro_core.root import Root
 from farro_core.settings import Settings
@@ -170,7 +171,7 @@ def test_killed_owner_frees_its_claim_at_once_and_fsck_marks_it_stale(root: Root
 
     # And the job goes on: requeue, claim attempt 2, finish.
     operations.requeue(root, jid, by="test-operator")
-    env = job.claim(root, job.WorkerIdentity.current("recoverer"), ids=[jid])
+    env = job.claim(root, WorkerIdentity.current("recoverer"), ids=[jid])
     assert env is not None and env.lifecycle.attempt == 2
     env = job.commit(env, Status.SUCCEEDED, Actor.AGENT, "done", worker="recoverer")
     job.release_claim(env)
@@ -181,7 +182,7 @@ def test_killed_owner_frees_its_claim_at_once_and_fsck_marks_it_stale(root: Root
 def _clone_done_jobs(root: Root, n: int) -> None:
     """Fill done/ with ``n`` valid, audited, finished jobs, cheaply (copies of one)."""
     env = job.create(root, JobSpec(prompt="filler"))
-    got = job.claim(root, job.WorkerIdentity.current("filler"), ids=[env.id])
+    got = job.claim(root, WorkerIdentity.current("filler"), ids=[env.id])
     assert got is not None
     job.release_claim(job.commit(got, Status.SUCCEEDED, Actor.AGENT, "ok"))
     src = root.done / env.id
@@ -272,7 +273,7 @@ def test_a_stopped_commit_lock_holder_blocks_only_its_own_job(root: Root) -> Non
         os.kill(s.pid, signal.SIGSTOP)
         wait_until(lambda: process_state(s.pid) == "T", "the holder to stop")
 
-        worker = job.WorkerIdentity.current("claimer")
+        worker = WorkerIdentity.current("claimer")
         started = time.monotonic()
         env = job.claim(root, worker)
         took = time.monotonic() - started

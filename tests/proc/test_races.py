@@ -41,7 +41,7 @@ def test_eight_claimers_drain_500_jobs_each_attempt_claimed_once(root: Root) -> 
         codes = [c.finish() for c in kids]
         assert codes == [EXIT_OK] * N_PROCS, [c.stderr_text() for c in kids]
         said = {
-            f"w{n}": [tuple(ln.split()[1:]) for ln in c.lines if ln.startswith("claimed ")]
+            f"w{n}": [(ln.split()[1], ln.split()[2]) for ln in c.lines if ln.startswith("claimed ")]
             for n, c in enumerate(kids)
         }
 
