@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from farro_core import demo, listing
@@ -156,3 +158,21 @@ def test_file_events_wake_the_manager_and_the_workers(
     [job_id] = [r.id for r in listing.scan(root)]
     wait_for(lambda: status_is(root, job_id, Status.SUCCEEDED), "the worker runs it", 10)
     assert system.snapshot().manager.last_ingest == "accepted req.json: 1 job(s)"
+
+
+def test_stop_kills_a_running_planner_and_leaves_its_file_in_the_inbox(
+    tmp_path: Path, systems: list[System]
+) -> None:
+    started = tmp_path / "planner-started"
+    planner = json.dumps(f"touch {started}; sleep 60")
+    root = make_root(tmp_path / "root", agent="true", extra=f"planner = {planner}\n")
+    system = System(root, workers=0)
+    systems.append(system)
+    system.start()
+    (root.inbox / "goal.json").write_text(json.dumps({"goal": "- a"}))
+    wait_until(started.exists, "the planner runs")
+    t0 = time.monotonic()
+    system.stop()
+    assert time.monotonic() - t0 < 5
+    assert (root.inbox / "goal.json").exists()
+    assert os.listdir(root.rejected) == [] and os.listdir(root.accepted) == []
