@@ -16,6 +16,7 @@ and staleness must never wait for a planner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -90,6 +91,15 @@ def read_holder(root: Root) -> Holder | None:
         return None
 
 
+def manager_silence(root: Root, now: float | None = None) -> float | None:
+    """Seconds since the manager last swept (manager.json is touched at every sweep)."""
+    try:
+        mtime = os.stat(root.run / MANAGER_JSON, follow_symlinks=False).st_mtime
+    except OSError:
+        return None
+    return (time.time() if now is None else now) - mtime
+
+
 def lock_is_held(root: Root) -> bool:
     """Probe ``run/manager.lock`` (by this process too: flock is per open file)."""
     dfd = fs.open_dir(root.run)
@@ -137,6 +147,7 @@ class Manager:
         self._other: Holder | None = None
         self._last_sweep: datetime | None = None
         self._last_ingest: str | None = None
+        self._warned_silent = False
         self._watchdog = Watchdog(root, self.settings)
 
     # ------------------------------------------------------------ lifecycle
@@ -210,10 +221,15 @@ class Manager:
             log.info("manager role given up for %s", self.root.path)
 
     def _look_elsewhere(self) -> None:
-        """Note who holds the lock we failed to take; log only when that changes."""
+        """Note who holds the lock we failed to take; log only when that changes.
+
+        The holder touches manager.json at every sweep. A holder that is alive but
+        hung (SIGSTOP) keeps its lock, so no standby can take over: say so loudly.
+        """
         holder = read_holder(self.root)  # may name the previous holder for a moment
         if holder != self._other:
             self._other = holder
+            self._warned_silent = False
             if holder is not None:
                 log.info(
                     "standby: %s is the manager (since %s); retrying every %g s",
@@ -221,6 +237,19 @@ class Manager:
                     holder.since.isoformat(timespec="seconds") if holder.since else "?",
                     self.retry_s,
                 )
+        silent = manager_silence(self.root)
+        limit = max(self.settings.stale_after_s, 10 * self.settings.watchdog_interval_s)
+        if holder is not None and silent is not None and silent > limit:
+            if not self._warned_silent:
+                self._warned_silent = True
+                log.warning(
+                    "the manager %s holds its lock but has not swept for %.0f s (hung?); "
+                    "nobody can take over until it dies",
+                    holder,
+                    silent,
+                )
+        else:
+            self._warned_silent = False
 
     # ------------------------------------------------------------ threads
 
@@ -246,6 +275,8 @@ class Manager:
                     last_tmp = time.monotonic()
                     sweep_tmp(self.root)
                 self._last_sweep = utcnow()
+                with contextlib.suppress(OSError):
+                    os.utime(self.root.run / MANAGER_JSON, follow_symlinks=False)
             except Exception:
                 log.exception("watchdog sweep failed; trying again next interval")
             self._wake_sweep.wait(self.settings.watchdog_interval_s)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from datetime import datetime
 from pathlib import Path
+
+import pytest
 
 from farro_core import job, operations
 from farro_core.api import submit
@@ -157,3 +160,25 @@ def test_two_processes_one_manager_and_failover_after_kill9(
     p2.signal(signal.SIGTERM)
     assert p2.wait() == 0
     assert status_is(root, env.id, Status.STALE) is not None  # stale stays for an operator
+
+
+def test_a_hung_manager_is_reported_and_replaced_once_it_stops(
+    tmp_path: Path, procs: list[Headless], systems: list[System], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="farro.manager")
+    root = make_root(tmp_path / "root", stale=1.0)
+    m = Headless(root, tmp_path / "m.log", "--workers", "0")
+    procs.append(m)
+    m.wait_log("manager role taken")
+    standby = System(root, workers=0)
+    systems.append(standby)
+    standby.start()
+    wait_until(lambda: standby.snapshot().manager.role == "elsewhere", "standby")
+
+    m.signal(signal.SIGSTOP)
+    wait_until(lambda: "has not swept" in caplog.text, "the standby says the manager hangs")
+    assert standby.snapshot().manager.role == "elsewhere"  # a held lock cannot be taken
+    m.signal(signal.SIGCONT)
+    m.signal(signal.SIGTERM)
+    assert m.wait() == 0
+    wait_until(lambda: standby.snapshot().manager.role == "here", "takes over", 10)
