@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -182,3 +183,27 @@ def test_a_hung_manager_is_reported_and_replaced_once_it_stops(
     m.signal(signal.SIGTERM)
     assert m.wait() == 0
     wait_until(lambda: standby.snapshot().manager.role == "here", "takes over", 10)
+
+
+def test_three_workers_only_processes_share_one_root(tmp_path: Path, procs: list[Headless]) -> None:
+    """The normal way to scale: every job done exactly once, one manager among them."""
+    root = make_root(tmp_path / "root", agent="sleep 0.2; echo ok")
+    for i in range(3):
+        procs.append(Headless(root, tmp_path / f"p{i}.log", "--workers", "2"))
+    for p in procs:
+        p.wait_log("started:")
+    request = root.inbox / ".batch.json.tmp"
+    request.write_text(json.dumps({"jobs": [{"prompt": f"job {i}"} for i in range(40)]}))
+    request.rename(root.inbox / "batch.json")
+    wait_until(lambda: len(root.ids("done")) == 40, "all 40 jobs done", 60)
+    ids = root.ids("done")
+    assert all(status_is(root, i, Status.SUCCEEDED) for i in ids)
+    assert all(len(terminal_commits(root, i)) == 1 for i in ids)
+    pids = {p.pid for p in procs}
+    ran_in = {load(root, i).lifecycle.claim.pid for i in ids}  # type: ignore[union-attr]
+    assert ran_in <= pids and len(ran_in) >= 2, "the work was shared"
+    managers = [p for p in procs if "manager role taken" in p.log()]
+    assert len(managers) == 1
+    for p in procs:
+        p.signal(signal.SIGTERM)
+    assert [p.wait() for p in procs] == [0, 0, 0]
