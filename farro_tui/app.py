@@ -44,6 +44,8 @@ from farro_tui.widgets.queue_view import QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
 STEERING = frozenset({"requeue", "kill"})
+#: how long a hangup waits for a clean exit before leaving anyway
+HANGUP_EXIT_S = 3.0
 VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed")}
 
 
@@ -112,6 +114,8 @@ class FarroApp(App[None]):
         self._snapshot: Any = None
         self._snapshot_at = 0.0
         self.quitting = False
+        self._in_run = False
+        self._run_returned = False
 
     def _feeder_ready(self) -> None:
         self.post_message(QueueChanged())
@@ -161,12 +165,26 @@ class FarroApp(App[None]):
     def _hangup(self) -> None:
         """The terminal is gone (SSH drop) or we were told to stop: release jobs, exit."""
         self.quitting = True
-        threading.Thread(target=self._stop_and_exit, args=(True,), daemon=True).start()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=self._stop_and_exit, args=(loop,), name="farro-hangup", daemon=True
+        ).start()
 
-    def _stop_and_exit(self, release: bool) -> None:
-        self.stop_system(release=release)
+    def _stop_and_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.stop_system(release=True)
         with contextlib.suppress(RuntimeError):
-            self.call_from_thread(self.exit)
+            loop.call_soon_threadsafe(self.exit)
+        if not self._in_run:
+            return  # under run_test: the test's event loop ends the app
+        # With the terminal gone, Textual's exit can block for ever writing to it
+        # (seen: stop_application_mode stuck on its writer queue). The jobs are
+        # released by now, so leave for real unless run() returned meanwhile.
+        deadline = time.monotonic() + HANGUP_EXIT_S
+        while time.monotonic() < deadline:
+            if self._run_returned:
+                return
+            time.sleep(0.05)
+        os._exit(129)
 
     def stop_system(self, *, release: bool = True) -> None:
         """Stop the embedded System once, whoever asks first (quit, hangup, exit)."""
@@ -186,12 +204,14 @@ class FarroApp(App[None]):
             self.stop_system(release=True)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
+        self._in_run = True
         try:
             return super().run(*args, **kwargs)
         finally:  # however the app ends, embedded workers release their jobs
             self.feeder.stop()
             if self._owns_system:
                 self.stop_system(release=True)
+            self._run_returned = True
 
     # ------------------------------------------------------------ the data
 
@@ -439,8 +459,8 @@ class FarroApp(App[None]):
         lines = [f"{title} {len(legal)} {noun}?"]
         for i in legal[:4]:
             row = self.store.rows.get(i)
-            title = f" {row.title[:28]}" if row else ""
-            lines.append(f"  {i}{title} ({status[i]})")
+            label = f" {row.title[:28]}" if row else ""
+            lines.append(f"  {i}{label} ({status[i]})")
         if len(legal) > 4:
             lines.append(f"  … and {len(legal) - 4} more")
         screen = self.screen

@@ -82,7 +82,8 @@ class Store:
                 self._place(new, q)
                 self._count(new)
                 names_changed = True
-            self.by_queue[q] = set(ids)
+            # a listing can be older than a move seen in another queue's listing
+            self.by_queue[q] = {i for i in ids if self.queue_of.get(i) == q}
         for job_id, row in delta.rows.items():
             if row is None:
                 continue
@@ -165,6 +166,7 @@ class Feeder:
         self._lock = threading.Lock()
         self._pending = Delta()
         self._posted = False
+        self._posted_at = 0.0
         self._stop = threading.Event()
         self._wanted: list[str] = []
         self._done_todo: list[str] = []
@@ -173,6 +175,8 @@ class Feeder:
         self._done_mtime = 0
         self._threads: list[threading.Thread] = []
         self._background = threading.Event()
+        #: the last few errors the thread survived (for the workers pane and tests)
+        self.errors: list[str] = []
         self._mtimes: dict[str, int] = {}
 
     # ------------------------------------------------------------ UI side
@@ -226,9 +230,11 @@ class Feeder:
             return
         with self._lock:
             self._pending.merge(delta)
-            if self._posted:
+            now = time.monotonic()
+            if self._posted and now - self._posted_at < 1.0:
                 return
-            self._posted = True
+            # not taken within a second: post again rather than trust a lost message
+            self._posted, self._posted_at = True, now
         self._notify()
 
     def _watch_loop(self, paths: list[Path], recursive: bool) -> None:
@@ -248,8 +254,8 @@ class Feeder:
                 watch_filter=None,
             ):
                 self._events.put(("changes", {Path(p) for _, p in changes}))
-        except Exception:  # the fallback rescan keeps the console live without events
-            return
+        except Exception as exc:  # the fallback rescan keeps the console live without events
+            self.errors.append(f"watch {paths[0].name}: {exc!r}")
 
     def _run(self) -> None:
         root = self.root
@@ -281,12 +287,17 @@ class Feeder:
             if self._stop.is_set():
                 return
             delta = Delta()
-            if paths:
-                self._changed(paths, delta)
-            if rescan or time.monotonic() - last_rescan >= self._rescan_s:
-                self._rescan(delta)
-                last_rescan = time.monotonic()
-            self._load_done(delta)
+            try:
+                if paths:
+                    self._changed(paths, delta)
+                if rescan or time.monotonic() - last_rescan >= self._rescan_s:
+                    self._rescan(delta)
+                    last_rescan = time.monotonic()
+                self._load_done(delta)
+            except OSError as exc:  # e.g. a queue dir briefly unreadable: the next round retries
+                self.errors.append(repr(exc))
+                del self.errors[:-20]
+                last_rescan = 0.0
             self._post(delta)
 
     @staticmethod
@@ -345,11 +356,15 @@ class Feeder:
                 delta.rows[job_id] = read_row(self.root, "done", job_id)
             self._done_mtime = self._mtime(self.root.done)
         else:
-            for job_id in ids:  # only jobs whose job.json changed (one stat each)
+            for job_id in list(ids):  # only jobs whose job.json changed (one stat each)
                 if job_id not in delta.rows and self._mtimes.get(f"{q}/{job_id}") != self._stat(
                     q, job_id
                 ):
-                    delta.rows[job_id] = self._read_live(q, job_id)
+                    row = self._read_live(q, job_id)
+                    if row is None:  # it left q since the listing: its new queue has it
+                        ids.discard(job_id)
+                        continue
+                    delta.rows[job_id] = row
             live = {f"{q}/{i}" for i in ids}
             for key in [k for k in self._mtimes if k.startswith(q + "/") and k not in live]:
                 del self._mtimes[key]

@@ -35,8 +35,8 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Static(Text(self._title, style="bold"), id="dialog-title")
             yield Static(self._body, id="dialog-body")
             with Horizontal(id="dialog-buttons"):
-                yield Button("No [n]", id="no", variant="primary")
-                yield Button(f"{self._yes} [y]", id="yes", variant="error")
+                yield Button("No (n)", id="no", variant="primary")
+                yield Button(f"{self._yes} (y)", id="yes", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -72,9 +72,9 @@ class QuitScreen(ModalScreen[str | None]):
                 id="dialog-body",
             )
             with Horizontal(id="dialog-buttons"):
-                yield Button("Stay [esc]", id="cancel", variant="primary")
-                yield Button("Finish [f]", id="finish")
-                yield Button("Release [r]", id="release", variant="warning")
+                yield Button("Stay (esc)", id="cancel", variant="primary")
+                yield Button("Finish (f)", id="finish")
+                yield Button("Release (r)", id="release", variant="warning")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

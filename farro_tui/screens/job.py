@@ -50,9 +50,14 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         head.append("  kill requested", "bold red")
     head.append(f"  {p.title}", "bold")
     parts.append(head)
-    parts.append(Text(env.id, style="bright_black"))
+    sub = Text(env.id, style="bright_black")
+    if lc.reason:
+        sub.append(f" · {lc.reason}")
+    parts.append(sub)
+    why: list[RenderableType] = []  # result, rubric, paths: what an operator reads first
+    about: list[RenderableType] = []  # lifecycle
 
-    parts.append(_section("Lifecycle"))
+    about.append(_section("Lifecycle"))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bright_black", no_wrap=True)
     grid.add_column()
@@ -74,12 +79,12 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
     grid.add_row("workspace", p.workspace or f"{env.path.parent.name}/{env.id}/work")
     if p.agent is not None:
         grid.add_row("agent", p.agent if isinstance(p.agent, str) else " ".join(p.agent))
-    parts.append(grid)
+    about.append(grid)
 
     r = lc.result
-    parts.append(_section("Result"))
+    why.append(_section("Result"))
     if r is None:
-        parts.append(Text("no attempt has finished yet", style="bright_black"))
+        why.append(Text("no attempt has finished yet", style="bright_black"))
     else:
         res = Table.grid(padding=(0, 2))
         res.add_column(style="bright_black", no_wrap=True)
@@ -99,12 +104,12 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
             res.add_row("error", Text(r.error, style="red"))
         if r.base_commit:
             res.add_row("base commit", r.base_commit)
-        parts.append(res)
+        why.append(res)
 
-    parts.append(_section(f"Rubric ({len(p.rubric)})"))
+    why.append(_section(f"Rubric ({len(p.rubric)})"))
     verdicts = {v.id: v for v in (r.rubric if r else [])}
     if not p.rubric:
-        parts.append(Text("no checks: the agent's exit code decides", style="bright_black"))
+        why.append(Text("no checks: the agent's exit code decides", style="bright_black"))
     for item in p.rubric:
         v = verdicts.get(item.id)
         mark, colour = MARKS[v.passed if v else None]
@@ -115,20 +120,21 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
             line.append(" (optional)", "bright_black")
         if item.description:
             line.append(f"  {item.description}")
-        parts.append(line)
+        why.append(line)
         if item.check:
-            parts.append(Text(f"   $ {item.check}", style="bright_black"))
+            why.append(Text(f"   $ {item.check}", style="bright_black"))
         if v is not None and v.output_tail.strip():
             tail = "\n".join(v.output_tail.rstrip().splitlines()[-6:])
-            parts.append(Text("   " + tail.replace("\n", "\n   "), style="italic"))
+            why.append(Text("   " + tail.replace("\n", "\n   "), style="italic"))
 
-    parts.append(_section("Allowed paths"))
-    parts.append(Text("  ".join(p.allowed_paths)))
+    why.append(_section("Allowed paths"))
+    why.append(Text("  ".join(p.allowed_paths)))
     if r is not None and r.violations:
-        parts.append(Text(f"violations ({len(r.violations)}):", style="bold red"))
+        why.append(Text(f"violations ({len(r.violations)}):", style="bold red"))
         for path in r.violations[:50]:
-            parts.append(Text(f"  ✗ {path}", style="red"))
+            why.append(Text(f"  ✗ {path}", style="red"))
 
+    parts += why + about
     parts.append(_section("Prompt"))
     parts.append(Text(p.prompt))
 

@@ -46,7 +46,11 @@ NARROW_BELOW = 100
 
 
 def layout(width: int) -> list[tuple[str, int]]:
-    """Column widths for a pane ``width`` cells wide; the title takes what is left."""
+    """Column widths for a pane ``width`` cells wide; the title takes what is left.
+
+    Below 100 columns (narrow) only what decides an action stays; the worker
+    column needs 130 (the workers pane shows it anyway).
+    """
     if width < NARROW_BELOW:
         fixed = [("mark", 1), ("id", 12), ("status", 9), ("attempt", 4), ("run", 7)]
     else:
@@ -55,9 +59,9 @@ def layout(width: int) -> list[tuple[str, int]]:
             ("id", 12 if width < 150 else 26),
             ("status", 9),
             ("attempt", 5),
-            ("worker", 10),
+            *([("worker", 12)] if width >= 130 else []),
             ("age", 4),
-            ("run", 16),
+            ("run", 17),
             ("verdict", 8),
         ]
     used = sum(w for _, w in fixed) + len(fixed)  # one space after each column
@@ -109,7 +113,7 @@ def row_cells(
                 frac = secs / row.timeout_s
                 style = Style(color="red" if frac > 0.8 else "yellow")
                 if w >= 16:
-                    text = f"{text:<7}{bar(frac, w - 7)}"
+                    text = f"{text:<7} {bar(frac, w - 8)}"
         elif col == "verdict":
             text = row.verdict or ""
             style = VERDICT_STYLE.get(text, Style())

@@ -73,12 +73,19 @@ def last_audit(root: Root, job_id: str) -> dict[str, Any]:
     return list(audit.read(root, job_id))[-1]
 
 
-async def until(pilot: Pilot[Any], cond: Callable[[], Any], what: str, timeout: float = 10) -> None:
+async def until(
+    pilot: Pilot[Any],
+    cond: Callable[[], Any],
+    what: str,
+    timeout: float = 10,
+    diagnose: Callable[[], Any] | None = None,
+) -> None:
     """Wait for ``cond`` with a deadline: never sleep-and-hope."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            extra = f" ({diagnose()!r})" if diagnose is not None else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         await pilot.pause(0.02)
 
 

@@ -354,7 +354,16 @@ async def test_external_changes_show_up_live(root: Root) -> None:
         from farro_core import operations
 
         operations.kill(root, jid, by="cli")
-        await until(pilot, lambda: app.store.status_of(jid) == "killed", "a change by the CLI")
+        await until(
+            pilot,
+            lambda: app.store.status_of(jid) == "killed",
+            "a change by the CLI",
+            diagnose=lambda: (
+                app.feeder.errors,
+                app.store.queue_of.get(jid),
+                app.store.rows.get(jid),
+            ),
+        )
     assert latency < 3.0
 
 

@@ -102,6 +102,7 @@ async def test_kill_a_running_job_through_its_worker(root: Root) -> None:
     jid = make(root, S.QUEUED, "runs forever")
     c = claim(root, jid)
     stop = threading.Event()
+    showing = threading.Event()
     seen: list[str] = []
 
     def worker() -> None:  # the owning worker honours control/kill, as farro_core's does
@@ -109,7 +110,9 @@ async def test_kill_a_running_job_through_its_worker(root: Root) -> None:
             by = job.kill_requested(c.path, c.lifecycle.attempt)
             if by is not None:
                 seen.append(by)
-                time.sleep(0.3)  # long enough for the console to show "killing"
+                deadline = time.monotonic() + 10  # until the console shows "killing"
+                while not showing.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 job.commit(c, S.KILLED, A.AGENT, f"killed at the request of {by}")
                 job.release_claim(c)
                 return
@@ -128,6 +131,7 @@ async def test_kill_a_running_job_through_its_worker(root: Root) -> None:
             assert "1 running" in str(app.screen.query_one("#dialog-body", Static).content)
             await pilot.press("y")
             await until(pilot, lambda: jid in app.screen.queue.killing, "the row shows killing")
+            showing.set()
             await until(pilot, lambda: status(root, jid) == "killed", "the worker's kill")
             await until(pilot, lambda: app.store.status_of(jid) == "killed", "killed on screen")
             await until(pilot, lambda: "killed " + jid in notes.text(), "the notification")

@@ -1,0 +1,92 @@
+"""Regenerate screenshots/*.svg from the fixed showcase root: ``python -m farro_tui.screenshots``.
+
+The same deterministic set-up as the snapshot tests (fixed ids, timestamps and
+clock; no workers), so the pictures only change when the console does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from farro_core.root import Root
+from farro_tui.app import FarroApp
+from farro_tui.screens.dialogs import ConfirmScreen
+from farro_tui.screens.job import JobScreen
+from farro_tui.screens.log import LogScreen
+from farro_tui.seed import FIXED_NOW, seed_showcase
+
+# (file, keys from the main screen, what to wait for)
+SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
+    ("main", (), lambda a: True),
+    (
+        "job",
+        ("j",) * 7 + ("enter",),
+        lambda a: isinstance(a.screen, JobScreen) and a.screen.env is not None,
+    ),
+    ("log", ("l",), lambda a: isinstance(a.screen, LogScreen)),
+    ("confirm", ("j", "j", "space", "j", "j", "j", "j", "space", "r"),
+     lambda a: isinstance(a.screen, ConfirmScreen)),
+]  # fmt: skip
+
+
+async def _until(pilot: Any, cond: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the screen never got ready")
+        await pilot.pause(0.02)
+
+
+def _loaded(app: FarroApp) -> Callable[[], bool]:
+    return lambda: app.ready and app.store.done_loaded
+
+
+def _bound(ready: Callable[[FarroApp], bool], app: FarroApp) -> Callable[[], bool]:
+    return lambda: ready(app)
+
+
+async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
+    written = []
+    with tempfile.TemporaryDirectory(prefix="farro-shots-") as tmp:
+        os.environ["HOME"] = tmp  # the stat bar shows ~/root, the same on every machine
+        root = Root.init(Path(tmp) / "root")
+        seed_showcase(root)
+        for name, keys, ready in SHOTS:
+            app = FarroApp(
+                root, no_workers=True, clock=lambda: FIXED_NOW, cursor_blink=False, watch=False
+            )
+            async with app.run_test(size=size) as pilot:
+                await _until(pilot, _loaded(app))
+                await pilot.pause()
+                await pilot.press(*keys)
+                await _until(pilot, _bound(ready, app))
+                await pilot.pause(0.4)
+                path = out / f"{name}.svg"
+                app.save_screenshot(filename=path.name, path=str(out))
+                written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("out", nargs="?", default="screenshots", help="directory for the SVGs")
+    p.add_argument("--size", default="110x32", help="terminal size, COLSxROWS")
+    args = p.parse_args(argv)
+    cols, rows = (int(n) for n in args.size.lower().split("x"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in asyncio.run(shoot(out, (cols, rows))):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The console in a real terminal: tmux at 80x24, keys sent as an operator types them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from farro_core import job
+from farro_core.root import Root
+
+from .conftest import S, last_audit, make, status
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+FARRO_TUI = Path(sys.executable).parent / "farro-tui"
+
+
+def _screen(session: str) -> str:
+    out = subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False
+    )
+    return out.stdout
+
+
+def _poll(what: str, cond: Callable[[], bool], session: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; screen:\n{_screen(session)}")
+        time.sleep(0.05)
+
+
+def _send(session: str, *keys: str) -> None:
+    subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+
+
+def test_requeue_a_stale_job_in_tmux_at_80x24(root: Root) -> None:
+    jid = make(root, S.STALE, "stuck in tmux")
+    session = f"farro-test-{os.getpid()}-{time.monotonic_ns()}"
+    cmd = f"{FARRO_TUI} --no-workers --root {root.path}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True
+    )
+    try:
+        _poll("the queue", lambda: "stuck in tmux" in _screen(session), session)
+        _send(session, "3")  # running: everything in active/, the stale job too
+        _poll("the running tab", lambda: "3 run 1" in _screen(session), session)
+        _send(session, "r")
+        _poll("the confirmation", lambda: "Requeue 1 job?" in _screen(session), session)
+        _send(session, "y")
+        _poll("the job queued on disk", lambda: status(root, jid) == "queued", session)
+        _poll("the queue tab count", lambda: "2 queued 1" in _screen(session), session)
+        line = last_audit(root, jid)
+        assert (line["from"], line["to"], line["actor"]) == ("stale", "queued", "operator")
+        _send(session, "q")
+        _poll(
+            "the console to exit",
+            lambda: (
+                subprocess.run(
+                    ["tmux", "has-session", "-t", session], capture_output=True, check=False
+                ).returncode
+                != 0
+            ),
+            session,
+        )
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+
+
+def test_a_lost_terminal_releases_the_running_job(tmp_path: Path) -> None:
+    """tmux kill-session hangs up the terminal (SIGHUP): the console's workers release."""
+    root = Root.init(tmp_path / "root")
+    (root.path / "farro.toml").write_text(
+        "workers = 1\nshutdown_grace_s = 0.5\nheartbeat_s = 0.2\nwatchdog_interval_s = 0.2\n"
+    )
+    jid = make(Root.open(root.path), S.QUEUED, "sleeps", agent=["sleep", "60"])
+    session = f"farro-hup-{os.getpid()}-{time.monotonic_ns()}"
+    cmd = f"{FARRO_TUI} --root {root.path}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True
+    )
+    try:
+        _poll("the job running", lambda: status(root, jid) == "in-progress", session)
+        claim = job.load(root, jid).lifecycle.claim
+        assert claim is not None
+        pid = claim.pid
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+    _poll("the job released", lambda: status(root, jid) == "queued", session, timeout=30)
+    line = last_audit(root, jid)
+    assert (line["from"], line["to"], line["actor"]) == ("in-progress", "queued", "agent")
+    _poll("the console gone", lambda: not Path(f"/proc/{pid}").exists(), session, timeout=30)
