@@ -140,6 +140,8 @@ class AttemptLog:
         self.cap = cap
         self.agent_bytes = 0
         self.truncated = False
+        #: why writing the log failed (e.g. a full disk); output is then drained and dropped
+        self.error: str | None = None
         self._lock = threading.Lock()
 
     def note(self, line: str) -> None:
@@ -161,11 +163,16 @@ class AttemptLog:
                 )
 
     def _write(self, data: bytes) -> None:
-        if self.fd < 0:
-            return  # closed: output of something that escaped the group, after the end
+        if self.fd < 0 or self.error is not None:
+            return  # closed (output of something that escaped the group), or failed
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            # a full disk must never stall the agent on a full pipe: keep draining, drop it
+            self.error = exc.strerror or str(exc)
+            log.warning("writing an attempt log failed (%s); the agent's output is dropped", exc)
 
     def close(self) -> None:
         with self._lock:
