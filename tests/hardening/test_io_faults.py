@@ -299,3 +299,38 @@ def test_workers_survive_a_full_disk_and_finish_when_space_returns(
     finally:
         system.stop(grace_s=5)
     _consistent_after_fsck(root)
+
+
+def test_log_write_failure_never_blocks_the_agent(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while the attempt log is written: the agent's output is still drained, so an
+    agent that prints more than a pipe holds finishes instead of blocking until its timeout."""
+    import time
+
+    from farro_core import runner
+    from farro_core.worker import Worker
+
+    real_write = os.write
+    written = {"n": 0}
+
+    def full_disk_after_4k(fd: int, data: bytes) -> int:  # only the attempt log's disk is full
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("attempt-1.log"):
+            if written["n"] + len(data) > 4096:
+                raise OSError(errno.ENOSPC, "No space left on device (injected)")
+            written["n"] += len(data)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(runner.os, "write", full_disk_after_4k)
+    agent = [sys.executable, "-c", "import sys; sys.stdout.write('x' * 1_000_000); print('end')"]
+    env = make_job(root, "noisy", agent=agent, timeout_s=20, max_attempts=1)
+    t = time.monotonic()
+    done = Worker(root, "noisy").run_once()
+    took = time.monotonic() - t
+    assert done is not None and done.id == env.id
+    result = done.lifecycle.result
+    assert result is not None and not result.timed_out and result.exit_code == 0, result
+    assert took < 10, f"the agent was blocked on its output for {took:.1f}s"
+    monkeypatch.undo()
+    log = (done.path / "logs" / "attempt-1.log").read_bytes()
+    assert 0 < len(log) <= 4096  # what fitted was kept
