@@ -338,12 +338,10 @@ class Feeder:
         for q, job_id in jobs:
             if job_id.startswith("."):
                 continue
-            delta.rows[job_id] = (
-                read_row(self.root, q, job_id) if q == "done" else self._read_live(q, job_id)
-            )
-            if delta.rows[job_id] is None:
-                # gone from q: moved; its new queue's rescan (or the next one) finds it
-                del delta.rows[job_id]
+            row = read_row(self.root, q, job_id) if q == "done" else self._read_live(q, job_id)
+            # None: it left q (moved); the row read from its new queue, if any, stands
+            if row is not None:
+                delta.rows[job_id] = row
 
     def _rescan_names(self, q: str, delta: Delta) -> None:
         ids = set(self.root.ids(q))
@@ -383,7 +381,8 @@ class Feeder:
             return
         with self._lock:
             wanted, self._wanted = self._wanted[-DONE_CHUNK:], []
-        batch = [w for w in wanted if w in self._known_done and w not in self._done_read]
+        # wanted rows are on screen without data: read them even if read before
+        batch = [w for w in wanted if w in self._known_done]
         while self._done_todo and len(batch) < DONE_CHUNK and self._background.is_set():
             job_id = self._done_todo.pop()
             if job_id not in self._done_read:
