@@ -61,6 +61,20 @@ def _quarantine(root: Root, path: Path, kind: str, detail: str, repair: bool) ->
 
 def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
     out = []
+    if repair:
+        for job_id in job.finish_batches(root):
+            detail = "its batch's creator died while publishing it"
+            out.append(Finding("batch", f"incoming/{job_id}", detail, "published", True))
+    else:
+        out += [
+            Finding(
+                "batch",
+                f"tmp/{name}",
+                "a batch interrupted while publishing",
+                "would publish the rest",
+            )
+            for name in job.unfinished_batches(root)
+        ]
     for entry in os.scandir(root.tmp):
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime

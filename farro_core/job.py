@@ -8,6 +8,7 @@ the comment beside it says what a crash there leaves behind.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -34,7 +35,16 @@ from farro_core.envelope import (
     load_prompt,
     utcnow,
 )
-from farro_core.errors import AlreadyExists, Conflict, Corrupt, NotFound, QueueFull, Refused
+from farro_core.errors import (
+    AlreadyExists,
+    Conflict,
+    Corrupt,
+    DurabilityError,
+    FarroError,
+    NotFound,
+    QueueFull,
+    Refused,
+)
 from farro_core.identity import WorkerIdentity
 from farro_core.ids import check_id, new_id
 from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
@@ -230,6 +240,8 @@ def create_many(
                 _publish(root, staged)
         else:
             _publish(root, staged)
+    except _BatchCommitted:
+        raise  # the intent is durable: recovery publishes the rest (finish_batches)
     except BaseException:
         for stage, _, _ in staged:  # our own unpublished staging, never visible to anyone
             if stage.exists():
@@ -237,22 +249,6 @@ def create_many(
         raise
     out = []
     for _, prompt, lc in staged:
-        crash.point("create.published")  # visible and queued, only the audit line is missing
-        audit.append(
-            root,
-            audit.record(
-                job=lc.id,
-                frm=None,
-                to=Status.QUEUED,
-                actor="creator",
-                worker=None,
-                attempt=0,
-                revision=1,
-                reason=lc.reason,
-                event="created",
-                ts=now,
-            ),
-        )
         _cache_prompt(root, prompt)
         out.append(
             Envelope(
@@ -262,6 +258,25 @@ def create_many(
             )
         )
     return out
+
+
+def _published(root: Root, lc: Lifecycle, reason: str | None = None) -> None:
+    crash.point("create.published")  # visible and queued, only the audit line is missing
+    audit.append(
+        root,
+        audit.record(
+            job=lc.id,
+            frm=None,
+            to=Status.QUEUED,
+            actor="creator",
+            worker=None,
+            attempt=0,
+            revision=1,
+            reason=reason or lc.reason,
+            event="created",
+            ts=lc.created_at,
+        ),
+    )
 
 
 def _check_room(root: Root, settings: Settings, n: int) -> None:
@@ -281,8 +296,137 @@ def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
         for q in QUEUES:
             if os.path.lexists(root.path / q / prompt.id):
                 raise AlreadyExists(f"job {prompt.id} exists already ({q}/)")
-    for stage, prompt, _ in staged:
-        fs.move(stage, root.incoming / prompt.id)
+    if len(staged) == 1:
+        fs.move(staged[0][0], root.incoming / staged[0][1].id)  # one rename: atomic already
+        _published(root, staged[0][2])
+        return
+    # Several renames: record the intent first, so a crash between two of them is
+    # rolled forward by recovery (finish_batches) instead of leaving half a batch.
+    fd, name = _write_intent(root, staged)
+    try:
+        crash.point("create.intent_written")  # nothing published; recovery publishes all
+        try:
+            for i, (stage, prompt, lc) in enumerate(staged):
+                fs.move(stage, root.incoming / prompt.id)
+                _published(root, lc)
+                if i == 0:
+                    crash.point("create.batch_partial")  # recovery publishes the rest
+        except BaseException as exc:
+            raise _BatchCommitted(
+                f"batch interrupted after its intent was recorded ({exc}); "
+                "`farro fsck --repair` or the manager publishes the rest"
+            ) from exc
+        os.unlink(root.tmp / name)
+        fs.fsync_dir(root.tmp)
+    finally:
+        os.close(fd)  # drops the flock that tells recovery we are alive
+
+
+class _BatchCommitted(DurabilityError):
+    """A batch failed after its intent was durable: it will be completed, not undone."""
+
+
+BATCH_PREFIX = "batch."
+
+
+def _write_intent(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> tuple[int, str]:
+    """Create ``tmp/batch.<unique>.json`` listing the staged jobs, flocked while we publish.
+
+    The flock is taken before the content is written: recovery skips a locked intent
+    (its creator is alive) and ignores an unlocked one it cannot parse (its creator
+    died before the batch was committed, so nothing of it was published).
+    """
+    name = f"{BATCH_PREFIX}{fs.unique_suffix()}.json"
+    fd = os.open(root.tmp / name, fs.O_CREATE, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        body = {"jobs": [{"stage": st.name, "id": p.id} for st, p, _ in staged]}
+        data = json.dumps(body).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        fs.fsync(fd)
+        fs.fsync_dir(root.tmp)
+    except BaseException:
+        os.close(fd)
+        with suppress(OSError):
+            os.unlink(root.tmp / name)
+        raise
+    return fd, name
+
+
+def unfinished_batches(root: Root) -> list[str]:
+    """Intents in tmp/ whose creator is gone (read-only: for a dry-run fsck)."""
+    out = []
+    for name in sorted(os.listdir(root.tmp)):
+        if name.startswith(BATCH_PREFIX) and name.endswith(".json"):
+            try:
+                fd = os.open(root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if locks.try_flock_fd(fd):
+                    out.append(name)
+            finally:
+                os.close(fd)
+    return out
+
+
+def finish_batches(root: Root) -> list[str]:
+    """Publish what is left of every batch whose creator died while publishing it.
+
+    Run by ``fsck --repair`` and by the manager. Returns the ids it published.
+    """
+    published: list[str] = []
+    try:
+        entries = [e.name for e in os.scandir(root.tmp)]
+    except FileNotFoundError:
+        return published
+    for name in sorted(entries):
+        if not (name.startswith(BATCH_PREFIX) and name.endswith(".json")):
+            continue
+        try:
+            fd = os.open(root.tmp / name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if not locks.try_flock_fd(fd):
+                continue  # its creator is alive and publishing
+            try:
+                body = json.loads(fs.read_at(None, root.tmp / name, limit=16 << 20))
+                items = [(str(i["stage"]), check_id(str(i["id"]))) for i in body["jobs"]]
+            except (ValueError, KeyError, TypeError, OSError, FarroError):
+                continue  # torn: written before the batch was committed; the tmp/ sweep
+                # quarantines it with its staging dirs after an hour
+            published += _roll_forward(root, items)
+            os.unlink(root.tmp / name)
+            fs.fsync_dir(root.tmp)
+        finally:
+            os.close(fd)
+    return published
+
+
+def _roll_forward(root: Root, items: list[tuple[str, str]]) -> list[str]:
+    out = []
+    for stage_name, job_id in items:
+        stage = root.tmp / stage_name
+        if "/" in stage_name or not os.path.isdir(stage) or os.path.islink(stage):
+            continue  # published before the crash (or not ours to touch)
+        if any(os.path.lexists(root.path / q / job_id) for q in QUEUES):
+            continue
+        try:
+            dfd = fs.open_dir(stage)
+            try:
+                lc = read_lifecycle(dfd, job_id)
+                read_prompt(root, dfd, job_id)
+            finally:
+                os.close(dfd)
+        except (Corrupt, OSError):
+            continue  # an incomplete stage was never part of a committed batch
+        fs.move(stage, root.incoming / job_id)
+        _published(root, lc, f"{lc.reason} (batch finished by recovery)")
+        out.append(job_id)
+    return out
 
 
 def create(root: Root, spec: JobSpec, *, created_by: str | None = None) -> Envelope:

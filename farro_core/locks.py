@@ -59,6 +59,15 @@ def try_lock(dir_fd: int, name: str) -> Flock | None:
     return Flock(fd, name)
 
 
+def try_flock_fd(fd: int) -> bool:
+    """Take an exclusive flock on an open descriptor without blocking (closing drops it)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def lock(dir_fd: int, name: str, timeout: float = 10.0) -> Flock:
     """Take ``name`` waiting at most ``timeout`` seconds.
 

@@ -11,6 +11,7 @@ Commands:
                         prints ``won ID`` or ``lost ID`` (AlreadyExists) for each.
 ``create-until N``      wait for ``go``, then try N creates, printing ``ok ID`` or ``full``
                         (QueueFull: backpressure) for each.
+``create-batch ID...``  create_many of one job per id (for batch crash points).
 ``create-id ID``        create one job with this id (for crash points).
 ``claim-loop NAME``     wait for ``go``, then claim / commit / release until nothing is
                         left. A job labelled ``retry=1`` goes back to the queue (agent
@@ -131,6 +132,10 @@ def main(argv: list[str]) -> int:
                 say("ok " + job.create(root, JobSpec(prompt=f"job {i}")).id)
             except QueueFull:
                 say("full")
+        return EXIT_OK
+
+    if cmd == "create-batch":
+        job.create_many(root, [JobSpec(id=i, prompt=f"batch job {i}") for i in args])
         return EXIT_OK
 
     if cmd == "create-id":

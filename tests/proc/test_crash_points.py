@@ -70,11 +70,18 @@ BY_CLI = {
     ("commit.written", "succeed"),
 }
 FARRO = Path(sys.executable).with_name("farro")
+# Points whose scenario needs more than one job live in a test of their own.
+DEDICATED = {
+    "create.intent_written": "tests/proc/test_batch_publish.py",
+    "create.batch_partial": "tests/proc/test_batch_publish.py",
+}
 
 
 def _cases() -> list[Any]:
     out = []
     for point in crash.POINTS:
+        if point in DEDICATED:
+            continue
         # A new crash point with no scenario here shows up as a failing test.
         for variant in VARIANTS.get(point.split(".")[0], ("no-scenario",)):
             out.append(pytest.param(point, variant, "fsck", id=f"{point}-{variant}"))
