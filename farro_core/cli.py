@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from farro_core.envelope import Envelope, JobSpec
+    from datetime import datetime
+
+    from farro_core.envelope import Envelope, JobSpec, Result
     from farro_core.listing import JobRow
     from farro_core.root import Root
 
@@ -97,9 +99,20 @@ def _clean(text: str, keep_newlines: bool = False) -> str:
 
 
 def _check_ids(ids: Iterable[str]) -> list[str]:
-    from farro_core.ids import check_id
+    """Valid ids, each once (in the order given); the first bad one is refused as bad input."""
+    from farro_core.errors import BadInput
+    from farro_core.ids import ID_PATTERN
 
-    return [check_id(i) for i in ids]
+    out: list[str] = []
+    for i in ids:
+        if not ID_PATTERN.fullmatch(i):
+            raise BadInput(
+                f"invalid job id {_clean(repr(i))}: expected 8 to 64 letters, digits, - or _ "
+                "(the ids `farro submit` and `farro ls` print)"
+            )
+        if i not in out:
+            out.append(i)
+    return out
 
 
 def _operator() -> str:
@@ -123,13 +136,35 @@ def _parse_ts(value: str | None) -> float | None:
 
 
 def _age(seconds: float | None) -> str:
+    """A whole-second age in the two largest units: ``42s``, ``3m12s``, ``2h05m``, ``4d03h``."""
     if seconds is None:
         return "-"
     s = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}"
-    return f"{s}s"
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _duration(seconds: float) -> str:
+    """A run time or a setting: ``0.4s`` and ``12.5s`` below a minute, then like :func:`_age`."""
+    if seconds < 60:
+        if seconds == int(seconds):
+            return f"{int(seconds)}s"
+        return f"{seconds:.2f}s" if seconds < 0.1 else f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole % 3600 == 0:
+        return f"{whole // 3600}h" if whole < 86400 else _age(whole)
+    if whole % 60 == 0 and whole < 3600:
+        return f"{whole // 60}m"
+    return _age(whole)
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def _short_ts(value: str | None) -> str:
@@ -139,6 +174,35 @@ def _short_ts(value: str | None) -> str:
     text = value.replace("T", " ").replace("+00:00", "Z")
     head, _, tail = text.partition(".")
     return head + ("Z" if tail.endswith("Z") else "") if tail else text
+
+
+def _when(value: "datetime | str | None", now: float) -> str:
+    """A stored UTC time with its age: ``2026-11-25 17:04:25Z (3m12s ago)``."""
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else value.isoformat()
+    ts = _parse_ts(text)
+    if ts is None:
+        return _clean(text)
+    ago = now - ts
+    rel = f"in {_age(-ago)}" if ago < -1 else f"{_age(ago)} ago"
+    return f"{_short_ts(text)} ({rel})"
+
+
+def _clock(value: "datetime | str | None", now: float) -> str:
+    """A UTC time of day when it is today (``17:04:25Z``), else the full date and time."""
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else value.isoformat()
+    full = _short_ts(text)
+    today = _short_ts(_utc_iso(now))[:10]
+    return full[11:] if full[:10] == today else full
+
+
+def _utc_iso(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -211,6 +275,12 @@ def _flag_spec(
 ) -> dict[str, Any]:
     from farro_core.errors import BadInput
 
+    if not prompt.strip():
+        raise BadInput("--prompt is empty: give the task for the agent")
+    if timeout is not None and not timeout > 0:
+        raise BadInput(f"--timeout {timeout:g}: must be more than 0 seconds")
+    if max_attempts is not None and max_attempts < 1:
+        raise BadInput(f"--max-attempts {max_attempts}: must be 1 or more")
     spec: dict[str, Any] = {"prompt": prompt}
     if title is not None:
         spec["title"] = title
@@ -409,7 +479,10 @@ def _statuses(status: str | None) -> list[str] | None:
     for part in status.split(","):
         name = _ALIASES.get(part.strip().lower(), part.strip().lower())
         if name not in STATUSES:
-            raise BadInput(f"--status {part!r}: expected one of {', '.join(STATUSES)}")
+            raise BadInput(
+                f"--status {part!r}: expected one of {', '.join(STATUSES)} "
+                "(running means in-progress; join several with commas)"
+            )
         out.append(name)
     return out
 
@@ -435,8 +508,6 @@ def ls_(
     root: RootOpt = None,
 ) -> None:
     """List jobs (oldest first). Reads only the queue directories the status needs."""
-    import time
-
     from farro_core.listing import scan
     from farro_core.transitions import QUEUE_DIR, Status
 
@@ -450,13 +521,27 @@ def ls_(
             q = QUEUE_DIR[Status(s)]
             if q not in queues:
                 queues.append(q)
-    rows = [row for row in scan(r, queues) if wanted is None or row.status in wanted]
+    scanned = list(scan(r, queues))
+    rows = [row for row in scanned if wanted is None or row.status in wanted]
+    hidden = 0 if wanted is None else sum(1 for row in scanned if row.status == "corrupt")
     if as_json:
         _dump_json([_row_json(row) for row in rows])
         return
     if not rows:
         _out(f"no {' or '.join(wanted)} jobs" if wanted else "no jobs")
-        return
+    else:
+        _ls_table(rows)
+    if hidden:
+        _out(
+            f"({_plural(hidden, 'unreadable job')} not shown: "
+            "`farro fsck` tells what is wrong, `farro fsck --repair` quarantines)"
+        )
+
+
+def _ls_table(rows: "list[JobRow]") -> None:
+    import shutil
+    import time
+
     now = time.time()
     cells = []
     for row in rows:
@@ -476,8 +561,6 @@ def ls_(
         )
     headers = ["ID", "STATUS", "ATTEMPT", "PRI", "AGE", "TITLE"]
     lines = _table(headers, cells, right={2, 3, 4})
-    import shutil
-
     width = shutil.get_terminal_size((120, 24)).columns
     for line in lines:
         _out(_truncate(line, max(width, 60)))
@@ -498,19 +581,73 @@ def _load(r: "Root", job_id: str) -> "Envelope":
         ) from None
 
 
-def _show_lines(env: "Envelope") -> list[str]:
+def _signal_name(code: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _agent_outcome(res: "Result") -> str:
+    """How the agent's run ended, in words: ``agent exited 1 after 3.0s``."""
+    took = _duration(res.duration_s)
+    if res.killed:
+        return f"agent killed on request after {took}"
+    if res.timed_out:
+        return f"agent timed out after {took}"
+    if res.exit_code is None:
+        return f"agent did not run ({took})"
+    if res.exit_code < 0:
+        return f"agent ended by {_signal_name(res.exit_code)} after {took}"
+    return f"agent exited {res.exit_code} after {took}"
+
+
+def _verdict_text(res: "Result") -> str:
+    if res.verdict == "ungraded":
+        return "ungraded (no runnable check)"
+    if res.verdict is not None:
+        return res.verdict
+    if res.violations:
+        return "not judged (paths outside allowed_paths)"
+    return "not judged"
+
+
+def _report_line(report: dict[str, Any]) -> str | None:
+    parts = []
+    cost = report.get("cost_usd")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        parts.append(f"cost ${cost:.4f}")
+    tin, tout = report.get("tokens_in"), report.get("tokens_out")
+    if isinstance(tin, int) and isinstance(tout, int):
+        parts.append(f"tokens {tin:,} in / {tout:,} out")
+    return _clean(", ".join(parts)) if parts else None
+
+
+def _show_lines(env: "Envelope", now: float) -> list[str]:
+    from farro_core.transitions import Status
+
     p, lc = env.prompt, env.lifecycle
+    used = lc.attempt - lc.attempt_base
+    if lc.status is Status.QUEUED and used == 0:
+        attempts = f"not run yet; up to {_plural(p.max_attempts, 'attempt')}"
+    elif lc.status is Status.QUEUED:
+        attempts = f"{used} of {p.max_attempts} attempts used; next: attempt {used + 1}"
+    else:
+        attempts = f"attempt {used} of {p.max_attempts}"
+    if lc.attempt_base:
+        attempts += f"; {lc.attempt} in all, counted anew since the last requeue"
     lines = [
         f"job        {env.id}",
         f"title      {_clean(p.title)}",
-        f"status     {lc.status}  (attempt {lc.attempt - lc.attempt_base} of {p.max_attempts}"
-        + (f", {lc.attempt} in all" if lc.attempt_base else "")
-        + f"; revision {lc.revision})",
+        f"status     {lc.status}  ({attempts})",
         f"reason     {_clean(lc.reason) or '-'}",
         f"path       {env.path}",
-        f"created    {_short_ts(p.created_at.isoformat())} by {_clean(p.created_by)}",
-        f"updated    {_short_ts(lc.updated_at.isoformat())}",
-        f"priority   {p.priority}    timeout {p.timeout_s:g}s    max attempts {p.max_attempts}",
+        f"created    {_when(p.created_at, now)} by {_clean(p.created_by)}",
+        f"updated    {_when(lc.updated_at, now)}, revision {lc.revision}",
+        f"priority   {p.priority}    timeout {_duration(p.timeout_s)}    "
+        f"max attempts {p.max_attempts}",
         f"workspace  {_clean(p.workspace) if p.workspace else '(the job dir work/)'}",
         f"agent      {_clean(str(p.agent)) if p.agent is not None else '(the configured agent)'}",
         f"allowed    {', '.join(_clean(a) for a in p.allowed_paths)}",
@@ -519,38 +656,39 @@ def _show_lines(env: "Envelope") -> list[str]:
         lines.append(
             "labels     " + ", ".join(f"{_clean(k)}={_clean(v)}" for k, v in p.labels.items())
         )
-    if lc.not_before is not None:
-        lines.append(f"not before {_short_ts(lc.not_before.isoformat())} (retry backoff)")
+    if lc.not_before is not None and lc.status is Status.QUEUED:
+        lines.append(f"retry at   {_when(lc.not_before, now)} (backoff after a failed attempt)")
     if lc.claim is not None:
         c = lc.claim
-        lines.append(
-            f"claim      {_clean(c.worker)} on {_clean(c.host)} pid {c.pid} "
-            f"since {_short_ts(c.claimed_at.isoformat())}"
-        )
+        where = f"{_clean(c.worker)} ({_clean(c.host)} pid {c.pid})"
+        if lc.status is Status.IN_PROGRESS:
+            lines.append(f"worker     {where}, running since {_when(c.claimed_at, now)}")
+        else:
+            lines.append(f"worker     {where}, claimed {_when(c.claimed_at, now)}")
     lines += ["", "prompt:"]
     body = _clean(p.prompt, keep_newlines=True).splitlines() or [""]
     limit = 200
     lines += ["  " + ln for ln in body[:limit]]
     if len(body) > limit:
         lines.append(f"  … {len(body) - limit} more lines (farro show --json for all)")
-    lines += ["", "rubric:" if p.rubric else "rubric:    (none)"]
+    lines += ["", "rubric:" if p.rubric else "rubric:    (none: a run that exits 0 succeeds)"]
     for item in p.rubric:
         req = "required" if item.required else "optional"
-        lines.append(f"  {item.id}  [{req}] {_clean(item.description)}")
-        if item.check:
-            lines.append(f"      check: {_clean(item.check)}  (timeout {item.timeout_s:g}s)")
+        limit_s = f"(timeout {_duration(item.timeout_s)})"
+        head = f"  {item.id}  [{req}] {_clean(item.description)}"
+        if item.check and item.check != item.description:
+            lines += [head, f"      check: {_clean(item.check)}  {limit_s}"]
+        else:
+            lines.append(f"{head}  {limit_s}" if item.check else head)
     res = lc.result
     lines.append("")
     if res is None:
         lines.append("result:    (none yet)")
         return lines
-    exit_code = "-" if res.exit_code is None else str(res.exit_code)
-    flags = [f for f, on in (("timed out", res.timed_out), ("killed", res.killed)) if on]
     lines += [
-        f"result:    attempt {res.attempt}, verdict {res.verdict or '-'}, exit {exit_code}, "
-        f"{res.duration_s:.1f}s" + (f" ({', '.join(flags)})" if flags else ""),
-        f"  ran      {_short_ts(res.started_at.isoformat())} .. "
-        f"{_short_ts(res.finished_at.isoformat())}",
+        f"result:    attempt {res.attempt}: {_agent_outcome(res)}; verdict {_verdict_text(res)}",
+        f"  ran      {_short_ts(res.started_at.isoformat())} to "
+        f"{_clock(res.finished_at, res.started_at.timestamp())}",
     ]
     if res.error:
         lines.append(f"  error    {_clean(res.error)}")
@@ -559,16 +697,24 @@ def _show_lines(env: "Envelope") -> list[str]:
         for v in res.rubric:
             mark = "PASS" if v.passed else "n/a " if v.passed is None else "FAIL"
             opt = "" if v.required else " (optional)"
-            lines.append(f"    {mark}  {v.id}{opt}")
+            code = "" if v.passed or v.exit_code is None else f"  exit {v.exit_code}"
+            lines.append(f"    {mark}  {v.id}{opt}{code}")
             tail = _clean(v.output_tail, keep_newlines=True).strip().splitlines()[-5:]
             lines += [f"          {ln}" for ln in tail if not v.passed]
     if res.violations:
-        lines.append(f"  violations ({len(res.violations)} paths outside allowed_paths):")
+        n = len(res.violations)
+        lines.append(f"  violations ({_plural(n, 'path')} outside allowed_paths):")
         lines += [f"    {_clean(v)}" for v in res.violations[:50]]
-        if len(res.violations) > 50:
-            lines.append(f"    … {len(res.violations) - 50} more")
+        if n > 50:
+            lines.append(f"    … {n - 50} more")
+    report = _report_line(res.report)
+    if report:
+        lines.append(f"  report   {report}")
+    summary = res.report.get("summary")
+    if isinstance(summary, str) and summary.strip():
+        lines.append(f"  summary  {_truncate(_clean(' '.join(summary.split())), 200)}")
     if res.log:
-        lines.append(f"  log      {_clean(res.log)}")
+        lines.append(f"  log      {_clean(res.log)}  (farro logs {env.id} --attempt {res.attempt})")
     return lines
 
 
@@ -586,11 +732,25 @@ def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
             }
         )
         return
-    for line in _show_lines(env):
+    import time
+
+    for line in _show_lines(env, time.time()):
         _out(line)
 
 
 # ---------------------------------------------------------------- requeue / kill
+
+
+def _is(r: "Root", job_id: str) -> str:
+    """``has already succeeded``, ``is queued``: a job's status in words, for refusals."""
+    status, _ = _job_state(r, job_id)
+    return {
+        "succeeded": "has already succeeded",
+        "failed": "has already failed",
+        "killed": "was already killed",
+        "in-progress": "is running (in-progress)",
+        "gone": "has left the queues (quarantined?)",
+    }.get(status, f"is {status}")
 
 
 def _each(ids: Sequence[str], action: Any) -> None:
@@ -611,6 +771,7 @@ def _each(ids: Sequence[str], action: Any) -> None:
 @app.command(short_help="Put stale or failed jobs back in the queue.")
 def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
     """Put stale or failed jobs back in the queue, with a fresh attempt budget."""
+    from farro_core.errors import IllegalTransition
     from farro_core.operations import requeue as do_requeue
 
     ids = _check_ids(job_ids)
@@ -618,7 +779,12 @@ def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
     by = _operator()
 
     def one(job_id: str) -> None:
-        do_requeue(r, job_id, by=by)
+        try:
+            do_requeue(r, job_id, by=by)
+        except IllegalTransition:
+            raise IllegalTransition(
+                f"job {job_id} {_is(r, job_id)}; only stale or failed jobs can be requeued"
+            ) from None
         _out(f"{job_id} queued")
 
     _each(ids, one)
@@ -640,7 +806,7 @@ def kill(
     """Kill jobs: queued or stale ones directly, running ones through their worker."""
     import time
 
-    from farro_core.errors import BadInput, FarroError
+    from farro_core.errors import BadInput, FarroError, IllegalTransition
     from farro_core.operations import kill as do_kill
     from farro_core.transitions import Status
 
@@ -652,7 +818,12 @@ def kill(
     asked: dict[str, int] = {}  # running job -> the attempt asked to die
 
     def one(job_id: str) -> None:
-        env = do_kill(r, job_id, by=by, wait_s=0)  # running: only writes control/kill
+        try:
+            env = do_kill(r, job_id, by=by, wait_s=0)  # running: only writes control/kill
+        except IllegalTransition:
+            raise IllegalTransition(
+                f"job {job_id} {_is(r, job_id)}; only queued, running or stale jobs can be killed"
+            ) from None
         if env.status is Status.KILLED:
             _out(f"{job_id} killed")
         elif wait == 0:
@@ -686,8 +857,9 @@ def kill(
         if asked and time.monotonic() >= deadline:
             for job_id in asked:
                 _err(
-                    f"kill requested, but job {job_id} is still in-progress after {wait:g}s "
-                    "(is its worker alive? the watchdog marks it stale if not)"
+                    f"kill requested, but job {job_id} is still in-progress after {wait:g}s; "
+                    "the request stands. Is its worker alive (`farro stats`)? If the job "
+                    "turns stale, `farro kill` it again"
                 )
             errors.append(1)
             break
@@ -742,10 +914,16 @@ def logs(
         raise NotFound(f"no job {job_id} in {r.path}")
     if attempt is None:
         if current == 0:
-            raise Refused(f"job {job_id} has not run yet (it is {status}); no log")
+            raise Refused(
+                f"job {job_id} is {status} and has not run yet, so it has no log; "
+                "`farro logs -f` works once a worker has claimed it"
+            )
         attempt = current
     elif attempt > current:
-        raise Refused(f"job {job_id} has run {current} attempt(s); there is no attempt {attempt}")
+        raise Refused(
+            f"job {job_id} has run {_plural(current, 'attempt')} so far; "
+            f"there is no attempt {attempt}"
+        )
     name = f"attempt-{attempt}.log"
     out = sys.stdout.buffer
     fd: int | None = None
@@ -760,7 +938,11 @@ def logs(
                 out.flush()
             if not live:
                 if fd is None:
-                    raise NotFound(f"job {job_id} has no log for attempt {attempt}")
+                    starting = status == "in-progress" and current == attempt
+                    raise NotFound(
+                        f"job {job_id} has no log for attempt {attempt}"
+                        + (" yet (it is starting; `farro logs -f` waits)" if starting else "")
+                    )
                 # the status was read before this last drain, so nothing is lost
                 return
             time.sleep(0.2)
@@ -792,18 +974,23 @@ def _open_log(r: "Root", job_id: str, name: str) -> int | None:
 # ---------------------------------------------------------------- history
 
 
-def _history_line(rec: dict[str, Any]) -> str:
-    frm = rec.get("from") or "-"
+def _history_row(rec: dict[str, Any]) -> list[str]:
     actor = str(rec.get("actor") or "-")
     worker = rec.get("worker")
-    who = f"{actor} ({worker})" if worker else actor
+    who = f"{worker}" if worker and actor == "agent" else f"{actor} {worker}" if worker else actor
     event = rec.get("event")
-    tag = f" [{event}]" if event not in (None, "transition") else ""
-    return _clean(
-        f"{_short_ts(str(rec.get('ts') or ''))}  {frm:>11} -> {rec.get('to')!s:<11}  "
-        f"rev {rec.get('revision')}  attempt {rec.get('attempt')}  {who}{tag}: "
-        f"{rec.get('reason') or ''}"
-    ).rstrip(": ")
+    reason = str(rec.get("reason") or "")
+    if event not in (None, "transition", "created"):
+        reason = f"[{event}] {reason}".rstrip()
+    attempt = rec.get("attempt")
+    return [
+        _short_ts(str(rec.get("ts") or "")),
+        str(rec.get("from") or "-"),
+        str(rec.get("to") or "-"),
+        str(attempt) if isinstance(attempt, int) and attempt > 0 else "-",
+        who,
+        reason,
+    ]
 
 
 @app.command()
@@ -824,8 +1011,9 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
     if as_json:
         _dump_json(records)
         return
-    for rec in records:
-        _out(_history_line(rec))
+    rows = [[_clean(cell) for cell in _history_row(rec)] for rec in records]
+    for line in _table(["TIME", "FROM", "TO", "ATTEMPT", "BY", "REASON"], rows, right={3}):
+        _out(line)
 
 
 # ---------------------------------------------------------------- stats
@@ -843,61 +1031,105 @@ def _read_status_file(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _summary(data: dict[str, Any]) -> str:
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            parts.append(f"{key}={value}")
-    return _clean(_truncate("  ".join(parts), 160))
-
-
-def _process_gone(data: dict[str, Any]) -> bool:
-    """A status file left by a process that died: only knowable for this host."""
-    from farro_core.identity import host
+def _alive(data: dict[str, Any], started_key: str | None = None) -> bool | None:
+    """Is the process a status file names still running? None when it is on another host."""
+    from farro_core.identity import host, pid_started_at
 
     pid = data.get("pid")
-    if data.get("host") != host() or not isinstance(pid, int) or pid <= 0:
-        return False
+    if data.get("host") != host() or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except OSError:
         return False
-    return False
+    except OSError:
+        return None
+    recorded = data.get(started_key) if started_key else None
+    # a different start time: the pid was reused by another process
+    return not (isinstance(recorded, int) and pid_started_at(pid) not in (None, recorded))
 
 
-def _since(data: dict[str, Any], now: float) -> str | None:
-    ts = _parse_ts(data.get("since")) if isinstance(data.get("since"), str) else None
-    return None if ts is None else _age(now - ts)
+def _who(data: dict[str, Any]) -> str:
+    return _clean(f"{data.get('host', '?')} pid {data.get('pid', '?')}")
 
 
-def _worker_line(data: dict[str, Any], now: float) -> str:
-    if "state" not in data:
-        return _summary(data)
-    parts = [str(data["state"])]
-    if data.get("job"):
-        parts.append(f"job {data['job']}" + (f"/{data['attempt']}" if data.get("attempt") else ""))
-    since = _since(data, now)
-    if since:
-        parts.append(f"for {since}")
-    if isinstance(data.get("jobs_done"), int):
-        parts.append(f"{data['jobs_done']} done")
-    if data.get("host") is not None:
-        parts.append(f"{data['host']} pid {data.get('pid')}")
-    if _process_gone(data):
-        parts.append("(process gone: stale file)")
-    return _clean("  ".join(parts))
-
-
-def _manager_line(held: bool, data: dict[str, Any] | None, now: float) -> str:
-    who = ""
-    if data is not None and data.get("host") is not None:
-        since = _since(data, now)
-        who = f"{data['host']} pid {data.get('pid')}" + (f", for {since}" if since else "")
+def _manager_line(
+    held: bool, data: dict[str, Any] | None, now: float, silent: float | None, sweep_s: float
+) -> str:
     if held:
-        return _clean(f"running on {who}" if who else "running (lock held)")
-    return _clean(f"none (lock free; last held by {who})" if who else "none (lock free)")
+        if data is None or "host" not in data:
+            return "running (run/manager.json unreadable)"
+        line = _who(data)
+        if isinstance(data.get("since"), str) and _parse_ts(data["since"]) is not None:
+            since = _parse_ts(data["since"]) or now
+            line += f", since {_clock(data['since'], now)} (up {_age(now - since)})"
+        if silent is not None and silent > max(10.0, 5 * sweep_s):
+            line += f"; no sweep for {_age(silent)}: hung?"
+        return line
+    if data is None or "host" not in data:
+        return "none"
+    alive = _alive(data, "pid_started_at")
+    how = ", exited" if alive is False else ", gave up the role" if alive else ""
+    return f"none (last: {_who(data)}{how})"
+
+
+_LIVE_ORDER = {"busy": 0, "stopping": 1, "paused": 2, "idle": 3}
+
+
+def _worker_rows(
+    workers: dict[str, dict[str, Any] | None], now: float
+) -> tuple[str, list[list[str]]]:
+    """The summary after ``workers`` and the table rows, live workers first."""
+    live: list[tuple[int, list[str]]] = []
+    ended: list[tuple[float, list[str]]] = []
+    states: dict[str, int] = {}
+    for name, data in workers.items():
+        if data is None or not isinstance(data.get("state"), str):
+            why = "(unreadable status file)" if data is None else "(unrecognised status file)"
+            ended.append((0.0, [_clean(name), "?", "-", "-", why]))
+            continue
+        state = _clean(data["state"])
+        since = _parse_ts(data.get("since")) if isinstance(data.get("since"), str) else None
+        alive = _alive(data)
+        if state != "stopped" and alive is False:
+            state = "gone"  # died without stopping: killed, crashed, or the host rebooted
+        job = "-"
+        if data.get("job"):
+            job = _clean(str(data["job"]))
+            if data.get("attempt"):
+                job += f" (attempt {data['attempt']})"
+        done = data.get("jobs_done")
+        row = [
+            _clean(name),
+            state,
+            "-" if since is None or state == "gone" else _age(now - since),
+            str(done) if isinstance(done, int) else "-",
+            job,
+        ]
+        if state in ("stopped", "gone"):
+            ended.append((since or 0.0, row))
+        else:
+            live.append((_LIVE_ORDER.get(state, 9), row))
+            states[state] = states.get(state, 0) + 1
+    live.sort(key=lambda item: (item[0], item[1][0]))
+    ended.sort(key=lambda item: -item[0])
+    if live:
+        detail = ", ".join(f"{n} {st}" for st, n in sorted(states.items(), key=_state_key))
+        summary = f"{len(live)} running ({detail})"
+    else:
+        summary = "none running"
+    if ended:
+        summary += f"; {len(ended)} stopped or gone"
+    rows = [row for *_, row in live]
+    shown = ended[:5]
+    rows += [row for _, row in shown]
+    if len(ended) > len(shown):
+        rows.append(["…", "", "", "", f"{len(ended) - len(shown)} more stopped (stats --json)"])
+    return summary, rows
+
+
+def _state_key(item: tuple[str, int]) -> int:
+    return _LIVE_ORDER.get(item[0], 9)
 
 
 @app.command()
@@ -909,7 +1141,8 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     from farro_core import fs, locks
 
     r = _open(root)
-    max_queued = r.settings.max_queued  # a bad farro.toml is reported, not ignored
+    settings = r.settings  # a bad farro.toml is reported, not ignored
+    max_queued = settings.max_queued
     counts = dict.fromkeys((*STATUSES, "corrupt"), 0)
     oldest: float | None = None
     for queue in ("incoming", "active", "done"):
@@ -936,11 +1169,12 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     for name in names:
         if name.endswith(".json") and not name.startswith("."):
             workers[name[: -len(".json")]] = _read_status_file(str(r.workers_dir / name))
-    manager = (
-        _read_status_file(str(r.run / "manager.json"))
-        if os.path.lexists(r.run / "manager.json")
-        else None
-    )
+    manager_json = r.run / "manager.json"
+    manager = _read_status_file(str(manager_json)) if os.path.lexists(manager_json) else None
+    try:
+        silent: float | None = now - os.stat(manager_json, follow_symlinks=False).st_mtime
+    except OSError:
+        silent = None
     try:
         dfd = fs.open_dir(r.run)
         try:
@@ -964,24 +1198,33 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
             }
         )
         return
-    _out(f"root       {r.path}")
+    notes = {
+        "queued": ", ".join(
+            ([f"oldest {_age(oldest_age)}"] if oldest_age is not None else [])
+            + ([f"limit {max_queued} (max_queued)"] if max_queued else [])
+        ),
+        "stale": "`farro requeue` or `farro kill` them" if counts["stale"] else "",
+        "corrupt": "unreadable: `farro fsck` tells, `farro fsck --repair` quarantines",
+    }
+    _out(f"root      {r.path}")
+    _out(f"jobs      {sum(counts.values())} in all")
     width = max(len(s) for s in counts)
+    digits = max(len(str(n)) for n in counts.values())
     for s, n in counts.items():
         if s != "corrupt" or n:
-            _out(f"  {s:<{width}}  {n:>7}")
-    _out(f"  {'total':<{width}}  {sum(counts.values()):>7}")
-    if max_queued:
-        _out(f"queue limit: {counts['queued']} of max_queued {max_queued}")
-    _out(f"oldest queued job: {_age(oldest_age)}" if oldest_age is not None else "queue empty")
-    _out(f"manager    {_manager_line(held, manager, now)}")
-    if not workers:
-        _out("workers    none reporting")
-    else:
-        _out(f"workers    {len(workers)} reporting")
-        width = max(len(name) for name in workers)
-        for name, data in workers.items():
-            line = _worker_line(data, now) if data is not None else "(unreadable)"
-            _out(f"  {_clean(name):<{width}}  {line}")
+            _out(f"  {s:<{width}}  {n:>{digits}}   {notes.get(s, '')}".rstrip())
+    sweep_s = settings.watchdog_interval_s
+    _out(f"manager   {_manager_line(held, manager, now, silent, sweep_s)}")
+    summary, rows = _worker_rows(workers, now)
+    if not rows:
+        summary = "none have run on this root"
+    if summary.startswith("none") and (counts["queued"] or not held):
+        summary += "; start `farro-tui --workers-only` (or the console) to run jobs"
+    _out(f"workers   {summary}")
+    if not rows:
+        return
+    for line in _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}):
+        _out("  " + line)
 
 
 # ---------------------------------------------------------------- fsck
@@ -1010,12 +1253,21 @@ def fsck(
     else:
         width = max(len(f.kind) for f in findings)
         for f in findings:
-            _out(_clean(f"{f.kind:<{width}}  {f.path}: {f.detail} -> {f.action}"))
+            detail = f.detail
+            name = f.path.rsplit("/", 1)[-1]
+            if detail.startswith(name + "/"):  # "done/ID: ID/job.json: ..." says ID twice
+                detail = detail[len(name) + 1 :]
+            _out(_clean(f"{f.kind:<{width}}  {f.path}: {detail} -> {f.action}"))
         fixed = len(findings) - len(left)
-        _out(f"{len(findings)} finding(s), {fixed} repaired")
+        found = _plural(len(findings), "problem")
+        _out(f"{found} found, {fixed} repaired" if repair else f"{found} found")
     if left:
-        hint = "" if repair else "; `farro fsck --repair` fixes them"
-        raise _Failed(_report(1, f"{len(left)} problem(s) left{hint}"))
+        if repair:
+            msg = f"{_plural(len(left), 'problem')} could not be repaired (see above)"
+        else:
+            it = "it" if len(left) == 1 else "them"
+            msg = f"{_plural(len(left), 'problem')} found; `farro fsck --repair` fixes {it}"
+        raise _Failed(_report(1, msg))
 
 
 def _report(code: int, msg: str) -> int:
