@@ -630,14 +630,17 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
 
     p, lc = env.prompt, env.lifecycle
     used = lc.attempt - lc.attempt_base
-    if lc.status is Status.QUEUED and used == 0:
+    if lc.status is Status.QUEUED and lc.attempt == 0:
         attempts = f"not run yet; up to {_plural(p.max_attempts, 'attempt')}"
+    elif lc.status is Status.QUEUED and used == 0:
+        attempts = f"up to {_plural(p.max_attempts, 'attempt')}"
     elif lc.status is Status.QUEUED:
         attempts = f"{used} of {p.max_attempts} attempts used; next: attempt {used + 1}"
     else:
         attempts = f"attempt {used} of {p.max_attempts}"
     if lc.attempt_base:
-        attempts += f"; {lc.attempt} in all, counted anew since the last requeue"
+        # runs before an operator's requeue or a worker's release do not count
+        attempts += f", after {_plural(lc.attempt_base, 'uncounted run')}"
     lines = [
         f"job        {env.id}",
         f"title      {_clean(p.title)}",
@@ -1283,6 +1286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         command = typer.main.get_command(app)
+        _plain_argument_help(command)
         rv = command.main(args=args, prog_name="farro", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except KeyboardInterrupt:
@@ -1302,6 +1306,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _plain_argument_help(command: Any) -> None:
+    """Help shows ``ID...`` as click does, not typer's ``{ID}...`` and ``ID <list[str]>``."""
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if param.param_type_name != "argument" or not hasattr(param, "display_type_rich"):
+                continue
+            name = param.metavar or param.name.upper()
+            usage = (name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else "")
+            param.display_type_rich = lambda ctx: None
+            param.get_usage_pieces = lambda ctx, usage=usage: [usage]
+
+
 def _map_exception(exc: BaseException) -> int:
     from farro_core.errors import FarroError
 
@@ -1318,7 +1334,7 @@ def _map_exception(exc: BaseException) -> int:
             return 0
         ctx = getattr(exc, "ctx", None)
         cmd = f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else ""
-        _err(f"{exc.format_message()} (see `farro{cmd} --help`)")
+        _err(f"{exc.format_message().rstrip('.')} (see `farro{cmd} --help`)")
         return 2 if exc.exit_code == 2 else exc.exit_code or 1
     if isinstance(exc, SystemExit):
         return exc.code if isinstance(exc.code, int) else 1

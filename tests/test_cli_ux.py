@@ -309,3 +309,38 @@ def test_fsck_counts_in_words(root: Root, tmp_path: Path) -> None:
     r = cli("fsck", "--root", str(root.path), "--repair")
     assert (r.code, r.out.splitlines()[-1]) == (0, "1 problem found, 1 repaired")
     assert "(s)" not in r.out
+
+
+def test_show_after_a_release_does_not_claim_a_requeue(root: Root) -> None:
+    job_id = submit(root)
+    env = job.claim(root, WorkerIdentity.current("w1"))
+    assert env is not None
+    job.commit(
+        env,
+        Status.QUEUED,
+        Actor.AGENT,
+        "released: worker stopping (attempt 1 not counted)",
+        worker="w1",
+        claim=None,
+        attempt_base=1,
+    )
+    job.release_claim(env)
+    out = cli("show", "--root", str(root.path), job_id).out
+    assert "status     queued  (up to 3 attempts, after 1 uncounted run)\n" in out
+    assert "not run yet" not in out  # it did run, once
+
+
+# ---------------------------------------------------------------- help
+
+
+def test_help_names_arguments_plainly() -> None:
+    r = cli("kill", "--help")
+    assert r.code == 0
+    assert "Usage: farro kill [OPTIONS] ID...\n" in r.out
+    assert "\n  ID  Job ids." in r.out
+    assert "<list[str]>" not in r.out and "{ID}" not in r.out
+    assert "Usage: farro submit [OPTIONS] [SPEC_FILE]...\n" in cli("submit", "--help").out
+    r = cli("kill")
+    assert (
+        r.code == 2 and one_error(r) == "farro: Missing argument 'ID' (see `farro kill --help`)\n"
+    )
