@@ -185,7 +185,7 @@ def _when(value: "datetime | str | None", now: float) -> str:
     if ts is None:
         return _clean(text)
     ago = now - ts
-    rel = f"in {_age(-ago)}" if ago < -1 else f"{_age(ago)} ago"
+    rel = f"in {_age(-ago + 0.999)}" if ago < 0 else f"{_age(ago)} ago"
     return f"{_short_ts(text)} ({rel})"
 
 
@@ -424,7 +424,12 @@ def submit(
     specs: list[JobSpec] = []
     for path in files:
         raw, name = _read_input(path)
-        dicts = parse_request(raw, name, chosen)
+        try:
+            dicts = parse_request(raw, name, chosen)
+        except BadInput as exc:
+            if path == "-" and chosen is None and "invalid JSON" in str(exc):
+                raise BadInput(f"{exc} (TOML on stdin needs --format toml)") from None
+            raise
         if path != "-":
             _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
         specs += validate(dicts, name)
@@ -660,7 +665,7 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
             "labels     " + ", ".join(f"{_clean(k)}={_clean(v)}" for k, v in p.labels.items())
         )
     if lc.not_before is not None and lc.status is Status.QUEUED:
-        lines.append(f"retry at   {_when(lc.not_before, now)} (backoff after a failed attempt)")
+        lines.append(f"retry at   {_when(lc.not_before, now)}, backing off after a failed attempt")
     if lc.claim is not None:
         c = lc.claim
         where = f"{_clean(c.worker)} ({_clean(c.host)} pid {c.pid})"

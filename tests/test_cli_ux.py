@@ -37,8 +37,8 @@ class Ran:
     err: str
 
 
-def cli(*args: str) -> Ran:
-    with CliRunner().isolation() as (out, err, _):
+def cli(*args: str, input: str | None = None) -> Ran:
+    with CliRunner().isolation(input=input) as (out, err, _):
         code = main(list(args))
         sys.stdout.flush()
         sys.stderr.flush()
@@ -344,3 +344,28 @@ def test_help_names_arguments_plainly() -> None:
     assert (
         r.code == 2 and one_error(r) == "farro: Missing argument 'ID' (see `farro kill --help`)\n"
     )
+
+
+def test_toml_on_stdin_without_format_says_which_flag_is_missing(root: Root) -> None:
+    r = cli("submit", "--root", str(root.path), "-", input='prompt = "x"\n')
+    assert r.code == 2 and one_error(r).endswith("(TOML on stdin needs --format toml)\n")
+
+
+def test_show_a_job_backing_off_says_when_it_retries(root: Root) -> None:
+    job_id = submit(root)
+    env = job.claim(root, WorkerIdentity.current("w1"))
+    assert env is not None
+    job.commit(
+        env,
+        Status.QUEUED,
+        Actor.AGENT,
+        "attempt 1: agent exited 1",
+        worker="w1",
+        claim=None,
+        not_before=utcnow() + timedelta(seconds=90.5),
+    )
+    job.release_claim(env)
+    out = cli("show", "--root", str(root.path), job_id).out
+    assert "status     queued  (1 of 3 attempts used; next: attempt 2)" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("retry at"))
+    assert line.endswith("(in 1m31s), backing off after a failed attempt"), line
