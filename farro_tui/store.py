@@ -75,7 +75,16 @@ class Store:
                     if row is not None and row.queue == q:
                         del self.rows[gone]
                 names_changed = True
-            for new in ids - old:
+            fresh = ids - old
+            if not old and not any(i in self.queue_of or i in self.rows for i in fresh):
+                # the first listing of a queue (99k names in done/): in bulk
+                self.queue_of.update(dict.fromkeys(fresh, q))
+                key = "done?" if q == "done" else "queued"
+                self._counts[key] = self._counts.get(key, 0) + len(fresh)
+                self.by_queue[q] = set(fresh)
+                names_changed = names_changed or bool(fresh)
+                continue
+            for new in fresh:
                 if q == "done" and self.loaded:
                     self.finished_at.append(now)
                 self._uncount(new)

@@ -97,9 +97,10 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         res.add_row("exit code", f"{r.exit_code}" + (f" ({', '.join(flags)})" if flags else ""))
         res.add_row("attempt", f"{r.attempt}: {_ts(r.started_at)} → {_ts(r.finished_at)}")
         res.add_row("duration", fmt_duration(r.duration_s))
-        for key in ("cost_usd", "cost", "tokens", "input_tokens", "output_tokens", "model"):
-            if key in r.report:
-                res.add_row(key.replace("_", " "), str(r.report[key]))
+        # whatever the agent reported (cost, tokens, a summary): its scalars, as given
+        shown = [(k, v) for k, v in r.report.items() if isinstance(v, str | int | float | bool)]
+        for key, value in shown[:12]:
+            res.add_row(str(key).replace("_", " ")[:20], Text(str(value)[:300]))
         if r.error:
             res.add_row("error", Text(r.error, style="red"))
         if r.base_commit:
