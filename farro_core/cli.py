@@ -243,6 +243,9 @@ def init(root: RootOpt = None) -> None:
     existed = os.path.isdir(path / "incoming")
     r = Root.init(path)
     _out(f"FARRO root {'ready' if existed else 'created'} at {r.path}")
+    if not existed:
+        flag = "" if root is None else f" --root {r.path}"
+        _out(f'next: farro submit{flag} -p "TASK", then run `farro-tui{flag}` to work the queue')
 
 
 # ---------------------------------------------------------------- submit
@@ -1090,11 +1093,12 @@ def _worker_rows(
     """The summary after ``workers`` and the table rows, live workers first."""
     live: list[tuple[int, list[str]]] = []
     ended: list[tuple[float, list[str]]] = []
+    odd: list[list[str]] = []
     states: dict[str, int] = {}
     for name, data in workers.items():
         if data is None or not isinstance(data.get("state"), str):
             why = "(unreadable status file)" if data is None else "(unrecognised status file)"
-            ended.append((0.0, [_clean(name), "?", "-", "-", why]))
+            odd.append([_clean(name), "?", "-", "-", why])
             continue
         state = _clean(data["state"])
         since = _parse_ts(data.get("since")) if isinstance(data.get("since"), str) else None
@@ -1105,7 +1109,7 @@ def _worker_rows(
         if data.get("job"):
             job = _clean(str(data["job"]))
             if data.get("attempt"):
-                job += f" (attempt {data['attempt']})"
+                job += _clean(f" (attempt {data['attempt']})")
         done = data.get("jobs_done")
         row = [
             _clean(name),
@@ -1128,12 +1132,15 @@ def _worker_rows(
         summary = "none running"
     if ended:
         summary += f"; {len(ended)} stopped or gone"
+    if odd:
+        summary += f"; {len(odd)} unreadable"
     rows = [row for *_, row in live]
     shown = ended[:5]
     rows += [row for _, row in shown]
     if len(ended) > len(shown):
-        rows.append(["…", "", "", "", f"{len(ended) - len(shown)} more stopped (stats --json)"])
-    return summary, rows
+        more = f"{len(ended) - len(shown)} more stopped or gone (farro stats --json)"
+        rows.append(["…", "", "", "", more])
+    return summary, rows + odd
 
 
 def _state_key(item: tuple[str, int]) -> int:

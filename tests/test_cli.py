@@ -80,8 +80,9 @@ def test_init_creates_a_private_root_and_is_idempotent(tmp_path: Path) -> None:
     assert "created" in r.out
     assert stat.S_IMODE(path.stat().st_mode) == 0o700
     assert (path / "incoming").is_dir() and (path / "inbox" / "rejected").is_dir()
+    assert f'next: farro submit --root {path} -p "TASK", then run `farro-tui --root' in r.out
     again = cli("init", "--root", str(path))
-    assert again.code == 0 and "ready" in again.out
+    assert again.code == 0 and again.out == f"FARRO root ready at {path}\n"
 
 
 def test_root_comes_from_farro_root_env(tmp_path: Path) -> None:
@@ -535,7 +536,7 @@ def test_stats_counts_and_tolerates_odd_status_files(root: Root) -> None:
     assert rows["w2"][:2] == ["w2", "?"] and "(unreadable status file)" in " ".join(rows["w2"])
     assert rows["w3"][:3] == ["w3", "gone", "-"]  # its process is gone: not "idle"
     assert "(unrecognised status file)" in " ".join(rows["w4"])
-    assert "workers   1 running (1 busy); 3 stopped or gone" in human.out
+    assert "workers   1 running (1 busy); 1 stopped or gone; 2 unreadable" in human.out
     assert "manager   none (last: elsewhere pid 123)\n" in human.out
     assert "queued 2 oldest" in " ".join(human.out.split())
     assert "=" not in human.out and "None" not in human.out  # no key=value dumps, no reprs

@@ -166,7 +166,7 @@ def test_stats_lists_few_stopped_workers_and_counts_the_rest(root: Root) -> None
     assert lines[0].startswith("workers   none running; 8 stopped or gone")
     assert "farro-tui --workers-only" in lines[0]  # nothing runs the queue: say how to
     assert [ln.split()[0] for ln in lines[2:]] == ["old0", "old1", "old2", "old3", "old4", "…"]
-    assert lines[-1].endswith("3 more stopped (stats --json)")
+    assert lines[-1].endswith("3 more stopped or gone (farro stats --json)")
 
 
 def test_stats_counts_with_notes(root: Root) -> None:
