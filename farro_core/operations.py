@@ -14,13 +14,25 @@ from farro_core.job import commit, kill_requested, load, request_kill
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status, allowed
 
+_PHRASE = {
+    Status.SUCCEEDED: "has already succeeded",
+    Status.FAILED: "has already failed",
+    Status.KILLED: "was already killed",
+    Status.IN_PROGRESS: "is running",
+}
+
+
+def phrase(status: Status) -> str:
+    """A job's status as words for a refusal: 'has already succeeded', 'is queued'."""
+    return _PHRASE.get(status, f"is {status}")
+
 
 def requeue(root: Root, job_id: str, *, by: str = "operator") -> Envelope:
     """Put a stale or failed job back in the queue with a fresh attempt budget."""
     env = load(root, job_id)
     if not allowed(env.status, Status.QUEUED, Actor.OPERATOR):
         raise IllegalTransition(
-            f"job {job_id} is {env.status}; only stale or failed jobs can be requeued"
+            f"job {job_id} {phrase(env.status)}; only stale or failed jobs can be requeued"
         )
     return commit(
         env,
@@ -44,7 +56,9 @@ def kill(root: Root, job_id: str, *, by: str = "operator", wait_s: float = 30.0)
     if allowed(env.status, Status.KILLED, Actor.OPERATOR):
         return commit(env, Status.KILLED, Actor.OPERATOR, f"killed by {by}")
     if env.status is not Status.IN_PROGRESS:
-        raise IllegalTransition(f"job {job_id} is {env.status}; it cannot be killed")
+        raise IllegalTransition(
+            f"job {job_id} {phrase(env.status)}; only queued, running or stale jobs can be killed"
+        )
     if kill_requested(env.path, env.lifecycle.attempt) is None:
         request_kill(env, by)
     if wait_s <= 0:

@@ -89,7 +89,8 @@ def test_requeue_refused_for_other_statuses(root: Root, status: Status) -> None:
         if status is S.SUCCEEDED:
             job.commit(c, S.SUCCEEDED, A.AGENT, "x")
     before = snapshot(root)
-    with pytest.raises(IllegalTransition, match=f"is {status}; only stale or failed"):
+    words = operations.phrase(status)
+    with pytest.raises(IllegalTransition, match=f"{words}; only stale or failed"):
         operations.requeue(root, env.id)
     assert snapshot(root) == before
 
@@ -126,7 +127,7 @@ def test_kill_refused_for_finished_jobs(root: Root, status: Status) -> None:
     else:
         job.commit(claimed(root), status, A.AGENT, "x")
     before = snapshot(root)
-    with pytest.raises(IllegalTransition, match="cannot be killed"):
+    with pytest.raises(IllegalTransition, match="only queued, running or stale jobs can be killed"):
         operations.kill(root, env.id)
     assert snapshot(root) == before
 
