@@ -163,7 +163,7 @@ async def test_a_refused_action_is_a_notification_and_changes_nothing(root: Root
         await pilot.press("y")
         await until(pilot, lambda: any(s == "warning" for _, s in notes.seen), "the refusal")
         assert app.is_running
-    assert "in-progress" in notes.text()
+    assert "is running; only stale or failed jobs can be requeued" in notes.text()
     assert (c.path / "job.json").read_bytes() == before
     assert last_audit(root, jid) == audit_before
     job.release_claim(c)
