@@ -40,5 +40,8 @@ bench: $(STAMP)
 torture: $(STAMP)
 	FARRO_TORTURE=full $(BIN)/pytest -q -s tests/torture tests/load
 
+screenshots: $(STAMP)
+	$(BIN)/python -m farro_tui.screenshots screenshots
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
