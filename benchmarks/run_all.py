@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import bench_console
 import bench_core
 import bench_workers
 from _util import Row, fs_type, print_table
@@ -28,7 +29,11 @@ def main() -> int:
         flush=True,
     )
     rows: list[Row] = []
-    for name, fn in (("core", bench_core.run), ("workers", bench_workers.run)):
+    for name, fn in (
+        ("core", bench_core.run),
+        ("workers", bench_workers.run),
+        ("console", bench_console.run),
+    ):
         try:
             rows += fn()
         except Exception as exc:  # one broken benchmark must not hide the others
