@@ -12,12 +12,14 @@ the whole group: SIGTERM, then SIGKILL after ``kill_grace_s``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
 import select
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -29,7 +31,7 @@ from typing import Any
 
 from farro_core import fs, identity, job
 from farro_core.envelope import Envelope, utcnow
-from farro_core.errors import Corrupt
+from farro_core.errors import Corrupt, FarroError, RootError
 from farro_core.settings import Settings
 
 log = logging.getLogger("farro.worker")
@@ -130,13 +132,46 @@ def reap(proc: subprocess.Popen[bytes]) -> int:
 # ---------------------------------------------------------------- the log
 
 
+class LogRefused(FarroError):
+    """The attempt log's place holds something FARRO will not write through."""
+
+
 class AttemptLog:
-    """``logs/attempt-N.log``: the agent's output, capped, plus ``[farro]`` notes."""
+    """``logs/attempt-N.log``: the agent's output, capped, plus ``[farro]`` notes.
+
+    Raises :class:`LogRefused` when ``logs/`` or the log is a symlink, a FIFO, a
+    directory or anything else but a regular file: it is never written through,
+    and opening it never blocks (a planted FIFO would hang the worker in ``open``).
+    """
 
     def __init__(self, path: Path, cap: int) -> None:
-        fs.make_private_dir(path.parent)
+        rel = f"{path.parent.name}/{path.name}"
+        try:
+            fs.make_private_dir(path.parent)
+        except RootError:
+            raise LogRefused(
+                f"the attempt log's directory {path.parent.name}/ is a symlink or not a "
+                "directory: refusing to write the attempt log through it"
+            ) from None
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        self.fd = os.open(path, flags, 0o600)
+        try:
+            fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LogRefused(
+                    f"the attempt log {rel} is a symlink: refusing to write through it"
+                ) from None
+            if exc.errno in (errno.ENXIO, errno.EISDIR):
+                raise LogRefused(
+                    f"the attempt log {rel} is not a regular file: refusing to write to it"
+                ) from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LogRefused(
+                f"the attempt log {rel} is not a regular file: refusing to write to it"
+            )
+        self.fd = fd
         self.cap = cap
         self.agent_bytes = 0
         self.truncated = False
@@ -173,6 +208,14 @@ class AttemptLog:
             # a full disk must never stall the agent on a full pipe: keep draining, drop it
             self.error = exc.strerror or str(exc)
             log.warning("writing an attempt log failed (%s); the agent's output is dropped", exc)
+
+    @classmethod
+    def discarding(cls, cap: int) -> AttemptLog:
+        """A log that drops everything (its place was refused, see :class:`LogRefused`)."""
+        sink = cls.__new__(cls)
+        sink.fd, sink.cap, sink.agent_bytes, sink.truncated = -1, cap, 0, False
+        sink.error, sink._lock = None, threading.Lock()
+        return sink
 
     def close(self) -> None:
         with self._lock:

@@ -171,8 +171,18 @@ class Worker:
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
         beat = runner.Heartbeat(env, self.settings.heartbeat_s).start()
         try:
+            # A worker stopped (SIGSTOP) between its claim and here may find the job
+            # requeued, or claimed again by another worker: start nothing, write nothing.
+            lost = self._lost(beat)
+            if lost is not None:
+                self._fenced(env, lost, None)
+                return None
             return self._attempt(env, beat)
         except Exception as exc:
+            lost = self._lost(beat)
+            if lost is not None:  # the job vanished under us: fenced, not a bug
+                self._fenced(env, f"{lost} ({type(exc).__name__}: {exc})", None)
+                return None
             log.exception("%s %s: attempt %d broke off", self.name, env.id, n)
             self._give_up(env, exc)
             return None
@@ -185,7 +195,13 @@ class Worker:
 
     def _attempt(self, env: Envelope, beat: runner.Heartbeat) -> Envelope | None:
         n = env.lifecycle.attempt
-        sink = runner.AttemptLog(env.path / runner.log_name(n), self.settings.log_max_bytes)
+        refused: str | None = None
+        try:
+            sink = runner.AttemptLog(env.path / runner.log_name(n), self.settings.log_max_bytes)
+        except runner.LogRefused as exc:  # a planted symlink or FIFO: never written through
+            refused = str(exc)
+            log.warning("%s %s attempt %d: %s", self.name, env.id, n, refused)
+            sink = runner.AttemptLog.discarding(self.settings.log_max_bytes)
         try:
             sink.note(
                 f"attempt {n} of job {env.id} by worker {self.name} "
@@ -195,6 +211,8 @@ class Worker:
             runner.kill_leftovers(env, sink)
             ws: workspace.Workspace | None = None
             try:
+                if refused is not None:  # no agent runs without its log
+                    raise workspace.WorkspaceError(refused)
                 ws = workspace.prepare(self.root, env)
             except workspace.WorkspaceError as exc:
                 now = utcnow()
@@ -202,7 +220,7 @@ class Worker:
                     number=n,
                     started_at=now,
                     finished_at=now,
-                    error=f"workspace: {exc}",
+                    error=refused or f"workspace: {exc}",
                     fatal=not exc.retriable,
                 )
                 sink.note(attempt.error or "")
@@ -254,7 +272,7 @@ class Worker:
                 rubric=verdicts,
                 verdict=verdict,
                 violations=violations,
-                log=runner.log_name(n),
+                log=runner.log_name(n) if refused is None else None,
                 base_commit=ws.base_commit if ws is not None else None,
                 report=attempt.report,
                 error=attempt.error,
@@ -372,8 +390,19 @@ class Worker:
         except Exception as again:
             log.error("%s %s: could not record the failure either: %s", self.name, env.id, again)
 
-    def _fenced(self, env: Envelope, why: str, sink: runner.AttemptLog) -> None:
-        sink.note(f"attempt dropped: {why}")
+    def _lost(self, beat: runner.Heartbeat) -> str | None:
+        """Why the job is no longer ours (None while it is, or when that cannot be told)."""
+        try:
+            return beat.check()
+        except Exception:
+            log.exception(
+                "%s %s: cannot tell whether the job is still ours", self.name, beat.env.id
+            )
+            return None
+
+    def _fenced(self, env: Envelope, why: str, sink: runner.AttemptLog | None) -> None:
+        if sink is not None:
+            sink.note(f"attempt dropped: {why}")
         log.warning(
             "%s %s attempt %d dropped, nothing recorded: %s",
             self.name,
