@@ -189,7 +189,9 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path) -> Workspace:
         git(wt, "clean", "-q", "-ffdx")
         notes.append(f"worktree {wt} reset to base {base[:12]} on branch {branch}")
     else:
-        git(repo, "worktree", "prune")  # forget a registration whose directory is gone
+        # forget our own registration if its directory is gone; never `worktree prune`,
+        # which would also drop the operator's worktrees that are missing for now
+        git(repo, "worktree", "remove", "--force", str(wt), check=False)
         git(repo, "worktree", "add", "-q", "-f", "-B", branch, str(wt), base)
         notes.append(f"worktree {wt} created on branch {branch} at base {base[:12]}")
     return Workspace(path=wt, kind="worktree", base_commit=base, repo=repo, notes=notes)
