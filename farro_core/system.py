@@ -211,7 +211,7 @@ class System:
                 inbox,
                 watch_filter=None,
                 debounce=50,
-                step=50,  # the idle watcher wakes 20 times a second, not 200
+                step=5,
                 stop_event=self._stop_watch,
                 rust_timeout=1000,
                 recursive=False,
