@@ -130,6 +130,27 @@ async def test_sort_by_column_and_repeat_reverses(root: Root, mixed: dict[str, s
         assert titles  # (ids unused otherwise)
 
 
+async def test_a_sorted_view_follows_new_and_changed_jobs(
+    root: Root, mixed: dict[str, str]
+) -> None:
+    """The order by a column is kept between changes, never past one."""
+    app = console(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.store.done_loaded, "done/ read")
+        app.set_sort("title")
+        await pilot.pause()
+        first = make(root, "queued", title="0000 sorts first")
+        await until(pilot, lambda: shown(app)[:1] == [first], "the new job on top")
+        app.set_filter("sorts first")
+        await until(pilot, lambda: shown(app) == [first], "filtered to the new job")
+        app.set_filter("")
+        app.set_sort("title")  # the same column again: reversed
+        await until(pilot, lambda: shown(app)[-1:] == [first], "the new job at the bottom")
+        titles = [app.store.rows[i].title.casefold() for i in shown(app)]
+        assert titles == sorted(titles, reverse=True)
+
+
 async def test_space_marks_and_moves_down_escape_clears(root: Root, mixed: dict[str, str]) -> None:
     app = console(root)
     async with app.run_test(size=(80, 24)) as pilot:
