@@ -169,8 +169,9 @@ class Worker:
         n = env.lifecycle.attempt
         self._set("busy", env.id, n)
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
-        beat = runner.Heartbeat(env, self.settings.heartbeat_s).start()
+        beat = runner.Heartbeat(env, self.settings.heartbeat_s)
         try:
+            beat.start()  # inside the try: if even this fails, the claim is still given back
             # A worker stopped (SIGSTOP) between its claim and here may find the job
             # requeued, or claimed again by another worker: start nothing, write nothing.
             lost = self._lost(beat)

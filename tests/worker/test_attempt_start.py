@@ -139,3 +139,34 @@ def test_a_claim_lost_before_the_attempt_starts_is_dropped_quietly(
     assert any("dropped" in r.getMessage() for r in caplog.records)
     if other is not None:
         job.release_claim(other)
+
+
+# ---------------------------------------------------------------- an error before the attempt
+
+
+def test_an_error_starting_the_heartbeat_gives_the_claim_back(
+    wroot: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``can't start new thread`` (or any error) as the attempt begins: the attempt is
+    recorded as failed and retried, the claim lock is never kept for ever, and the
+    worker goes on serving."""
+    from farro_core import runner
+
+    real_start = runner.Heartbeat.start
+    calls: list[int] = []
+
+    def flaky_start(self: runner.Heartbeat) -> runner.Heartbeat:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("can't start new thread")
+        return real_start(self)
+
+    monkeypatch.setattr(runner.Heartbeat, "start", flaky_start)
+    env = submit(wroot, "x", agent=sh("true"), max_attempts=2)
+    w = make_worker(wroot, retry_backoff_s=0)
+    w.start()
+    done = wait_until(lambda: load(wroot, env.id).status is Status.SUCCEEDED, 10, "the retry")
+    assert done
+    after = load(wroot, env.id)
+    assert after.lifecycle.attempt == 2
+    assert not job.holds_claim(wroot, env.id, 1) and not job.holds_claim(wroot, env.id, 2)
