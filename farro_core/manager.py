@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 
 from farro_core import fs, locks
 from farro_core.envelope import utcnow
+from farro_core.errors import FarroError
 from farro_core.fsck import TMP_MAX_AGE_S
 from farro_core.identity import boot_id, host, pid_started_at
 from farro_core.inbox import ingest
@@ -232,7 +233,7 @@ class Manager:
             self._warned_silent = False
             if holder is not None:
                 log.info(
-                    "standby: %s is the manager (since %s); retrying every %g s",
+                    "standby: %s is the manager (since %s); retrying every %gs",
                     holder,
                     holder.since.isoformat(timespec="seconds") if holder.since else "?",
                     self.retry_s,
@@ -299,6 +300,11 @@ class Manager:
                     cancel=self._stop,
                 )
             except PlannerCancelled:
+                continue
+            except FarroError as exc:  # e.g. a refused inbox/accepted: one line, when new
+                if str(exc) != last:
+                    log.error("inbox pass refused: %s", exc)
+                last = str(exc)
                 continue
             except Exception:
                 log.exception("inbox pass failed; trying again next interval")

@@ -66,7 +66,8 @@ def decide(
         when = (now or utcnow()) + timedelta(seconds=delay)
         return Decision(
             Status.QUEUED,
-            f"attempt {n}: {why}; retry in {delay:g}s ({left} attempt(s) left)",
+            f"attempt {n}: {why}; retry in {delay:g}s "
+            f"({left} attempt{'s' if left != 1 else ''} left)",
             not_before=when,
         )
     used = lc.attempt - lc.attempt_base

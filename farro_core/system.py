@@ -105,10 +105,12 @@ class System:
             except BaseException:
                 self._stop_locked(release=True, grace_s=0)
                 raise
+            n = len(self._workers)
             log.info(
-                "started: %d worker(s), manager %s",
-                len(self._workers),
-                "on" if self.with_manager else "off",
+                "started: %d worker%s; %s",
+                n,
+                "" if n == 1 else "s",
+                "the manager role is taken when free" if self.with_manager else "no manager",
             )
 
     def stop(self, *, release: bool = True, grace_s: float | None = None) -> None:
@@ -148,7 +150,9 @@ class System:
             self._watcher.join(10)
             self._watcher = None
         self._running = False
-        log.info("stopped%s", f" ({len(errors)} worker error(s))" if errors else "")
+        log.info(
+            "stopped%s", f" (workers that failed to stop cleanly: {len(errors)})" if errors else ""
+        )
 
     def restart(self) -> None:
         """Stop (releasing running jobs) and start again, in this process."""

@@ -141,7 +141,7 @@ class Watchdog:
         silent = now - last
         if silent > self.settings.stale_after_s:
             who = f" (worker {lc.claim.worker})" if lc.claim else ""
-            return f"no heartbeat for {silent:.0f} s{who}"
+            return f"no heartbeat for {silent:.0f}s{who}"
         return None
 
     def _maybe_requeue(self, env: Envelope, report: SweepReport) -> None:

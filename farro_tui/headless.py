@@ -68,9 +68,10 @@ def run(root_path: Path, *, workers: int | None = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         log.info(
-            "farro-tui --workers-only on %s: %d worker(s) %s",
+            "farro-tui --workers-only on %s: %d worker%s %s",
             root.path,
             system.n_workers,
+            "" if system.n_workers == 1 else "s",
             ", ".join(system.worker_names) or "(manager only)",
         )
         system.start()
