@@ -99,6 +99,8 @@ def ingest(
 ) -> list[Ingested]:
     """Process every pending request file; stop while incoming/ is full (backpressure)."""
     settings = settings or root.settings
+    for where in (root.accepted, root.rejected):  # a planted symlink would carry files out
+        fs.check_private(where)
     out: list[Ingested] = []
     for path in pending(root):
         if cancel is not None and cancel.is_set():
