@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from farro_core.envelope import explain
 from farro_core.errors import BadInput
@@ -42,6 +42,17 @@ class Settings(BaseModel):
     max_queued: int = Field(default=0, ge=0)
     planner: Command = None  # None: the bundled demo planner
     keys: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _beats_often_enough(self) -> Settings:
+        # else a healthy worker's job goes stale between two beats, which fences the
+        # worker and kills its agent: no job could ever finish
+        if self.stale_after_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"stale_after_s ({self.stale_after_s:g}) must be at least twice heartbeat_s "
+                f"({self.heartbeat_s:g}), or healthy jobs are marked stale between two beats"
+            )
+        return self
 
     def agent_argv(self) -> list[str] | str:
         return self.agent if self.agent is not None else demo_command("farro_core.demo_agent")
