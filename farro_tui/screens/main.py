@@ -43,6 +43,7 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._filter_timer: Timer | None = None
+        self._queue: QueueView | None = None
 
     @property
     def farro(self) -> FarroApp:
@@ -53,7 +54,8 @@ class MainScreen(Screen[None]):
         yield Static("", id="stats")
         yield Static("", id="tabs")
         yield QueueHeader(id="queue-header")
-        yield QueueView(farro.store, farro.clock, want=farro.feeder.want, id="queue")
+        self._queue = QueueView(farro.store, farro.clock, want=farro.feeder.want, id="queue")
+        yield self._queue
         yield Input(placeholder="filter: text or regex over id, title, labels", id="filter")
         yield Footer()
 
@@ -64,7 +66,11 @@ class MainScreen(Screen[None]):
 
     @property
     def queue(self) -> QueueView:
-        return self.query_one(QueueView)
+        """The queue widget, kept rather than queried: timers and the footer still ask
+        for it while the app tears the screen down on quit."""
+        if self._queue is None:
+            return self.query_one(QueueView)
+        return self._queue
 
     def targets(self) -> list[str]:
         """Marked jobs (visible or not), else the one under the cursor."""

@@ -446,3 +446,19 @@ async def test_a_lost_terminal_releases_the_jobs(root: Root) -> None:
         app._hangup()  # what SIGHUP (an SSH drop) runs
         await until(pilot, lambda: not app.is_running, "exit")
     assert system.stops[0]["release"] is True
+
+
+async def test_timers_firing_while_the_app_tears_down_do_not_crash(root: Root) -> None:
+    """The clock tick and view updates can fire after the queue widget is gone (on quit)."""
+    make(root, S.QUEUED, "a job")
+    app = console(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        await main.queue.remove()
+        app._tick()  # what the 1 s timer does
+        app.recompute_view()  # what a coalesced disk update does
+        app.refresh_bindings()  # what the footer does
+        app.targets()
+        await pilot.pause()
