@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from farro_core.envelope import utcnow
+from farro_core.envelope import Lifecycle, utcnow
 from farro_core.root import Root
 
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -45,6 +45,24 @@ def record(
         "revision": revision,
         "reason": reason,
     }
+
+
+def recovered(root: Root, lc: Lifecycle, actor: str) -> None:
+    """Record a revision that a crash kept out of the log, found by ``actor``."""
+    append(
+        root,
+        record(
+            job=lc.id,
+            frm=None,
+            to=lc.status,
+            actor=actor,
+            worker=None,
+            attempt=lc.attempt,
+            revision=lc.revision,
+            reason=f"recovered: {lc.reason}",
+            event="recovered",
+        ),
+    )
 
 
 def append(root: Root, rec: dict[str, Any]) -> None:

@@ -137,16 +137,9 @@ def _parse_ts(value: str | None) -> float | None:
 
 def _age(seconds: float | None) -> str:
     """A whole-second age in the two largest units: ``42s``, ``3m12s``, ``2h05m``, ``4d03h``."""
-    if seconds is None:
-        return "-"
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    from farro_core.humanize import duration
+
+    return duration(seconds, missing="-")
 
 
 def _duration(seconds: float) -> str:

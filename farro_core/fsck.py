@@ -409,18 +409,5 @@ def _unaudited(lc: Lifecycle, have: int) -> str:
 
 def _recover(root: Root, jid: str, lc: Lifecycle, have: int) -> Finding:
     """Append a ``recovered`` line for the job's current, unaudited revision."""
-    audit.append(
-        root,
-        audit.record(
-            job=jid,
-            frm=None,
-            to=lc.status,
-            actor="fsck",
-            worker=None,
-            attempt=lc.attempt,
-            revision=lc.revision,
-            reason=f"recovered: {lc.reason}",
-            event="recovered",
-        ),
-    )
+    audit.recovered(root, lc, "fsck")
     return Finding("unaudited", jid, _unaudited(lc, have), "added a recovered line", True)

@@ -179,20 +179,7 @@ class Watchdog:
                 if here is None or now.revision != lc.revision:
                     return  # moved on meanwhile
                 fs.move(here, self.root.path / QUEUE_DIR[now.status] / env.id)
-                audit.append(
-                    self.root,
-                    audit.record(
-                        job=env.id,
-                        frm=None,
-                        to=now.status,
-                        actor="watchdog",
-                        worker=None,
-                        attempt=now.attempt,
-                        revision=now.revision,
-                        reason=f"recovered: {now.reason}",
-                        event="recovered",
-                    ),
-                )
+                audit.recovered(self.root, now, "watchdog")
         except (FarroError, OSError) as exc:
             log.error("job %s: could not move it to %s/: %s", env.id, QUEUE_DIR[lc.status], exc)
             return

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from farro_core.humanize import duration
 from farro_core.listing import JobRow
 from farro_tui.store import Store
 
@@ -214,16 +215,7 @@ _order_cache: dict[tuple[str, int, int], list[str]] = {}
 
 
 def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    return duration(seconds)
 
 
 def fmt_age(created: str, now: datetime) -> str:
