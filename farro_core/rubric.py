@@ -30,6 +30,10 @@ class Interrupted(Exception):
     """The worker was told to stop or kill while a check ran; the check was killed."""
 
 
+#: a check's whole output is kept in a temp file until it ends; past this it is killed
+OUTPUT_MAX_BYTES = 64 << 20
+
+
 def run_checks(
     items: Sequence[RubricItem],
     cwd: Path,
@@ -70,27 +74,36 @@ def run_check(
                 output_tail=f"[farro] could not run the check: {exc}",
             )
         deadline = time.monotonic() + item.timeout_s
+        flooded = False
         while not wait_exit(proc, min(POLL_S, max(0.0, deadline - time.monotonic()))):
             if cancel():
                 signal_group(proc, signal.SIGKILL)
                 reap(proc)
                 raise Interrupted(item.id)
-            if time.monotonic() >= deadline:
+            # its output goes to a temp file: a check that prints without end must
+            # not fill the disk before its timeout
+            flooded = os.fstat(out.fileno()).st_size > OUTPUT_MAX_BYTES
+            if flooded or time.monotonic() >= deadline:
                 break
-        timed_out = not exited(proc)
-        if timed_out:
+        stopped = not exited(proc)
+        if stopped:
             signal_group(proc, signal.SIGTERM)
             if not wait_exit(proc, KILL_GRACE_S):
                 signal_group(proc, signal.SIGKILL)
         code = reap(proc)
         tail = _tail(out)
-    if timed_out:
-        tail = (tail + f"\n[farro] check timed out after {item.timeout_s:g}s").lstrip("\n")
+    if stopped:
+        why = (
+            f"output exceeded {OUTPUT_MAX_BYTES} bytes; check killed"
+            if flooded
+            else f"check timed out after {item.timeout_s:g}s"
+        )
+        tail = (tail + f"\n[farro] {why}").lstrip("\n")
     return RubricVerdict(
         id=item.id,
-        passed=code == 0 and not timed_out,
+        passed=code == 0 and not stopped,
         required=item.required,
-        exit_code=None if timed_out else code,
+        exit_code=None if stopped else code,
         output_tail=tail[-TAIL_CHARS:],
     )
 

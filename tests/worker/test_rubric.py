@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from farro_core import rubric
 from farro_core.envelope import RubricItem, RubricVerdict
 from farro_core.root import Root
@@ -120,3 +122,15 @@ def test_verdict_rules() -> None:
     assert rubric.verdict([v(True), v(None)]) == "passed"
     assert rubric.verdict([v(True), v(False, required=False)]) == "passed"
     assert rubric.verdict([v(False), v(True)]) == "failed"
+
+
+def test_a_check_that_prints_without_end_is_killed_before_it_fills_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rubric, "OUTPUT_MAX_BYTES", 1 << 20)
+    item = RubricItem(id="flood", check="yes farro", timeout_s=120)
+    t0 = time.monotonic()
+    v = rubric.run_check(item, tmp_path, {"PATH": "/usr/bin:/bin"})
+    assert time.monotonic() - t0 < 60, "killed for its output, not by its 120 s timeout"
+    assert v.passed is False and v.exit_code is None
+    assert v.output_tail.endswith(f"[farro] output exceeded {1 << 20} bytes; check killed")
