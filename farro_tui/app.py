@@ -146,7 +146,7 @@ class FarroApp(App[None]):
         if threading.current_thread() is threading.main_thread() and not self.is_headless:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                with contextlib.suppress(RuntimeError, ValueError):  # Unix only, as flock is
                     loop.add_signal_handler(sig, self._hangup)
 
     def _start_system(self) -> None:
