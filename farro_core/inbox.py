@@ -66,7 +66,8 @@ class Ingested:
     def describe(self) -> str:
         if self.outcome == "accepted":
             again = "" if self.created == len(self.jobs) else f", {self.created} new"
-            return f"accepted {self.name}: {len(self.jobs)} job(s){again}"
+            n = len(self.jobs)
+            return f"accepted {self.name}: {n} job{'' if n == 1 else 's'}{again}"
         first = (self.error or "").splitlines()[0] if self.error else ""
         return f"{self.outcome} {self.name}: {first}"
 

@@ -320,7 +320,10 @@ class Worker:
             sink.note(attempt.error)
             return [], [], None
         violations = globs.violations(changed, env.prompt.allowed_paths)
-        sink.note(f"{len(changed)} path(s) changed" + (f": {_short(changed)}" if changed else ""))
+        n = len(changed)
+        sink.note(
+            f"{n} path{'' if n == 1 else 's'} changed" + (f": {_short(changed)}" if n else "")
+        )
         if head is not None:
             sink.note(f"work committed on branch farro/{env.id} as {head[:12]}")
         if violations:

@@ -157,7 +157,7 @@ def test_file_events_wake_the_manager_and_the_workers(
     wait_until(lambda: (root.accepted / "req.json").exists(), "the manager ingests", 10)
     [job_id] = [r.id for r in listing.scan(root)]
     wait_for(lambda: status_is(root, job_id, Status.SUCCEEDED), "the worker runs it", 10)
-    assert system.snapshot().manager.last_ingest == "accepted req.json: 1 job(s)"
+    assert system.snapshot().manager.last_ingest == "accepted req.json: 1 job"
 
 
 def test_stop_kills_a_running_planner_and_leaves_its_file_in_the_inbox(
