@@ -522,7 +522,7 @@ def ls_(
             q = QUEUE_DIR[Status(s)]
             if q not in queues:
                 queues.append(q)
-    scanned = list(scan(r, queues))
+    scanned = list(scan(r, queues, wanted))
     rows = [row for row in scanned if wanted is None or row.status in wanted]
     hidden = 0 if wanted is None else sum(1 for row in scanned if row.status == "corrupt")
     if as_json:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from farro_core import fs
 from farro_core.root import QUEUES, Root
+from farro_core.transitions import Status
+
+_STATUSES = frozenset(s.value for s in Status)
 
 # prompt.json never changes: the parts a listing shows are cached per job.
 _prompt_parts: dict[tuple[str, str, str], tuple[str, int, int, float, dict[str, str]]] = {}
@@ -45,8 +48,12 @@ def _load(dir_fd: int, name: str) -> Any:
     return json.loads(fs.read_at(dir_fd, name))
 
 
-def read_row(root: Root, queue: str, job_id: str) -> JobRow | None:
-    """The row of one job, or None if it is gone (moved or quarantined meanwhile)."""
+def read_row(
+    root: Root, queue: str, job_id: str, statuses: Collection[str] | None = None
+) -> JobRow | None:
+    """The row of one job, or None if it is gone (moved or quarantined meanwhile) or,
+    given ``statuses``, readable but in another status: then prompt.json is not read,
+    which halves the cost of listing one status out of a big done/."""
     try:
         dfd = fs.open_dir(root.path / queue / job_id)
     except FileNotFoundError:
@@ -56,6 +63,9 @@ def read_row(root: Root, queue: str, job_id: str) -> JobRow | None:
     try:
         try:
             lc = _load(dfd, "job.json")
+            status = lc.get("status") if isinstance(lc, dict) else None
+            if statuses is not None and status in _STATUSES and status not in statuses:
+                return None
             # keyed by creation too: a reused id (quarantined, then created again) is new
             key = (root.key, job_id, str(lc.get("created_at", "")))
             parts = _prompt_parts.get(key)
@@ -124,10 +134,13 @@ def _corrupt(queue: str, job_id: str, why: str) -> JobRow:
     )
 
 
-def scan(root: Root, queues: Iterable[str] = QUEUES) -> Iterator[JobRow]:
-    """Rows of every job in ``queues``, in id (creation) order within each queue."""
+def scan(
+    root: Root, queues: Iterable[str] = QUEUES, statuses: Collection[str] | None = None
+) -> Iterator[JobRow]:
+    """Rows of every job in ``queues`` (in ``statuses``, plus unreadable ones), in id
+    (creation) order within each queue."""
     for q in queues:
         for job_id in sorted(root.ids(q)):
-            row = read_row(root, q, job_id)
+            row = read_row(root, q, job_id, statuses)
             if row is not None:
                 yield row

@@ -52,6 +52,20 @@ def test_scan_order_and_queue_filter(root: Root) -> None:
     assert [r.queue for r in listing.scan(root)] == ["incoming"] * 4 + ["done"]
 
 
+def test_a_status_filter_reads_no_prompt_of_other_jobs(root: Root) -> None:
+    """Listing one status out of a big done/ must not pay for every prompt.json."""
+    killed, other = (job.create(root, spec(str(i))) for i in range(2))
+    job.commit(killed, S.KILLED, A.OPERATOR, "x")
+    c = claimed(root)
+    assert c.id == other.id
+    done = job.commit(c, S.SUCCEEDED, A.AGENT, "ok")
+    prompt = done.path / "prompt.json"
+    os.chmod(prompt, 0o644)
+    prompt.write_text("{ not json")  # would be an unreadable row if it were read
+    assert [r.id for r in listing.scan(root, ["done"], {"killed"})] == [killed.id]
+    assert {r.status for r in listing.scan(root, ["done"])} == {"killed", "corrupt"}
+
+
 def test_rows_follow_commits(root: Root) -> None:
     env = job.create(root, spec())
     c = claimed(root)
