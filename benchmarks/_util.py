@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
-REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,10 +49,11 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[T, float]:
+    """What ``fn(*args, **kwargs)`` returned and how long the call took, in seconds."""
     t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t
 
 
 @contextmanager

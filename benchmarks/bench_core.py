@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from _util import Row, farro_cli, fs_type, median, ms, pct, print_table, scratch
+from _util import Row, farro_cli, fs_type, median, ms, pct, print_table, scratch, timed
 from gen_root import generate
 
 from farro_core import job
@@ -33,20 +33,16 @@ def bench_transactions(base: Path, n: int) -> list[Row]:
     me = WorkerIdentity.current("bench")
     create_t, claim_t, commit_t = [], [], []
     for _ in range(n):
-        t = time.perf_counter()
-        job.create(root, spec)
-        create_t.append(time.perf_counter() - t)
+        create_t.append(timed(job.create, root, spec)[1])
     claimed = []
     for _ in range(n):
-        t = time.perf_counter()
-        env = job.claim(root, me)
-        claim_t.append(time.perf_counter() - t)
+        env, took = timed(job.claim, root, me)
+        claim_t.append(took)
         assert env is not None
         claimed.append(env)
     for env in claimed:
-        t = time.perf_counter()
-        job.commit(env, Status.SUCCEEDED, Actor.AGENT, "bench", worker=me.name)
-        commit_t.append(time.perf_counter() - t)
+        _, took = timed(job.commit, env, Status.SUCCEEDED, Actor.AGENT, "bench", worker=me.name)
+        commit_t.append(took)
         job.release_claim(env)
     rows = []
     for name, vals in (("create", create_t), ("claim", claim_t), ("commit", commit_t)):
@@ -66,14 +62,13 @@ def bench_submit_cold(base: Path, cli: list[str], runs: int) -> Row:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FARRO_")}
     walls = []
     for i in range(runs + 1):
-        t = time.perf_counter()
-        proc = subprocess.run(
+        proc, wall = timed(
+            subprocess.run,
             [*cli, "submit", "--root", str(root.path), "--prompt", f"cold submit {i}"],
             capture_output=True,
             env=env,
             timeout=60,
         )
-        wall = time.perf_counter() - t
         if proc.returncode != 0:
             raise RuntimeError(f"farro submit failed: {proc.stderr.decode().strip()}")
         if i > 0:  # the first run warms the page cache of the interpreter and libraries
@@ -91,13 +86,13 @@ def bench_ls(root: Root, cli: list[str], runs: int, big: int) -> Row:
     walls = []
     lines = 0
     for _ in range(runs + 1):
-        t = time.perf_counter()
-        proc = subprocess.run(
+        proc, wall = timed(
+            subprocess.run,
             [*cli, "ls", "--root", str(root.path), "--status", "queued"],
             capture_output=True,
             timeout=120,
         )
-        walls.append(time.perf_counter() - t)
+        walls.append(wall)
         if proc.returncode != 0:
             raise RuntimeError(f"farro ls failed: {proc.stderr.decode().strip()}")
         lines = len(proc.stdout.splitlines())
@@ -115,9 +110,8 @@ def claim_costs(root: Root, n: int) -> list[float]:
     me = WorkerIdentity.current(f"bench-{root.path.name}")
     out = []
     for _ in range(n):
-        t = time.perf_counter()
-        env = job.claim(root, me)
-        out.append(time.perf_counter() - t)
+        env, took = timed(job.claim, root, me)
+        out.append(took)
         assert env is not None
         job.release_claim(env)
     return out
