@@ -8,7 +8,6 @@ apart means a commit can never touch the job's definition.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import UTC, datetime
@@ -352,7 +351,3 @@ def load_lifecycle(raw: bytes, where: str) -> Lifecycle:
 def default_title(prompt: str) -> str:
     first = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
     return first[:200]
-
-
-def loads_json(raw: bytes) -> Any:
-    return json.loads(raw)

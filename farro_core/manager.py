@@ -186,10 +186,6 @@ class Manager:
             return ManagerStatus("elsewhere", str(other), other.since, None, self._last_ingest)
         return ManagerStatus("none", None, None, None, self._last_ingest)
 
-    @property
-    def is_manager(self) -> bool:
-        return self._holding.is_set()
-
     # ------------------------------------------------------------ the role
 
     def _try_take(self) -> bool:
