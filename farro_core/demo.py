@@ -11,7 +11,6 @@ file in inbox/ shows the manager's planner at work.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -109,5 +108,5 @@ def seed(root: Root) -> dict[str, list[str]]:
 
     goal = root.inbox / "demo-goal.json"
     if not goal.exists():
-        fs.write_file(goal, (json.dumps(GOAL, indent=2) + "\n").encode())
+        fs.write_json(goal, GOAL, indent=2)
     return out

@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from farro_core.errors import AlreadyExists, DurabilityError, RootError
 
@@ -87,6 +89,11 @@ def write_file(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = Tr
         write_at(dfd, path.name, data, mode, durable=durable)
     finally:
         os.close(dfd)
+
+
+def write_json(path: Path, body: Any, *, indent: int | None = None, durable: bool = True) -> None:
+    """Atomically replace ``path`` with ``body`` as one line of JSON (or indented), 0600."""
+    write_file(path, (json.dumps(body, indent=indent) + "\n").encode(), durable=durable)
 
 
 def read_at(dir_fd: int | None, name: str | Path, limit: int = 16 << 20) -> bytes:

@@ -255,8 +255,7 @@ def _planned_specs(
             cwd=str(root.path),
             cancel=cancel,
         )
-        body = json.dumps({"request_sha256": sha, "jobs": plan}, indent=2) + "\n"
-        fs.write_file(plan_file, body.encode())
+        fs.write_json(plan_file, {"request_sha256": sha, "jobs": plan}, indent=2)
     out = []
     for i, spec in enumerate(plan):
         if not isinstance(spec, dict):

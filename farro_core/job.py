@@ -753,7 +753,7 @@ def request_kill(env: Envelope, by: str) -> None:
     with suppress(FileExistsError):
         os.mkdir(control, 0o700)
     body = {"attempt": env.lifecycle.attempt, "by": by, "at": utcnow().isoformat()}
-    fs.write_file(control / "kill", (json.dumps(body) + "\n").encode())
+    fs.write_json(control / "kill", body)
 
 
 def kill_requested(path: Path, attempt: int) -> str | None:

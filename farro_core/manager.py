@@ -202,7 +202,7 @@ class Manager:
             "since": self._since.isoformat(),
         }
         try:
-            fs.write_file(self.root.run / MANAGER_JSON, (json.dumps(body) + "\n").encode())
+            fs.write_json(self.root.run / MANAGER_JSON, body)
         except BaseException:
             self._lock.release()
             raise

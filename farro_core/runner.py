@@ -306,9 +306,7 @@ def record_agent(env: Envelope, pid: int) -> None:
         "host": identity.host(),
         "boot_id": identity.boot_id(),
     }
-    fs.write_file(
-        _agent_record(env, env.lifecycle.attempt), (json.dumps(body) + "\n").encode(), durable=False
-    )
+    fs.write_json(_agent_record(env, env.lifecycle.attempt), body, durable=False)
 
 
 def kill_leftovers(env: Envelope, sink: AttemptLog) -> None:

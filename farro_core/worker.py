@@ -14,7 +14,6 @@ went stale and was requeued): the attempt is dropped, never recorded.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -442,10 +441,8 @@ class Worker:
             "jobs_done": st.jobs_done,
         }
         try:
-            fs.write_file(  # informational: atomic for readers, no fsync needed
-                self.root.workers_dir / f"{self.name}.json",
-                (json.dumps(body) + "\n").encode(),
-                durable=False,
+            fs.write_json(  # informational: atomic for readers, no fsync needed
+                self.root.workers_dir / f"{self.name}.json", body, durable=False
             )
         except OSError as exc:
             log.warning("%s: cannot write its status file: %s", self.name, exc)
