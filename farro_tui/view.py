@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from farro_core.humanize import duration
 from farro_core.listing import JobRow
 from farro_tui.store import Store
 
@@ -212,10 +211,6 @@ def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetim
 
 
 _order_cache: dict[tuple[str, int, int], list[str]] = {}
-
-
-def fmt_duration(seconds: float | None) -> str:
-    return duration(seconds)
 
 
 def fmt_age(created: str, now: datetime) -> str:

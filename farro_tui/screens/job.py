@@ -20,8 +20,8 @@ from farro_core import audit
 from farro_core.envelope import Envelope
 from farro_core.errors import FarroError
 from farro_core.fs import read_file
+from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
-from farro_tui.view import fmt_duration
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         grid.add_row("not before", _ts(lc.not_before))
     grid.add_row("created", f"{_ts(lc.created_at)} by {p.created_by}")
     grid.add_row("updated", _ts(lc.updated_at))
-    grid.add_row("timeout", fmt_duration(p.timeout_s))
+    grid.add_row("timeout", duration(p.timeout_s))
     grid.add_row("priority", str(p.priority))
     if p.labels:
         grid.add_row("labels", " ".join(f"{k}={v}" for k, v in p.labels.items()))
@@ -96,7 +96,7 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         flags = [f for f, on in (("timed out", r.timed_out), ("killed", r.killed)) if on]
         res.add_row("exit code", f"{r.exit_code}" + (f" ({', '.join(flags)})" if flags else ""))
         res.add_row("attempt", f"{r.attempt}: {_ts(r.started_at)} → {_ts(r.finished_at)}")
-        res.add_row("duration", fmt_duration(r.duration_s))
+        res.add_row("duration", duration(r.duration_s))
         # whatever the agent reported (cost, tokens, a summary): its scalars, as given
         shown = [(k, v) for k, v in r.report.items() if isinstance(v, str | int | float | bool)]
         for key, value in shown[:12]:

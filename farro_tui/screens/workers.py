@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from farro_tui.view import fmt_duration
+from farro_core.humanize import duration
 
 if TYPE_CHECKING:
     from farro_tui.app import FarroApp
@@ -28,9 +28,9 @@ def manager_line(snapshot: Any, now: datetime) -> Text:
     if m.holder:
         t.append(f" (held by {m.holder})")
     if m.since:
-        t.append(f" for {fmt_duration((now - m.since).total_seconds())}")
+        t.append(f" for {duration((now - m.since).total_seconds())}")
     if m.last_sweep:
-        t.append(f" · last sweep {fmt_duration((now - m.last_sweep).total_seconds())} ago")
+        t.append(f" · last sweep {duration((now - m.last_sweep).total_seconds())} ago")
     if m.last_ingest:
         t.append(f"\nlast ingestion: {m.last_ingest}", "bright_black")
     if snapshot.paused:
@@ -80,7 +80,7 @@ class WorkersScreen(Screen[None]):
                     Text(w.state, STATE_STYLE.get(w.state, "")),
                     w.job or "",
                     str(w.attempt or ""),
-                    fmt_duration((now - w.since).total_seconds()),
+                    duration((now - w.since).total_seconds()),
                     str(w.jobs_done),
                 )
                 if w.name in table.rows:

@@ -22,9 +22,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from farro_core.humanize import duration
 from farro_core.listing import JobRow
 from farro_tui.store import Store
-from farro_tui.view import COLUMNS, fmt_age, fmt_duration, run_seconds
+from farro_tui.view import COLUMNS, fmt_age, run_seconds
 
 STATUS_STYLE = {
     "queued": Style(color="cyan"),
@@ -108,7 +109,7 @@ def row_cells(
             text, style = fmt_age(row.created_at, now), DIM
         elif col == "run":
             secs = run_seconds(row, now)
-            text = fmt_duration(secs)
+            text = duration(secs)
             if row.status == "in-progress" and secs is not None and row.timeout_s > 0:
                 frac = secs / row.timeout_s
                 style = Style(color="red" if frac > 0.8 else "yellow")
