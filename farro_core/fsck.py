@@ -75,14 +75,25 @@ def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
             )
             for name in job.unfinished_batches(root)
         ]
-    for entry in os.scandir(root.tmp):
+    for path, detail in tmp_leftovers(root, now):
+        out.append(_quarantine(root, path, "tmp", detail, repair))
+    return out
+
+
+def tmp_leftovers(root: Root, now: float) -> list[tuple[Path, str]]:
+    """tmp/ entries older than :data:`TMP_MAX_AGE_S` (creates that never finished), with
+    why each is one: what fsck and the manager's tmp/ sweep quarantine."""
+    out = []
+    with os.scandir(root.tmp) as it:
+        entries = list(it)
+    for entry in entries:
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except FileNotFoundError:
             continue  # a create published it meanwhile
         if age > TMP_MAX_AGE_S:
             detail = f"staging leftover, {age / 3600:.1f} h old (a create that never finished)"
-            out.append(_quarantine(root, Path(entry.path), "tmp", detail, repair))
+            out.append((Path(entry.path), detail))
     return out
 
 

@@ -32,7 +32,7 @@ from filelock import FileLock, Timeout
 from farro_core import fs, locks
 from farro_core.envelope import utcnow
 from farro_core.errors import FarroError
-from farro_core.fsck import TMP_MAX_AGE_S
+from farro_core.fsck import tmp_leftovers
 from farro_core.identity import boot_id, host, pid_started_at
 from farro_core.inbox import ingest
 from farro_core.planner import PLANNER_TIMEOUT_S, PlannerCancelled
@@ -327,17 +327,9 @@ def sweep_tmp(root: Root, now: float | None = None) -> list[Path]:
         log.warning("%s published: its batch's creator died while publishing it", job_id)
     now = time.time() if now is None else now
     moved = []
-    with os.scandir(root.tmp) as it:
-        entries = list(it)
-    for entry in entries:
-        try:
-            age = now - entry.stat(follow_symlinks=False).st_mtime
-        except FileNotFoundError:
-            continue
-        if age > TMP_MAX_AGE_S:
-            detail = f"staging leftover, {age / 3600:.1f} h old (a create that never finished)"
-            moved.append(quarantine(root, Path(entry.path), detail))
-            log.warning("tmp/%s quarantined: %s", entry.name, detail)
+    for path, detail in tmp_leftovers(root, now):
+        moved.append(quarantine(root, path, detail))
+        log.warning("tmp/%s quarantined: %s", path.name, detail)
     return moved
 
 
