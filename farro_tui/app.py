@@ -415,7 +415,7 @@ class FarroApp(App[None]):
                 return False
             ids = self.targets()
             if not any(
-                can(action, self.store.status_of(i) or self._status_on_screen(i)) for i in ids
+                can(action, self.store.status_of(i) or self._status_on_screen()) for i in ids
             ):
                 return None  # shown disabled: the table allows it for no target
             return True
@@ -425,7 +425,8 @@ class FarroApp(App[None]):
             return self.current_job() is not None or None
         return True
 
-    def _status_on_screen(self, job_id: str) -> str | None:
+    def _status_on_screen(self) -> str | None:
+        """The status the open job screen shows (its one target), for a job the store lacks."""
         screen = self.screen
         if isinstance(screen, JobScreen) and screen.env is not None:
             return str(screen.env.status)
@@ -446,7 +447,7 @@ class FarroApp(App[None]):
         if self.readonly:
             return
         ids = self.targets()
-        status = {i: self.store.status_of(i) or self._status_on_screen(i) for i in ids}
+        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
         legal = [i for i in ids if can(verb, status[i])]
         skipped = [i for i in ids if i not in legal]
         if not legal:
