@@ -53,6 +53,13 @@ def unique_suffix() -> str:
     return f"{os.getpid()}.{secrets.token_hex(6)}"
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_at(
     dir_fd: int, name: str, data: bytes, mode: int = 0o600, *, durable: bool = True
 ) -> None:
@@ -66,9 +73,7 @@ def write_at(
     try:
         try:
             os.fchmod(fd, mode)  # exact, whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             if durable:
                 fsync(fd)
         finally:

@@ -341,10 +341,7 @@ def _write_intent(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> t
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         body = {"jobs": [{"stage": st.name, "id": p.id} for st, p, _ in staged]}
-        data = json.dumps(body).encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        fs.write_all(fd, json.dumps(body).encode())
         fs.fsync(fd)
         fs.fsync_dir(root.tmp)
     except BaseException:

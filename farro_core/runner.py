@@ -200,10 +200,8 @@ class AttemptLog:
     def _write(self, data: bytes) -> None:
         if self.fd < 0 or self.error is not None:
             return  # closed (output of something that escaped the group), or failed
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            fs.write_all(self.fd, data)
         except OSError as exc:
             # a full disk must never stall the agent on a full pipe: keep draining, drop it
             self.error = exc.strerror or str(exc)
