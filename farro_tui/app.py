@@ -84,7 +84,6 @@ class FarroApp(App[None]):
         workers: int | None = None,
         no_workers: bool = False,
         readonly: bool = False,
-        demo: bool = False,
         *,
         clock: Callable[[], datetime] | None = None,
         watch: bool = True,
@@ -97,7 +96,6 @@ class FarroApp(App[None]):
         self.worker_count = workers
         self.no_workers = no_workers
         self.readonly = readonly
-        self.demo = demo
         self.clock = clock or system_clock
         self.cursor_blink = cursor_blink
         self.kill_wait_s = kill_wait_s

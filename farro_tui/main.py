@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         no_workers=args.no_workers,
         readonly=args.readonly,
-        demo=args.demo,
     ).run()
     return 0
 
