@@ -1,9 +1,9 @@
 """Run FARRO's workers headless on a root until SIGTERM/SIGINT.
 
-Uses ``farro-tui --workers-only`` when the console package provides it; this
-module is the stand-in the benchmarks use meanwhile (the same System object).
+The benchmarks run ``farro-tui --workers-only``; this module runs the same
+System object itself for the ``--no-fsync`` what-if.
 
-    python benchmarks/_headless.py ROOT WORKERS
+    python benchmarks/_headless.py ROOT WORKERS [--no-fsync]
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ def command(root: Path, workers: int, *, no_fsync: bool = False) -> list[str]:
     if no_fsync:
         return [sys.executable, __file__, str(root), str(workers), "--no-fsync"]
     tui = BIN / "farro-tui"
-    try:
-        import farro_tui.main  # noqa: F401
-    except ImportError:
-        return [sys.executable, __file__, str(root), str(workers)]
     return [str(tui), "--workers-only", "--root", str(root), "--workers", str(workers)]
 
 
