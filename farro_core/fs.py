@@ -131,6 +131,15 @@ def read_file(path: Path, limit: int = 16 << 20) -> bytes:
     return read_at(None, path, limit)
 
 
+def read_json_at(dir_fd: int | None, name: str | Path, limit: int = 16 << 20) -> Any:
+    """Parse a JSON file read as :func:`read_at` does; ``ValueError`` when it is not JSON."""
+    return json.loads(read_at(dir_fd, name, limit))
+
+
+def read_json(path: Path, limit: int = 16 << 20) -> Any:
+    return read_json_at(None, path, limit)
+
+
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 

@@ -22,7 +22,6 @@ Nothing is deleted: good files go to ``inbox/accepted/``, bad ones to
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import stat
@@ -267,7 +266,7 @@ def _planned_specs(
 
 def _saved_plan(plan_file: Path, sha: str) -> list[dict[str, Any]] | None:
     try:
-        saved = json.loads(fs.read_file(plan_file))
+        saved = fs.read_json(plan_file)
     except (OSError, ValueError):
         return None
     if not isinstance(saved, dict) or saved.get("request_sha256") != sha:

@@ -390,7 +390,7 @@ def finish_batches(root: Root) -> list[str]:
             if not locks.try_flock_fd(fd):
                 continue  # its creator is alive and publishing
             try:
-                body = json.loads(fs.read_at(None, root.tmp / name, limit=16 << 20))
+                body = fs.read_json(root.tmp / name)
                 items = [(str(i["stage"]), check_id(str(i["id"]))) for i in body["jobs"]]
             except (ValueError, KeyError, TypeError, OSError, FarroError):
                 continue  # torn: written before the batch was committed; the tmp/ sweep
@@ -760,7 +760,7 @@ def kill_requested(path: Path, attempt: int) -> str | None:
     except OSError:
         return None
     try:
-        body = json.loads(fs.read_at(cfd, "kill", limit=4096))
+        body = fs.read_json_at(cfd, "kill", limit=4096)
     except (OSError, ValueError):
         return None
     finally:

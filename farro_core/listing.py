@@ -7,11 +7,9 @@ shown as such rather than failing the whole listing (``fsck`` deals with it).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from farro_core import fs
 from farro_core.root import QUEUES, Root
@@ -44,10 +42,6 @@ class JobRow:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _load(dir_fd: int, name: str) -> Any:
-    return json.loads(fs.read_at(dir_fd, name))
-
-
 def read_row(
     root: Root, queue: str, job_id: str, statuses: Collection[str] | None = None
 ) -> JobRow | None:
@@ -62,7 +56,7 @@ def read_row(
         return _corrupt(queue, job_id, "not a real directory")
     try:
         try:
-            lc = _load(dfd, "job.json")
+            lc = fs.read_json_at(dfd, "job.json")
             status = lc.get("status") if isinstance(lc, dict) else None
             if statuses is not None and status in _STATUSES and status not in statuses:
                 return None
@@ -70,7 +64,7 @@ def read_row(
             key = (root.key, job_id, str(lc.get("created_at", "")))
             parts = _prompt_parts.get(key)
             if parts is None:
-                p = _load(dfd, "prompt.json")
+                p = fs.read_json_at(dfd, "prompt.json")
                 parts = (
                     str(p.get("title", "")),
                     int(p.get("max_attempts", 1)),

@@ -17,7 +17,6 @@ and staleness must never wait for a planner.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -81,7 +80,7 @@ class Holder:
 def read_holder(root: Root) -> Holder | None:
     """What ``run/manager.json`` says (the last holder; it may be gone)."""
     try:
-        data = json.loads(fs.read_file(root.run / MANAGER_JSON, limit=1 << 16))
+        data = fs.read_json(root.run / MANAGER_JSON, limit=1 << 16)
         since = data.get("since")
         return Holder(
             host=str(data["host"]),

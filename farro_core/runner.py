@@ -318,7 +318,7 @@ def kill_leftovers(env: Envelope, sink: AttemptLog) -> None:
     """
     for n in range(max(1, env.lifecycle.attempt - 100), env.lifecycle.attempt):
         try:
-            body = json.loads(fs.read_file(_agent_record(env, n), limit=4096))
+            body = fs.read_json(_agent_record(env, n), limit=4096)
             pid, started = int(body["pid"]), body["started_at"]
             host, boot = str(body["host"]), str(body["boot_id"])
         except (OSError, ValueError, KeyError, TypeError):

@@ -22,7 +22,6 @@ our look is still caught on the next sweep.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -205,7 +204,7 @@ class Watchdog:
 def _peek_status(path: Path) -> str | None:
     """job.json's status without model validation (the cheap read of listing.py)."""
     try:
-        data = json.loads(fs.read_file(path / job.JOB, limit=1 << 20))
+        data = fs.read_json(path / job.JOB, limit=1 << 20)
     except (OSError, ValueError):
         return None
     status = data.get("status") if isinstance(data, dict) else None
