@@ -108,7 +108,7 @@ def _check_queues(
                 out.append(_quarantine(root, path, "corrupt", "name is not a job id", repair))
                 continue
             try:
-                lc, ident = _read_job(root, path)
+                lc, ident = _read_job(path)
             except _Moved:
                 continue  # a live job moved on between the listing and the read
             except Corrupt as exc:
@@ -142,7 +142,7 @@ class _Moved(Exception):
     """The entry left its queue directory between the listing and the open."""
 
 
-def _read_job(root: Root, path: Path) -> tuple[Lifecycle, tuple[int, int]]:
+def _read_job(path: Path) -> tuple[Lifecycle, tuple[int, int]]:
     """job.json of the directory at ``path``, and that directory's identity (dev, inode)."""
     try:
         dfd = fs.open_dir(path)

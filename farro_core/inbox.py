@@ -205,9 +205,9 @@ def ingest_file(
         return Ingested(name, "waiting", error=f"{name}: its job ids keep changing; retrying")
     crash.point("inbox.created")  # jobs exist, file still in inbox/: a re-run creates none
     ids = tuple(s.id for s in specs if s.id)
-    dest = _move_unique(root, path, root.accepted)
+    dest = _move_unique(path, root.accepted)
     if plan_file is not None and os.path.lexists(plan_file):
-        _move_unique(root, plan_file, root.accepted, f"{dest.name}.plan.json")
+        _move_unique(plan_file, root.accepted, f"{dest.name}.plan.json")
     return Ingested(name, "accepted", ids, created, os.path.relpath(dest, root.path))
 
 
@@ -310,7 +310,7 @@ def _missing(root: Root, specs: list[JobSpec], explicit: set[str], name: str) ->
     return out
 
 
-def _move_unique(root: Root, src: Path, dest_dir: Path, want: str | None = None) -> Path:
+def _move_unique(src: Path, dest_dir: Path, want: str | None = None) -> Path:
     """Move ``src`` into ``dest_dir`` under a name nothing holds (never replacing)."""
     want = want or src.name
     stem, dot, ext = want.partition(".")
@@ -343,5 +343,5 @@ def _reject(root: Root, path: Path, error: str, plan_file: Path | None = None) -
     fs.write_file(note, text.encode())
     fs.move(path, dest)
     if plan_file is not None and os.path.lexists(plan_file):
-        _move_unique(root, plan_file, root.rejected, f"{final}.plan.json")
+        _move_unique(plan_file, root.rejected, f"{final}.plan.json")
     return Ingested(name, "rejected", moved_to=os.path.relpath(dest, root.path), error=error)
