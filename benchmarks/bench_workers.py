@@ -309,28 +309,21 @@ def run(n: int = 1000, latency_samples: int = 100) -> list[Row]:
                 None,
             )
         )
-        if "nq" in missing:
-            rows.append(Row("FARRO vs nq", ">= 2x", "skipped", None, missing["nq"]))
-        else:
-            rate = nq_throughput(base, n)
+        for tool, name, setup, goal, throughput in (
+            ("nq", "nq", "2 queues", 2.0, nq_throughput),
+            ("tsp", "task-spooler", "-S 2", 0.7, tsp_throughput),
+        ):
+            target = f">= {goal:g}x"
+            if tool in missing:
+                rows.append(Row(f"FARRO vs {name}", target, "skipped", None, missing[tool]))
+                continue
+            rate = throughput(base, n)
             rows.append(
                 Row(
-                    "FARRO vs nq (2 queues)",
-                    ">= 2x",
+                    f"FARRO vs {name} ({setup})",
+                    target,
                     f"{e2e / rate:.2f}x ({e2e:.0f} vs {rate:.0f} jobs/s)",
-                    e2e / rate >= 2.0,
-                )
-            )
-        if "tsp" in missing:
-            rows.append(Row("FARRO vs task-spooler", ">= 0.7x", "skipped", None, missing["tsp"]))
-        else:
-            rate = tsp_throughput(base, n)
-            rows.append(
-                Row(
-                    "FARRO vs task-spooler (-S 2)",
-                    ">= 0.7x",
-                    f"{e2e / rate:.2f}x ({e2e:.0f} vs {rate:.0f} jobs/s)",
-                    e2e / rate >= 0.7,
+                    e2e / rate >= goal,
                 )
             )
         lat = pickup_latency(base, latency_samples)
