@@ -110,3 +110,9 @@ def print_table(rows: list[Row], title: str = "") -> None:
         if r.note:
             print(f"    note: {r.note}")
     sys.stdout.flush()
+
+
+def report(rows: list[Row], title: str) -> int:
+    """Print the table; the exit status: 1 when a goal is missed, else 0."""
+    print_table(rows, title)
+    return 0 if all(r.ok is not False for r in rows) else 1

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from _util import Row, farro_cli, fs_type, median, ms, pct, print_table, scratch, timed
+from _util import Row, farro_cli, fs_type, median, ms, pct, report, scratch, timed
 from gen_root import generate
 
 from farro_core import job
@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", type=int, default=100_000)
     args = ap.parse_args(argv)
     rows = run(args.jobs, args.big)
-    print_table(rows, "FARRO core benchmarks")
-    return 0 if all(r.ok is not False for r in rows) else 1
+    return report(rows, "FARRO core benchmarks")
 
 
 if __name__ == "__main__":

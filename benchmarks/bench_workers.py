@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from _headless import command as headless_command
-from _util import Row, median, ms, pct, print_table, scratch
+from _util import Row, median, ms, pct, report, scratch
 
 from farro_core import job
 from farro_core.envelope import parse_spec
@@ -347,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=int, default=100)
     args = ap.parse_args(argv)
     rows = run(args.jobs, args.latency)
-    print_table(rows, "FARRO worker benchmarks")
-    return 0 if all(r.ok is not False for r in rows) else 1
+    return report(rows, "FARRO worker benchmarks")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import bench_console
 import bench_core
 import bench_workers
-from _util import Row, fs_type, print_table
+from _util import Row, fs_type, report
 
 
 def main() -> int:
@@ -39,8 +39,7 @@ def main() -> int:
         except Exception as exc:  # one broken benchmark must not hide the others
             rows.append(Row(f"{name} benchmarks", "run", f"error: {exc}", False))
     title = f"FARRO benchmarks ({time.perf_counter() - t:.0f} s, load {os.getloadavg()[0]:.1f})"
-    print_table(rows, title)
-    return 0 if all(r.ok is not False for r in rows) else 1
+    return report(rows, title)
 
 
 if __name__ == "__main__":
