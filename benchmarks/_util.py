@@ -56,10 +56,15 @@ def timed(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[T, flo
     return out, time.perf_counter() - t
 
 
+def scratch_base() -> Path:
+    """Where the benchmarks make their roots: $FARRO_BENCH_DIR, else /var/tmp (not tmpfs)."""
+    return Path(os.environ.get("FARRO_BENCH_DIR") or "/var/tmp")
+
+
 @contextmanager
 def scratch(name: str) -> Iterator[Path]:
-    """A fresh directory on the real disk (not tmpfs) under $FARRO_BENCH_DIR or /var/tmp."""
-    base = Path(os.environ.get("FARRO_BENCH_DIR") or "/var/tmp")
+    """A fresh directory on the real disk (not tmpfs) under :func:`scratch_base`."""
+    base = scratch_base()
     base.mkdir(parents=True, exist_ok=True)
     d = Path(tempfile.mkdtemp(prefix=f"farro-bench-{name}-", dir=base))
     try:

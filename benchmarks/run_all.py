@@ -12,17 +12,16 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import bench_console
 import bench_core
 import bench_workers
-from _util import Row, fs_type, report
+from _util import Row, fs_type, report, scratch_base
 
 
 def main() -> int:
     t = time.perf_counter()
-    base = Path(os.environ.get("FARRO_BENCH_DIR") or "/var/tmp")
+    base = scratch_base()
     print(
         f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"scratch {base} ({fs_type(base)}), load average {os.getloadavg()[0]:.1f} at start",
