@@ -27,6 +27,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -310,12 +311,19 @@ def _missing(root: Root, specs: list[JobSpec], explicit: set[str], name: str) ->
     return out
 
 
+def _free_names(want: str) -> Iterator[str]:
+    """``want``, then ``stem.1.ext``, ``stem.2.ext``...: the names a request may take
+    in accepted/ or rejected/ without replacing anything."""
+    stem, dot, ext = want.partition(".")
+    yield want
+    for n in range(1, 1000):
+        yield f"{stem}.{n}{dot}{ext}"
+
+
 def _move_unique(src: Path, dest_dir: Path, want: str | None = None) -> Path:
     """Move ``src`` into ``dest_dir`` under a name nothing holds (never replacing)."""
     want = want or src.name
-    stem, dot, ext = want.partition(".")
-    for n in range(1000):
-        name = want if n == 0 else f"{stem}.{n}{dot}{ext}"
+    for name in _free_names(want):
         dest = dest_dir / name
         if os.path.lexists(dest) or os.path.lexists(f"{dest}.error.txt"):
             continue
@@ -330,9 +338,7 @@ def _move_unique(src: Path, dest_dir: Path, want: str | None = None) -> Path:
 def _reject(root: Root, path: Path, error: str, plan_file: Path | None = None) -> Ingested:
     """Move a bad request to rejected/ beside NAME.error.txt saying what is wrong."""
     name = path.name
-    stem, dot, ext = name.partition(".")
-    for n in range(1000):
-        final = name if n == 0 else f"{stem}.{n}{dot}{ext}"
+    for final in _free_names(name):
         dest = root.rejected / final
         note = root.rejected / f"{final}.error.txt"
         if not os.path.lexists(dest) and not os.path.lexists(note):
