@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -355,18 +355,22 @@ def _write_intent(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> t
 def unfinished_batches(root: Root) -> list[str]:
     """Intents in tmp/ whose creator is gone (read-only: for a dry-run fsck)."""
     out = []
-    for name in sorted(os.listdir(root.tmp)):
-        if name.startswith(BATCH_PREFIX) and name.endswith(".json"):
-            try:
-                fd = os.open(root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                if locks.try_flock_fd(fd):
-                    out.append(name)
-            finally:
-                os.close(fd)
+    for name in _intents(os.listdir(root.tmp)):
+        try:
+            fd = os.open(root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if locks.try_flock_fd(fd):
+                out.append(name)
+        finally:
+            os.close(fd)
     return out
+
+
+def _intents(names: Iterable[str]) -> list[str]:
+    """The batch intents among the names in tmp/, in name order."""
+    return sorted(n for n in names if n.startswith(BATCH_PREFIX) and n.endswith(".json"))
 
 
 def finish_batches(root: Root) -> list[str]:
@@ -379,9 +383,7 @@ def finish_batches(root: Root) -> list[str]:
         entries = [e.name for e in os.scandir(root.tmp)]
     except FileNotFoundError:
         return published
-    for name in sorted(entries):
-        if not (name.startswith(BATCH_PREFIX) and name.endswith(".json")):
-            continue
+    for name in _intents(entries):
         try:
             fd = os.open(root.tmp / name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
