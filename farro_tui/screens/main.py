@@ -51,9 +51,13 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         farro = self.farro
-        yield Static("", id="stats")
-        yield Static("", id="tabs")
-        yield QueueHeader(id="queue-header")
+        # kept, not queried: timers still redraw while the app tears the screen down
+        self._stats = Static("", id="stats")
+        self._tabs = Static("", id="tabs")
+        self._header = QueueHeader(id="queue-header")
+        yield self._stats
+        yield self._tabs
+        yield self._header
         self._queue = QueueView(farro.store, farro.clock, want=farro.feeder.want, id="queue")
         yield self._queue
         yield Input(placeholder="filter: text or regex over id, title, labels", id="filter")
@@ -94,7 +98,7 @@ class MainScreen(Screen[None]):
 
     def update_bars(self) -> None:
         farro = self.farro
-        self.query_one("#stats", Static).update(farro.stats_text(self.size.width))
+        self._stats.update(farro.stats_text(self.size.width))
         counts = farro.store.counts()
         spec = farro.spec
         short = self.size.width < 110
@@ -115,9 +119,8 @@ class MainScreen(Screen[None]):
         marks = len(self.queue.marks)
         if marks:
             t.append(f" ● {marks} marked", "bold yellow")
-        self.query_one("#tabs", Static).update(t)
-        header = self.query_one(QueueHeader)
-        header.sort, header.reverse = spec.sort, spec.reverse
+        self._tabs.update(t)
+        self._header.sort, self._header.reverse = spec.sort, spec.reverse
 
     # ------------------------------------------------------------ events
 
