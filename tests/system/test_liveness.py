@@ -39,6 +39,9 @@ def test_kill9_mid_job_goes_stale_then_is_requeued_and_finishes(
     env = submit(root, "slow on its first attempt")
     running = wait_for(lambda: status_is(root, env.id, Status.IN_PROGRESS), "A claims the job")
     assert running.lifecycle.claim is not None and running.lifecycle.claim.pid == a.pid
+    # The claim's audit line follows its job.json write: killing A before it lands would
+    # kill it mid-claim, a different crash point (tests/proc covers those).
+    wait_until(lambda: transitions(root, env.id), "the claim's audit line")
 
     here = System(root, workers=1)  # the test's own System: a hot standby until A dies
     systems.append(here)

@@ -93,7 +93,13 @@ def test_a_lost_terminal_releases_the_running_job(tmp_path: Path) -> None:
         pid = claim.pid
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
-    _poll("the job released", lambda: status(root, jid) == "queued", session, timeout=30)
+    # job.json changes first and its audit line follows, so wait for the line itself.
+    _poll(
+        "the job released",
+        lambda: status(root, jid) == "queued" and last_audit(root, jid)["to"] == "queued",
+        session,
+        timeout=30,
+    )
     line = last_audit(root, jid)
     assert (line["from"], line["to"], line["actor"]) == ("in-progress", "queued", "agent")
     _poll("the console gone", lambda: not Path(f"/proc/{pid}").exists(), session, timeout=30)
