@@ -3,7 +3,7 @@
 Set ``FARRO_CRASH_AT=<point>`` (e.g. ``claim.committed``) and the process calls
 ``os._exit(CRASH_EXIT)`` when it reaches that point: no cleanup, no flush, like
 ``kill -9``. Every point the code reaches is listed in :data:`POINTS`, so tests
-can cover each one.
+can cover each one, and in docs/spec.md §5.7 with what a crash there leaves.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ Command = list[str] | str | None
 class Settings(BaseModel):
     """Every setting, with its default and what it does.
 
-    The descriptions are the documentation: README.md's settings table is
-    generated from them (``python -m farro_tui.docgen``), and tests/test_docs.py
-    fails when it drifts from this class.
+    The descriptions are the documentation: README.md's settings table and
+    docs/spec.md §8 are generated from them (``python -m farro_tui.docgen``), and
+    tests/test_docs.py fails when they drift from this class.
     ``default_text`` says what a default means where its value would not.
     """
 

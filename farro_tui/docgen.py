@@ -255,6 +255,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
 #: which blocks each file must hold
 FILES: dict[str, tuple[str, ...]] = {
     "README.md": ("settings",),
+    "docs/spec.md": ("cli", "tui-flags", "keys", "settings-reference"),
 }
 
 

@@ -1,11 +1,20 @@
-"""The docs say what the code does: generated tables are current, settings are described.
+"""The docs say what the code does: docs/spec.md is the contract, and every part of it
+that mirrors code is checked against that code (or generated from it).
 
 Each failure says which file and section to update, and how.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
+
+from farro_core import audit, crash
+from farro_core.envelope import Claim, JobSpec, Lifecycle, Prompt, Result, RubricItem, RubricVerdict
 from farro_core.settings import Settings
+from farro_core.transitions import QUEUE_DIR, TABLE
 from farro_tui import docgen
 
 
@@ -46,3 +55,165 @@ def test_readme_settings_table_lists_every_setting_with_its_default_and_descript
             f"the code says {default!r} and {info.description!r}: run `{docgen.COMMAND}`"
         )
     assert rows["log_max_bytes"][0] == "10 MiB" and defaults.log_max_bytes == 10 << 20
+
+
+# ---------------------------------------------------------------- docs/spec.md
+
+SPEC = docgen.REPO / "docs" / "spec.md"
+#: the old contract's name, spelled so that this file does not mention it
+OLD_NAME = "SPEC" + ".md"
+OLD_REF = re.compile(r"\bSPEC(?:\.md|\s+(?:section\s+)?\d)")
+SECTION_REF = re.compile(r"§\s*(\d+(?:\.\d+)*)")
+HEADING = re.compile(r"^#{2,4} (\d+(?:\.\d+)*)\.? ", re.MULTILINE)
+TEXT_SUFFIXES = {".py", ".md", ".toml", ".tcss", ".txt", ".cfg", ".ini", ".sh", ".json", ".yml"}
+SKIP_DIRS = {"__pycache__", "__snapshots__", "screenshots", "node_modules", "build", "dist"}
+
+
+def repo_files() -> list[Path]:
+    """The repository's own text files (not .venv, caches, snapshots or build output)."""
+    out = []
+    for path in sorted(docgen.REPO.rglob("*")):
+        rel = path.relative_to(docgen.REPO)
+        if any(p.startswith(".") or p in SKIP_DIRS or p.endswith(".egg-info") for p in rel.parts):
+            continue
+        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name == "Makefile"):
+            out.append(path)
+    return out
+
+
+def spec_sections() -> set[str]:
+    return set(HEADING.findall(SPEC.read_text()))
+
+
+def table_after(marker: str, text: str | None = None) -> list[list[str]]:
+    """The body rows of the first markdown table after ``marker`` in docs/spec.md."""
+    text = SPEC.read_text() if text is None else text
+    assert marker in text, f"docs/spec.md has no {marker!r}; the test looks for the table after it"
+    lines = text[text.index(marker) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))])
+    return rows
+
+
+def names(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell) or [cell]
+
+
+def test_every_section_reference_resolves_to_a_heading_of_docs_spec() -> None:
+    sections = spec_sections()
+    assert {"1", "4", "4.1", "5", "5.7", "7.2", "8"} <= sections
+    bad = []
+    for path in repo_files():
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            rel = path.relative_to(docgen.REPO)
+            bad += [f"{rel}:{n}: §{s}" for s in SECTION_REF.findall(line) if s not in sections]
+    assert not bad, (
+        "these § references name no heading of docs/spec.md (headings are "
+        f"'## N. Title' / '### N.M Title'; existing: {sorted(sections, key=_num)}): "
+        "point them at the right section, or add it (never renumber):\n" + "\n".join(bad)
+    )
+
+
+def _num(section: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in section.split("."))
+
+
+def test_no_file_cites_the_old_contract() -> None:
+    bad = []
+    for path in repo_files():
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if OLD_REF.search(line):
+                bad.append(f"{path.relative_to(docgen.REPO)}:{n}: {line.strip()}")
+    assert not bad, (
+        f"{OLD_NAME} is not in this repository: cite the contract as 'docs/spec.md §N' "
+        "(the section that says what the code does):\n" + "\n".join(bad)
+    )
+
+
+def test_transition_table_in_spec_matches_transitions_py() -> None:
+    rows = table_after("### 4.1 ")
+    documented = {(frm, to): {a.strip() for a in actors.split(",")} for frm, to, actors, *_ in rows}
+    code = {(f.value, t.value): {a.value for a in actors} for (f, t), actors in TABLE.items()}
+    fix = "docs/spec.md §4.1 must match farro_core/transitions.py TABLE: "
+    for key in code.keys() - documented.keys():
+        pytest.fail(fix + f"add the row | {key[0]} | {key[1]} | {', '.join(sorted(code[key]))} |")
+    for key in documented.keys() - code.keys():
+        pytest.fail(fix + f"the row {key[0]} -> {key[1]} is in no TABLE entry: remove it")
+    for key, actors in code.items():
+        assert documented[key] == actors, (
+            fix + f"{key[0]} -> {key[1]} is allowed to {', '.join(sorted(actors))}, "
+            f"the doc says {', '.join(sorted(documented[key]))}"
+        )
+    assert len(rows) == len(documented), fix + "a (from, to) row appears twice"
+
+
+def test_queue_directories_in_spec_match_the_code() -> None:
+    rows = table_after("### 4.2 ")
+    assert {status: q for status, q in rows} == {s.value: q for s, q in QUEUE_DIR.items()}, (
+        "docs/spec.md §4.2 must list farro_core/transitions.py QUEUE_DIR, one row per status"
+    )
+
+
+MODELS: dict[str, set[str]] = {
+    "Prompt": set(Prompt.model_fields),
+    "RubricItem": set(RubricItem.model_fields),
+    "Lifecycle": set(Lifecycle.model_fields),
+    "Claim": set(Claim.model_fields),
+    "Result": set(Result.model_fields),
+    "RubricVerdict": set(RubricVerdict.model_fields),
+    "audit": set(
+        audit.record(
+            job="x", frm=None, to=None, actor="a", worker=None, attempt=0, revision=1, reason=""
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_schema_tables_in_spec_list_every_field(model: str) -> None:
+    rows = table_after(f"<!-- fields: {model} -->")
+    documented = [n for row in rows for n in names(row[0])]
+    missing = sorted(MODELS[model] - set(documented))
+    extra = sorted(set(documented) - MODELS[model])
+    assert not missing and not extra, (
+        f"docs/spec.md §3, the table after '<!-- fields: {model} -->', is out of step with "
+        f"the code: document {missing}, remove {extra}"
+    )
+    assert len(documented) == len(set(documented)), f"a field of {model} is listed twice"
+
+
+def test_spec_fields_are_the_prompt_fields_marked_in_a_spec() -> None:
+    rows = table_after("<!-- fields: Prompt -->")
+    in_spec = {names(row[0])[0] for row in rows if row[3] == "yes"}
+    assert in_spec == set(JobSpec.model_fields), (
+        "docs/spec.md §3.3: the 'in a spec' column must say yes exactly for the fields of "
+        f"farro_core/envelope.py JobSpec: {sorted(JobSpec.model_fields)}"
+    )
+
+
+def test_crash_points_in_spec_are_crash_points() -> None:
+    rows = table_after("### 5.7 ")
+    documented = [names(row[0])[0] for row in rows]
+    assert sorted(documented) == sorted(crash.POINTS), (
+        "docs/spec.md §5.7 must list every name of farro_core/crash.py POINTS once, with "
+        f"the step it is at and what a crash there leaves: missing "
+        f"{sorted(set(crash.POINTS) - set(documented))}, not points "
+        f"{sorted(set(documented) - set(crash.POINTS))}"
+    )
+
+
+def test_cli_reference_in_spec_lists_every_command() -> None:
+    import typer
+
+    from farro_core.cli import app
+
+    commands = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    documented = re.findall(r"^#### `farro ([\w-]+)`$", SPEC.read_text(), re.MULTILINE)
+    assert documented == commands, (
+        f"docs/spec.md §7.2 lists {documented}, the typer app has {commands}: "
+        f"run `{docgen.COMMAND}`"
+    )
