@@ -217,3 +217,28 @@ def test_cli_reference_in_spec_lists_every_command() -> None:
         f"docs/spec.md §7.2 lists {documented}, the typer app has {commands}: "
         f"run `{docgen.COMMAND}`"
     )
+
+
+# ---------------------------------------------------------------- docs/architecture.md
+
+
+def test_the_layer_list_in_architecture_names_every_module() -> None:
+    """A newcomer finds every module, and every subpackage, in docs/architecture.md."""
+    text = (docgen.REPO / "docs" / "architecture.md").read_text()
+    start = text.index("## The layers")
+    begin = text.index("```\n", start) + 4
+    block = text[begin : text.index("\n```", begin)]
+    listed = set(re.findall(r"[\w/]+\.py|\w+/", block))
+    missing = []
+    for package in ("farro_core", "farro_tui"):
+        top = docgen.REPO / package
+        for path in sorted(top.iterdir()):
+            if path.name.startswith(("_", ".")):
+                continue
+            name = path.name + "/" if path.is_dir() else path.name
+            if (path.is_dir() or path.suffix == ".py") and name not in listed:
+                missing.append(f"{package}/{name}")
+    assert not missing, (
+        "docs/architecture.md's layer list ('## The layers') does not name "
+        f"{missing}: add a line saying what each holds"
+    )
