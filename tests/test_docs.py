@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 import pytest
 
@@ -184,6 +185,17 @@ def test_schema_tables_in_spec_list_every_field(model: str) -> None:
         f"the code: document {missing}, remove {extra}"
     )
     assert len(documented) == len(set(documented)), f"a field of {model} is listed twice"
+
+
+def test_result_verdicts_in_spec_are_the_code_s() -> None:
+    row = next(r for r in table_after("<!-- fields: Result -->") if r[0] == "`verdict`")
+    union = get_args(Result.model_fields["verdict"].annotation)
+    verdicts = {v for arm in union if get_origin(arm) is Literal for v in get_args(arm)}
+    assert set(names(row[1])) == verdicts, (
+        "docs/spec.md §3.5: the verdict row of the Result table must name every value of "
+        f"farro_core/envelope.py Result.verdict {sorted(verdicts)} (and say what each means "
+        "in §6.4)"
+    )
 
 
 def test_spec_fields_are_the_prompt_fields_marked_in_a_spec() -> None:
