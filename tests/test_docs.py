@@ -6,14 +6,18 @@ Each failure says which file and section to update, and how.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
 import pytest
 
-from farro_core import audit, crash
+import farro_core
+from farro_core import audit, crash, errors
 from farro_core.envelope import Claim, JobSpec, Lifecycle, Prompt, Result, RubricItem, RubricVerdict
+from farro_core.fsck import Finding
+from farro_core.listing import JobRow
 from farro_core.settings import Settings
 from farro_core.transitions import QUEUE_DIR, TABLE
 from farro_tui import docgen
@@ -90,7 +94,7 @@ def table_after(marker: str, text: str | None = None) -> list[list[str]]:
     """The body rows of the first markdown table after ``marker`` in docs/spec.md."""
     text = SPEC.read_text() if text is None else text
     assert marker in text, f"docs/spec.md has no {marker!r}; the test looks for the table after it"
-    lines = text[text.index(marker) :].splitlines()
+    lines = [line.strip() for line in text[text.index(marker) :].splitlines()]
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     rows = []
     for line in lines[start + 2 :]:
@@ -159,6 +163,14 @@ def test_queue_directories_in_spec_match_the_code() -> None:
     )
 
 
+def _errors() -> dict[str, int]:
+    return {
+        name: cls.exit_code
+        for name, cls in vars(errors).items()
+        if isinstance(cls, type) and issubclass(cls, errors.FarroError)
+    }
+
+
 MODELS: dict[str, set[str]] = {
     "Prompt": set(Prompt.model_fields),
     "RubricItem": set(RubricItem.model_fields),
@@ -171,6 +183,10 @@ MODELS: dict[str, set[str]] = {
             job="x", frm=None, to=None, actor="a", worker=None, attempt=0, revision=1, reason=""
         )
     ),
+    "JobRow": {f.name for f in dataclasses.fields(JobRow)},
+    "Finding": {f.name for f in dataclasses.fields(Finding)},
+    "errors": set(_errors()),
+    "api": set(farro_core.__all__),
 }
 
 
@@ -185,6 +201,14 @@ def test_schema_tables_in_spec_list_every_field(model: str) -> None:
         f"the code: document {missing}, remove {extra}"
     )
     assert len(documented) == len(set(documented)), f"a field of {model} is listed twice"
+
+
+def test_exit_codes_in_spec_are_the_errors_exit_codes() -> None:
+    documented = {names(row[0])[0]: int(row[1]) for row in table_after("<!-- fields: errors -->")}
+    assert documented == _errors(), (
+        "docs/spec.md §7.1: the errors table must give each error class of "
+        f"farro_core/errors.py its exit_code: {_errors()}"
+    )
 
 
 def test_result_verdicts_in_spec_are_the_code_s() -> None:
