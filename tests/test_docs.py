@@ -7,6 +7,7 @@ Each failure says which file and section to update, and how.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Literal, get_args, get_origin
@@ -77,12 +78,14 @@ SKIP_DIRS = {"__pycache__", "__snapshots__", "screenshots", "node_modules", "bui
 def repo_files() -> list[Path]:
     """The repository's own text files (not .venv, caches, snapshots or build output)."""
     out = []
-    for path in sorted(docgen.REPO.rglob("*")):
-        rel = path.relative_to(docgen.REPO)
-        if any(p.startswith(".") or p in SKIP_DIRS or p.endswith(".egg-info") for p in rel.parts):
-            continue
-        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name == "Makefile"):
-            out.append(path)
+    for top, dirs, files in os.walk(docgen.REPO):
+        dirs[:] = sorted(
+            d for d in dirs if not (d.startswith(".") or d in SKIP_DIRS or d.endswith(".egg-info"))
+        )
+        for name in sorted(files):
+            path = Path(top, name)
+            if path.suffix in TEXT_SUFFIXES or name == "Makefile":
+                out.append(path)
     return out
 
 
