@@ -177,14 +177,16 @@ def tui_flags() -> str:
     from farro_tui.main import parser
 
     rows = []
+    usage = ["farro-tui"]
     for action in parser()._actions:
         if isinstance(action, argparse._HelpAction):
             continue
         flags = ", ".join(f"`{o}`" for o in action.option_strings)
         takes = action.nargs != 0
-        metavar = action.metavar or (action.dest.upper() if takes else "")
+        metavar = str(action.metavar or (action.dest.upper() if takes else ""))
+        usage.append(f"[{action.option_strings[0]}{' ' + metavar if metavar else ''}]")
         rows.append([flags, f"`{metavar}`" if metavar else "", _cell(action.help or "")])
-    return _table(["flag", "value", "meaning"], rows)
+    return f"`{' '.join(usage)}`\n\n" + _table(["flag", "value", "meaning"], rows)
 
 
 #: where each bindings-holding class of the console is in effect
