@@ -281,3 +281,21 @@ def test_the_layer_list_in_architecture_names_every_module() -> None:
         "docs/architecture.md's layer list ('## The layers') does not name "
         f"{missing}: add a line saying what each holds"
     )
+
+
+def test_readme_synopsis_names_every_command() -> None:
+    import typer
+
+    from farro_core.cli import app
+
+    text = (docgen.REPO / "README.md").read_text()
+    start = text.index("## The `farro` command")
+    synopsis = text[
+        text.index("```\n", start) : text.index("\n```", text.index("```\n", start) + 4)
+    ]
+    listed = re.findall(r"^farro ([\w-]+)", synopsis, re.MULTILINE)
+    commands = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert sorted(listed) == sorted(commands), (
+        "README.md's synopsis under 'The `farro` command' must show each command of "
+        f"farro_core/cli.py once: it shows {listed}, the app has {commands}"
+    )
