@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= $(CURDIR)/.demo-root
 
-.PHONY: test lint typecheck pytest demo bench screenshots torture tools clean
+.PHONY: test lint typecheck pytest demo bench screenshots torture tools docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(STAMP)
 
 torture: $(STAMP)
 	FARRO_TORTURE=full $(BIN)/pytest -q -s tests/torture tests/load
+
+# README.md and docs/spec.md tables made from the code (tests/test_docs.py checks them)
+docs: $(STAMP)
+	$(BIN)/python -m farro_tui.docgen
 
 screenshots: $(STAMP)
 	$(BIN)/python -m farro_tui.screenshots screenshots

@@ -1,4 +1,4 @@
-"""``farro``: the operator's scripting CLI (SPEC section 7).
+"""``farro``: the operator's scripting CLI (docs/spec.md §7).
 
 Start-up time is part of the interface (``farro submit`` cold should take well
 under 150 ms), so this module imports only typer at the top; each command

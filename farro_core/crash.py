@@ -2,7 +2,8 @@
 
 Set ``FARRO_CRASH_AT=<point>`` (e.g. ``claim.committed``) and the process calls
 ``os._exit(CRASH_EXIT)`` when it reaches that point: no cleanup, no flush, like
-``kill -9``. The names are listed in :data:`POINTS` so tests can cover each one.
+``kill -9``. Every point the code reaches is listed in :data:`POINTS`, so tests
+can cover each one, and in docs/spec.md §5.7 with what a crash there leaves.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ POINTS: tuple[str, ...] = (
     "commit.locked",  # commit lock held, nothing written
     "commit.written",  # new job.json written, dir not yet moved
     "commit.moved",  # dir moved, not yet audited
+    "inbox.created",  # a request file's jobs exist, the file is still in inbox/
 )
 
 

@@ -1,4 +1,4 @@
-"""The three transactions on a job directory: create, claim, commit (SPEC section 5).
+"""The three transactions on a job directory: create, claim, commit (docs/spec.md §5).
 
 Read top to bottom, this file is the life of a job on disk. Each step that a
 crash could interrupt carries a named crash point (:mod:`farro_core.crash`), and

@@ -1,4 +1,4 @@
-"""A FARRO root: one queue, laid out as plain directories (see SPEC section 1)."""
+"""A FARRO root: one queue, laid out as plain directories (docs/spec.md §1)."""
 
 from __future__ import annotations
 

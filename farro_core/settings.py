@@ -23,25 +23,95 @@ Command = list[str] | str | None
 
 
 class Settings(BaseModel):
+    """Every setting, with its default and what it does.
+
+    The descriptions are the documentation: README.md's settings table and
+    docs/spec.md §8 are generated from them (``python -m farro_tui.docgen``), and
+    tests/test_docs.py fails when they drift from this class.
+    ``default_text`` says what a default means where its value would not.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    workers: int = Field(default=2, ge=0, le=256)
-    agent: Command = None  # None: the bundled demo agent
-    timeout_s: float = Field(default=3600, gt=0)
-    max_attempts: int = Field(default=3, ge=1)
-    heartbeat_s: float = Field(default=2, gt=0)
-    stale_after_s: float = Field(default=30, gt=0)
-    auto_requeue_stale: bool = False
-    retry_backoff_s: float = Field(default=5, ge=0)
-    retry_backoff_max_s: float = Field(default=300, ge=0)
-    watchdog_interval_s: float = Field(default=2, gt=0)
-    shutdown_grace_s: float = Field(default=10, ge=0)
-    kill_grace_s: float = Field(default=5, ge=0)
-    rescan_s: float = Field(default=2, gt=0)
-    log_max_bytes: int = Field(default=10 << 20, ge=1024)
-    max_queued: int = Field(default=0, ge=0)
-    planner: Command = None  # None: the bundled demo planner
-    keys: dict[str, str] = Field(default_factory=dict)
+    workers: int = Field(
+        default=2, ge=0, le=256, description="embedded workers per console / headless process"
+    )
+    agent: Command = Field(
+        default=None,
+        description="the agent command of jobs that name none: an argv list (no shell) "
+        "or a shell string",
+        json_schema_extra={"default_text": "the bundled demo agent"},
+    )
+    planner: Command = Field(
+        default=None,
+        description="turns an inbox goal into jobs: goal on stdin → JSON list of specs on stdout",
+        json_schema_extra={"default_text": "the bundled demo planner"},
+    )
+    timeout_s: float = Field(
+        default=3600, gt=0, description="the per-attempt timeout of jobs that set no `timeout_s`"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="the attempt budget of jobs that set no `max_attempts`"
+    )
+    heartbeat_s: float = Field(
+        default=2,
+        gt=0,
+        description="how often a running worker touches `heartbeat` and checks it still "
+        "owns the job",
+    )
+    stale_after_s: float = Field(
+        default=30,
+        gt=0,
+        description="a heartbeat older than this makes the job stale "
+        "(at least twice `heartbeat_s`)",
+    )
+    auto_requeue_stale: bool = Field(
+        default=False,
+        description="the manager requeues stale jobs whose worker is gone, while attempts remain",
+    )
+    retry_backoff_s: float = Field(
+        default=5, ge=0, description="delay before the first automatic retry; doubles per retry"
+    )
+    retry_backoff_max_s: float = Field(
+        default=300, ge=0, description="cap on the automatic retry delay"
+    )
+    watchdog_interval_s: float = Field(
+        default=2,
+        gt=0,
+        description="the manager's sweep period (stale marking, stale policy, inbox rescan)",
+    )
+    shutdown_grace_s: float = Field(
+        default=10,
+        ge=0,
+        description="how long a stopping worker lets its attempt run before releasing the job",
+    )
+    kill_grace_s: float = Field(
+        default=5,
+        ge=0,
+        description="SIGTERM → SIGKILL delay for an agent that is killed, timed out or released",
+    )
+    rescan_s: float = Field(
+        default=2,
+        gt=0,
+        description="idle workers rescan `incoming/` this often (file events wake them sooner)",
+    )
+    log_max_bytes: int = Field(
+        default=10 << 20,
+        ge=1024,
+        description="cap on the agent output kept in each attempt log",
+        json_schema_extra={"default_text": "10 MiB"},
+    )
+    max_queued: int = Field(
+        default=0,
+        ge=0,
+        description="backpressure: `submit` beyond this many queued jobs exits 1, inbox files wait",
+        json_schema_extra={"default_text": "0 (no limit)"},
+    )
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='console key remapping by binding id, e.g. `requeue = "R"`',
+        json_schema_extra={"default_text": ""},
+    )
 
     @model_validator(mode="after")
     def _beats_often_enough(self) -> Settings:

@@ -4,7 +4,7 @@
 and raises :class:`IllegalTransition` for anything else; the CLI and the console
 ask it what is possible (:func:`targets`) instead of hard-coding rules.
 To add a transition, add a row here and a test in tests/core/test_transitions.py
-(whose SPEC_TABLE is the spec's table, written out independently).
+(whose SPEC_TABLE writes docs/spec.md §4.1 out independently).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The watchdog: in-progress jobs whose worker is gone or silent become stale.
 
-Liveness is the claim lock (SPEC section 5): the kernel frees it when the worker
+Liveness is the claim lock (docs/spec.md §5.6): the kernel frees it when the worker
 dies, however it dies, so a free lock means "worker gone". A worker that is
 alive but hung (SIGSTOP, a deadlock) keeps its lock and stops touching
 ``heartbeat``; after ``stale_after_s`` its job is made stale anyway, and the
@@ -9,9 +9,9 @@ revision check then refuses that worker's late commit (the fencing).
 Every move goes through :func:`farro_core.job.commit`, so the transition table
 decides what is legal and a job that moved on meanwhile is left alone.
 
-Crash after claim step 3: the job is in-progress but still in incoming/. Reading
-every job.json in incoming/ each sweep would cost a parse per queued job, so the
-watchdog remembers each queued job directory's (inode, mtime): every write of
+Crash after claim step 3 (docs/spec.md §5.3): the job is in-progress but still in
+incoming/. Reading every job.json in incoming/ each sweep would cost a parse per
+queued job, so the watchdog remembers each queued job directory's (inode, mtime): every write of
 job.json creates and renames a file inside the directory, which bumps its mtime.
 A sweep then costs one ``lstat`` per entry of a single ``scandir`` (a few
 microseconds per queued job) and parses only directories that changed. Because

@@ -1,4 +1,4 @@
-"""Where an attempt runs, and which paths it changed (SPEC section 6).
+"""Where an attempt runs, and which paths it changed (docs/spec.md §6.3, §6.4).
 
 Three kinds of workspace:
 

@@ -1,4 +1,4 @@
-"""The three transactions: create, claim, commit (SPEC section 5), and load."""
+"""The three transactions: create, claim, commit (docs/spec.md §5), and load."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from farro_core.transitions import QUEUE_DIR, TABLE, Actor, Status
 
 S, A = Status, Actor
 
-# The spec's table (SPEC section 4), written out independently of the code.
+# The table of docs/spec.md §4.1, written out independently of the code.
 SPEC_TABLE = {
     ("queued", "in-progress"): {"agent"},
     ("in-progress", "succeeded"): {"agent"},

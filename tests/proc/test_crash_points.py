@@ -74,6 +74,7 @@ FARRO = Path(sys.executable).with_name("farro")
 DEDICATED = {
     "create.intent_written": "tests/proc/test_batch_publish.py",
     "create.batch_partial": "tests/proc/test_batch_publish.py",
+    "inbox.created": "tests/system/test_inbox.py",
 }
 
 

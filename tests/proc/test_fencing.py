@@ -1,4 +1,4 @@
-"""The stale owner: a worker whose claim was superseded can never commit (SPEC 5, fencing).
+"""The stale owner: a worker whose claim was superseded can never commit (docs/spec.md §5.6).
 
 Process A claims a job and keeps holding attempt 1's claim lock while the
 watchdog marks the job stale, the operator requeues it and process B claims
@@ -290,7 +290,7 @@ def test_a_stopped_commit_lock_holder_blocks_only_its_own_job(root: Root) -> Non
 
 
 def test_watchdog_stales_a_hung_owner_but_requeues_only_once_it_is_gone(root: Root) -> None:
-    """SPEC 5, liveness: a hung worker (SIGSTOP) keeps its claim lock but stops its
+    """docs/spec.md §5.6, liveness: a hung worker (SIGSTOP) keeps its claim lock but stops its
     heartbeat, so the watchdog makes its job stale; ``auto_requeue_stale`` requeues
     only once the worker is gone (kill -9 frees the lock), never from under it."""
     jid = _new_job(root)
