@@ -42,6 +42,8 @@ class Settings(BaseModel):
     max_queued: int = Field(default=0, ge=0)
     planner: Command = None  # None: the bundled demo planner
     keys: dict[str, str] = Field(default_factory=dict)
+    judge_ignored: bool = False  # judge paths the workspace ignores like any other
+    ignore_file: str | None = None  # a plain directory's ignore rules (gitignore syntax)
 
     @model_validator(mode="after")
     def _beats_often_enough(self) -> Settings:
