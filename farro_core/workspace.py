@@ -110,6 +110,7 @@ class Workspace:
     ignore: GitIgnoreSpec | None = None  # a plain directory's ignore file, read beforehand
     ignore_rules: str = ""
     work: Work | None = None  # filled in by the judging, for the job's result
+    filters_off: tuple[str, ...] = ()  # read again when judging: the agent may add filters
 
 
 @dataclass
@@ -386,6 +387,7 @@ def changed_paths(ws: Workspace) -> list[str]:
 def changes(ws: Workspace, *, judge_ignored: bool = False) -> Changes:
     """What the attempt changed, file by file, with the ignored writes apart."""
     if ws.kind == "worktree":
+        ws.filters_off = filters_off(ws.path, ws.git_dir)
         kinds, new = _git_kinds(ws)
         ignored, ignored_dirs = _base_ignored(ws, sorted(new))
         rules = "the base commit's .gitignore files"
@@ -437,7 +439,7 @@ def _wt(
         f"--work-tree={ws.path}",
         *args,
         check=check,
-        config=config,
+        config=ws.filters_off + config,
         stdin=stdin,
         env=env,
     )
@@ -529,9 +531,8 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
             suspects.append(path)
     if suspects and any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in base):
         # a checkout may convert line endings; what git would store is what counts
-        off = filters_off(ws.path, ws.git_dir)
         stdin = b"".join(os.fsencode(p) + b"\n" for p in suspects if "\n" not in p)
-        proc = _wt(ws, "hash-object", "--stdin-paths", config=off, stdin=stdin, check=False)
+        proc = _wt(ws, "hash-object", "--stdin-paths", stdin=stdin, check=False)
         got = proc.stdout.decode().split() if proc.returncode == 0 else []
         same_ids = {
             p
@@ -662,7 +663,6 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
     ]
     if not paths:
         return None
-    off = filters_off(ws.path, ws.git_dir)
     tmp = Path(tempfile.mkdtemp(prefix="farro-index-"))
     try:
         idx = {"GIT_INDEX_FILE": str(tmp / "index")}
@@ -676,7 +676,6 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
             "--remove",
             "--stdin",
             stdin=stdin,
-            config=off,
             env=idx,
         )
         tree = _wt(ws, "write-tree", env=idx).stdout.decode().strip()
