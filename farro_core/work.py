@@ -59,3 +59,63 @@ class Work(_Strict):
     insertions: int = 0
     deletions: int = 0
     ignored: Ignored = Field(default_factory=Ignored)
+
+
+def visible(text: str) -> str:
+    """Control characters as ``\\xNN``: a path an agent named must not drive a terminal."""
+    return "".join(
+        f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 or 0x80 <= ord(ch) < 0xA0 else ch
+        for ch in text
+    )
+
+
+def _counts(ins: int | None, dels: int | None) -> str:
+    if ins is None and dels is None:
+        return ""
+    return " ".join(s for s in (f"+{ins}" if ins else "", f"-{dels}" if dels else "") if s)
+
+
+def change_line(c: Change) -> str:
+    """``M  src/a.py  +3 -1`` (binary files and plain directories have no counts)."""
+    counts = _counts(c.insertions, c.deletions)
+    return f"{c.change}  {visible(c.path)}" + (f"  {counts}" if counts else "")
+
+
+def summary(work: Work, base_commit: str | None) -> list[tuple[str, str]]:
+    """Label and text rows for ``farro show`` and the console's job pane, control
+    characters already made visible."""
+    rows: list[tuple[str, str]] = []
+    if work.branch:
+        rows.append(("branch", work.branch))
+    if base_commit:
+        rows.append(("base", base_commit))
+    if work.commits:
+        rows.append(
+            (
+                "commits",
+                ", ".join(
+                    f"attempt {c.attempt} {c.commit[:12] if c.commit else '(nothing to commit)'}"
+                    for c in work.commits
+                ),
+            )
+        )
+    n = work.changed_count
+    stat = f"{n} path{'' if n == 1 else 's'}"
+    if work.insertions or work.deletions:
+        stat += f", +{work.insertions} -{work.deletions}"
+    rows.append(("changed", stat))
+    ign = work.ignored
+    if ign.files:
+        how = "judged like any other" if ign.judged else "not judged"
+        tops = ", ".join(f"{t.path} ({t.files})" for t in ign.top[:8])
+        more = f", … {len(ign.top) - 8} more" if len(ign.top) > 8 else ""
+        rows.append(
+            (
+                "ignored",
+                f"{ign.files} file{'' if ign.files == 1 else 's'} ({ign.rules}), {how}: "
+                f"{tops}{more}",
+            )
+        )
+    else:
+        rows.append(("ignored", "none"))
+    return [(label, visible(text)) for label, text in rows]
