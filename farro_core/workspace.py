@@ -348,6 +348,9 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | N
             or _common_dir(wt) != _common_dir(repo)
         ):
             raise WorkspaceError(f"{wt} exists but is not a git worktree of {repo}: move it away")
+        # a fresh index first: a skip-worktree or assume-unchanged bit an earlier
+        # attempt left (its judging never ran: a crash) would keep its edit on disk
+        git(wt, "read-tree", base, config=off)
         git(wt, "checkout", "-q", "-f", "--no-recurse-submodules", "-B", branch, base, config=off)
         git(wt, "clean", "-q", "-ffdx")
         notes.append(f"worktree {wt} reset to base {base[:12]} on branch {branch}")

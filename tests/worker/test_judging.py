@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from farro_core import operations, workspace
 from farro_core.envelope import Envelope
 from farro_core.root import Root
 
@@ -298,3 +299,36 @@ def test_plain_directory_has_no_git_to_fool(wroot: Root, tmp_path: Path) -> None
     assert out.lifecycle.result is not None and out.lifecycle.result.violations == ["README.md"]
     assert out.lifecycle.result.work is not None
     assert out.lifecycle.result.work.branch is None and out.lifecycle.result.work.commits == []
+
+
+def test_a_later_attempt_starts_clean_despite_index_flags(wroot: Root, tmp_path: Path) -> None:
+    """Attempt 1's flagged edit must not survive into attempt 2 and be blamed on it."""
+    repo = make_git_package(tmp_path / "repo")
+    agent = (
+        'if [ "$FARRO_ATTEMPT" = 1 ]; then echo sneaky >> README.md; '
+        "git update-index --skip-worktree README.md; echo x >> src/a.py; "
+        "git update-index --assume-unchanged src/a.py; fi; echo ok > src/ok.py"
+    )
+    first = run(wroot, agent, repo, ["src/**"])
+    assert first.status == "failed" and first.lifecycle.result is not None
+    assert first.lifecycle.result.violations == ["README.md"]
+    operations.requeue(wroot, first.id)
+    second = make_worker(wroot).run_once()
+    assert second is not None and second.status == "succeeded", second.lifecycle.reason
+    res = second.lifecycle.result
+    assert res is not None and res.work is not None
+    assert [c.path for c in res.work.changed] == ["src/ok.py"]
+    assert (wroot.path / "worktrees" / second.id / "README.md").read_text() == "readme\n"
+
+
+def test_prepare_resets_index_flags_an_unjudged_attempt_left(wroot: Root, tmp_path: Path) -> None:
+    """A crash between the agent and the judging leaves the flags: the next start clears them."""
+    repo = make_git_package(tmp_path / "repo")
+    env = submit(wroot, "x", workspace=str(repo))
+    ws = workspace.prepare(wroot, env)
+    (ws.path / "README.md").write_text("sneaky\n")
+    git(ws.path, "update-index", "--skip-worktree", "README.md")
+    again = workspace.prepare(wroot, env, known_base=ws.base_commit)
+    assert again.path == ws.path
+    assert (ws.path / "README.md").read_text() == "readme\n"
+    assert git(ws.path, "status", "--porcelain") == ""
