@@ -380,13 +380,6 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | N
 # ---------------------------------------------------------------- changes
 
 
-def changed_paths(ws: Workspace) -> list[str]:
-    """Every path the attempt created, modified, deleted, renamed (both names),
-    re-moded or turned into a symlink, relative to the workspace, sorted; ignored
-    paths left out."""
-    return changes(ws).judged
-
-
 def changes(ws: Workspace, *, judge_ignored: bool = False) -> Changes:
     """What the attempt changed, file by file, with the ignored writes apart."""
     if ws.kind == "worktree":
@@ -467,20 +460,29 @@ def _object_hash(ws: Workspace) -> str:
     return fmt if fmt in ("sha1", "sha256") else "sha1"
 
 
-def _blob_id(algo: str, data_iter: list[bytes] | None, size: int, path: str | None) -> str:
+def _blob_of_bytes(algo: str, data: bytes) -> str:
     h = hashlib.new(algo)
-    h.update(b"blob %d\0" % size)
-    if data_iter is not None:
-        for chunk in data_iter:
-            h.update(chunk)
-        return h.hexdigest()
-    assert path is not None
+    h.update(b"blob %d\0" % len(data))
+    h.update(data)
+    return h.hexdigest()
+
+
+def _blob_of_file(algo: str, path: Path) -> str:
+    """The id git would give the file's bytes ("" when it is not a regular file any more,
+    or changed while being read: either way not the base's)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return ""
-        while chunk := os.read(fd, 1 << 20):
+        h = hashlib.new(algo)
+        h.update(b"blob %d\0" % st.st_size)
+        left = st.st_size
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             h.update(chunk)
+            left -= len(chunk)
+        if left or os.read(fd, 1):
+            return ""
     finally:
         os.close(fd)
     return h.hexdigest()
@@ -513,11 +515,11 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
         if entry is None:
             kinds[path] = "D"
             continue
-        kind, size, _mtime, st_mode, target = entry
+        kind, _size, _mtime, st_mode, target = entry
         if mode == "120000":
             if kind != "l" or target is None:
                 kinds[path] = "T"
-            elif _blob_id(algo, [os.fsencode(target)], len(os.fsencode(target)), None) != oid:
+            elif _blob_of_bytes(algo, os.fsencode(target)) != oid:
                 kinds[path] = "M"
             continue
         if kind != "f":
@@ -527,7 +529,7 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
             kinds[path] = "T"
             continue
         try:
-            same = _blob_id(algo, None, size, str(ws.path / path)) == oid
+            same = _blob_of_file(algo, ws.path / path) == oid
         except OSError:
             same = False
         if not same:
@@ -606,6 +608,7 @@ def _check_ignore(scratch: Path, paths: list[str]) -> set[str]:
 def _base_ignored(ws: Workspace, new: list[str]) -> tuple[list[str], set[str]]:
     """The new paths the base commit's .gitignore files ignore (tracked paths never are),
     and the ignored directories above them."""
+    new = [p for p in new if p.split("/", 1)[0] != ".git"]  # a .git directory is no file of ours
     if not new:
         return [], set()
     scratch = _scratch_ignores(ws)

@@ -238,6 +238,11 @@ def test_repointing_the_worktree_git_file_is_a_change(wroot: Root, tmp_path: Pat
     assert out.status == "failed"
     assert out.lifecycle.result is not None
     assert out.lifecycle.result.violations == [".git", "README.md"]
+    # a .git directory in its place: its files are changes like any other
+    out = run(wroot, "rm .git; mkdir .git; echo x > .git/HEAD", repo, ["src/**"])
+    assert out.status == "failed"
+    assert out.lifecycle.result is not None
+    assert out.lifecycle.result.violations == [".git", ".git/HEAD"]
 
 
 # ---------------------------------------------------------------- planted commands
