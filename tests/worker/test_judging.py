@@ -269,7 +269,10 @@ def test_planted_git_commands_never_run(wroot: Root, tmp_path: Path) -> None:
             f"git config diff.external {cmd}",
             f"git config diff.evil.textconv {cmd}",
             f"git config core.pager {cmd}",
-            "printf '* filter=evil diff=evil\\n' > .gitattributes",
+            # a driver defined only in a file the repo's config includes (includeIf)
+            f"printf '[filter \"inc\"]\\n\\tclean = %s\\n' {cmd} > ../included.cfg",
+            'git config "includeIf.gitdir:/.path" "$PWD/../included.cfg"',
+            "printf '* filter=evil diff=evil\\n*.py filter=inc\\n' > .gitattributes",
             "echo 'A = 2' > src/a.py",
         ]
     )
