@@ -711,6 +711,7 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         lines += [f"    {_clean(v)}" for v in res.violations[:50]]
         if n > 50:
             lines.append(f"    … {n - 50} more")
+    lines += _work_lines(res)
     report = _report_line(res.report)
     if report:
         lines.append(f"  report   {report}")
@@ -720,6 +721,29 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
     if res.log:
         lines.append(f"  log      {_clean(res.log)}  (farro logs {env.id} --attempt {res.attempt})")
     return lines
+
+
+def _work_lines(res: "Result") -> list[str]:
+    """The attempt's work: branch, base, commits, diffstat, paths changed, ignored writes."""
+    from farro_core.work import change_line, summary
+
+    if res.work is None:
+        return [f"  base     {res.base_commit}"] if res.base_commit else []
+    lines = ["  work:"]
+    lines += [
+        f"    {label:<8} {_clean(text)}" for label, text in summary(res.work, res.base_commit)
+    ]
+    lines += [f"      {_clean(change_line(c))}" for c in res.work.changed[:50]]
+    if res.work.changed_count > 50:
+        lines.append(f"      … {res.work.changed_count - 50} more (farro show --json)")
+    return lines
+
+
+def _work_json(res: "Result | None") -> dict[str, Any] | None:
+    if res is None or (res.work is None and res.base_commit is None):
+        return None
+    work = res.work.model_dump(mode="json") if res.work is not None else {}
+    return {"base_commit": res.base_commit, **work}
 
 
 @app.command(short_help="Show a job: prompt, rubric, lifecycle and result.")
@@ -733,6 +757,7 @@ def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 "prompt": env.prompt.model_dump(mode="json"),
                 "lifecycle": env.lifecycle.model_dump(mode="json"),
                 "path": str(env.path),
+                "work": _work_json(env.lifecycle.result),
             }
         )
         return

@@ -27,6 +27,7 @@ from farro_core.errors import BadInput, Corrupt
 from farro_core.globs import check_glob
 from farro_core.ids import ID_PATTERN
 from farro_core.transitions import Status
+from farro_core.work import Work
 
 SCHEMA_VERSION = "1.0.0"
 MAX_PROMPT_BYTES = 1 << 20
@@ -103,6 +104,10 @@ class _JobFields(_Strict):
     max_attempts: int = Field(default=3, ge=1, le=1000)
     priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
     labels: dict[str, str] = Field(default_factory=dict)
+    #: judge paths the workspace's ignore rules cover like any other (None: the setting)
+    judge_ignored: bool | None = None
+    #: a plain directory's ignore rules, gitignore syntax (None: the setting)
+    ignore_file: str | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -149,6 +154,13 @@ class _JobFields(_Strict):
                 "(a relative one would depend on where the worker runs)"
             )
         return expanded
+
+    @field_validator("ignore_file")
+    @classmethod
+    def _ignore_file(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("ignore_file may not be empty (omit it for none)")
+        return v
 
     @field_validator("agent")
     @classmethod
@@ -234,6 +246,7 @@ class Result(_Strict):
     violations: list[str] = Field(default_factory=list)
     log: str | None = None
     base_commit: str | None = None
+    work: Work | None = None
     report: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
 

@@ -1,8 +1,11 @@
 """Allowed-path globs: validation and matching, relative to a workspace.
 
-``*`` and ``?`` stay inside one path segment, ``**`` spans segments, and a
-pattern that names a directory also allows everything below it (``src`` allows
-``src/a.py``), which is what an operator writing ``allowed_paths`` expects.
+Matching is pathspec's gitignore wildmatch, anchored at the top of the workspace:
+``*`` and ``?`` stay inside one path segment, ``**`` spans segments, ``[...]`` is
+a character class (``[!...]`` negated) and ``\\`` escapes the next character. A
+pattern also allows everything below what it names (``src`` allows ``src/a.py``),
+and ``dir/**`` allows ``dir`` itself, which is what an operator writing
+``allowed_paths`` expects. Paths are always single files, never directories.
 """
 
 from __future__ import annotations
@@ -10,11 +13,48 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from pathspec.patterns.gitignore import GitIgnorePatternError
+from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern
+
 MAX_GLOB = 1024
 
 
+def _unclosed_class(pattern: str) -> bool:
+    """True when a ``[`` opens a class no ``]`` closes (git's wildmatch then matches nothing)."""
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and pattern[j] in "!^":
+                j += 1
+            if j < n and pattern[j] == "]":  # a leading ] is a member, not the end
+                j += 1
+            end = pattern.find("]", j)
+            if end == -1:
+                return True
+            i = end + 1
+            continue
+        i += 1
+    return False
+
+
+def _gitignore_form(pattern: str) -> str:
+    """Our pattern as an anchored gitignore line with the same meaning."""
+    pat = pattern.strip("/")
+    while pat.endswith("/**"):  # `dir/**` is `dir` and what is below it
+        pat = pat[:-3]
+    # gitignore drops unescaped trailing spaces; ours are part of the name
+    stripped = pat.rstrip(" ")
+    pat = stripped + "\\ " * (len(pat) - len(stripped))
+    return "/" + pat
+
+
 def check_glob(pattern: str) -> str:
-    """Return ``pattern`` or raise ``ValueError`` saying why it is unsafe."""
+    """Return ``pattern`` or raise ``ValueError`` saying why it is unsafe or malformed."""
     if not pattern:
         raise ValueError("an allowed path may not be empty")
     if "\0" in pattern:
@@ -27,49 +67,30 @@ def check_glob(pattern: str) -> str:
         )
     if ".." in pattern.replace("\\", "/").split("/"):
         raise ValueError(f"allowed path {pattern!r} contains '..'")
+    if _unclosed_class(pattern):
+        raise ValueError(
+            f"allowed path {pattern!r} opens a '[' character class that no ']' closes "
+            "(write \\[ for a literal '[')"
+        )
+    try:
+        _compile(pattern)
+    except (GitIgnorePatternError, ValueError, re.error) as exc:
+        raise ValueError(f"allowed path {pattern!r} is not a valid glob: {exc}") from None
     return pattern
 
 
 @lru_cache(maxsize=1024)
 def _compile(pattern: str) -> re.Pattern[str]:
-    pat = pattern.strip("/")
-    out: list[str] = []
-    i = 0
-    while i < len(pat):
-        c = pat[i]
-        if pat.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pat.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            end = pat.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-                i += 1
-            else:
-                body = pat[i + 1 : end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = end + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return re.compile("".join(out) + "(?:/.*)?", re.DOTALL)
+    regex, _include = GitIgnoreBasicPattern.pattern_to_regex(_gitignore_form(pattern))
+    if regex is None:
+        raise ValueError("it matches nothing")
+    return re.compile(regex, re.DOTALL)
 
 
 def matches(path: str, patterns: list[str] | tuple[str, ...]) -> bool:
     """True when the workspace-relative ``path`` is allowed by any pattern."""
     rel = path.strip("/")
-    return any(_compile(p).fullmatch(rel) is not None for p in patterns)
+    return any(_compile(p).match(rel) is not None for p in patterns)
 
 
 def violations(paths: list[str], patterns: list[str] | tuple[str, ...]) -> list[str]:

@@ -112,6 +112,17 @@ class Settings(BaseModel):
         description='console key remapping by binding id, e.g. `requeue = "R"`',
         json_schema_extra={"default_text": ""},
     )
+    judge_ignored: bool = Field(
+        default=False,
+        description="judge paths the workspace ignores (base commit's .gitignore, or "
+        "`ignore_file`) like any other, instead of only recording them",
+    )
+    ignore_file: str | None = Field(
+        default=None,
+        description="a plain-directory workspace's ignore rules (gitignore syntax), "
+        "relative to the workspace or absolute",
+        json_schema_extra={"default_text": "none"},
+    )
 
     @model_validator(mode="after")
     def _beats_often_enough(self) -> Settings:

@@ -213,7 +213,12 @@ class Worker:
             try:
                 if refused is not None:  # no agent runs without its log
                     raise workspace.WorkspaceError(refused)
-                ws = workspace.prepare(self.root, env)
+                ws = workspace.prepare(
+                    self.root,
+                    env,
+                    known_base=env.lifecycle.result.base_commit if env.lifecycle.result else None,
+                    ignore_file=env.prompt.ignore_file or self.settings.ignore_file,
+                )
             except workspace.WorkspaceError as exc:
                 now = utcnow()
                 attempt = runner.Attempt(
@@ -274,6 +279,7 @@ class Worker:
                 violations=violations,
                 log=runner.log_name(n) if refused is None else None,
                 base_commit=ws.base_commit if ws is not None else None,
+                work=ws.work if ws is not None else None,
                 report=attempt.report,
                 error=attempt.error,
             )
@@ -311,9 +317,15 @@ class Worker:
         beat: runner.Heartbeat,
     ) -> tuple[list[str], list[RubricVerdict], rubric.Verdict | None]:
         """Changed paths against allowed_paths, the work committed, then the rubric."""
+        judge_ignored = env.prompt.judge_ignored
+        if judge_ignored is None:
+            judge_ignored = self.settings.judge_ignored
         try:
-            changed = workspace.changed_paths(ws)
-            head = workspace.commit_work(ws, env.id, attempt.number)
+            found = workspace.changes(ws, judge_ignored=judge_ignored)
+            changed = found.judged
+            head = workspace.commit_work(ws, env.id, attempt.number, found)
+            prev = env.lifecycle.result.work if env.lifecycle.result else None
+            ws.work = workspace.record(ws, found, head, attempt.number, prev)
         except workspace.WorkspaceError as exc:
             attempt.error = attempt.error or f"judging the workspace failed: {exc}"
             sink.note(attempt.error)
@@ -323,6 +335,9 @@ class Worker:
         sink.note(
             f"{n} path{'' if n == 1 else 's'} changed" + (f": {_short(changed)}" if n else "")
         )
+        ignored_note = workspace.ignored_note(found.ignored)
+        if ignored_note:
+            sink.note(ignored_note)
         if head is not None:
             sink.note(f"work committed on branch farro/{env.id} as {head[:12]}")
         if violations:

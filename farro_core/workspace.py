@@ -6,32 +6,81 @@ Three kinds of workspace:
   worktree on branch ``farro/<id>`` under ``ROOT/worktrees/<id>/``. Not inside the
   job directory, because a job directory moves between queues and git records
   a worktree's path. The base commit (the repo's HEAD at the first attempt) is
-  kept as ``refs/farro/<id>/base`` so every attempt is judged against the same
-  base, and every attempt starts from that base on a clean tree; the previous
-  attempt's work stays reachable as ``refs/farro/<id>/attempt-N``.
+  kept as ``refs/farro/<id>/base`` and in the job's result, so every attempt is
+  judged against the same base, and every attempt starts from that base on a
+  clean tree; each attempt's work stays reachable as ``refs/farro/<id>/attempt-N``.
 * any other directory: the agent runs in place, judged by a before/after snapshot.
 * none: the job's own ``work/`` directory, also judged by a snapshot.
+
+The agent can run git in its worktree, so nothing git keeps there is trusted while
+judging: changes are the work tree's files compared with the base commit's tree
+(no index, so no skip-worktree or assume-unchanged bit can hide an edit), ignored
+paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
+with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pathspec import GitIgnoreSpec
 
 from farro_core import fs
 from farro_core.envelope import Envelope
 from farro_core.errors import FarroError, RootError
 from farro_core.root import Root
+from farro_core.work import MAX_LISTED, AttemptCommit, Change, Ignored, IgnoredTop, Work
 
 GIT_TIMEOUT_S = 120.0
-# FARRO's own git calls run no hooks of the repo (a post-checkout hook could run
-# anything), and see mode changes even where the repo's config turned fileMode off:
-# the worktree lives under the root, on a file system with real modes.
-_GIT_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fileMode=true")
-_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
+#: config that would make git run a command, or change what FARRO sees, overridden on
+#: every call: the repo's config is writable by every agent that runs in a worktree
+_GIT_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+    "core.fileMode=true",
+    "core.autocrlf=false",
+    "core.safecrlf=false",
+    "core.sparseCheckout=false",
+    "core.splitIndex=false",
+    "index.sparse=false",
+    "core.pager=cat",
+    "core.editor=true",
+    "core.askPass=true",
+    "core.sshCommand=false",
+    "core.excludesFile=/dev/null",
+    "core.attributesFile=/dev/null",
+    "credential.helper=",
+    "diff.external=",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "commit.gpgSign=false",
+    "submodule.recurse=false",
+    "protocol.allow=never",
+    "user.name=farro",
+    "user.email=farro@localhost",
+)
+#: the operator's and the system's config are not read, nor any GIT_* variable of ours
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_ATTR_NOSYSTEM": "1",
+    "GIT_NO_REPLACE_OBJECTS": "1",  # a planted replace ref must not rewrite the base
+    "GIT_PAGER": "cat",
+    "GIT_EDITOR": "true",
+    "GIT_ASKPASS": "true",
+    "GIT_OPTIONAL_LOCKS": "0",
+}
+_FILTER_KEYS = ("clean", "smudge", "process")
 
 #: type, size, mtime_ns, mode, symlink target
 Entry = tuple[str, int, int, int, str | None]
@@ -52,29 +101,54 @@ class Workspace:
     kind: str  # "worktree", "dir" or "work"
     base_commit: str | None = None
     repo: Path | None = None
+    branch: str | None = None
+    git_dir: Path | None = None  # the worktree's own git dir, found before the agent ran
+    dotgit: bytes | None = None  # the worktree's .git file as FARRO wrote it
     notes: list[str] = field(default_factory=list)  # lines for the attempt's log
     before: Snapshot | None = None
     skip: str | None = None  # a subtree left out of snapshots (a FARRO root inside the dir)
+    ignore: GitIgnoreSpec | None = None  # a plain directory's ignore file, read beforehand
+    ignore_rules: str = ""
+    work: Work | None = None  # filled in by the judging, for the job's result
+    filters_off: tuple[str, ...] = ()  # read again when judging: the agent may add filters
+
+
+@dataclass
+class Changes:
+    """What an attempt changed. ``judged`` is what allowed_paths must cover."""
+
+    judged: list[str]
+    ignored: Ignored
+    kinds: dict[str, str]  # path -> A, M, D or T, for every changed path (ignored too)
+    ignored_paths: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- git
 
 
 def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
-    env["GIT_TERMINAL_PROMPT"] = "0"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(_GIT_ENV)
     return env
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run git in ``cwd``; a failure raises a retriable :class:`WorkspaceError`."""
+def _run_git(
+    cwd: Path,
+    args: tuple[str, ...],
+    config: tuple[str, ...],
+    stdin: bytes | None,
+    env: dict[str, str],
+) -> subprocess.CompletedProcess[bytes]:
+    argv = ["git", "-C", str(cwd), "--no-pager"]
+    for item in (*_GIT_CONFIG, *config):
+        argv += ["-c", item]
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(cwd), *_GIT_CONFIG, *args],
+        return subprocess.run(
+            [*argv, *args],
             capture_output=True,
-            text=True,
-            env=_git_env(),
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            env=env,
             timeout=GIT_TIMEOUT_S,
             check=False,
         )
@@ -84,13 +158,66 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
         raise WorkspaceError(
             f"git {args[0]} took over {GIT_TIMEOUT_S:g}s", retriable=True
         ) from None
+
+
+def git_bytes(
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    config: tuple[str, ...] = (),
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run git in ``cwd`` hardened; a failure raises a retriable :class:`WorkspaceError`."""
+    full_env = _git_env()
+    full_env.update(env or {})
+    proc = _run_git(cwd, args, config, stdin, full_env)
     if check and proc.returncode != 0:
-        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        msg = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
         raise WorkspaceError(
-            f"git {' '.join(args[:2])} failed in {cwd}: {msg[-1] if msg else proc.returncode}",
+            f"git {' '.join([a for a in args if not a.startswith('--')][:2])} failed in {cwd}: "
+            f"{msg[-1] if msg else proc.returncode}",
             retriable=True,
         )
     return proc
+
+
+def git(
+    cwd: Path, *args: str, check: bool = True, config: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """:func:`git_bytes` with text output."""
+    proc = git_bytes(cwd, *args, check=check, config=config)
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode(errors="surrogateescape"),
+        proc.stderr.decode(errors="replace"),
+    )
+
+
+def filters_off(cwd: Path, git_dir: Path | None = None) -> tuple[str, ...]:
+    """Config that empties every filter driver the repo's config names.
+
+    A ``filter`` attribute in a tracked ``.gitattributes`` makes checkout and
+    staging run the driver's command, and the driver is defined in config an
+    agent can write; an emptied driver is no driver. Read on every judging,
+    because the agent may have added one during its run.
+    """
+    pre = (f"--git-dir={git_dir}",) if git_dir is not None else ()
+    proc = git(
+        cwd, *pre, "config", "--includes", "--name-only", "--get-regexp", "^filter[.]", check=False
+    )
+    names = set()
+    for key in proc.stdout.splitlines():
+        section, _, rest = key.partition(".")
+        name, _, _var = rest.rpartition(".")
+        if section.lower() == "filter" and name:
+            names.add(name)
+    out: list[str] = []
+    for name in sorted(names):
+        out += [f"filter.{name}.{k}=" for k in _FILTER_KEYS]
+        out.append(f"filter.{name}.required=false")
+    return tuple(out)
 
 
 def _toplevel(path: Path) -> Path | None:
@@ -135,8 +262,15 @@ def resolve(root: Root, env: Envelope) -> tuple[Path | None, list[str]]:
     return real, notes
 
 
-def prepare(root: Root, env: Envelope) -> Workspace:
-    """Make the attempt's workspace ready and take whatever the judging needs beforehand."""
+def prepare(
+    root: Root, env: Envelope, *, known_base: str | None = None, ignore_file: str | None = None
+) -> Workspace:
+    """Make the attempt's workspace ready and take whatever the judging needs beforehand.
+
+    ``known_base`` is the base commit an earlier attempt recorded in job.json: it
+    wins over the ref in the repo, which an agent could have moved. ``ignore_file``
+    names a plain directory's ignore rules (relative to the workspace).
+    """
     path, notes = resolve(root, env)
     if path is None:
         work = env.path / "work"
@@ -146,7 +280,7 @@ def prepare(root: Root, env: Envelope) -> Workspace:
             raise WorkspaceError(f"the job's work/ directory: {exc}") from None
         ws = Workspace(path=work, kind="work", notes=notes)
     elif _toplevel(path) == path:
-        ws = _prepare_worktree(root, env, path)
+        ws = _prepare_worktree(root, env, path, known_base)
         ws.notes[:0] = notes
         return ws
     else:
@@ -155,20 +289,49 @@ def prepare(root: Root, env: Envelope) -> Workspace:
         if path in root_real.parents:
             ws.skip = root_real.relative_to(path).as_posix()
             ws.notes.append(f"the FARRO root {ws.skip}/ inside the workspace is not judged")
+    if ignore_file is not None:
+        _read_ignore_file(ws, ignore_file)
     ws.before = snapshot(ws.path, skip=ws.skip)
     return ws
+
+
+def _read_ignore_file(ws: Workspace, name: str) -> None:
+    """Read the ignore rules before the agent runs, so it cannot widen them."""
+    path = Path(os.path.expanduser(name))
+    if not path.is_absolute():
+        path = ws.path / path
+    try:
+        raw = fs.read_file(path, limit=1 << 20)
+    except FileNotFoundError:
+        ws.notes.append(f"ignore file {path} does not exist: every changed path is judged")
+        return
+    except (OSError, ValueError) as exc:
+        raise WorkspaceError(f"ignore file {path}: {exc}") from None
+    try:
+        ws.ignore = GitIgnoreSpec.from_lines(raw.decode(errors="surrogateescape").splitlines())
+    except ValueError as exc:
+        raise WorkspaceError(f"ignore file {path}: {exc}") from None
+    ws.ignore_rules = f"ignore file {path}"
+    ws.notes.append(f"ignore rules read from {path}")
 
 
 def worktree_path(root: Root, job_id: str) -> Path:
     return root.path / "worktrees" / job_id
 
 
-def _prepare_worktree(root: Root, env: Envelope, repo: Path) -> Workspace:
+def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | None) -> Workspace:
     job_id = env.id
     branch = f"farro/{job_id}"
     base_ref = f"refs/farro/{job_id}/base"
+    notes = []
     proc = git(repo, "rev-parse", "--verify", "--quiet", base_ref + "^{commit}", check=False)
     base = proc.stdout.strip() if proc.returncode == 0 else ""
+    if known_base:
+        if base != known_base:
+            git(repo, "update-ref", base_ref, known_base)
+            if base:
+                notes.append(f"{base_ref} had moved to {base[:12]}: set back to {known_base[:12]}")
+        base = known_base
     if not base:
         head = git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
         base = head.stdout.strip()
@@ -177,7 +340,7 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path) -> Workspace:
         git(repo, "update-ref", base_ref, base)
     fs.make_private_dir(root.path / "worktrees")
     wt = worktree_path(root, job_id)
-    notes = []
+    off = filters_off(repo)
     if os.path.lexists(wt):
         if (
             wt.is_symlink()
@@ -185,77 +348,419 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path) -> Workspace:
             or _common_dir(wt) != _common_dir(repo)
         ):
             raise WorkspaceError(f"{wt} exists but is not a git worktree of {repo}: move it away")
-        git(wt, "checkout", "-q", "-f", "-B", branch, base)
+        # a fresh index first: a skip-worktree or assume-unchanged bit an earlier
+        # attempt left (its judging never ran: a crash) would keep its edit on disk
+        git(wt, "read-tree", base, config=off)
+        git(wt, "checkout", "-q", "-f", "--no-recurse-submodules", "-B", branch, base, config=off)
         git(wt, "clean", "-q", "-ffdx")
         notes.append(f"worktree {wt} reset to base {base[:12]} on branch {branch}")
     else:
         # forget our own registration if its directory is gone; never `worktree prune`,
         # which would also drop the operator's worktrees that are missing for now
         git(repo, "worktree", "remove", "--force", str(wt), check=False)
-        git(repo, "worktree", "add", "-q", "-f", "-B", branch, str(wt), base)
+        git(repo, "worktree", "add", "-q", "-f", "-B", branch, str(wt), base, config=off)
         notes.append(f"worktree {wt} created on branch {branch} at base {base[:12]}")
-    return Workspace(path=wt, kind="worktree", base_commit=base, repo=repo, notes=notes)
+    git_dir = Path(git(wt, "rev-parse", "--absolute-git-dir").stdout.strip())
+    try:
+        dotgit = fs.read_file(wt / ".git", limit=1 << 16)
+    except (OSError, ValueError) as exc:
+        raise WorkspaceError(f"{wt}/.git: {exc}", retriable=True) from None
+    return Workspace(
+        path=wt,
+        kind="worktree",
+        base_commit=base,
+        repo=repo,
+        branch=branch,
+        git_dir=git_dir,
+        dotgit=dotgit,
+        notes=notes,
+    )
 
 
 # ---------------------------------------------------------------- changes
 
 
-def changed_paths(ws: Workspace) -> list[str]:
-    """Every path the attempt created, modified, deleted, renamed (both names),
-    re-moded or turned into a symlink, relative to the workspace, sorted."""
+def changes(ws: Workspace, *, judge_ignored: bool = False) -> Changes:
+    """What the attempt changed, file by file, with the ignored writes apart."""
     if ws.kind == "worktree":
-        return _git_changes(ws)
-    assert ws.before is not None
-    return diff(ws.before, snapshot(ws.path, skip=ws.skip))
-
-
-def _git_changes(ws: Workspace) -> list[str]:
-    assert ws.base_commit is not None
-    git(ws.path, "add", "-A")
-    out = git(ws.path, "diff", "--cached", "--name-status", "-z", "-M", ws.base_commit)
-    paths: set[str] = set()
-    fields = out.stdout.split("\0")
-    i = 0
-    while i < len(fields) and fields[i]:
-        code = fields[i]
-        n = 2 if code[:1] in ("R", "C") else 1
-        paths.update(fields[i + 1 : i + 1 + n])
-        i += 1 + n
-    # ignored files are not staged, but this attempt made them (the tree started clean)
-    ignored = git(
-        ws.path, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"
+        ws.filters_off = filters_off(ws.path, ws.git_dir)
+        kinds, new = _git_kinds(ws)
+        ignored, ignored_dirs = _base_ignored(ws, sorted(new))
+        rules = "the base commit's .gitignore files"
+        tops = _tops(ignored, ignored_dirs)
+    else:
+        assert ws.before is not None
+        after = snapshot(ws.path, skip=ws.skip)
+        kinds = {}
+        for p in diff(ws.before, after):
+            kinds[p] = "A" if p not in ws.before else "D" if p not in after else "M"
+        spec = ws.ignore
+        ignored = sorted(p for p in kinds if spec is not None and spec.match_file(p))
+        rules = ws.ignore_rules
+        tops = _ignored_tops_spec(spec, ignored) if spec is not None else {}
+    ignored_set = set(ignored)
+    judged = sorted(p for p in kinds if judge_ignored or p not in ignored_set)
+    top = [
+        IgnoredTop(path=p, files=n) for p, n in sorted(tops.items(), key=lambda t: (-t[1], t[0]))
+    ]
+    return Changes(
+        judged=judged,
+        ignored=Ignored(
+            files=len(ignored),
+            top=top[:MAX_LISTED],
+            judged=judge_ignored,
+            rules=rules if ignored else "",
+        ),
+        kinds=kinds,
+        ignored_paths=ignored,
     )
-    paths.update(p.rstrip("/") for p in ignored.stdout.split("\0") if p)
-    return sorted(paths)
 
 
-def commit_work(ws: Workspace, job_id: str, attempt: int) -> str | None:
-    """Commit the staged work on ``farro/<id>`` so the operator finds it there.
+def _wt(
+    ws: Workspace,
+    *args: str,
+    check: bool = True,
+    config: tuple[str, ...] = (),
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """git on the worktree through the git dir found before the agent ran.
 
-    Returns the new commit, or None when the attempt left nothing to commit.
-    Called after :func:`changed_paths` (which staged everything).
+    Never through the worktree's ``.git`` file, which the agent could point elsewhere.
+    """
+    assert ws.git_dir is not None
+    return git_bytes(
+        ws.path,
+        f"--git-dir={ws.git_dir}",
+        f"--work-tree={ws.path}",
+        *args,
+        check=check,
+        config=ws.filters_off + config,
+        stdin=stdin,
+        env=env,
+    )
+
+
+def _base_tree(ws: Workspace) -> dict[str, tuple[str, str]]:
+    """The base commit's tree: path -> (mode, object id)."""
+    assert ws.base_commit is not None
+    out = _wt(ws, "ls-tree", "-r", "-z", "--full-tree", ws.base_commit).stdout
+    tree: dict[str, tuple[str, str]] = {}
+    for rec in out.split(b"\0"):
+        if not rec:
+            continue
+        meta, _, name = rec.partition(b"\t")
+        mode, _type, oid = meta.decode().split(" ")
+        tree[os.fsdecode(name)] = (mode, oid)
+    return tree
+
+
+def _object_hash(ws: Workspace) -> str:
+    fmt = _wt(ws, "rev-parse", "--show-object-format", check=False).stdout.decode().strip()
+    return fmt if fmt in ("sha1", "sha256") else "sha1"
+
+
+def _blob_of_bytes(algo: str, data: bytes) -> str:
+    h = hashlib.new(algo)
+    h.update(b"blob %d\0" % len(data))
+    h.update(data)
+    return h.hexdigest()
+
+
+def _blob_of_file(algo: str, path: Path) -> str:
+    """The id git would give the file's bytes ("" when it is not a regular file any more,
+    or changed while being read: either way not the base's)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return ""
+        h = hashlib.new(algo)
+        h.update(b"blob %d\0" % st.st_size)
+        left = st.st_size
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            h.update(chunk)
+            left -= len(chunk)
+        if left or os.read(fd, 1):
+            return ""
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
+    """Every changed path (A/M/D/T) against the base tree, and the paths that are new.
+
+    The work tree is read directly and each file hashed as git would store it;
+    git's index is not consulted, so no flag set in it can hide a change.
+    """
+    base = _base_tree(ws)
+    files = snapshot(ws.path)
+    dotgit = files.pop(".git", None)
+    kinds: dict[str, str] = {}
+    try:
+        now = fs.read_file(ws.path / ".git", limit=1 << 16) if dotgit is not None else None
+    except (OSError, ValueError):
+        now = None
+    if now != ws.dotgit:
+        kinds[".git"] = "M"  # the worktree's link to its repo: never the agent's to change
+    algo = _object_hash(ws)
+    suspects: list[str] = []  # raw bytes differ: maybe only eol conversion (attributes)
+    for path, (mode, oid) in base.items():
+        entry = files.get(path)
+        if mode == "160000":  # a submodule: its directory is not checked out
+            if entry is not None:
+                kinds[path] = "T"
+            continue
+        if entry is None:
+            kinds[path] = "D"
+            continue
+        kind, _size, _mtime, st_mode, target = entry
+        if mode == "120000":
+            if kind != "l" or target is None:
+                kinds[path] = "T"
+            elif _blob_of_bytes(algo, os.fsencode(target)) != oid:
+                kinds[path] = "M"
+            continue
+        if kind != "f":
+            kinds[path] = "T"
+            continue
+        if (mode == "100755") != bool(st_mode & stat.S_IXUSR):
+            kinds[path] = "T"
+            continue
+        try:
+            same = _blob_of_file(algo, ws.path / path) == oid
+        except OSError:
+            same = False
+        if not same:
+            suspects.append(path)
+    if suspects and any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in base):
+        # a checkout may convert line endings; what git would store is what counts
+        stdin = b"".join(os.fsencode(p) + b"\n" for p in suspects if "\n" not in p)
+        proc = _wt(ws, "hash-object", "--stdin-paths", stdin=stdin, check=False)
+        got = proc.stdout.decode().split() if proc.returncode == 0 else []
+        same_ids = {
+            p
+            for p, o in zip((p for p in suspects if "\n" not in p), got, strict=False)
+            if o == base[p][1]
+        }
+        suspects = [p for p in suspects if p not in same_ids]
+    for p in suspects:
+        kinds[p] = "M"
+    new = {p for p in files if p not in base}
+    for p in new:
+        kinds[p] = "A"
+    return kinds, new
+
+
+def _scratch_ignores(ws: Workspace) -> Path | None:
+    """A scratch repo holding only the base commit's .gitignore files (None: there are none)."""
+    assert ws.base_commit is not None
+    base = _base_tree(ws)
+    wanted = [
+        (p, oid)
+        for p, (mode, oid) in base.items()
+        if p.rsplit("/", 1)[-1] == ".gitignore" and mode in ("100644", "100755")
+    ]
+    if not wanted:
+        return None
+    stdin = b"".join(oid.encode() + b"\n" for _p, oid in wanted)
+    out = _wt(ws, "cat-file", "--batch", stdin=stdin).stdout
+    scratch = Path(tempfile.mkdtemp(prefix="farro-ignore-"))
+    try:
+        git(scratch, "init", "-q", "--template=", "--initial-branch=x", ".")
+        pos = 0
+        for p, _oid in wanted:
+            nl = out.index(b"\n", pos)
+            header = out[pos:nl].split(b" ")
+            size = int(header[2])
+            data = out[nl + 1 : nl + 1 + size]
+            pos = nl + 1 + size + 1
+            target = scratch / p
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return scratch
+
+
+def _check_ignore(scratch: Path, paths: list[str]) -> set[str]:
+    """Which of ``paths`` git's own rules ignore in ``scratch`` (a trailing / marks a directory).
+
+    Every path goes in as ``./path``: a name starting with ``:`` would otherwise be
+    read as pathspec magic, and ``:(top).ruff_cache`` judged as ``.ruff_cache``.
+    """
+    if not paths:
+        return set()
+    stdin = b"".join(b"./" + os.fsencode(p) + b"\0" for p in paths)
+    proc = git_bytes(
+        scratch, "check-ignore", "-z", "--stdin", "--no-index", stdin=stdin, check=False
+    )
+    if proc.returncode not in (0, 1):
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise WorkspaceError(
+            f"git check-ignore failed: {msg[-1] if msg else proc.returncode}", retriable=True
+        )
+    return {os.fsdecode(r[2:]) for r in proc.stdout.split(b"\0") if r.startswith(b"./")}
+
+
+def _base_ignored(ws: Workspace, new: list[str]) -> tuple[list[str], set[str]]:
+    """The new paths the base commit's .gitignore files ignore (tracked paths never are),
+    and the ignored directories above them."""
+    new = [p for p in new if p.split("/", 1)[0] != ".git"]  # a .git directory is no file of ours
+    if not new:
+        return [], set()
+    scratch = _scratch_ignores(ws)
+    if scratch is None:
+        return [], set()
+    try:
+        ignored = sorted(_check_ignore(scratch, new))
+        dirs = _check_ignore(scratch, [d + "/" for d in _ancestor_dirs(ignored)])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ignored, {d.rstrip("/") for d in dirs}
+
+
+def _ancestor_dirs(paths: list[str]) -> list[str]:
+    dirs: set[str] = set()
+    for p in paths:
+        parts = p.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            dirs.add("/".join(parts[:i]))
+    return sorted(dirs)
+
+
+def _tops(paths: list[str], ignored_dirs: set[str]) -> dict[str, int]:
+    """Count files under the highest ignored directory of each (or the file itself)."""
+    counts: Counter[str] = Counter()
+    for p in paths:
+        parts = p.split("/")
+        top = p
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d in ignored_dirs:
+                top = d + "/"
+                break
+        counts[top] += 1
+    return dict(counts)
+
+
+def _ignored_tops_spec(spec: GitIgnoreSpec, ignored: list[str]) -> dict[str, int]:
+    dirs = {d for d in _ancestor_dirs(ignored) if spec.match_file(d + "/")}
+    return _tops(ignored, dirs)
+
+
+def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str | None:
+    """Commit the attempt's judged work on ``farro/<id>`` so the operator finds it there.
+
+    The commit is built in a temporary index from the base tree plus exactly the
+    changed paths that are not ignored, and its parent is the base commit, whatever
+    the agent did to the branch. Returns it, or None when there is nothing to commit.
     """
     if ws.kind != "worktree":
         return None
-    if git(ws.path, "diff", "--cached", "--quiet", check=False).returncode == 0:
+    assert ws.base_commit is not None and ws.branch is not None and ws.git_dir is not None
+    ignored = set(found.ignored_paths)
+    paths = [
+        p
+        for p in found.kinds
+        if p not in ignored and p != ".git" and ".git" not in p.split("/") and "\n" not in p
+    ]
+    if not paths:
         return None
-    git(
-        ws.path,
-        "-c",
-        "user.name=farro",
-        "-c",
-        "user.email=farro@localhost",
-        "-c",
-        "commit.gpgsign=false",
-        "commit",
-        "-q",
-        "--no-verify",
-        "-m",
-        f"farro: job {job_id} attempt {attempt}",
-    )
-    head = git(ws.path, "rev-parse", "HEAD").stdout.strip()
-    git(ws.path, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
+    tmp = Path(tempfile.mkdtemp(prefix="farro-index-"))
+    try:
+        idx = {"GIT_INDEX_FILE": str(tmp / "index")}
+        _wt(ws, "read-tree", ws.base_commit, env=idx)
+        stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
+        _wt(
+            ws,
+            "update-index",
+            "-z",
+            "--add",
+            "--remove",
+            "--stdin",
+            stdin=stdin,
+            env=idx,
+        )
+        tree = _wt(ws, "write-tree", env=idx).stdout.decode().strip()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    base_tree = _wt(ws, "rev-parse", ws.base_commit + "^{tree}").stdout.decode().strip()
+    if tree == base_tree:
+        return None
+    msg = f"farro: job {job_id} attempt {attempt}".encode()
+    head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
+    _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
+    _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
+    _wt(ws, "symbolic-ref", "HEAD", f"refs/heads/{ws.branch}")
+    _wt(ws, "read-tree", head)  # the worktree's index matches its new HEAD
     return head
+
+
+def diffstat(ws: Workspace, head: str | None, found: Changes) -> list[Change]:
+    """Each changed path with its line counts (git only, where there is a commit)."""
+    counts: dict[str, tuple[int | None, int | None]] = {}
+    if ws.kind == "worktree" and head is not None and ws.base_commit is not None:
+        out = _wt(
+            ws,
+            "diff-tree",
+            "-r",
+            "-z",
+            "--numstat",
+            "--no-renames",
+            "--no-ext-diff",
+            "--no-textconv",
+            ws.base_commit,
+            head,
+        ).stdout
+        for rec in out.split(b"\0"):
+            if not rec:
+                continue
+            added, deleted, name = rec.split(b"\t", 2)
+            counts[os.fsdecode(name)] = (
+                int(added) if added != b"-" else None,
+                int(deleted) if deleted != b"-" else None,
+            )
+    ignored = set(found.ignored_paths)
+    out_list = []
+    for p in sorted(found.kinds):
+        if p in ignored:
+            continue
+        ins, dels = counts.get(p, (None, None))
+        out_list.append(Change(path=p, change=found.kinds[p], insertions=ins, deletions=dels))
+    return out_list
+
+
+def record(
+    ws: Workspace, found: Changes, head: str | None, attempt: int, previous: Work | None
+) -> Work:
+    """The attempt's work as kept in the job's result: earlier attempts' commits carried on."""
+    listed = diffstat(ws, head, found)
+    commits = [c for c in (previous.commits if previous else []) if c.attempt < attempt]
+    if ws.kind == "worktree":
+        commits.append(AttemptCommit(attempt=attempt, commit=head))
+    return Work(
+        branch=ws.branch,
+        commits=commits,
+        changed=listed[:MAX_LISTED],
+        changed_count=len(listed),
+        insertions=sum(c.insertions or 0 for c in listed),
+        deletions=sum(c.deletions or 0 for c in listed),
+        ignored=found.ignored,
+    )
+
+
+def ignored_note(ignored: Ignored) -> str | None:
+    """One log line about the ignored writes (None when there were none)."""
+    if not ignored.files:
+        return None
+    tops = ", ".join(f"{t.path} ({t.files})" for t in ignored.top[:10])
+    more = f", … {len(ignored.top) - 10} more" if len(ignored.top) > 10 else ""
+    how = "judged like any other" if ignored.judged else "not judged"
+    n = ignored.files
+    return f"{n} ignored path{'' if n == 1 else 's'} ({ignored.rules}), {how}: {tops}{more}"
 
 
 # ---------------------------------------------------------------- snapshots

@@ -22,11 +22,13 @@ from farro_core.errors import FarroError
 from farro_core.fs import read_file
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
+from farro_core.work import Work, change_line, summary
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
 
 if TYPE_CHECKING:
     from farro_tui.app import FarroApp
 
+CHANGE_STYLE = {"A": "green", "D": "red", "M": "", "T": "yellow"}
 MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("?", "bright_black")}
 
 
@@ -39,6 +41,26 @@ def _ts(value: Any) -> str:
 
 def _section(title: str) -> Text:
     return Text(f"\n{title}", style="bold underline")
+
+
+def _work_section(w: Work, base_commit: str | None) -> list[RenderableType]:
+    """Branch, base, each attempt's commit, the diffstat, the paths, the ignored writes."""
+    out: list[RenderableType] = [_section("Work")]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bright_black", no_wrap=True)
+    grid.add_column()
+    for label, text in summary(w, base_commit):
+        grid.add_row(
+            label, Text(text, style="yellow" if label == "ignored" and w.ignored.files else "")
+        )
+    out.append(grid)
+    for c in w.changed[:50]:
+        out.append(Text(f"  {change_line(c)}", style=CHANGE_STYLE.get(c.change, "")))
+    if w.changed_count > 50:
+        out.append(
+            Text(f"  … {w.changed_count - 50} more (farro show --json)", style="bright_black")
+        )
+    return out
 
 
 def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> RenderableType:
@@ -134,6 +156,9 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         why.append(Text(f"violations ({len(r.violations)}):", style="bold red"))
         for path in r.violations[:50]:
             why.append(Text(f"  ✗ {path}", style="red"))
+
+    if r is not None and r.work is not None:
+        why += _work_section(r.work, r.base_commit)
 
     parts += why + about
     parts.append(_section("Prompt"))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from farro_core.globs import MAX_GLOB, check_glob, matches, violations
@@ -27,6 +32,11 @@ def test_check_glob_accepts(good: str) -> None:
         ("a/..", "'..'"),
         ("a\0b", "NUL"),
         ("a" * (MAX_GLOB + 1), "exceed"),
+        ("a[]b", "no ']' closes"),
+        ("a[b", "no ']' closes"),
+        ("[!]", "no ']' closes"),
+        ("src/[", "no ']' closes"),
+        ("a\\", "not a valid glob"),
     ],
 )
 def test_check_glob_refuses(bad: str, why: str) -> None:
@@ -62,6 +72,15 @@ def test_dotdot_inside_a_name_is_fine() -> None:
         ("docs/x.md", "docs/**", True),
         ("doc/x.md", "docs/**", False),
         ("/abs/x", "abs/x", True),  # leading slash of a path is ignored
+        ("docs", "docs/**", True),  # dir/** allows dir itself
+        (".ruff_cache", ".ruff_cache/**", True),
+        (".ruff_cache/0.1/x", ".ruff_cache/**", True),
+        ("a[b", "a\\[b", True),  # \ escapes
+        ("a]b", "a]b", True),
+        ("#x", "#x", True),  # no gitignore comment or negation: names are names
+        ("!x", "!x", True),
+        ("x ", "x ", True),  # trailing spaces are part of the name
+        ("x", "x ", False),
     ],
 )
 def test_matches(path: str, pattern: str, expected: bool) -> None:
@@ -83,3 +102,50 @@ def test_violations_sorted_unique() -> None:
 def test_unclosed_bracket_is_literal() -> None:
     assert matches("a[b", ["a[b"])
     assert not matches("ab", ["a[b"])
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_rows() -> list[tuple[str, str, bool]]:
+    """The README's glob table: | `pattern` | `path` | yes/no |."""
+    text = README.read_text()
+    start = text.index("| pattern | path | allowed |")
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        m = re.fullmatch(r"\| `([^`]*)` \| `([^`]*)` \| (yes|no)\b.*", line)
+        assert m, line
+        rows.append((m.group(1), m.group(2), m.group(3) == "yes"))
+    return rows
+
+
+def test_readme_glob_table_is_true() -> None:
+    rows = _readme_rows()
+    assert len(rows) >= 10
+    for pattern, path, allowed in rows:
+        assert matches(path, [check_glob(pattern)]) is allowed, (pattern, path)
+
+
+FARRO = str(Path(sys.executable).with_name("farro"))
+
+
+@pytest.mark.parametrize("how", ["flag", "spec"])
+def test_submit_refuses_a_bad_pattern_naming_it(tmp_path: Path, how: str) -> None:
+    root = tmp_path / "root"
+    subprocess.run([FARRO, "init", "--root", str(root)], check=True, capture_output=True)
+    before = sorted(p.name for p in (root / "incoming").iterdir())
+    if how == "flag":
+        args = ["-p", "x", "--allow", "src/**", "--allow", "a[]b"]
+    else:
+        spec = tmp_path / "s.json"
+        spec.write_text('{"jobs": [{"prompt": "ok"}, {"prompt": "x", "allowed_paths": ["a[]b"]}]}')
+        args = [str(spec)]
+    r = subprocess.run(
+        [FARRO, "submit", "--root", str(root), *args], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("farro: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "'a[]b'" in r.stderr
+    assert sorted(p.name for p in (root / "incoming").iterdir()) == before

@@ -344,7 +344,7 @@ def test_stop_all_shares_one_grace(wroot: Root) -> None:
 def test_an_internal_error_counts_as_a_failed_attempt(
     wroot: Root, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(root: Root, env: Envelope) -> None:
+    def broken(root: Root, env: Envelope, **_: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(workspace, "prepare", broken)

@@ -76,11 +76,21 @@ def test_plain_directory(
     assert res.violations == [] or out.lifecycle.attempt == 1
 
 
-def test_git_ignored_file_counts(wroot: Root, tmp_path: Path) -> None:
+def test_git_ignored_file_is_recorded_not_judged(wroot: Root, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     out = run(wroot, "echo x > debug.log; mkdir cache; echo y > src/ok.py", repo)
-    assert out.lifecycle.result is not None
-    assert out.lifecycle.result.violations == ["debug.log"]
+    res = out.lifecycle.result
+    assert res is not None and res.violations == [] and out.status == "succeeded"
+    assert res.work is not None and res.work.ignored.files == 1
+    assert [(t.path, t.files) for t in res.work.ignored.top] == [("debug.log", 1)]
+
+
+def test_git_ignored_file_is_judged_when_asked(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    out = run(wroot, "echo x > debug.log; echo y > src/ok.py", repo, judge_ignored=True)
+    res = out.lifecycle.result
+    assert res is not None and res.violations == ["debug.log"] and out.status == "failed"
+    assert res.work is not None and res.work.ignored.judged and res.work.ignored.files == 1
 
 
 def test_git_agent_commits_and_resets_are_still_seen(wroot: Root, tmp_path: Path) -> None:
