@@ -226,6 +226,17 @@ def test_ls_json_and_status_filter(root: Root) -> None:
     assert "no stale jobs" in cli("ls", "--root", str(root.path), "-s", "stale").out
 
 
+def test_ls_is_oldest_first_by_created_at_not_by_id(root: Root) -> None:
+    first = submit(root, "first", id="zzzz-first")
+    second = submit(root, "second", id="aaaa-second")
+    third = submit(root, "third", id="mmmm-third")
+    cli("kill", "--root", str(root.path), first)  # done/ and incoming/: one order still
+    rows = json.loads(cli("ls", "--root", str(root.path), "--json").out)
+    assert [x["id"] for x in rows] == [first, second, third]
+    table = cli("ls", "--root", str(root.path), "--status", "queued").out.splitlines()
+    assert [ln.split()[0] for ln in table[1:]] == [second, third]
+
+
 def test_ls_queued_never_touches_done(root: Root, monkeypatch: pytest.MonkeyPatch) -> None:
     submit(root, "queued one")
     cli("kill", "--root", str(root.path), submit(root, "done one"))
