@@ -810,69 +810,31 @@ def kill(
     root: RootOpt = None,
 ) -> None:
     """Kill jobs: queued or stale ones directly, running ones through their worker."""
-    import time
-
-    from farro_core.errors import BadInput, FarroError, IllegalTransition
-    from farro_core.operations import kill as do_kill
-    from farro_core.transitions import Status
+    from farro_core.errors import BadInput, IllegalTransition
+    from farro_core.operations import kill_many
 
     if not wait >= 0:
         raise BadInput(f"--wait {wait!r}: must be 0 or more seconds")
     ids = _check_ids(job_ids)
     r = _open(root)
-    by = _operator()
-    asked: dict[str, int] = {}  # running job -> the attempt asked to die
-
-    def one(job_id: str) -> None:
-        try:
-            env = do_kill(r, job_id, by=by, wait_s=0)  # running: only writes control/kill
-        except IllegalTransition:
-            raise IllegalTransition(
-                f"job {job_id} {_is(r, job_id)}; only queued, running or stale jobs can be killed"
-            ) from None
-        if env.status is Status.KILLED:
-            _out(f"{job_id} killed")
-        elif wait == 0:
-            _out(f"{job_id} kill requested; its worker will stop attempt {env.lifecycle.attempt}")
-        else:
-            asked[job_id] = env.lifecycle.attempt
-
-    errors: list[int] = []
-    try:
-        _each(ids, one)
-    except _Failed as exc:
-        errors.append(exc.code)
-    # every running job was asked at once; now wait for all their workers together
-    deadline = time.monotonic() + wait
-    while asked:
-        for job_id, attempt in list(asked.items()):
-            try:
-                now = _load(r, job_id)
-            except FarroError as exc:  # quarantined or unreadable meanwhile: report, go on
-                _err(str(exc))
-                errors.append(1)
-                del asked[job_id]
-                continue
-            if now.lifecycle.attempt != attempt or now.status is not Status.IN_PROGRESS:
-                del asked[job_id]
-                if now.status is Status.KILLED:
-                    _out(f"{job_id} killed")
-                else:
-                    _err(f"job {job_id} became {now.status} before its worker killed it")
-                    errors.append(1)
-        if asked and time.monotonic() >= deadline:
-            for job_id in asked:
-                _err(
-                    f"kill requested, but job {job_id} is still in-progress after {wait:g}s; "
-                    "the request stands. Is its worker alive (`farro stats`)? If the job "
-                    "turns stale, `farro kill` it again"
+    worst = 0
+    for res in kill_many(r, ids, by=_operator(), wait_s=wait):
+        if res.outcome == "killed":
+            _out(f"{res.job_id} killed")
+        elif res.outcome == "requested" and res.env is not None:
+            attempt = res.env.lifecycle.attempt
+            _out(f"{res.job_id} kill requested; its worker will stop attempt {attempt}")
+        elif res.error is not None:
+            msg = str(res.error)
+            if isinstance(res.error, IllegalTransition):
+                msg = (
+                    f"job {res.job_id} {_is(r, res.job_id)}; "
+                    "only queued, running or stale jobs can be killed"
                 )
-            errors.append(1)
-            break
-        if asked:
-            time.sleep(0.05)
-    if errors:
-        raise _Failed(max(errors))
+            _err(msg)
+            worst = max(worst, res.error.exit_code)
+    if worst:
+        raise _Failed(worst)
 
 
 # ---------------------------------------------------------------- logs
