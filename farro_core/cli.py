@@ -303,16 +303,23 @@ def _flag_spec(
     if priority is not None:
         spec["priority"] = priority
     if label:
-        labels: dict[str, str] = {}
-        for item in label:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise BadInput(f"--label {item!r}: expected KEY=VALUE")
-            if key in labels:
-                raise BadInput(f"--label {key!r} is given twice")
-            labels[key] = value
-        spec["labels"] = labels
+        spec["labels"] = _labels(label)
     return spec
+
+
+def _labels(items: Sequence[str]) -> dict[str, str]:
+    """``--label K=V`` options as a dict; a malformed or repeated key is bad input."""
+    from farro_core.errors import BadInput
+
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--label {_clean(repr(item))}: expected KEY=VALUE")
+        if key in labels:
+            raise BadInput(f"--label {_clean(repr(key))} is given twice")
+        labels[key] = value
+    return labels
 
 
 SUBMIT_EPILOG = (
@@ -774,14 +781,92 @@ def _each(ids: Sequence[str], action: Any) -> None:
         raise _Failed(worst)
 
 
+SelIdsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="ID", help="Job ids (or select with --status, --label).", show_default=False
+    ),
+]
+SelStatusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--status",
+        "-s",
+        metavar="STATUS",
+        help="Every job in this status (comma-separated).",
+        show_default=False,
+    ),
+]
+SelLabelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="KEY=VALUE", help="Only jobs with this label. Repeatable.", show_default=False
+    ),
+]
+
+
+def _selected(
+    r_path: str | None,
+    verb: str,
+    legal: Sequence[str],
+    job_ids: Sequence[str] | None,
+    status: str | None,
+    label: Sequence[str] | None,
+) -> tuple["Root", list[str]]:
+    """The root and the jobs a requeue or kill acts on: ids, or a selection.
+
+    Nothing selected is not an error (``farro requeue $(... | jq ...)`` with no
+    failed job): the caller says so and exits 0.
+    """
+    from farro_core.errors import BadInput
+    from farro_core.operations import select
+
+    ids = _check_ids(job_ids or [])
+    if ids and (status is not None or label):
+        raise BadInput(f"give job ids or --status/--label, not both (farro {verb})")
+    wanted = _statuses(status) or [] if status is not None else list(legal)
+    for s in wanted:
+        if s not in legal:
+            raise BadInput(f"--status {s}: only {_or(legal)} jobs can be {_PAST[verb]}")
+    labels = _labels(label or [])
+    r = _open(root=r_path)
+    if status is None and not label:
+        if not ids:
+            _out(f"nothing to {verb}: no job given (give ids, --status or --label)")
+        return r, ids
+    picked = select(r, wanted, labels)
+    if not picked:
+        which = _or(wanted)
+        having = ", ".join(f"{k}={v}" for k, v in labels.items())
+        tail = f" labelled {having}" if having else ""
+        _out(_clean(f"nothing to {verb}: no {which} jobs{tail}"))
+    return r, picked
+
+
+_PAST = {"requeue": "requeued", "kill": "killed"}
+
+
+def _or(words: Sequence[str]) -> str:
+    """``queued, in-progress or stale``."""
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
+
+
 @app.command(short_help="Put stale or failed jobs back in the queue.")
-def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
-    """Put stale or failed jobs back in the queue, with a fresh attempt budget."""
+def requeue(
+    job_ids: SelIdsArg = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Put stale or failed jobs back in the queue, with a fresh attempt budget.
+
+    Give ids, or select: --status failed requeues every failed job, --label K=V
+    every stale or failed job with that label. Nothing selected is not an error.
+    """
     from farro_core.errors import IllegalTransition
     from farro_core.operations import requeue as do_requeue
 
-    ids = _check_ids(job_ids)
-    r = _open(root)
+    r, ids = _selected(root, "requeue", ("stale", "failed"), job_ids, status, label)
     by = _operator()
 
     def one(job_id: str) -> None:
@@ -798,7 +883,9 @@ def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
 
 @app.command(short_help="Kill jobs (running ones through their worker).")
 def kill(
-    job_ids: IdsArg,
+    job_ids: SelIdsArg = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
     wait: Annotated[
         float,
         typer.Option(
@@ -809,14 +896,17 @@ def kill(
     ] = 30.0,
     root: RootOpt = None,
 ) -> None:
-    """Kill jobs: queued or stale ones directly, running ones through their worker."""
+    """Kill jobs: queued or stale ones directly, running ones through their worker.
+
+    Give ids, or select: --status queued kills every queued job, --label K=V every
+    queued, running or stale job with that label. Nothing selected is not an error.
+    """
     from farro_core.errors import BadInput, IllegalTransition
     from farro_core.operations import kill_many
 
     if not wait >= 0:
         raise BadInput(f"--wait {wait!r}: must be 0 or more seconds")
-    ids = _check_ids(job_ids)
-    r = _open(root)
+    r, ids = _selected(root, "kill", ("queued", "in-progress", "stale"), job_ids, status, label)
     worst = 0
     for res in kill_many(r, ids, by=_operator(), wait_s=wait):
         if res.outcome == "killed":

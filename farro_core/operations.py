@@ -7,7 +7,7 @@ what is legal, and a job that moved on meanwhile is refused, never overwritten.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +15,7 @@ from farro_core.envelope import Envelope
 from farro_core.errors import Conflict, FarroError, IllegalTransition, Refused
 from farro_core.job import commit, kill_requested, load, request_kill
 from farro_core.root import Root
-from farro_core.transitions import Actor, Status, allowed
+from farro_core.transitions import QUEUE_DIR, Actor, Status, allowed
 
 _PHRASE = {
     Status.SUCCEEDED: "has already succeeded",
@@ -28,6 +28,26 @@ _PHRASE = {
 def phrase(status: Status) -> str:
     """A job's status as words for a refusal: 'has already succeeded', 'is queued'."""
     return _PHRASE.get(status, f"is {status}")
+
+
+def select(
+    root: Root, statuses: Collection[str], labels: Mapping[str, str] | None = None
+) -> list[str]:
+    """Ids of the jobs in ``statuses`` that carry every label of ``labels``, oldest first.
+
+    Reads only the queue directories those statuses live in (a requeue of failed
+    jobs never reads incoming/), with the listing's cheap reads.
+    """
+    from farro_core.listing import oldest_first, scan
+
+    queues = list(dict.fromkeys(QUEUE_DIR[Status(s)] for s in statuses))
+    want = dict(labels or {})
+    rows = [
+        row
+        for row in scan(root, queues, statuses)
+        if row.status in statuses and all(row.labels.get(k) == v for k, v in want.items())
+    ]
+    return [row.id for row in sorted(rows, key=oldest_first)]
 
 
 def requeue(root: Root, job_id: str, *, by: str = "operator") -> Envelope:

@@ -649,3 +649,72 @@ def test_a_closed_stdout_is_not_a_traceback(root: Root) -> None:
     _, err = proc.communicate(timeout=60)
     assert err == b""
     assert proc.returncode in (0, 1)
+
+
+# ---------------------------------------------------------------- selecting by status and label
+
+
+def _failed(root: Root, prompt: str, **fields: Any) -> str:
+    job_id = submit(root, prompt, **fields)
+    env = claimed(root)
+    assert env.id == job_id
+    job.commit(env, Status.FAILED, Actor.AGENT, "exit 1")
+    job.release_claim(env)
+    return job_id
+
+
+def test_requeue_and_kill_select_by_status_and_label(root: Root) -> None:
+    f1 = _failed(root, "f1", labels={"batch": "a"})
+    f2 = _failed(root, "f2", labels={"batch": "b"})
+    q1 = submit(root, "q1", labels={"batch": "a"})
+    q2 = submit(root, "q2", labels={"batch": "b"})
+    r = cli("requeue", "--root", str(root.path), "--status", "failed", "--label", "batch=a")
+    assert (r.code, r.out, r.err) == (0, f"{f1} queued\n", "")
+    assert status_of(root, f2) is Status.FAILED
+    r = cli("kill", "--root", str(root.path), "--label", "batch=a")  # queued: q1 and f1 now
+    assert (r.code, r.err) == (0, "")
+    assert r.out.splitlines() == [f"{f1} killed", f"{q1} killed"]  # oldest first
+    assert status_of(root, q2) is Status.QUEUED
+    r = cli("requeue", "--root", str(root.path), "-s", "failed")
+    assert (r.code, r.out) == (0, f"{f2} queued\n")
+    r = cli("kill", "--root", str(root.path), "--status", "queued", "--wait", "0")
+    assert r.out.splitlines() == [f"{f2} killed", f"{q2} killed"]
+
+
+def test_nothing_selected_exits_0_and_says_so(root: Root) -> None:
+    submit(root, "only queued")
+    for args, said in [
+        (("requeue",), "nothing to requeue: no job given"),
+        (("kill",), "nothing to kill: no job given"),
+        (("requeue", "--status", "failed"), "nothing to requeue: no failed jobs"),
+        (("requeue", "--label", "batch=x"), "no stale or failed jobs labelled batch=x"),
+        (("kill", "--status", "running"), "nothing to kill: no in-progress jobs"),
+    ]:
+        r = cli(*args, "--root", str(root.path))
+        assert (r.code, r.err) == (0, ""), args
+        assert said in r.out, (args, r.out)
+
+
+def test_selection_bad_input(root: Root) -> None:
+    job_id = submit(root)
+    for args, said in [
+        (("requeue", "--status", "succeeded"), "--status succeeded: only stale or failed jobs"),
+        (("kill", "--status", "failed"), "only queued, in-progress or stale jobs can be killed"),
+        (("kill", "--status", "nope"), "--status 'nope'"),
+        (("kill", "--label", "novalue"), "expected KEY=VALUE"),
+        (("kill", "--status", "queued", job_id), "give job ids or --status/--label, not both"),
+    ]:
+        r = cli(*args, "--root", str(root.path))
+        assert r.code == 2 and said in one_error(r), (args, r.err)
+    assert status_of(root, job_id) is Status.QUEUED
+
+
+def test_readme_requeue_idiom_with_nothing_failed(root: Root) -> None:
+    """`farro requeue $(farro ls --status failed --json | jq ...)`: no failed job, no error."""
+    submit(root, "queued, not failed")
+    line = "farro requeue $(farro ls --status failed --json | jq -r '.[].id')"
+    path = f"{Path(FARRO).parent}:/usr/bin:/bin"
+    env = {**os.environ, "FARRO_ROOT": str(root.path), "PATH": path}
+    p = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, timeout=60)
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    assert "nothing to requeue" in p.stdout
