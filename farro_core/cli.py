@@ -390,6 +390,14 @@ def submit(
             "--format", metavar="json|toml", help="Format of the spec input (default: by suffix)."
         ),
     ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            metavar="ID",
+            help="A new job like job ID, with the fields given here changed (label like=ID).",
+        ),
+    ] = None,
     root: RootOpt = None,
 ) -> None:
     """Submit jobs; prints the new ids, one per line. All or nothing."""
@@ -412,10 +420,16 @@ def submit(
         )
         if value not in (None, [])
     ]
-    if prompt is None and flags_given:
+    if like is not None:
+        (like,) = _check_ids([like])
+        if files:
+            raise BadInput("--like copies one job: give no spec files with it")
+    elif prompt is None and flags_given:
         raise BadInput(f"{flags_given[0]} needs --prompt (spec files carry their own fields)")
-    if prompt is None and not files:
-        raise BadInput("nothing to submit: give spec files, - for stdin, or --prompt TEXT")
+    elif prompt is None and not files:
+        raise BadInput(
+            "nothing to submit: give spec files, - for stdin, --prompt TEXT or --like ID"
+        )
     if fmt not in (None, "json", "toml"):
         raise BadInput(f"--format {fmt!r}: expected json or toml")
     stdin_uses = files.count("-") + (prompt == "-")
@@ -436,15 +450,20 @@ def submit(
         if path != "-":
             _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
         specs += validate(dicts, name)
-    if prompt is not None:
-        if prompt == "-":
-            raw = sys.stdin.buffer.read()
-            try:
-                prompt = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadInput("--prompt -: stdin is not UTF-8 text") from None
+    if prompt == "-":
+        raw = sys.stdin.buffer.read()
+        try:
+            prompt = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput("--prompt -: stdin is not UTF-8 text") from None
+    r: Root | None = None
+    original: Envelope | None = None
+    if like is not None:
+        r = _open(root)  # the original is needed to know what the new job is like
+        original = _load(r, like)
+    if prompt is not None or original is not None:
         data = _flag_spec(
-            prompt,
+            prompt if prompt is not None else original.prompt.prompt if original else "",
             title,
             rubric_check or [],
             allow or [],
@@ -455,16 +474,43 @@ def submit(
             priority,
             label or [],
         )
-        specs += validate([data], "--prompt")
+        if original is None:
+            specs += validate([data], "--prompt")
+        else:
+            specs += validate([_like(original, data, prompt is not None)], f"--like {like}")
     check_unique_ids(specs, "submit")
 
     # 2. open the root only now: bad input is reported as such even without a root
-    r = _open(root)
+    r = r or _open(root)
     r.settings  # noqa: B018 - a bad farro.toml or FARRO_* value is refused before any write
     from farro_core.job import create_many
 
     for env in create_many(r, specs):
         _out(env.id)
+
+
+_COPIED = {
+    "prompt",
+    "title",
+    "rubric",
+    "allowed_paths",
+    "workspace",
+    "agent",
+    "timeout_s",
+    "max_attempts",
+    "priority",
+    "labels",
+}
+
+
+def _like(original: "Envelope", flags: dict[str, Any], new_prompt: bool) -> dict[str, Any]:
+    """The spec of a job like ``original`` with the flags' fields changed; its
+    prompt.json is only read. The new job's label ``like`` names the original."""
+    base = original.prompt.model_dump(mode="json", include=_COPIED)
+    if new_prompt and "title" not in flags:
+        del base["title"]  # a title follows its prompt unless given
+    labels = {**base["labels"], **flags.get("labels", {}), "like": original.id}
+    return {**base, **flags, "labels": labels}
 
 
 def _anchor_workspaces(specs: list[dict[str, Any]], base: str) -> None:

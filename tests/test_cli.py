@@ -718,3 +718,54 @@ def test_readme_requeue_idiom_with_nothing_failed(root: Root) -> None:
     p = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, timeout=60)
     assert (p.returncode, p.stderr) == (0, ""), p.stderr
     assert "nothing to requeue" in p.stdout
+
+
+# ---------------------------------------------------------------- submit --like
+
+
+def test_submit_like_copies_a_job_with_the_given_fields_changed(root: Root) -> None:
+    made = cli(
+        "submit", "--root", str(root.path), "-p", "Fix it\n\nall of it", "--title", "fix",
+        "--rubric-check", "true", "--allow", "docs/**", "--label", "batch=a", "--priority", "2",
+        "--timeout", "90",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    original = made.out.strip()
+    path = root.incoming / original / "prompt.json"
+    before = path.read_bytes()
+    r = cli(  # the operator fixes a bad spec with a copy
+        "submit", "--root", str(root.path), "--like", original,
+        "--allow", "src/**", "--allow", "tests/**", "--label", "try=2",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    copy = r.out.strip()
+    assert copy != original
+    old, new = job.load(root, original).prompt, job.load(root, copy).prompt
+    assert new.allowed_paths == ["src/**", "tests/**"]
+    assert new.labels == {"batch": "a", "try": "2", "like": original}
+    same = ("prompt", "title", "rubric", "workspace", "agent", "timeout_s", "priority")
+    assert all(getattr(new, f) == getattr(old, f) for f in same)
+    assert path.read_bytes() == before  # prompt.json is never rewritten
+    r = cli("submit", "--root", str(root.path), "--like", copy, "-p", "Another task")
+    third = job.load(root, r.out.strip()).prompt
+    assert (third.prompt, third.title, third.labels["like"]) == (
+        "Another task",
+        "Another task",
+        copy,
+    )
+    assert third.allowed_paths == ["src/**", "tests/**"]
+
+
+def test_submit_like_bad_input_and_unknown_job(root: Root, tmp_path: Path) -> None:
+    job_id = submit(root)
+    spec = tmp_path / "a.json"
+    spec.write_text('{"prompt": "x"}')
+    r = cli("submit", "--root", str(root.path), "--like", job_id, str(spec))
+    assert r.code == 2 and "--like copies one job" in one_error(r)
+    r = cli("submit", "--root", str(root.path), "--like", "../x")
+    assert r.code == 2 and "invalid job id" in one_error(r)
+    r = cli("submit", "--root", str(root.path), "--like", "01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+    assert r.code == 1 and "no job 01ZZZZZZZZZZZZZZZZZZZZZZZZ" in one_error(r)
+    r = cli("submit", "--root", str(root.path), "--like", job_id, "--timeout", "0")
+    assert r.code == 2 and "--timeout" in one_error(r)
+    assert len(root.ids("incoming")) == 1
