@@ -439,6 +439,7 @@ def submit(
 
     # 1. read and validate everything; nothing is written until all of it is good
     specs: list[JobSpec] = []
+    sources: list[tuple[str, list[JobSpec]]] = []  # for the workspace check, by name
     for path in files:
         raw, name = _read_input(path)
         try:
@@ -449,7 +450,8 @@ def submit(
             raise
         if path != "-":
             _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
-        specs += validate(dicts, name)
+        sources.append((name, validate(dicts, name)))
+        specs += sources[-1][1]
     if prompt == "-":
         raw = sys.stdin.buffer.read()
         try:
@@ -475,15 +477,21 @@ def submit(
             label or [],
         )
         if original is None:
-            specs += validate([data], "--prompt")
+            sources.append(("--prompt", validate([data], "--prompt")))
         else:
-            specs += validate([_like(original, data, prompt is not None)], f"--like {like}")
+            spec_like = _like(original, data, prompt is not None)
+            sources.append((f"--like {like}", validate([spec_like], f"--like {like}")))
+        specs += sources[-1][1]
     check_unique_ids(specs, "submit")
 
     # 2. open the root only now: bad input is reported as such even without a root
     r = r or _open(root)
     r.settings  # noqa: B018 - a bad farro.toml or FARRO_* value is refused before any write
     from farro_core.job import create_many
+    from farro_core.workspace import check_specs
+
+    for name, group in sources:  # a workspace no attempt could use is refused now
+        check_specs(r, group, name)
 
     for env in create_many(r, specs):
         _out(env.id)
