@@ -228,17 +228,46 @@ def _dump_json(data: Any) -> None:
 
 
 @app.command()
-def init(root: RootOpt = None) -> None:
+def init(
+    root: RootOpt = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            "--example",
+            metavar="DIR",
+            help="Also create DIR, a small git repository to try jobs on (kept if it exists).",
+        ),
+    ] = None,
+) -> None:
     """Create a root (mode 0700); an existing root is checked and kept."""
+    from pathlib import Path
+
     from farro_core.root import Root, resolve_path
 
     path = resolve_path(root)
+    repo = Path(os.path.abspath(os.path.expanduser(example))) if example is not None else None
+    if repo is not None and (repo == path or path in repo.parents):
+        from farro_core.errors import BadInput
+
+        raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
+    if repo is not None:
+        from farro_core.example import check_target
+
+        check_target(repo)  # refused before the root is made: nothing half done
     existed = os.path.isdir(path / "incoming")
     r = Root.init(path)
     _out(f"FARRO root {'ready' if existed else 'created'} at {r.path}")
+    if repo is not None:
+        from farro_core.example import create
+
+        made = create(repo)
+        _out(f"example repository {'created' if made else 'kept'} at {_clean(str(repo))}")
     if not existed:
         flag = "" if root is None else f" --root {r.path}"
-        _out(f'next: farro submit{flag} -p "TASK", then run `farro-tui{flag}` to work the queue')
+        ws = "" if repo is None else f" --workspace {_clean(str(repo))}"
+        _out(
+            f'next: farro submit{flag} -p "TASK"{ws}, then run `farro-tui{flag}` to work the queue'
+        )
 
 
 # ---------------------------------------------------------------- submit

@@ -769,3 +769,34 @@ def test_submit_like_bad_input_and_unknown_job(root: Root, tmp_path: Path) -> No
     r = cli("submit", "--root", str(root.path), "--like", job_id, "--timeout", "0")
     assert r.code == 2 and "--timeout" in one_error(r)
     assert len(root.ids("incoming")) == 1
+
+
+# ---------------------------------------------------------------- init --example
+
+
+def test_init_example_makes_a_repo_to_try_jobs_on(tmp_path: Path) -> None:
+    repo, root = tmp_path / "src" / "myrepo", tmp_path / "q"
+    r = cli("init", "--root", str(root), "--example", str(repo))
+    assert r.code == 0, r.err
+    assert f"example repository created at {repo}" in r.out
+    head = subprocess.run(["git", "-C", str(repo), "log", "--format=%s"], capture_output=True)
+    assert head.stdout == b"example\n"  # a commit: a job's worktree branches from it
+    clean = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True)
+    assert clean.stdout == b""
+    assert (repo / "tests" / "test_io.py").is_file() and (repo / "batch.json").is_file()
+    again = cli("init", "--root", str(root), "--example", str(repo))
+    assert again.code == 0 and "example repository kept" in again.out
+    assert sorted(os.listdir(repo.parent)) == ["myrepo"]  # nothing left aside
+
+
+def test_init_example_never_overwrites_and_refuses_before_making_the_root(
+    tmp_path: Path,
+) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("keep me")
+    r = cli("init", "--root", str(tmp_path / "q"), "--example", str(taken))
+    assert r.code == 2 and "exists and is not a git repository" in one_error(r)
+    assert os.listdir(taken) == ["mine.txt"] and not (tmp_path / "q").exists()
+    r = cli("init", "--root", str(tmp_path / "q"), "--example", str(tmp_path / "q" / "repo"))
+    assert r.code == 2 and "inside the root" in one_error(r)
