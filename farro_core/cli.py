@@ -355,6 +355,7 @@ SUBMIT_EPILOG = (
     "\b\nExamples:\n"
     '  farro submit -p "Fix the flaky test in tests/test_io.py" --rubric-check "pytest -q"\n'
     "  farro submit jobs.json more.toml\n"
+    '  farro submit --like 01JD3Q... --allow "src/**"   (a copy with a wider --allow)\n'
     "  cat batch.json | farro submit -"
 )
 
