@@ -228,17 +228,46 @@ def _dump_json(data: Any) -> None:
 
 
 @app.command()
-def init(root: RootOpt = None) -> None:
+def init(
+    root: RootOpt = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            "--example",
+            metavar="DIR",
+            help="Also create DIR, a small git repository to try jobs on (kept if it exists).",
+        ),
+    ] = None,
+) -> None:
     """Create a root (mode 0700); an existing root is checked and kept."""
+    from pathlib import Path
+
     from farro_core.root import Root, resolve_path
 
     path = resolve_path(root)
+    repo = Path(os.path.abspath(os.path.expanduser(example))) if example is not None else None
+    if repo is not None and (repo == path or path in repo.parents):
+        from farro_core.errors import BadInput
+
+        raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
+    if repo is not None:
+        from farro_core.example import check_target
+
+        check_target(repo)  # refused before the root is made: nothing half done
     existed = os.path.isdir(path / "incoming")
     r = Root.init(path)
     _out(f"FARRO root {'ready' if existed else 'created'} at {r.path}")
+    if repo is not None:
+        from farro_core.example import create
+
+        made = create(repo)
+        _out(f"example repository {'created' if made else 'kept'} at {_clean(str(repo))}")
     if not existed:
         flag = "" if root is None else f" --root {r.path}"
-        _out(f'next: farro submit{flag} -p "TASK", then run `farro-tui{flag}` to work the queue')
+        ws = "" if repo is None else f" --workspace {_clean(str(repo))}"
+        _out(
+            f'next: farro submit{flag} -p "TASK"{ws}, then run `farro-tui{flag}` to work the queue'
+        )
 
 
 # ---------------------------------------------------------------- submit
@@ -303,22 +332,30 @@ def _flag_spec(
     if priority is not None:
         spec["priority"] = priority
     if label:
-        labels: dict[str, str] = {}
-        for item in label:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise BadInput(f"--label {item!r}: expected KEY=VALUE")
-            if key in labels:
-                raise BadInput(f"--label {key!r} is given twice")
-            labels[key] = value
-        spec["labels"] = labels
+        spec["labels"] = _labels(label)
     return spec
+
+
+def _labels(items: Sequence[str]) -> dict[str, str]:
+    """``--label K=V`` options as a dict; a malformed or repeated key is bad input."""
+    from farro_core.errors import BadInput
+
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--label {_clean(repr(item))}: expected KEY=VALUE")
+        if key in labels:
+            raise BadInput(f"--label {_clean(repr(key))} is given twice")
+        labels[key] = value
+    return labels
 
 
 SUBMIT_EPILOG = (
     "\b\nExamples:\n"
     '  farro submit -p "Fix the flaky test in tests/test_io.py" --rubric-check "pytest -q"\n'
     "  farro submit jobs.json more.toml\n"
+    '  farro submit --like 01JD3Q... --allow "src/**"   (a copy with a wider --allow)\n'
     "  cat batch.json | farro submit -"
 )
 
@@ -383,6 +420,14 @@ def submit(
             "--format", metavar="json|toml", help="Format of the spec input (default: by suffix)."
         ),
     ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            metavar="ID",
+            help="A new job like job ID, with the fields given here changed (label like=ID).",
+        ),
+    ] = None,
     root: RootOpt = None,
 ) -> None:
     """Submit jobs; prints the new ids, one per line. All or nothing."""
@@ -405,10 +450,16 @@ def submit(
         )
         if value not in (None, [])
     ]
-    if prompt is None and flags_given:
+    if like is not None:
+        (like,) = _check_ids([like])
+        if files:
+            raise BadInput("--like copies one job: give no spec files with it")
+    elif prompt is None and flags_given:
         raise BadInput(f"{flags_given[0]} needs --prompt (spec files carry their own fields)")
-    if prompt is None and not files:
-        raise BadInput("nothing to submit: give spec files, - for stdin, or --prompt TEXT")
+    elif prompt is None and not files:
+        raise BadInput(
+            "nothing to submit: give spec files, - for stdin, --prompt TEXT or --like ID"
+        )
     if fmt not in (None, "json", "toml"):
         raise BadInput(f"--format {fmt!r}: expected json or toml")
     stdin_uses = files.count("-") + (prompt == "-")
@@ -418,6 +469,7 @@ def submit(
 
     # 1. read and validate everything; nothing is written until all of it is good
     specs: list[JobSpec] = []
+    sources: list[tuple[str, list[JobSpec]]] = []  # for the workspace check, by name
     for path in files:
         raw, name = _read_input(path)
         try:
@@ -428,16 +480,22 @@ def submit(
             raise
         if path != "-":
             _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
-        specs += validate(dicts, name)
-    if prompt is not None:
-        if prompt == "-":
-            raw = sys.stdin.buffer.read()
-            try:
-                prompt = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadInput("--prompt -: stdin is not UTF-8 text") from None
+        sources.append((name, validate(dicts, name)))
+        specs += sources[-1][1]
+    if prompt == "-":
+        raw = sys.stdin.buffer.read()
+        try:
+            prompt = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput("--prompt -: stdin is not UTF-8 text") from None
+    r: Root | None = None
+    original: Envelope | None = None
+    if like is not None:
+        r = _open(root)  # the original is needed to know what the new job is like
+        original = _load(r, like)
+    if prompt is not None or original is not None:
         data = _flag_spec(
-            prompt,
+            prompt if prompt is not None else original.prompt.prompt if original else "",
             title,
             rubric_check or [],
             allow or [],
@@ -448,16 +506,49 @@ def submit(
             priority,
             label or [],
         )
-        specs += validate([data], "--prompt")
+        if original is None:
+            sources.append(("--prompt", validate([data], "--prompt")))
+        else:
+            spec_like = _like(original, data, prompt is not None)
+            sources.append((f"--like {like}", validate([spec_like], f"--like {like}")))
+        specs += sources[-1][1]
     check_unique_ids(specs, "submit")
 
     # 2. open the root only now: bad input is reported as such even without a root
-    r = _open(root)
+    r = r or _open(root)
     r.settings  # noqa: B018 - a bad farro.toml or FARRO_* value is refused before any write
     from farro_core.job import create_many
+    from farro_core.workspace import check_specs
+
+    for name, group in sources:  # a workspace no attempt could use is refused now
+        check_specs(r, group, name)
 
     for env in create_many(r, specs):
         _out(env.id)
+
+
+_COPIED = {
+    "prompt",
+    "title",
+    "rubric",
+    "allowed_paths",
+    "workspace",
+    "agent",
+    "timeout_s",
+    "max_attempts",
+    "priority",
+    "labels",
+}
+
+
+def _like(original: "Envelope", flags: dict[str, Any], new_prompt: bool) -> dict[str, Any]:
+    """The spec of a job like ``original`` with the flags' fields changed; its
+    prompt.json is only read. The new job's label ``like`` names the original."""
+    base = original.prompt.model_dump(mode="json", include=_COPIED)
+    if new_prompt and "title" not in flags:
+        del base["title"]  # a title follows its prompt unless given
+    labels = {**base["labels"], **flags.get("labels", {}), "like": original.id}
+    return {**base, **flags, "labels": labels}
 
 
 def _anchor_workspaces(specs: list[dict[str, Any]], base: str) -> None:
@@ -509,7 +600,7 @@ def ls_(
     root: RootOpt = None,
 ) -> None:
     """List jobs (oldest first). Reads only the queue directories the status needs."""
-    from farro_core.listing import scan
+    from farro_core.listing import oldest_first, scan
     from farro_core.transitions import QUEUE_DIR, Status
 
     wanted = _statuses(status)
@@ -523,7 +614,9 @@ def ls_(
             if q not in queues:
                 queues.append(q)
     scanned = list(scan(r, queues, wanted))
-    rows = [row for row in scanned if wanted is None or row.status in wanted]
+    rows = sorted(
+        (row for row in scanned if wanted is None or row.status in wanted), key=oldest_first
+    )
     hidden = 0 if wanted is None else sum(1 for row in scanned if row.status == "corrupt")
     if as_json:
         _dump_json([_row_json(row) for row in rows])
@@ -797,14 +890,92 @@ def _each(ids: Sequence[str], action: Any) -> None:
         raise _Failed(worst)
 
 
+SelIdsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="ID", help="Job ids (or select with --status, --label).", show_default=False
+    ),
+]
+SelStatusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--status",
+        "-s",
+        metavar="STATUS",
+        help="Every job in this status (comma-separated).",
+        show_default=False,
+    ),
+]
+SelLabelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="KEY=VALUE", help="Only jobs with this label. Repeatable.", show_default=False
+    ),
+]
+
+
+def _selected(
+    r_path: str | None,
+    verb: str,
+    legal: Sequence[str],
+    job_ids: Sequence[str] | None,
+    status: str | None,
+    label: Sequence[str] | None,
+) -> tuple["Root", list[str]]:
+    """The root and the jobs a requeue or kill acts on: ids, or a selection.
+
+    Nothing selected is not an error (``farro requeue $(... | jq ...)`` with no
+    failed job): the caller says so and exits 0.
+    """
+    from farro_core.errors import BadInput
+    from farro_core.operations import select
+
+    ids = _check_ids(job_ids or [])
+    if ids and (status is not None or label):
+        raise BadInput(f"give job ids or --status/--label, not both (farro {verb})")
+    wanted = _statuses(status) or [] if status is not None else list(legal)
+    for s in wanted:
+        if s not in legal:
+            raise BadInput(f"--status {s}: only {_or(legal)} jobs can be {_PAST[verb]}")
+    labels = _labels(label or [])
+    r = _open(root=r_path)
+    if status is None and not label:
+        if not ids:
+            _out(f"nothing to {verb}: no job given (give ids, --status or --label)")
+        return r, ids
+    picked = select(r, wanted, labels)
+    if not picked:
+        which = _or(wanted)
+        having = ", ".join(f"{k}={v}" for k, v in labels.items())
+        tail = f" labelled {having}" if having else ""
+        _out(_clean(f"nothing to {verb}: no {which} jobs{tail}"))
+    return r, picked
+
+
+_PAST = {"requeue": "requeued", "kill": "killed"}
+
+
+def _or(words: Sequence[str]) -> str:
+    """``queued, in-progress or stale``."""
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
+
+
 @app.command(short_help="Put stale or failed jobs back in the queue.")
-def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
-    """Put stale or failed jobs back in the queue, with a fresh attempt budget."""
+def requeue(
+    job_ids: SelIdsArg = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Put stale or failed jobs back in the queue, with a fresh attempt budget.
+
+    Give ids, or select: --status failed requeues every failed job, --label K=V
+    every stale or failed job with that label. Nothing selected is not an error.
+    """
     from farro_core.errors import IllegalTransition
     from farro_core.operations import requeue as do_requeue
 
-    ids = _check_ids(job_ids)
-    r = _open(root)
+    r, ids = _selected(root, "requeue", ("stale", "failed"), job_ids, status, label)
     by = _operator()
 
     def one(job_id: str) -> None:
@@ -821,7 +992,9 @@ def requeue(job_ids: IdsArg, root: RootOpt = None) -> None:
 
 @app.command(short_help="Kill jobs (running ones through their worker).")
 def kill(
-    job_ids: IdsArg,
+    job_ids: SelIdsArg = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
     wait: Annotated[
         float,
         typer.Option(
@@ -832,70 +1005,35 @@ def kill(
     ] = 30.0,
     root: RootOpt = None,
 ) -> None:
-    """Kill jobs: queued or stale ones directly, running ones through their worker."""
-    import time
+    """Kill jobs: queued or stale ones directly, running ones through their worker.
 
-    from farro_core.errors import BadInput, FarroError, IllegalTransition
-    from farro_core.operations import kill as do_kill
-    from farro_core.transitions import Status
+    Give ids, or select: --status queued kills every queued job, --label K=V every
+    queued, running or stale job with that label. Nothing selected is not an error.
+    """
+    from farro_core.errors import BadInput, IllegalTransition
+    from farro_core.operations import kill_many
 
     if not wait >= 0:
         raise BadInput(f"--wait {wait!r}: must be 0 or more seconds")
-    ids = _check_ids(job_ids)
-    r = _open(root)
-    by = _operator()
-    asked: dict[str, int] = {}  # running job -> the attempt asked to die
-
-    def one(job_id: str) -> None:
-        try:
-            env = do_kill(r, job_id, by=by, wait_s=0)  # running: only writes control/kill
-        except IllegalTransition:
-            raise IllegalTransition(
-                f"job {job_id} {_is(r, job_id)}; only queued, running or stale jobs can be killed"
-            ) from None
-        if env.status is Status.KILLED:
-            _out(f"{job_id} killed")
-        elif wait == 0:
-            _out(f"{job_id} kill requested; its worker will stop attempt {env.lifecycle.attempt}")
-        else:
-            asked[job_id] = env.lifecycle.attempt
-
-    errors: list[int] = []
-    try:
-        _each(ids, one)
-    except _Failed as exc:
-        errors.append(exc.code)
-    # every running job was asked at once; now wait for all their workers together
-    deadline = time.monotonic() + wait
-    while asked:
-        for job_id, attempt in list(asked.items()):
-            try:
-                now = _load(r, job_id)
-            except FarroError as exc:  # quarantined or unreadable meanwhile: report, go on
-                _err(str(exc))
-                errors.append(1)
-                del asked[job_id]
-                continue
-            if now.lifecycle.attempt != attempt or now.status is not Status.IN_PROGRESS:
-                del asked[job_id]
-                if now.status is Status.KILLED:
-                    _out(f"{job_id} killed")
-                else:
-                    _err(f"job {job_id} became {now.status} before its worker killed it")
-                    errors.append(1)
-        if asked and time.monotonic() >= deadline:
-            for job_id in asked:
-                _err(
-                    f"kill requested, but job {job_id} is still in-progress after {wait:g}s; "
-                    "the request stands. Is its worker alive (`farro stats`)? If the job "
-                    "turns stale, `farro kill` it again"
+    r, ids = _selected(root, "kill", ("queued", "in-progress", "stale"), job_ids, status, label)
+    worst = 0
+    for res in kill_many(r, ids, by=_operator(), wait_s=wait):
+        if res.outcome == "killed":
+            _out(f"{res.job_id} killed")
+        elif res.outcome == "requested" and res.env is not None:
+            attempt = res.env.lifecycle.attempt
+            _out(f"{res.job_id} kill requested; its worker will stop attempt {attempt}")
+        elif res.error is not None:
+            msg = str(res.error)
+            if isinstance(res.error, IllegalTransition):
+                msg = (
+                    f"job {res.job_id} {_is(r, res.job_id)}; "
+                    "only queued, running or stale jobs can be killed"
                 )
-            errors.append(1)
-            break
-        if asked:
-            time.sleep(0.05)
-    if errors:
-        raise _Failed(max(errors))
+            _err(msg)
+            worst = max(worst, res.error.exit_code)
+    if worst:
+        raise _Failed(worst)
 
 
 # ---------------------------------------------------------------- logs

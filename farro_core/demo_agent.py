@@ -8,6 +8,8 @@ exits 0. Markers in the prompt change that, so a demo shows every status:
 ``[fail]`` exit 1 · ``[hang]`` sleep past any timeout · ``[escape]`` also write
 ``secrets/leak.txt`` (outside narrow allowed_paths) · ``[slow]`` take ~30 s ·
 ``[noisy]`` print a lot (the log cap) · ``[fast]`` no pauses.
+Its edits go under the directory of the job's first allowed_paths glob
+(``tests/**``: ``tests/NOTES.md``), so only ``[escape]`` breaks the rules.
 ``$FARRO_DEMO_SPEED`` scales the pauses (0 = none). Standard library only,
 imported by nothing, so it starts fast.
 """
@@ -44,7 +46,7 @@ def main() -> int:
         print(f"[{i}/{len(STEPS)}] {step}...", flush=True)
         time.sleep(pause)
         if step == "editing files":
-            _edit(Path.cwd(), title, "escape" in markers)
+            _edit(Path.cwd(), _allowed_dir(), title, "escape" in markers)
         if "noisy" in markers and step == "running the tests":
             _noise()
     if "hang" in markers:
@@ -81,7 +83,27 @@ def _speed(prompt: str) -> float:
         return 1.0
 
 
-def _edit(ws: Path, title: str, escape: bool) -> None:
+def _allowed_dir() -> str:
+    """Where its edits go: the directory the job's first ``allowed_paths`` glob names
+    (``tests`` for ``tests/**``, the top for ``**``), as a careful agent would keep
+    to the paths it may touch. From ``$FARRO_JOB_DIR/prompt.json``."""
+    try:
+        spec = json.loads(Path(os.environ["FARRO_JOB_DIR"], "prompt.json").read_text("utf-8"))
+        first = str((spec.get("allowed_paths") or ["**"])[0])
+    except (KeyError, OSError, ValueError, AttributeError, IndexError):
+        return ""
+    parts = first.split("/")[:-1]  # the last part is a pattern or a name: not a directory
+    fixed = []
+    for part in parts:
+        if any(c in part for c in "*?[") or part in ("", ".", ".."):
+            break
+        fixed.append(part)
+    return "/".join(fixed)
+
+
+def _edit(top: Path, sub: str, title: str, escape: bool) -> None:
+    ws = top / sub if sub else top
+    ws.mkdir(parents=True, exist_ok=True)
     with open(ws / "NOTES.md", "a", encoding="utf-8") as fh:
         fh.write(f"- {time.strftime('%Y-%m-%d %H:%M:%S')}: worked on: {title}\n")
     src = ws / "src"
@@ -92,10 +114,11 @@ def _edit(ws: Path, title: str, escape: bool) -> None:
         f'"""{title.replace(chr(34), chr(39))}"""\n\n\ndef solve() -> str:\n    return {title!r}\n',
         encoding="utf-8",
     )
-    print("  edited NOTES.md and src/", flush=True)
+    where = f"{sub}/" if sub else ""
+    print(f"  edited {where}NOTES.md and {where}src/", flush=True)
     if escape:
-        (ws / "secrets").mkdir(exist_ok=True)
-        (ws / "secrets" / "leak.txt").write_text("not supposed to be here\n", encoding="utf-8")
+        (top / "secrets").mkdir(exist_ok=True)
+        (top / "secrets" / "leak.txt").write_text("not supposed to be here\n", encoding="utf-8")
         print("  also wrote secrets/leak.txt", flush=True)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from farro_core import crash, fs, job, specfile
+from farro_core import crash, fs, job, specfile, workspace
 from farro_core.envelope import JobSpec, utcnow
 from farro_core.errors import AlreadyExists, BadInput, FarroError, QueueFull
 from farro_core.identity import host
@@ -170,6 +170,7 @@ def ingest_file(
         else:
             dicts = specfile.spec_dicts(data, name)
         specs = specfile.validate(dicts, name)
+        workspace.check_specs(root, specs, name)  # a workspace no attempt could use
         if settings.max_queued and len(specs) > settings.max_queued:
             raise BadInput(
                 f"{name}: {len(specs)} jobs can never fit in a queue of max_queued "

@@ -28,14 +28,15 @@ import stat
 import subprocess
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
 from farro_core import fs
-from farro_core.envelope import Envelope
-from farro_core.errors import FarroError, RootError
+from farro_core.envelope import Envelope, JobSpec
+from farro_core.errors import BadInput, FarroError, RootError
 from farro_core.root import Root
 from farro_core.work import MAX_LISTED, AttemptCommit, Change, Ignored, IgnoredTop, Work
 
@@ -247,6 +248,11 @@ def resolve(root: Root, env: Envelope) -> tuple[Path | None, list[str]]:
     given = env.prompt.workspace
     if given is None:
         return None, []
+    return resolve_path(root, given)
+
+
+def resolve_path(root: Root, given: str) -> tuple[Path, list[str]]:
+    """:func:`resolve` for a workspace path as given in a spec."""
     expanded = os.path.expanduser(given)
     if not os.path.isabs(expanded):
         raise WorkspaceError(f"workspace {given!r} is not an absolute path")
@@ -257,9 +263,49 @@ def resolve(root: Root, env: Envelope) -> tuple[Path | None, list[str]]:
     root_real = Path(os.path.realpath(root.path))
     if real == root_real or root_real in real.parents:
         raise WorkspaceError(f"workspace {given} resolves to {real}, inside the FARRO root")
-    if not real.is_dir():
-        raise WorkspaceError(f"workspace {given} is not an existing directory")
+    try:
+        is_dir = stat.S_ISDIR(os.stat(real).st_mode)
+    except FileNotFoundError:
+        raise WorkspaceError(f"workspace {given} does not exist") from None
+    except OSError as exc:
+        raise WorkspaceError(f"workspace {given}: {exc.strerror or exc}") from None
+    if not is_dir:
+        raise WorkspaceError(f"workspace {given} is not a directory")
     return real, notes
+
+
+def check_specs(root: Root, specs: Sequence[JobSpec], name: str) -> None:
+    """Refuse, as bad input naming the spec, a request whose workspace is :func:`unusable`."""
+    for i, spec in enumerate(specs):
+        if spec.workspace is None:
+            continue
+        why = unusable(root, spec.workspace)
+        if why is not None:
+            where = name if len(specs) == 1 else f"{name}: jobs[{i}]"
+            raise BadInput(f"{where}: {why}")
+
+
+def unusable(root: Root, given: str) -> str | None:
+    """Why a job with this workspace would fail at its first attempt, or None.
+
+    Checked at submit and in the inbox, so a workspace that does not exist, is not
+    a directory, or is a git repository with no commit is refused with its reason
+    then, not found out when a worker claims the job. Git runs only for a directory
+    that holds ``.git``; the worker decides the same way (:func:`prepare`).
+    """
+    try:
+        path, _ = resolve_path(root, given)
+    except WorkspaceError as exc:
+        return str(exc)
+    if not os.path.lexists(path / ".git") or _toplevel(path) != path:
+        return None
+    head = git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
+    if head.returncode != 0 or not head.stdout.strip():
+        return (
+            f"workspace {given} is a git repository with no commit yet: each job's "
+            "worktree branches from HEAD, so commit something first"
+        )
+    return None
 
 
 def prepare(

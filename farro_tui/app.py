@@ -480,30 +480,36 @@ class FarroApp(App[None]):
 
     @work(thread=True, group="steer")
     def run_steer(self, verb: str, ids: list[str]) -> None:
-        """Off the UI thread: a kill of a running job waits for its worker."""
+        """Off the UI thread: a kill of running jobs waits for their workers, all at once."""
         done: list[str] = []
         refused: list[tuple[str, str]] = []
-        waiting: list[str] = []
-        for job_id in ids:
-            try:
-                if verb == "requeue":
+        if verb == "requeue":
+            for job_id in ids:
+                try:
                     operations.requeue(self.root, job_id, by=self.operator)
                     done.append(job_id)
-                else:
-                    env = operations.kill(self.root, job_id, by=self.operator, wait_s=0)
-                    (waiting if env.status == Status.IN_PROGRESS else done).append(job_id)
-            except FarroError as exc:
-                refused.append((job_id, str(exc)))
-        if waiting:
-            self.call_from_thread(self._killing, waiting, True)
-        for job_id in waiting:
-            try:
-                operations.kill(self.root, job_id, by=self.operator, wait_s=self.kill_wait_s)
-                done.append(job_id)
-            except FarroError as exc:
-                refused.append((job_id, str(exc)))
-        if waiting:
-            self.call_from_thread(self._killing, waiting, False)
+                except FarroError as exc:
+                    refused.append((job_id, str(exc)))
+            self.post_message(ActionDone(verb, done, refused))
+            return
+        waiting: list[str] = []
+
+        def asked(running: list[str]) -> None:
+            waiting.extend(running)
+            self.call_from_thread(self._killing, running, True)
+
+        try:
+            results = operations.kill_many(
+                self.root, ids, by=self.operator, wait_s=self.kill_wait_s, on_requested=asked
+            )
+        finally:
+            if waiting:
+                self.call_from_thread(self._killing, waiting, False)
+        for res in results:
+            if res.outcome == "refused":
+                refused.append((res.job_id, str(res.error)))
+            else:
+                done.append(res.job_id)
         self.post_message(ActionDone(verb, done, refused))
 
     def _killing(self, ids: list[str], on: bool) -> None:

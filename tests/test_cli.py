@@ -226,6 +226,17 @@ def test_ls_json_and_status_filter(root: Root) -> None:
     assert "no stale jobs" in cli("ls", "--root", str(root.path), "-s", "stale").out
 
 
+def test_ls_is_oldest_first_by_created_at_not_by_id(root: Root) -> None:
+    first = submit(root, "first", id="zzzz-first")
+    second = submit(root, "second", id="aaaa-second")
+    third = submit(root, "third", id="mmmm-third")
+    cli("kill", "--root", str(root.path), first)  # done/ and incoming/: one order still
+    rows = json.loads(cli("ls", "--root", str(root.path), "--json").out)
+    assert [x["id"] for x in rows] == [first, second, third]
+    table = cli("ls", "--root", str(root.path), "--status", "queued").out.splitlines()
+    assert [ln.split()[0] for ln in table[1:]] == [second, third]
+
+
 def test_ls_queued_never_touches_done(root: Root, monkeypatch: pytest.MonkeyPatch) -> None:
     submit(root, "queued one")
     cli("kill", "--root", str(root.path), submit(root, "done one"))
@@ -638,3 +649,154 @@ def test_a_closed_stdout_is_not_a_traceback(root: Root) -> None:
     _, err = proc.communicate(timeout=60)
     assert err == b""
     assert proc.returncode in (0, 1)
+
+
+# ---------------------------------------------------------------- selecting by status and label
+
+
+def _failed(root: Root, prompt: str, **fields: Any) -> str:
+    job_id = submit(root, prompt, **fields)
+    env = claimed(root)
+    assert env.id == job_id
+    job.commit(env, Status.FAILED, Actor.AGENT, "exit 1")
+    job.release_claim(env)
+    return job_id
+
+
+def test_requeue_and_kill_select_by_status_and_label(root: Root) -> None:
+    f1 = _failed(root, "f1", labels={"batch": "a"})
+    f2 = _failed(root, "f2", labels={"batch": "b"})
+    q1 = submit(root, "q1", labels={"batch": "a"})
+    q2 = submit(root, "q2", labels={"batch": "b"})
+    r = cli("requeue", "--root", str(root.path), "--status", "failed", "--label", "batch=a")
+    assert (r.code, r.out, r.err) == (0, f"{f1} queued\n", "")
+    assert status_of(root, f2) is Status.FAILED
+    r = cli("kill", "--root", str(root.path), "--label", "batch=a")  # queued: q1 and f1 now
+    assert (r.code, r.err) == (0, "")
+    assert r.out.splitlines() == [f"{f1} killed", f"{q1} killed"]  # oldest first
+    assert status_of(root, q2) is Status.QUEUED
+    r = cli("requeue", "--root", str(root.path), "-s", "failed")
+    assert (r.code, r.out) == (0, f"{f2} queued\n")
+    r = cli("kill", "--root", str(root.path), "--status", "queued", "--wait", "0")
+    assert r.out.splitlines() == [f"{f2} killed", f"{q2} killed"]
+
+
+def test_nothing_selected_exits_0_and_says_so(root: Root) -> None:
+    submit(root, "only queued")
+    for args, said in [
+        (("requeue",), "nothing to requeue: no job given"),
+        (("kill",), "nothing to kill: no job given"),
+        (("requeue", "--status", "failed"), "nothing to requeue: no failed jobs"),
+        (("requeue", "--label", "batch=x"), "no stale or failed jobs labelled batch=x"),
+        (("kill", "--status", "running"), "nothing to kill: no in-progress jobs"),
+    ]:
+        r = cli(*args, "--root", str(root.path))
+        assert (r.code, r.err) == (0, ""), args
+        assert said in r.out, (args, r.out)
+
+
+def test_selection_bad_input(root: Root) -> None:
+    job_id = submit(root)
+    for args, said in [
+        (("requeue", "--status", "succeeded"), "--status succeeded: only stale or failed jobs"),
+        (("kill", "--status", "failed"), "only queued, in-progress or stale jobs can be killed"),
+        (("kill", "--status", "nope"), "--status 'nope'"),
+        (("kill", "--label", "novalue"), "expected KEY=VALUE"),
+        (("kill", "--status", "queued", job_id), "give job ids or --status/--label, not both"),
+    ]:
+        r = cli(*args, "--root", str(root.path))
+        assert r.code == 2 and said in one_error(r), (args, r.err)
+    assert status_of(root, job_id) is Status.QUEUED
+
+
+def test_readme_requeue_idiom_with_nothing_failed(root: Root) -> None:
+    """`farro requeue $(farro ls --status failed --json | jq ...)`: no failed job, no error."""
+    submit(root, "queued, not failed")
+    line = "farro requeue $(farro ls --status failed --json | jq -r '.[].id')"
+    path = f"{Path(FARRO).parent}:/usr/bin:/bin"
+    env = {**os.environ, "FARRO_ROOT": str(root.path), "PATH": path}
+    p = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, timeout=60)
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    assert "nothing to requeue" in p.stdout
+
+
+# ---------------------------------------------------------------- submit --like
+
+
+def test_submit_like_copies_a_job_with_the_given_fields_changed(root: Root) -> None:
+    made = cli(
+        "submit", "--root", str(root.path), "-p", "Fix it\n\nall of it", "--title", "fix",
+        "--rubric-check", "true", "--allow", "docs/**", "--label", "batch=a", "--priority", "2",
+        "--timeout", "90",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    original = made.out.strip()
+    path = root.incoming / original / "prompt.json"
+    before = path.read_bytes()
+    r = cli(  # the operator fixes a bad spec with a copy
+        "submit", "--root", str(root.path), "--like", original,
+        "--allow", "src/**", "--allow", "tests/**", "--label", "try=2",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    copy = r.out.strip()
+    assert copy != original
+    old, new = job.load(root, original).prompt, job.load(root, copy).prompt
+    assert new.allowed_paths == ["src/**", "tests/**"]
+    assert new.labels == {"batch": "a", "try": "2", "like": original}
+    same = ("prompt", "title", "rubric", "workspace", "agent", "timeout_s", "priority")
+    assert all(getattr(new, f) == getattr(old, f) for f in same)
+    assert path.read_bytes() == before  # prompt.json is never rewritten
+    r = cli("submit", "--root", str(root.path), "--like", copy, "-p", "Another task")
+    third = job.load(root, r.out.strip()).prompt
+    assert (third.prompt, third.title, third.labels["like"]) == (
+        "Another task",
+        "Another task",
+        copy,
+    )
+    assert third.allowed_paths == ["src/**", "tests/**"]
+
+
+def test_submit_like_bad_input_and_unknown_job(root: Root, tmp_path: Path) -> None:
+    job_id = submit(root)
+    spec = tmp_path / "a.json"
+    spec.write_text('{"prompt": "x"}')
+    r = cli("submit", "--root", str(root.path), "--like", job_id, str(spec))
+    assert r.code == 2 and "--like copies one job" in one_error(r)
+    r = cli("submit", "--root", str(root.path), "--like", "../x")
+    assert r.code == 2 and "invalid job id" in one_error(r)
+    r = cli("submit", "--root", str(root.path), "--like", "01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+    assert r.code == 1 and "no job 01ZZZZZZZZZZZZZZZZZZZZZZZZ" in one_error(r)
+    r = cli("submit", "--root", str(root.path), "--like", job_id, "--timeout", "0")
+    assert r.code == 2 and "--timeout" in one_error(r)
+    assert len(root.ids("incoming")) == 1
+
+
+# ---------------------------------------------------------------- init --example
+
+
+def test_init_example_makes_a_repo_to_try_jobs_on(tmp_path: Path) -> None:
+    repo, root = tmp_path / "src" / "myrepo", tmp_path / "q"
+    r = cli("init", "--root", str(root), "--example", str(repo))
+    assert r.code == 0, r.err
+    assert f"example repository created at {repo}" in r.out
+    head = subprocess.run(["git", "-C", str(repo), "log", "--format=%s"], capture_output=True)
+    assert head.stdout == b"example\n"  # a commit: a job's worktree branches from it
+    clean = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True)
+    assert clean.stdout == b""
+    assert (repo / "tests" / "test_io.py").is_file() and (repo / "batch.json").is_file()
+    again = cli("init", "--root", str(root), "--example", str(repo))
+    assert again.code == 0 and "example repository kept" in again.out
+    assert sorted(os.listdir(repo.parent)) == ["myrepo"]  # nothing left aside
+
+
+def test_init_example_never_overwrites_and_refuses_before_making_the_root(
+    tmp_path: Path,
+) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("keep me")
+    r = cli("init", "--root", str(tmp_path / "q"), "--example", str(taken))
+    assert r.code == 2 and "exists and is not a git repository" in one_error(r)
+    assert os.listdir(taken) == ["mine.txt"] and not (tmp_path / "q").exists()
+    r = cli("init", "--root", str(tmp_path / "q"), "--example", str(tmp_path / "q" / "repo"))
+    assert r.code == 2 and "inside the root" in one_error(r)

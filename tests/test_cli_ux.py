@@ -336,13 +336,14 @@ def test_show_after_a_release_does_not_claim_a_requeue(root: Root) -> None:
 def test_help_names_arguments_plainly() -> None:
     r = cli("kill", "--help")
     assert r.code == 0
-    assert "Usage: farro kill [OPTIONS] ID...\n" in r.out
-    assert "\n  ID  Job ids." in r.out
+    assert "Usage: farro kill [OPTIONS] [ID]...\n" in r.out  # or --status, --label
+    assert "\n  ID  Job ids (or select with --status, --label)." in r.out
     assert "<list[str]>" not in r.out and "{ID}" not in r.out
     assert "Usage: farro submit [OPTIONS] [SPEC_FILE]...\n" in cli("submit", "--help").out
-    r = cli("kill")
+    assert "Usage: farro show [OPTIONS] ID\n" in cli("show", "--help").out
+    r = cli("show")
     assert (
-        r.code == 2 and one_error(r) == "farro: Missing argument 'ID' (see `farro kill --help`)\n"
+        r.code == 2 and one_error(r) == "farro: Missing argument 'ID' (see `farro show --help`)\n"
     )
 
 

@@ -48,6 +48,7 @@ def test_relative_workspace_in_a_spec_file_is_relative_to_the_file(
 ) -> None:
     sub = tmp_path / "specs"
     sub.mkdir()
+    (tmp_path / "repo").mkdir()
     spec_file = sub / "job.json"
     spec_file.write_text(json.dumps({"prompt": "x", "workspace": "../repo"}))
     code = main(["submit", "--root", str(root.path), str(spec_file)])

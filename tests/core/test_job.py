@@ -230,6 +230,19 @@ def test_claim_order_priority_then_id(root: Root) -> None:
     assert got == ["p9", "p5-a", "p5-b", "p0-a", "p0-b", "pm1"]
 
 
+def test_claim_order_is_created_at_not_the_id(root: Root) -> None:
+    """A caller's own id says nothing about age: the older job is claimed first."""
+    first = job.create(root, spec("first", id="zzzz-first"))
+    second = job.create(root, spec("second", id="aaaa-second"))
+    assert first.prompt.created_at < second.prompt.created_at
+    batch = job.create_many(root, [spec("b1", id="yyyy-batch-1"), spec("b2", id="bbbb-batch-2")])
+    assert job.candidates(root) == [first.id, second.id, *(e.id for e in batch)]
+    got = []
+    while (c := job.claim(root, worker())) is not None:
+        got.append(c.id)
+    assert got == ["zzzz-first", "aaaa-second", "yyyy-batch-1", "bbbb-batch-2"]
+
+
 def test_candidates_order(root: Root) -> None:
     low = job.create(root, spec(priority=-5))
     high = job.create(root, spec(priority=5))

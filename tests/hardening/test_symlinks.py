@@ -57,7 +57,7 @@ def _no_claims_left() -> object:
 def _fresh_process() -> None:
     """Forget what this process parsed (prompt.json is cached): read the disk anew."""
     job._prompts.clear()
-    job._priorities.clear()
+    job._order.clear()
 
 
 def _repair(root: Root) -> list[fsck.Finding]:

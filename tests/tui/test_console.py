@@ -130,6 +130,18 @@ async def test_sort_by_column_and_repeat_reverses(root: Root, mixed: dict[str, s
         assert titles  # (ids unused otherwise)
 
 
+async def test_sort_by_age_uses_created_at_not_the_id(root: Root) -> None:
+    first = make(root, S.QUEUED, "submitted first", id="zzzz-first")
+    second = make(root, S.QUEUED, "submitted second", id="aaaa-second")
+    app = console(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        app.set_sort("age")
+        await until(pilot, lambda: shown(app) == [second, first], "the youngest on top")
+        app.set_sort("age")  # again: reversed, the oldest on top
+        await until(pilot, lambda: shown(app) == [first, second], "the oldest on top")
+
+
 async def test_a_sorted_view_follows_new_and_changed_jobs(
     root: Root, mixed: dict[str, str]
 ) -> None:

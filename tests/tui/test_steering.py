@@ -146,6 +146,62 @@ async def test_kill_a_running_job_through_its_worker(root: Root) -> None:
     assert (line["from"], line["to"], line["actor"]) == ("in-progress", "killed", "agent")
 
 
+#: quick liveness and stop timings, and an agent that runs until it is killed
+REAL_WORKERS_TOML = """\
+heartbeat_s = 0.2
+stale_after_s = 30
+watchdog_interval_s = 0.2
+rescan_s = 0.2
+shutdown_grace_s = 0.2
+kill_grace_s = 5
+"""
+
+
+async def test_kill_several_running_jobs_at_once_with_real_workers(root: Root) -> None:
+    """Every marked running job is killed and reported killed, none refused (issue 10:
+    the second job, already killed when the console came to wait for it, was refused)."""
+    (root.path / "farro.toml").write_text(REAL_WORKERS_TOML)
+    # the console acts in id order: the first job dies only at SIGKILL, kill_grace_s after
+    # its SIGTERM, so the second is killed (by its own worker) while the first is awaited
+    slow = make(root, S.QUEUED, "ignores SIGTERM", id="aaaa-slow", agent="trap '' TERM; sleep 600")
+    fast = make(root, S.QUEUED, "dies at SIGTERM", id="zzzz-fast", agent=["sleep", "600"])
+    ids = [slow, fast]
+    app = console(Root.open(root.path), no_workers=False, workers=2, kill_wait_s=60.0)
+    notes = record_notes(app)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await until(
+            pilot,
+            lambda: all(status(root, i) == "in-progress" for i in ids),
+            "both jobs running in the embedded workers",
+            timeout=30,
+        )
+        await until(
+            pilot,
+            lambda: all(app.store.status_of(i) == "in-progress" for i in ids),
+            "both shown running",
+        )
+        for jid in ids:
+            select(app, jid)
+            await pilot.press("space")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert "2 running" in str(app.screen.query_one("#dialog-body", Static).content)
+        await pilot.press("y")
+        await until(
+            pilot,
+            lambda: "killed 2 jobs" in notes.text() or any(s == "warning" for _, s in notes.seen),
+            "the outcome of the kill",
+            timeout=60,
+        )
+        assert not [m for m, sev in notes.seen if sev == "warning"], notes.text()
+        assert "killed 2 jobs" in notes.text()
+    for jid in ids:
+        assert status(root, jid) == "killed" and queue_of(root, jid) == "done"
+        line = last_audit(root, jid)
+        assert (line["from"], line["to"], line["actor"]) == ("in-progress", "killed", "agent")
+
+
 async def test_a_refused_action_is_a_notification_and_changes_nothing(root: Root) -> None:
     jid = make(root, S.STALE, "moves on meanwhile")
     app = console(root)

@@ -165,7 +165,7 @@ def test_missing_workspace(wroot: Root, tmp_path: Path) -> None:
     out = make_worker(wroot).run_once()
     assert out is not None and out.status == "failed" and out.lifecycle.attempt == 1
     res = out.lifecycle.result
-    assert res is not None and "not an existing directory" in (res.error or "")
+    assert res is not None and "does not exist" in (res.error or "")
 
 
 def test_repo_without_commits_is_refused(wroot: Root, tmp_path: Path) -> None:

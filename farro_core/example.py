@@ -1,0 +1,152 @@
+"""``farro init --example DIR``: a small git repository to try jobs on.
+
+README's examples name ``~/src/myrepo``; this makes one, so that every example
+runs as written: a Python module without type hints, a test file, and the two
+spec files ``farro submit batch.json more.toml`` reads. The repository has a
+first commit, because a job's worktree branches from HEAD.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from farro_core.errors import BadInput
+
+FILES = {
+    "README.md": """\
+# myrepo
+
+A small repository made by `farro init --example`, to try FARRO jobs on.
+""",
+    "src/utils.py": '''\
+"""Small text helpers, without type hints yet."""
+
+
+def slugify(text):
+    return "-".join(text.lower().split())
+
+
+def chunks(items, size):
+    return [items[i : i + size] for i in range(0, len(items), size)]
+''',
+    "tests/test_io.py": '''\
+"""Tests of src/utils.py."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from utils import chunks, slugify  # noqa: E402
+
+
+def test_slugify():
+    assert slugify("Hello  World") == "hello-world"
+
+
+def test_chunks():
+    assert chunks([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+''',
+    "batch.json": """\
+{
+  "jobs": [
+    {
+      "title": "Add type hints to utils.py",
+      "prompt": "Add type hints to every function in src/utils.py. Keep behaviour unchanged.",
+      "workspace": ".",
+      "allowed_paths": ["src/**"],
+      "rubric": [
+        {"id": "types", "description": "mypy passes", "check": "mypy src/utils.py"},
+        {"id": "tests", "description": "tests pass", "check": "pytest -q", "timeout_s": 300}
+      ],
+      "labels": {"batch": "typing"}
+    }
+  ]
+}
+""",
+    "more.toml": """\
+[[jobs]]
+title = "Document utils.py"
+prompt = "Write a docstring for every function in src/utils.py."
+workspace = "."
+allowed_paths = ["src/**"]
+rubric = [{id = "tests", description = "tests pass", check = "pytest -q"}]
+labels = {batch = "docs"}
+""",
+}
+
+_GIT_ID = ("-c", "user.name=farro", "-c", "user.email=farro@localhost")
+
+
+def create(path: Path) -> bool:
+    """Make the example repository at ``path``; False when it is there already.
+
+    An existing directory is kept only if it is a git repository with a commit
+    (the example made earlier, or any repository: nothing in it is touched);
+    anything else there is refused, never overwritten.
+    """
+    if check_target(path):
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise BadInput(f"--example {path}: {exc.strerror or exc}") from None
+    try:  # built aside and renamed into place: never half made
+        for name, text in FILES.items():
+            file = build / name
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(text, encoding="utf-8")
+        _git(build, "init", "-q")
+        _git(build, "add", "-A")
+        _git(build, *_GIT_ID, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "example")
+        os.chmod(build, 0o755)  # mkdtemp made it 0700; a repository usually is not
+        os.rename(build, path)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)  # our own, never visible under its name
+        raise
+    return True
+
+
+def check_target(path: Path) -> bool:
+    """True when ``path`` is a repository to keep, False when it is free; else BadInput."""
+    if not os.path.lexists(path):
+        return False
+    if path.is_dir() and not path.is_symlink() and _has_commit(path):
+        return True
+    raise BadInput(
+        f"--example {path}: exists and is not a git repository with a commit; give a new directory"
+    )
+
+
+def _has_commit(path: Path) -> bool:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError:
+        return False
+    return proc.returncode == 0 and os.path.lexists(path / ".git")
+
+
+def _git(path: Path, *args: str) -> None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(path), "-c", "core.hooksPath=/dev/null", *args],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise BadInput("--example needs git, which is not installed") from None
+    if proc.returncode != 0:
+        last = (proc.stderr or proc.stdout).strip().splitlines()
+        raise BadInput(f"--example {path}: git {args[-1]} failed: {last[-1] if last else ''}")
