@@ -185,3 +185,39 @@ def test_console_modules_write_to_the_terminal_only_through_widgets() -> None:
                     for kw in node.keywords:
                         off = isinstance(kw.value, ast.Constant) and kw.value.value is False
                         assert kw.arg != "markup" or off, f"{where}: notify(markup=...)"
+
+
+WIDE_TITLES = [
+    "中文标题" * 12,
+    "e\u0301" * 40 + " combining",
+    "🙂" * 30,
+    payload("TITLE"),
+    "mixed 中 e\u0301 \x1b[2J \u202e 🙂 end",
+]
+
+
+def test_queue_rows_keep_their_columns_in_cells(root: Root) -> None:
+    """Every cell of a queue row is escaped, then sized in terminal cells: the columns
+    after the title start at the same cell whatever the title holds."""
+    from rich.cells import cell_len
+
+    from farro_core import job
+    from farro_core.envelope import parse_spec
+    from farro_core.listing import read_row
+    from farro_tui.seed import FIXED_NOW
+    from farro_tui.widgets.queue_view import layout, row_cells
+
+    for width in (80, 120, 200):
+        starts = set()
+        for title in WIDE_TITLES:
+            env = job.create(root, parse_spec({"prompt": "x", "title": title}))
+            row = read_row(root, "incoming", env.id)
+            assert row is not None and row.title == title
+            cells = row_cells(env.id, row, width, FIXED_NOW, marked=False, killing=False)
+            texts = [text for text, _ in cells]
+            assert first_dangerous("".join(texts)) is None
+            assert [cell_len(t) for t in texts] == [w for _, w in layout(width)]
+            names = [col for col, _ in layout(width)]
+            after = names.index("title") + 1
+            starts.add(sum(cell_len(t) + 1 for t in texts[:after]))
+        assert len(starts) == 1, (width, starts)
