@@ -195,19 +195,32 @@ def _utc_iso(ts: float) -> str:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
     """Columns sized in terminal cells (中 takes two), every cell shown through visible()."""
-    from farro_core.visible import cells, pad
+    from farro_core.visible import cells
 
-    shown = [[visible(cell) for cell in row] for row in rows]
-    widths = [cells(h) for h in headers]
-    for row in shown:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], cells(cell))
+    shown: list[Sequence[str]] = []
+    used: list[list[int]] = []  # the cells each column of a row takes
+    for row in (headers, *rows):
+        joined = "".join(row)
+        if joined.isascii() and joined.isprintable():  # the common case: as it is, 1 cell each
+            shown.append(row)
+            used.append(list(map(len, row)))
+        else:
+            escaped = [visible(cell) for cell in row]
+            shown.append(escaped)
+            used.append(list(map(cells, escaped)))
+    widths = [max(col) for col in zip(*used, strict=True)]
 
-    def fmt(row: Sequence[str]) -> str:
-        padded = [pad(cell, widths[i], right=i in right) for i, cell in enumerate(row[:-1])]
+    def fmt(row: Sequence[str], row_used: Sequence[int]) -> str:
+        # ljust/rjust count characters: the len(cell) of them take row_used[i] cells
+        padded = [
+            cell.rjust(widths[i] + len(cell) - n)
+            if i in right
+            else cell.ljust(widths[i] + len(cell) - n)
+            for i, (cell, n) in enumerate(zip(row[:-1], row_used, strict=False))
+        ]
         return "  ".join([*padded, row[-1]]).rstrip()
 
-    return [fmt(headers), *(fmt(r) for r in shown)]
+    return [fmt(row, row_used) for row, row_used in zip(shown, used, strict=True)]
 
 
 def _truncate(text: str, width: int) -> str:

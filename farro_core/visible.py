@@ -101,14 +101,17 @@ class VisibleDecoder:
 
 def cells(text: str) -> int:
     """How many terminal cells ``text`` takes."""
+    if text.isascii() and text.isprintable():  # the common case: one cell each
+        return len(text)
     from rich.cells import cell_len
 
     return cell_len(text)
 
 
-def pad(text: str, width: int, *, right: bool = False) -> str:
-    """``text`` padded with spaces to ``width`` cells (on the left when ``right``)."""
-    fill = " " * max(0, width - cells(text))
+def pad(text: str, width: int, *, right: bool = False, used: int | None = None) -> str:
+    """``text`` padded with spaces to ``width`` cells (on the left when ``right``);
+    ``used`` is ``cells(text)`` when the caller knows it already."""
+    fill = " " * max(0, width - (cells(text) if used is None else used))
     return fill + text if right else text + fill
 
 
