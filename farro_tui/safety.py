@@ -24,6 +24,9 @@ class VisibleFilter(LineFilter):
     """Escape what a view forgot to; lines that hold nothing to escape pass as they are."""
 
     def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        whole = "".join([seg.text for seg in segments])
+        if visible(whole) is whole:  # the common case, in one pass: nothing to escape
+            return segments
         out: list[Segment] | None = None
         for i, seg in enumerate(segments):
             text = visible(seg.text)
