@@ -122,3 +122,40 @@ def test_stats_workers_table_is_aligned_in_cells(root: Root) -> None:
     # the STATE column starts at the same cell in every row
     starts = {cell_len(ln[: ln.index("idle" if ln is not table[0] else "STATE")]) for ln in table}
     assert len(starts) == 1, table
+
+
+def test_headless_logs_show_a_hostile_inbox_file_name_as_text(root: Root, tmp_path: Path) -> None:
+    """``farro-tui --workers-only`` logs what it ingests: the request file's name is
+    whatever the file system holds, and the log (a terminal, or a journal read with
+    cat later) gets it escaped."""
+    import signal
+    import time
+
+    name = payload("INBOX").replace("/", "-") + ".json"
+    request = {"prompt": "from the inbox", "title": payload("INBOXTITLE"), "agent": ["true"]}
+    fd = os.open(root.inbox / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(request, fh)
+    log = tmp_path / "headless.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "farro_tui.main", "--workers-only", "--root", str(root.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "succeeded" not in log.read_text(errors="replace"):
+                assert proc.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_bytes().decode()
+    assert escaped("INBOX")[:30] in text, text
+    assert first_dangerous(text) is None, first_dangerous(text)
