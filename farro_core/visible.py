@@ -108,10 +108,9 @@ def cells(text: str) -> int:
     return cell_len(text)
 
 
-def pad(text: str, width: int, *, right: bool = False, used: int | None = None) -> str:
-    """``text`` padded with spaces to ``width`` cells (on the left when ``right``);
-    ``used`` is ``cells(text)`` when the caller knows it already."""
-    fill = " " * max(0, width - (cells(text) if used is None else used))
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` cells (on the left when ``right``)."""
+    fill = " " * max(0, width - cells(text))
     return fill + text if right else text + fill
 
 
