@@ -17,6 +17,7 @@ unchanged, so applying it twice changes nothing.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from typing import Any
 
@@ -25,12 +26,20 @@ from typing import Any
 # breaks to some renderers); lone surrogates (file names read with surrogateescape:
 # unprintable, and fatal to a strict UTF-8 stream).
 _DANGER = r"\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
-_ONE_LINE = re.compile(rf"[\x00-\x1f{_DANGER}]")
-# as above, but newline and tab are kept (prompts, logs, check output)
-_LINES = re.compile(rf"[\x00-\x08\x0b-\x1f{_DANGER}]")
-_CRLF = re.compile("\r\n")
-# what json.dumps leaves unescaped with ensure_ascii=False (it escapes C0 itself)
-_JSON = re.compile(rf"[{_DANGER}]")
+_SOURCES = {
+    "line": rf"[\x00-\x1f{_DANGER}]",
+    # as above, but newline and tab are kept (prompts, logs, check output)
+    "lines": rf"[\x00-\x08\x0b-\x1f{_DANGER}]",
+    # what json.dumps leaves unescaped with ensure_ascii=False (it escapes C0 itself)
+    "json": rf"[{_DANGER}]",
+}
+
+
+@functools.cache
+def _pattern(kind: str) -> re.Pattern[str]:
+    # compiled on first use: each takes ~0.5 ms, and `farro submit` starts in a hurry
+    return re.compile(_SOURCES[kind])
+
 
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -51,13 +60,12 @@ def visible(text: str, *, lines: bool = False) -> str:
     as a newline; a lone ``\\r`` is escaped, since it lets a later part of a line
     hide an earlier one.
     """
-    if lines:
-        if "\r" in text:
-            text = _CRLF.sub("\n", text)
-        pattern = _LINES
-    else:
-        pattern = _ONE_LINE
-    if pattern.search(text) is None:  # the common case: nothing to do
+    if text.isascii() and text.isprintable():  # the common case: nothing to do
+        return text
+    if lines and "\r" in text:
+        text = text.replace("\r\n", "\n")
+    pattern = _pattern("lines" if lines else "line")
+    if pattern.search(text) is None:
         return text
     return pattern.sub(_escape, text)
 
@@ -72,7 +80,7 @@ def visible_json(data: Any, *, indent: int | None = 2) -> str:
     import json  # not at the top: most CLI commands print no JSON
 
     text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
-    return _JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _pattern("json").sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class VisibleDecoder:
