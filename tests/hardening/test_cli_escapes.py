@@ -159,3 +159,31 @@ def test_headless_logs_show_a_hostile_inbox_file_name_as_text(root: Root, tmp_pa
     text = log.read_bytes().decode()
     assert escaped("INBOX")[:30] in text, text
     assert first_dangerous(text) is None, first_dangerous(text)
+
+
+def test_a_hostile_file_name_in_the_workspace_shows_as_text(root: Root) -> None:
+    """The agent creates a file outside allowed_paths whose name is a payload: the
+    violation path, a file system name, is shown escaped by show, --json and the job pane."""
+    from rich.console import Console
+
+    from farro_tui.screens.job import render_job
+
+    name = payload("VIOL").replace("/", "-")
+    make = "import sys; open(sys.argv[1], 'w').close()"
+    spec = {"prompt": "v", "allowed_paths": ["src/**"], "agent": [sys.executable, "-c", make, name]}
+    env = job.create(root, parse_spec(spec))
+    try:
+        done = Worker(root, "viol").run_once()
+    finally:
+        for key in CLAIMS.keys():  # noqa: SIM118 (a registry, not a dict)
+            CLAIMS.release(key)
+    assert done is not None and done.lifecycle.result is not None
+    assert done.lifecycle.result.violations == [name]
+    shown = farro(root, "show", env.id).decode()
+    assert first_dangerous(shown) is None and escaped("VIOL") in shown
+    data = json.loads(farro(root, "show", "--json", env.id))
+    assert data["lifecycle"]["result"]["violations"] == [name]
+    console = Console(width=300, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(render_job(done, [], killing=False))
+    pane = console.export_text()
+    assert first_dangerous(pane) is None and escaped("VIOL") in pane
