@@ -1,8 +1,8 @@
 """The one way a string from a job, an agent, a check or the disk reaches a terminal.
 
 A title holding ``ESC ] 52 ; c ; … BEL`` writes the operator's clipboard when
-merely listed; ``ESC [ 2 J`` clears the screen; U+202E turns ``exe.txt`` into
-``txt.exe`` as displayed. :func:`visible` spells every such character out as a
+merely listed; ``ESC [ 2 J`` clears the screen; U+202E makes
+``photo<U+202E>gpj.exe`` read ``photoexe.jpg``. :func:`visible` spells every such character out as a
 backslash escape (``\\x1b``, ``\\x9b``, ``\\u202e``), so what the operator sees
 is what the string holds and nothing else reaches the terminal. Escaping ESC
 itself defuses every sequence it would start (CSI, OSC, DCS, …): their
