@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from farro_core.visible import visible, visible_json
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -75,27 +77,20 @@ def _open(root: str | None) -> "Root":
 
 
 def _out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
+    # every line printed goes through visible(): a caller that forgot cannot leak an
+    # escape sequence (applying it twice changes nothing)
+    sys.stdout.write(visible(line, lines=True) + "\n")
 
 
 def _err(msg: str) -> None:
     # one line whatever the message holds: newlines folded, control characters shown
-    sys.stderr.write("farro: " + _clean(" ".join(str(msg).split())) + "\n")
+    sys.stderr.write("farro: " + visible(" ".join(str(msg).split())) + "\n")
     sys.stderr.flush()
 
 
 def _clean(text: str, keep_newlines: bool = False) -> str:
-    """Neutralise control characters: a title must not drive the operator's terminal."""
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if ch in "\n\t" and keep_newlines:
-            out.append(ch)
-        elif o < 32 or o == 127 or 0x80 <= o < 0xA0:
-            out.append("\\n" if ch == "\n" else "\\t" if ch == "\t" else f"\\x{o:02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """The old name of :func:`farro_core.visible.visible`, kept for callers not yet moved."""
+    return visible(text, lines=keep_newlines)
 
 
 def _check_ids(ids: Iterable[str]) -> list[str]:
@@ -107,7 +102,7 @@ def _check_ids(ids: Iterable[str]) -> list[str]:
     for i in ids:
         if not ID_PATTERN.fullmatch(i):
             raise BadInput(
-                f"invalid job id {_clean(repr(i))}: expected 8 to 64 letters, digits, - or _ "
+                f"invalid job id {visible(repr(i))}: expected 8 to 64 letters, digits, - or _ "
                 "(the ids `farro submit` and `farro ls` print)"
             )
         if i not in out:
@@ -176,7 +171,7 @@ def _when(value: "datetime | str | None", now: float) -> str:
     text = value if isinstance(value, str) else value.isoformat()
     ts = _parse_ts(text)
     if ts is None:
-        return _clean(text)
+        return visible(text)
     ago = now - ts
     rel = f"in {_age(-ago + 0.999)}" if ago < 0 else f"{_age(ago)} ago"
     return f"{_short_ts(text)} ({rel})"
@@ -199,29 +194,45 @@ def _utc_iso(ts: float) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], len(cell))
+    """Columns sized in terminal cells (中 takes two), every cell shown through visible()."""
+    from farro_core.visible import cells
 
-    def fmt(row: Sequence[str]) -> str:
-        cells = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row[:-1])
+    shown: list[Sequence[str]] = []
+    used: list[list[int]] = []  # the cells each column of a row takes
+    for row in (headers, *rows):
+        joined = "".join(row)
+        if joined.isascii() and joined.isprintable():  # the common case: as it is, 1 cell each
+            shown.append(row)
+            used.append(list(map(len, row)))
+        else:
+            escaped = [visible(cell) for cell in row]
+            shown.append(escaped)
+            used.append(list(map(cells, escaped)))
+    widths = [max(col) for col in zip(*used, strict=True)]
+
+    def fmt(row: Sequence[str], row_used: Sequence[int]) -> str:
+        # ljust/rjust count characters: the len(cell) of them take row_used[i] cells
+        padded = [
+            cell.rjust(widths[i] + len(cell) - n)
+            if i in right
+            else cell.ljust(widths[i] + len(cell) - n)
+            for i, (cell, n) in enumerate(zip(row[:-1], row_used, strict=False))
         ]
-        return "  ".join([*cells, row[-1]]).rstrip()
+        return "  ".join([*padded, row[-1]]).rstrip()
 
-    return [fmt(headers), *(fmt(r) for r in rows)]
+    return [fmt(row, row_used) for row, row_used in zip(shown, used, strict=True)]
 
 
 def _truncate(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+    """At most ``width`` terminal cells."""
+    from farro_core.visible import fit
+
+    return fit(text, width)
 
 
 def _dump_json(data: Any) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    # DEL, C1, bidi controls and lone surrogates as \u escapes: safe to cat, same data
+    sys.stdout.write(visible_json(data) + "\n")
 
 
 # ---------------------------------------------------------------- init
@@ -650,7 +661,7 @@ def _ls_table(rows: "list[JobRow]") -> None:
                 attempts,
                 str(row.priority),
                 _age(None if created is None else now - created),
-                _clean(row.title),
+                visible(row.title),
             ]
         )
     headers = ["ID", "STATUS", "ATTEMPT", "PRI", "AGE", "TITLE"]
@@ -716,7 +727,7 @@ def _report_line(report: dict[str, Any]) -> str | None:
     tin, tout = report.get("tokens_in"), report.get("tokens_out")
     if isinstance(tin, int) and isinstance(tout, int):
         parts.append(f"tokens {tin:,} in / {tout:,} out")
-    return _clean(", ".join(parts)) if parts else None
+    return visible(", ".join(parts)) if parts else None
 
 
 def _show_lines(env: "Envelope", now: float) -> list[str]:
@@ -737,33 +748,33 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         attempts += f", after {_plural(lc.attempt_base, 'uncounted run')}"
     lines = [
         f"job        {env.id}",
-        f"title      {_clean(p.title)}",
+        f"title      {visible(p.title)}",
         f"status     {lc.status}  ({attempts})",
-        f"reason     {_clean(lc.reason) or '-'}",
+        f"reason     {visible(lc.reason) or '-'}",
         f"path       {env.path}",
-        f"created    {_when(p.created_at, now)} by {_clean(p.created_by)}",
+        f"created    {_when(p.created_at, now)} by {visible(p.created_by)}",
         f"updated    {_when(lc.updated_at, now)}, revision {lc.revision}",
         f"priority   {p.priority}    timeout {_duration(p.timeout_s)}    "
         f"max attempts {p.max_attempts}",
-        f"workspace  {_clean(p.workspace) if p.workspace else '(the job dir work/)'}",
-        f"agent      {_clean(str(p.agent)) if p.agent is not None else '(the configured agent)'}",
-        f"allowed    {', '.join(_clean(a) for a in p.allowed_paths)}",
+        f"workspace  {visible(p.workspace) if p.workspace else '(the job dir work/)'}",
+        f"agent      {visible(str(p.agent)) if p.agent is not None else '(the configured agent)'}",
+        f"allowed    {', '.join(visible(a) for a in p.allowed_paths)}",
     ]
     if p.labels:
         lines.append(
-            "labels     " + ", ".join(f"{_clean(k)}={_clean(v)}" for k, v in p.labels.items())
+            "labels     " + ", ".join(f"{visible(k)}={visible(v)}" for k, v in p.labels.items())
         )
     if lc.not_before is not None and lc.status is Status.QUEUED:
         lines.append(f"retry at   {_when(lc.not_before, now)}, backing off after a failed attempt")
     if lc.claim is not None:
         c = lc.claim
-        where = f"{_clean(c.worker)} ({_clean(c.host)} pid {c.pid})"
+        where = f"{visible(c.worker)} ({visible(c.host)} pid {c.pid})"
         if lc.status is Status.IN_PROGRESS:
             lines.append(f"worker     {where}, running since {_when(c.claimed_at, now)}")
         else:
             lines.append(f"worker     {where}, claimed {_when(c.claimed_at, now)}")
     lines += ["", "prompt:"]
-    body = _clean(p.prompt, keep_newlines=True).splitlines() or [""]
+    body = visible(p.prompt, lines=True).splitlines() or [""]
     limit = 200
     lines += ["  " + ln for ln in body[:limit]]
     if len(body) > limit:
@@ -772,9 +783,9 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
     for item in p.rubric:
         req = "required" if item.required else "optional"
         limit_s = f"(timeout {_duration(item.timeout_s)})"
-        head = f"  {item.id}  [{req}] {_clean(item.description)}"
+        head = f"  {item.id}  [{req}] {visible(item.description)}"
         if item.check and item.check != item.description:
-            lines += [head, f"      check: {_clean(item.check)}  {limit_s}"]
+            lines += [head, f"      check: {visible(item.check)}  {limit_s}"]
         else:
             lines.append(f"{head}  {limit_s}" if item.check else head)
     res = lc.result
@@ -788,7 +799,7 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         f"{_clock(res.finished_at, res.started_at.timestamp())}",
     ]
     if res.error:
-        lines.append(f"  error    {_clean(res.error)}")
+        lines.append(f"  error    {visible(res.error)}")
     if res.rubric:
         lines.append("  rubric:")
         for v in res.rubric:
@@ -796,12 +807,12 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
             opt = "" if v.required else " (optional)"
             code = "" if v.passed or v.exit_code is None else f"  exit {v.exit_code}"
             lines.append(f"    {mark}  {v.id}{opt}{code}")
-            tail = _clean(v.output_tail, keep_newlines=True).strip().splitlines()[-5:]
+            tail = visible(v.output_tail, lines=True).strip().splitlines()[-5:]
             lines += [f"          {ln}" for ln in tail if not v.passed]
     if res.violations:
         n = len(res.violations)
         lines.append(f"  violations ({_plural(n, 'path')} outside allowed_paths):")
-        lines += [f"    {_clean(v)}" for v in res.violations[:50]]
+        lines += [f"    {visible(v)}" for v in res.violations[:50]]
         if n > 50:
             lines.append(f"    … {n - 50} more")
     lines += _work_lines(res)
@@ -810,9 +821,11 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         lines.append(f"  report   {report}")
     summary = res.report.get("summary")
     if isinstance(summary, str) and summary.strip():
-        lines.append(f"  summary  {_truncate(_clean(' '.join(summary.split())), 200)}")
+        lines.append(f"  summary  {_truncate(visible(' '.join(summary.split())), 200)}")
     if res.log:
-        lines.append(f"  log      {_clean(res.log)}  (farro logs {env.id} --attempt {res.attempt})")
+        lines.append(
+            f"  log      {visible(res.log)}  (farro logs {env.id} --attempt {res.attempt})"
+        )
     return lines
 
 
@@ -1065,12 +1078,25 @@ def logs(
         int | None,
         typer.Option("--attempt", "-a", metavar="N", help="Attempt number (default: current)."),
     ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="Write the log's bytes unchanged, escape sequences and all "
+            "(by default control characters are shown as text, like \\x1b).",
+        ),
+    ] = False,
     root: RootOpt = None,
 ) -> None:
-    """Print the agent output of an attempt (logs/attempt-N.log); -f follows it."""
+    """Print the agent output of an attempt (logs/attempt-N.log); -f follows it.
+
+    Control characters and escape sequences are shown as text (\\x1b[31m), so
+    an agent's output cannot drive the terminal; --raw writes the bytes as stored.
+    """
     import time
 
     from farro_core.errors import BadInput, NotFound, Refused
+    from farro_core.visible import VisibleDecoder
 
     (job_id,) = _check_ids([job_id])
     if attempt is not None and attempt < 1:
@@ -1092,7 +1118,14 @@ def logs(
             f"there is no attempt {attempt}"
         )
     name = f"attempt-{attempt}.log"
-    out = sys.stdout.buffer
+    decoder = None if raw else VisibleDecoder()
+
+    def write(chunk: bytes, final: bool = False) -> None:
+        if decoder is None:
+            sys.stdout.buffer.write(chunk)
+        else:
+            sys.stdout.write(decoder.feed(chunk, final=final))
+
     fd: int | None = None
     try:
         while True:
@@ -1101,8 +1134,10 @@ def logs(
             live = follow and status == "in-progress" and current == attempt
             if fd is not None:
                 while chunk := os.read(fd, 1 << 16):
-                    out.write(chunk)
-                out.flush()
+                    write(chunk)
+                if not live:
+                    write(b"", final=True)
+                sys.stdout.flush()
             if not live:
                 if fd is None:
                     starting = status == "in-progress" and current == attempt
@@ -1178,7 +1213,7 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
     if as_json:
         _dump_json(records)
         return
-    rows = [[_clean(cell) for cell in _history_row(rec)] for rec in records]
+    rows = [[visible(cell) for cell in _history_row(rec)] for rec in records]
     for line in _table(["TIME", "FROM", "TO", "ATTEMPT", "BY", "REASON"], rows, right={3}):
         _out(line)
 
@@ -1217,7 +1252,7 @@ def _alive(data: dict[str, Any], started_key: str | None = None) -> bool | None:
 
 
 def _who(data: dict[str, Any]) -> str:
-    return _clean(f"{data.get('host', '?')} pid {data.get('pid', '?')}")
+    return visible(f"{data.get('host', '?')} pid {data.get('pid', '?')}")
 
 
 def _manager_line(
@@ -1254,21 +1289,21 @@ def _worker_rows(
     for name, data in workers.items():
         if data is None or not isinstance(data.get("state"), str):
             why = "(unreadable status file)" if data is None else "(unrecognised status file)"
-            odd.append([_clean(name), "?", "-", "-", why])
+            odd.append([visible(name), "?", "-", "-", why])
             continue
-        state = _clean(data["state"])
+        state = visible(data["state"])
         since = _parse_ts(data.get("since")) if isinstance(data.get("since"), str) else None
         alive = _alive(data)
         if state != "stopped" and alive is False:
             state = "gone"  # died without stopping: killed, crashed, or the host rebooted
         job = "-"
         if data.get("job"):
-            job = _clean(str(data["job"]))
+            job = visible(str(data["job"]))
             if data.get("attempt"):
-                job += _clean(f" (attempt {data['attempt']})")
+                job += visible(f" (attempt {data['attempt']})")
         done = data.get("jobs_done")
         row = [
-            _clean(name),
+            visible(name),
             state,
             "-" if since is None or state == "gone" else _age(now - since),
             str(done) if isinstance(done, int) else "-",
@@ -1428,7 +1463,7 @@ def fsck(
             name = f.path.rsplit("/", 1)[-1]
             if detail.startswith(name + "/"):  # "done/ID: ID/job.json: ..." says ID twice
                 detail = detail[len(name) + 1 :]
-            _out(_clean(f"{f.kind:<{width}}  {f.path}: {detail} -> {f.action}"))
+            _out(visible(f"{f.kind:<{width}}  {f.path}: {detail} -> {f.action}"))
         fixed = len(findings) - len(left)
         found = _plural(len(findings), "problem")
         _out(f"{found} found, {fixed} repaired" if repair else f"{found} found")

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from farro_core.visible import visible
+
 #: at most this many changed paths (and ignored top directories) are kept per attempt
 MAX_LISTED = 500
 
@@ -59,14 +61,6 @@ class Work(_Strict):
     insertions: int = 0
     deletions: int = 0
     ignored: Ignored = Field(default_factory=Ignored)
-
-
-def visible(text: str) -> str:
-    """Control characters as ``\\xNN``: a path an agent named must not drive a terminal."""
-    return "".join(
-        f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 or 0x80 <= ord(ch) < 0xA0 else ch
-        for ch in text
-    )
 
 
 def _counts(ins: int | None, dels: int | None) -> str:

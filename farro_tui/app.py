@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -25,14 +25,18 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.filter import LineFilter
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from farro_core import operations
 from farro_core.errors import FarroError
 from farro_core.root import Root
 from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
+from farro_core.visible import visible as visible_text
 from farro_tui.commands import FarroCommands
 from farro_tui.messages import ActionDone, QueueChanged
+from farro_tui.safety import VISIBLE_FILTER
 from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
@@ -114,6 +118,31 @@ class FarroApp(App[None]):
         self.quitting = False
         self._in_run = False
         self._run_returned = False
+
+    # ------------------------------------------------------------ terminal safety
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Every widget draws through these: the last one escapes control characters."""
+        return [*super().get_line_filters(), VISIBLE_FILTER]
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notifications quote job data (refusals, errors): escaped, and never markup,
+        whatever a screen's notify() passes (a title holding ``[@click=…]`` stays text)."""
+        super().notify(
+            visible_text(message, lines=True),
+            title=visible_text(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def _feeder_ready(self) -> None:
         self.post_message(QueueChanged())
@@ -258,7 +287,7 @@ class FarroApp(App[None]):
         if not self.store.loaded:
             return "loading…"
         if self.spec.filter:
-            return f"no job matches /{self.spec.filter} (esc clears)"
+            return f"no job matches /{visible_text(self.spec.filter)} (esc clears)"
         if self.spec.tab and not self.store.done_loaded:
             return f"no {TABS[self.spec.tab][0]} jobs yet (still reading done/…)"
         return "no jobs" + (f" in {TABS[self.spec.tab][0]}" if self.spec.tab else "")
@@ -314,7 +343,7 @@ class FarroApp(App[None]):
     def stats_text(self, width: int) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" FARRO ", "bold reverse")
-        path = str(self.root.path).replace(os.path.expanduser("~"), "~", 1)
+        path = visible_text(str(self.root.path).replace(os.path.expanduser("~"), "~", 1))
         if width < 100 and len(path) > 24:
             path = "…" + path[-23:]
         t.append(f" {path} ", "bold")
@@ -458,7 +487,7 @@ class FarroApp(App[None]):
         lines = [f"{title} {len(legal)} {noun}?"]
         for i in legal[:4]:
             row = self.store.rows.get(i)
-            label = f" {row.title[:28]}" if row else ""
+            label = f" {visible_text(row.title)[:28]}" if row else ""
             lines.append(f"  {i}{label} ({status[i]})")
         if len(legal) > 4:
             lines.append(f"  … and {len(legal) - 4} more")

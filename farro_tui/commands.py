@@ -6,8 +6,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from farro_core.visible import visible
 from farro_tui.view import TABS
 
 if TYPE_CHECKING:
@@ -72,10 +74,10 @@ class FarroCommands(Provider):
             for job_id in self.farro.store.queue_of:
                 if needle in job_id.upper():
                     row = self.farro.store.rows.get(job_id)
-                    title = f"  {row.title[:50]}" if row else ""
+                    title = f"  {visible(row.title)[:50]}" if row else ""
                     yield Hit(
                         1.0 if job_id.upper().startswith(needle) else 0.9,
-                        f"Go to job {job_id}{title}",
+                        Text(f"Go to job {job_id}{title}"),  # a str prompt is read as markup
                         partial(self.farro.open_job, job_id),
                         help=row.status if row else "done",
                     )

@@ -18,10 +18,19 @@ from types import FrameType
 
 from farro_core.root import Root
 from farro_core.system import System
+from farro_core.visible import visible
 
 log = logging.getLogger("farro.headless")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class VisibleFormatter(logging.Formatter):
+    """Log lines quote job data (titles, reasons, inbox file names): escaped, so neither
+    this terminal nor a later ``cat`` of the journal runs what they hold."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record), lines=True)
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -38,11 +47,11 @@ def setup_logging(level: int = logging.INFO) -> None:
             rich_tracebacks=False,
             log_time_format="[%Y-%m-%d %H:%M:%S]",
         )
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(VisibleFormatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
+            VisibleFormatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
         )
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)

@@ -105,7 +105,9 @@ def _root_path(args: argparse.Namespace) -> Path:
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    from farro_core.visible import visible
+
+    print(f"{PROG}: {visible(message)}", file=sys.stderr)
     return 2
 
 

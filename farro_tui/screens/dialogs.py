@@ -33,7 +33,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Text(self._title, style="bold"), id="dialog-title")
-            yield Static(self._body, id="dialog-body")
+            yield Static(Text(self._body), id="dialog-body")  # text, not markup: it quotes titles
             with Horizontal(id="dialog-buttons"):
                 yield Button("No (n)", id="no", variant="primary")
                 yield Button(f"{self._yes} (y)", id="yes", variant="error")

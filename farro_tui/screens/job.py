@@ -22,6 +22,7 @@ from farro_core.errors import FarroError
 from farro_core.fs import read_file
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
+from farro_core.visible import visible
 from farro_core.work import Work, change_line, summary
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
 
@@ -35,7 +36,7 @@ MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("?", "bright_blac
 def _ts(value: Any) -> str:
     if value is None:
         return "—"
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    text = value.isoformat() if hasattr(value, "isoformat") else visible(str(value))
     return text.replace("+00:00", "Z").replace("T", " ")[:19] + "Z"
 
 
@@ -64,17 +65,18 @@ def _work_section(w: Work, base_commit: str | None) -> list[RenderableType]:
 
 
 def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> RenderableType:
+    """Every string of the job, its result and its history is shown through visible()."""
     p, lc = env.prompt, env.lifecycle
     parts: list[RenderableType] = []
     head = Text()
     head.append(STATUS_LABEL.get(lc.status, lc.status).upper(), STATUS_STYLE.get(lc.status))
     if killing:
         head.append("  kill requested", "bold red")
-    head.append(f"  {p.title}", "bold")
+    head.append(f"  {visible(p.title)}", "bold")
     parts.append(head)
     sub = Text(env.id, style="bright_black")
     if lc.reason:
-        sub.append(f" · {lc.reason}")
+        sub.append(f" · {visible(lc.reason)}")
     parts.append(sub)
     why: list[RenderableType] = []  # result, rubric, paths: what an operator reads first
     about: list[RenderableType] = []  # lifecycle
@@ -86,21 +88,25 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
     left = lc.attempts_left(p.max_attempts)
     grid.add_row("attempt", f"{lc.attempt} (max {p.max_attempts}, {left} automatic left)")
     grid.add_row("revision", str(lc.revision))
-    grid.add_row("reason", lc.reason or "—")
+    grid.add_row("reason", Text(visible(lc.reason) or "—"))
     if lc.claim is not None:
         c = lc.claim
-        grid.add_row("claim", f"{c.worker} on {c.host} pid {c.pid} since {_ts(c.claimed_at)}")
+        where = f"{visible(c.worker)} on {visible(c.host)} pid {c.pid}"
+        grid.add_row("claim", Text(f"{where} since {_ts(c.claimed_at)}"))
     if lc.not_before is not None:
         grid.add_row("not before", _ts(lc.not_before))
-    grid.add_row("created", f"{_ts(lc.created_at)} by {p.created_by}")
+    grid.add_row("created", Text(f"{_ts(lc.created_at)} by {visible(p.created_by)}"))
     grid.add_row("updated", _ts(lc.updated_at))
     grid.add_row("timeout", duration(p.timeout_s))
     grid.add_row("priority", str(p.priority))
     if p.labels:
-        grid.add_row("labels", " ".join(f"{k}={v}" for k, v in p.labels.items()))
-    grid.add_row("workspace", p.workspace or f"{env.path.parent.name}/{env.id}/work")
+        labels = " ".join(f"{visible(k)}={visible(v)}" for k, v in p.labels.items())
+        grid.add_row("labels", Text(labels))
+    workspace = visible(p.workspace) if p.workspace else f"{env.path.parent.name}/{env.id}/work"
+    grid.add_row("workspace", Text(workspace))
     if p.agent is not None:
-        grid.add_row("agent", p.agent if isinstance(p.agent, str) else " ".join(p.agent))
+        agent = p.agent if isinstance(p.agent, str) else " ".join(p.agent)
+        grid.add_row("agent", Text(visible(agent)))
     about.append(grid)
 
     r = lc.result
@@ -112,7 +118,8 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         res.add_column(style="bright_black", no_wrap=True)
         res.add_column()
         verdict = Text(
-            r.verdict or "—", style={"passed": "green", "failed": "red"}.get(r.verdict or "", "")
+            visible(r.verdict or "—"),
+            style={"passed": "green", "failed": "red"}.get(r.verdict or "", ""),
         )
         res.add_row("verdict", verdict)
         flags = [f for f, on in (("timed out", r.timed_out), ("killed", r.killed)) if on]
@@ -122,11 +129,12 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         # whatever the agent reported (cost, tokens, a summary): its scalars, as given
         shown = [(k, v) for k, v in r.report.items() if isinstance(v, str | int | float | bool)]
         for key, value in shown[:12]:
-            res.add_row(str(key).replace("_", " ")[:20], Text(str(value)[:300]))
+            name = visible(str(key).replace("_", " "))[:20]
+            res.add_row(Text(name), Text(visible(str(value))[:300]))
         if r.error:
-            res.add_row("error", Text(r.error, style="red"))
+            res.add_row("error", Text(visible(r.error), style="red"))
         if r.base_commit:
-            res.add_row("base commit", r.base_commit)
+            res.add_row("base commit", Text(visible(r.base_commit)))
         why.append(res)
 
     why.append(_section(f"Rubric ({len(p.rubric)})"))
@@ -138,31 +146,31 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         mark, colour = MARKS[v.passed if v else None]
         line = Text()
         line.append(f" {mark} ", f"bold {colour}")
-        line.append(item.id, "bold")
+        line.append(visible(item.id), "bold")
         if not item.required:
             line.append(" (optional)", "bright_black")
         if item.description:
-            line.append(f"  {item.description}")
+            line.append(f"  {visible(item.description)}")
         why.append(line)
         if item.check:
-            why.append(Text(f"   $ {item.check}", style="bright_black"))
+            why.append(Text(f"   $ {visible(item.check, lines=True)}", style="bright_black"))
         if v is not None and v.output_tail.strip():
-            tail = "\n".join(v.output_tail.rstrip().splitlines()[-6:])
+            tail = "\n".join(visible(v.output_tail, lines=True).rstrip().splitlines()[-6:])
             why.append(Text("   " + tail.replace("\n", "\n   "), style="italic"))
 
     why.append(_section("Allowed paths"))
-    why.append(Text("  ".join(p.allowed_paths)))
+    why.append(Text("  ".join(visible(a) for a in p.allowed_paths)))
     if r is not None and r.violations:
         why.append(Text(f"violations ({len(r.violations)}):", style="bold red"))
         for path in r.violations[:50]:
-            why.append(Text(f"  ✗ {path}", style="red"))
+            why.append(Text(f"  ✗ {visible(path)}", style="red"))
 
     if r is not None and r.work is not None:
         why += _work_section(r.work, r.base_commit)
 
     parts += why + about
     parts.append(_section("Prompt"))
-    parts.append(Text(p.prompt))
+    parts.append(Text(visible(p.prompt, lines=True)))
 
     parts.append(_section(f"History ({len(history)})"))
     timeline = Table.grid(padding=(0, 1))
@@ -170,18 +178,18 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
     timeline.add_column(no_wrap=True)
     timeline.add_column()
     for rec in history:
-        frm, to = rec.get("from"), str(rec.get("to", ""))
+        frm, to = rec.get("from"), visible(str(rec.get("to", "")))
         move = Text()
         if frm:
-            move.append(STATUS_LABEL.get(str(frm), str(frm)), STATUS_STYLE.get(str(frm)))
+            frm = visible(str(frm))
+            move.append(STATUS_LABEL.get(frm, frm), STATUS_STYLE.get(frm))
             move.append(" → ")
         move.append(STATUS_LABEL.get(to, to), STATUS_STYLE.get(to))
         who = str(rec.get("actor", ""))
         if rec.get("worker"):
             who += f" {rec['worker']}"
-        timeline.add_row(
-            _ts(rec.get("ts")), move, Text(f"{who}: {rec.get('reason', '')}", overflow="fold")
-        )
+        said = visible(f"{who}: {rec.get('reason', '')}")
+        timeline.add_row(_ts(rec.get("ts")), move, Text(said, overflow="fold"))
     parts.append(timeline)
     return Group(*parts)
 
@@ -234,7 +242,8 @@ class JobScreen(Screen[None]):
         try:
             env = load(root, self.job_id)
         except FarroError as exc:
-            self.app.call_from_thread(self._show, Text(f"cannot read job: {exc}", style="red"))
+            said = Text(f"cannot read job: {visible(str(exc))}", style="red")
+            self.app.call_from_thread(self._show, said)
             return
         history = list(audit.read(root, self.job_id))
         killing = kill_requested(env.path, env.lifecycle.attempt) is not None
@@ -252,7 +261,7 @@ class JobScreen(Screen[None]):
             text = read_file(env.path / name).decode(errors="replace")
             text = json.dumps(json.loads(text), indent=2)
         except (OSError, ValueError) as exc:
-            return Text(f"{name}: {exc}", style="red")
+            return Text(f"{name}: {visible(str(exc))}", style="red")
         return Group(
             Text(f"\n{name}", style="bold underline"), Syntax(text, "json", theme="ansi_dark")
         )

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
 from farro_core.errors import FarroError
+from farro_core.visible import VisibleDecoder
 
 if TYPE_CHECKING:
     from farro_tui.app import FarroApp
@@ -46,6 +47,7 @@ class LogScreen(Screen[None]):
         self._path: Path | None = None
         self._offset = 0
         self._partial = ""
+        self._decoder = VisibleDecoder()
         self._missing = False
 
     @property
@@ -94,6 +96,7 @@ class LogScreen(Screen[None]):
         self.attempt = attempt
         self._offset = 0
         self._partial = ""
+        self._decoder = VisibleDecoder()
         self._missing = False
         log = self.query_one(Log)
         log.clear()
@@ -141,6 +144,8 @@ class LogScreen(Screen[None]):
                 size = os.fstat(fh.fileno()).st_size
                 if size < self._offset:  # truncated or replaced: start over
                     self._offset = 0
+                    self._partial = ""
+                    self._decoder = VisibleDecoder()
                     self.query_one(Log).clear()
                 if size == self._offset:
                     if self._missing:
@@ -160,7 +165,8 @@ class LogScreen(Screen[None]):
         except OSError:
             return
         self._offset += len(data)
-        text = self._partial + data.decode(errors="replace")
+        # the agent's output as text: escape sequences shown, never sent to the terminal
+        text = self._partial + self._decoder.feed(data)
         lines = text.split("\n")
         self._partial = lines.pop()
         if getattr(self, "_skip_partial", False) and lines:

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from farro_core.humanize import duration
+from farro_core.visible import visible
 
 if TYPE_CHECKING:
     from farro_tui.app import FarroApp
@@ -26,13 +27,13 @@ def manager_line(snapshot: Any, now: datetime) -> Text:
     t = Text("manager: ")
     t.append(m.role, {"here": "green", "elsewhere": "cyan", "none": "red"}.get(m.role, ""))
     if m.holder:
-        t.append(f" (held by {m.holder})")
+        t.append(f" (held by {visible(str(m.holder))})")
     if m.since:
         t.append(f" for {duration((now - m.since).total_seconds())}")
     if m.last_sweep:
         t.append(f" · last sweep {duration((now - m.last_sweep).total_seconds())} ago")
     if m.last_ingest:
-        t.append(f"\nlast ingestion: {m.last_ingest}", "bright_black")
+        t.append(f"\nlast ingestion: {visible(str(m.last_ingest))}", "bright_black")
     if snapshot.paused:
         t.append("\nworkers are PAUSED (p resumes)", "bold magenta")
     return t
@@ -75,10 +76,11 @@ class WorkersScreen(Screen[None]):
                 if row_key.value not in keys:
                     table.remove_row(row_key)
             for w in workers:
+                # Text, not str: a DataTable reads a str cell as markup
                 cells = (
-                    w.name,
-                    Text(w.state, STATE_STYLE.get(w.state, "")),
-                    w.job or "",
+                    Text(visible(w.name)),
+                    Text(visible(w.state), STATE_STYLE.get(w.state, "")),
+                    Text(visible(w.job or "")),
                     str(w.attempt or ""),
                     duration((now - w.since).total_seconds()),
                     str(w.jobs_done),
@@ -95,4 +97,4 @@ class WorkersScreen(Screen[None]):
             return
         row = table.get_row_at(table.cursor_row)
         if row[2]:
-            self.farro.open_job(str(row[2]))
+            self.farro.open_job(str(row[2]))  # an id: escaping leaves it unchanged

@@ -24,6 +24,7 @@ from textual.widget import Widget
 
 from farro_core.humanize import duration
 from farro_core.listing import JobRow
+from farro_core.visible import visible
 from farro_tui.store import Store
 from farro_tui.view import COLUMNS, fmt_age, run_seconds
 
@@ -118,7 +119,8 @@ def row_cells(
         elif col == "verdict":
             text = row.verdict or ""
             style = VERDICT_STYLE.get(text, Style())
-        out.append((set_cell_size(text, w), style))
+        # escaped before it is measured: what the job holds, laid out in terminal cells
+        out.append((set_cell_size(visible(text), w), style))
     return out
 
 
@@ -243,7 +245,8 @@ class QueueView(ScrollView, can_focus=True):
         if not self.ids:
             if y == 0:
                 style = self.get_component_rich_style("queue-view--empty")
-                return Strip([Segment(set_cell_size(f" {self.empty_text}", width), style)])
+                text = set_cell_size(f" {visible(self.empty_text)}", width)
+                return Strip([Segment(text, style)])
             return Strip.blank(width, self.rich_style)
         if index >= len(self.ids):
             return Strip.blank(width, self.rich_style)
