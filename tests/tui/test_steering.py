@@ -218,3 +218,15 @@ async def test_readonly_hides_every_action_that_changes_a_job(root: Root) -> Non
         assert all(d not in ("Requeue", "Kill") for _, d, _ in app.help_rows())
         assert "READ-ONLY" in str(app.stats_text(120))
     assert status(root, jid) == "stale"
+
+
+async def test_readonly_runs_no_workers_and_takes_no_manager_role(root: Root) -> None:
+    jid = make(root, S.QUEUED, "waits for a worker elsewhere")
+    app = console(root, readonly=True, no_workers=False)  # as `farro-tui --readonly` builds it
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        assert app.system is None
+        assert app.check_action("pause", ()) is False
+        assert list(root.workers_dir.iterdir()) == []  # no worker ever wrote its status
+        assert not (root.run / "manager.json").exists()  # the manager role was never taken
+    assert status(root, jid) == "queued"
