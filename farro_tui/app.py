@@ -39,7 +39,7 @@ from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
 from farro_tui.screens.workers import WorkersScreen
 from farro_tui.store import Feeder, Store
-from farro_tui.view import TABS, ViewSpec, visible
+from farro_tui.view import TABS, ViewSpec, tilde_path, visible
 from farro_tui.widgets.queue_view import QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
@@ -314,7 +314,7 @@ class FarroApp(App[None]):
     def stats_text(self, width: int) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" FARRO ", "bold reverse")
-        path = str(self.root.path).replace(os.path.expanduser("~"), "~", 1)
+        path = tilde_path(str(self.root.path), os.path.expanduser("~"))
         if width < 100 and len(path) > 24:
             path = "…" + path[-23:]
         t.append(f" {path} ", "bold")

@@ -6,6 +6,7 @@ widget so that tests and benchmarks can call them without a terminal.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -218,6 +219,18 @@ def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetim
 
 
 _order_cache: dict[tuple[str, int, int], list[str]] = {}
+
+
+def tilde_path(path: str, home: str) -> str:
+    """``path`` with the home directory as ``~``: only as its leading directory."""
+    home = home.rstrip("/")
+    if not home or not os.path.isabs(home):
+        return path
+    if path == home:
+        return "~"
+    if path.startswith(home + "/"):
+        return "~" + path[len(home) :]
+    return path
 
 
 def fmt_age(created: str, now: datetime) -> str:
