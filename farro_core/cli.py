@@ -509,7 +509,7 @@ def ls_(
     root: RootOpt = None,
 ) -> None:
     """List jobs (oldest first). Reads only the queue directories the status needs."""
-    from farro_core.listing import oldest_first, scan
+    from farro_core.listing import scan
     from farro_core.transitions import QUEUE_DIR, Status
 
     wanted = _statuses(status)
@@ -523,9 +523,7 @@ def ls_(
             if q not in queues:
                 queues.append(q)
     scanned = list(scan(r, queues, wanted))
-    rows = sorted(
-        (row for row in scanned if wanted is None or row.status in wanted), key=oldest_first
-    )
+    rows = [row for row in scanned if wanted is None or row.status in wanted]
     hidden = 0 if wanted is None else sum(1 for row in scanned if row.status == "corrupt")
     if as_json:
         _dump_json([_row_json(row) for row in rows])

@@ -16,7 +16,7 @@ import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,12 +204,10 @@ def create_many(
     settings = root.settings
     _check_room(root, settings, len(specs))  # cheap early refusal; checked again to publish
     by = created_by or _default_creator()
-    start = utcnow()
+    now = utcnow()
     staged: list[tuple[Path, Prompt, Lifecycle]] = []
     try:
-        for i, spec in enumerate(specs):
-            # a microsecond apart: "oldest first" is the batch's own order, whatever its ids
-            now = start + timedelta(microseconds=i)
+        for spec in specs:
             job_id = spec.id or new_id()
             prompt = _prompt_from_spec(spec, job_id, settings, by, now)
             lc = Lifecycle(
@@ -452,41 +450,33 @@ def _default_creator() -> str:
 #: unless its holder is stopped) before passing that job by for the next one.
 CLAIM_COMMIT_WAIT_S = 1.0
 
-# prompt.json never changes, so a job's place in the queue (priority, creation
-# time) is read once per process and kept: a claim re-sorts incoming/ by names only.
-_order: dict[tuple[str, str], tuple[int, float]] = {}
+_priorities: dict[tuple[str, str], int] = {}
 
 
-def _order_key(root: Root, job_id: str) -> tuple[int, float, str]:
-    """Sort key of a queued job: highest priority first, then oldest ``created_at``.
-
-    Not the id: a caller may choose its own id, so ``zzzz-first`` submitted before
-    ``aaaa-second`` must still be claimed first. An unreadable prompt sorts last
-    among priority 0 (claim skips it anyway).
-    """
+def _priority(root: Root, job_id: str) -> int:
     key = (root.key, job_id)
-    cached = _order.get(key)
-    if cached is None:
+    p = _priorities.get(key)
+    if p is None:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
         except OSError:
-            return (0, float("inf"), job_id)
+            return 0
         try:
-            prompt = read_prompt(root, dfd, job_id)
-            cached = (-prompt.priority, prompt.created_at.timestamp())
+            p = read_prompt(root, dfd, job_id).priority
         except Corrupt:
-            cached = (0, float("inf"))
+            p = 0
         finally:
             os.close(dfd)
-        if len(_order) > 200_000:
-            _order.clear()
-        _order[key] = cached
-    return (cached[0], cached[1], job_id)
+        if len(_priorities) > 200_000:
+            _priorities.clear()
+        _priorities[key] = p
+    return p
 
 
 def candidates(root: Root) -> list[str]:
-    """Queued job ids, highest priority first, then oldest (by ``created_at``, then id)."""
-    return sorted(root.ids("incoming"), key=lambda i: _order_key(root, i))
+    """Queued job ids, highest priority first, then oldest (ids sort by creation time)."""
+    ids = root.ids("incoming")
+    return sorted(ids, key=lambda i: (-_priority(root, i), i))
 
 
 def claim_key(root: Root | Path, job_id: str, attempt: int) -> tuple[str, str, int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from farro_core import fs
 from farro_core.root import QUEUES, Root
@@ -129,24 +128,13 @@ def _corrupt(queue: str, job_id: str, why: str) -> JobRow:
     )
 
 
-def oldest_first(row: JobRow) -> tuple[float, str]:
-    """Sort key of "oldest first": ``created_at``, then id; unreadable rows last.
-
-    Not the id alone: a caller may choose its own id (``zzzz-first`` can be older
-    than ``aaaa-second``).
-    """
-    try:
-        ts = datetime.fromisoformat(row.created_at).timestamp()
-    except ValueError:
-        ts = float("inf")
-    return (ts, row.id)
-
-
 def scan(
     root: Root, queues: Iterable[str] = QUEUES, statuses: Collection[str] | None = None
 ) -> Iterator[JobRow]:
-    """Rows of every job in ``queues`` (in ``statuses``, plus unreadable ones), oldest
-    first (:func:`oldest_first`) within each queue."""
+    """Rows of every job in ``queues`` (in ``statuses``, plus unreadable ones), in id
+    (creation) order within each queue."""
     for q in queues:
-        rows = [read_row(root, q, job_id, statuses) for job_id in root.ids(q)]
-        yield from sorted((row for row in rows if row is not None), key=oldest_first)
+        for job_id in sorted(root.ids(q)):
+            row = read_row(root, q, job_id, statuses)
+            if row is not None:
+                yield row

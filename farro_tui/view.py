@@ -156,17 +156,10 @@ def _title_key(store: Store, job_id: str, row: JobRow | None) -> str:
 def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetime) -> list[str]:
     rows = store.rows
     key: Callable[[str], Any]
-    if col == "id":
-        return sorted(ids, reverse=reverse)
-    if col == "age":
-        # created_at, not the id (a caller may choose its id); the youngest first
-        reverse = not reverse
-
-        def key(i: str) -> Any:
-            r = rows.get(i)
-            ts = parse_ts(r.created_at) if r is not None else None
-            return (ts.timestamp() if ts is not None else float("-inf"), i)
-    elif col == "title":
+    if col == "id" or col == "age":
+        # ids sort by creation time; the youngest (smallest age) first
+        return sorted(ids, reverse=not reverse if col == "age" else reverse)
+    if col == "title":
 
         def key(i: str) -> Any:
             return (_title_key(store, i, rows.get(i)), i)
