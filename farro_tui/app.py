@@ -138,8 +138,8 @@ class FarroApp(App[None]):
         if keys:
             self.set_keymap(keys)
         self.feeder.start()
-        if self.system is None and not self.no_workers:
-            self._start_system()
+        if self.system is None and not self.no_workers and not self.readonly:
+            self._start_system()  # read-only: no workers, no manager role
         self.set_interval(1.0, self._tick)
         if threading.current_thread() is threading.main_thread() and not self.is_headless:
             loop = asyncio.get_running_loop()
