@@ -16,19 +16,24 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import ActionParseResult
+from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from farro_core import operations
 from farro_core.errors import FarroError
+from farro_core.operations import phrase
 from farro_core.root import Root
 from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
 from farro_tui.commands import FarroCommands
@@ -40,13 +45,15 @@ from farro_tui.screens.main import MainScreen
 from farro_tui.screens.workers import WorkersScreen
 from farro_tui.store import Feeder, Store
 from farro_tui.view import TABS, ViewSpec, tilde_path, visible
-from farro_tui.widgets.queue_view import QueueView
+from farro_tui.widgets.queue_view import STATUS_LABEL, QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
 STEERING = frozenset({"requeue", "kill"})
 #: how long a hangup waits for a clean exit before leaving anyway
 HANGUP_EXIT_S = 3.0
 VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed")}
+#: actions shown disabled where they cannot act; pressing their key says why
+EXPLAINED = STEERING | {"log"}
 
 
 def can(verb: str, status: str | None) -> bool:
@@ -55,6 +62,28 @@ def can(verb: str, status: str | None) -> bool:
         return False
     s = Status(status)
     return operator_can_requeue(s) if verb == "requeue" else operator_can_kill(s)
+
+
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def refusal(verb: str, status: dict[str, str | None]) -> str:
+    """Why ``verb`` acts on none of these jobs, in the core's words (for the notification)."""
+    allowed = [STATUS_LABEL.get(s.value, s.value) for s in Status if can(verb, s.value)]
+    rule = f"only {_either(allowed)} jobs can be {VERBS[verb][1]}"
+    if not status:
+        return f"no job under the cursor; {rule}"
+    if len(status) == 1:
+        ((job_id, st),) = status.items()
+        if st is None:
+            known = "is not read yet"
+        else:
+            known = phrase(Status(st)) if st in Status.__members__.values() else f"is {st}"
+        return f"job {job_id} {known}; {rule}"
+    counts = Counter(STATUS_LABEL.get(st, st) if st else "unread" for st in status.values())
+    which = ", ".join(f"{n} {st}" for st, n in sorted(counts.items()))
+    return f"none of the {len(status)} marked jobs can be ({which}); {rule}"
 
 
 def system_clock() -> datetime:
@@ -423,6 +452,29 @@ class FarroApp(App[None]):
             return self.current_job() is not None or None
         return True
 
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """A key whose action is disabled here says why, instead of doing nothing."""
+        if isinstance(action, str):
+            dest, name, params = parse_action(action)
+            on_app = dest == "app" or (not dest and default_namespace in (None, self))
+            if on_app and name in EXPLAINED and self.check_action(name, params) is None:
+                self.explain(name)
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def explain(self, name: str) -> None:
+        if name == "log":
+            self.notify("no job under the cursor", title="Log", severity="warning")
+            return
+        ids = self.targets()
+        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
+        self.notify(refusal(name, status), title=f"Cannot {name}", severity="warning")
+
     def _status_on_screen(self) -> str | None:
         """The status the open job screen shows (its one target), for a job the store lacks."""
         screen = self.screen
@@ -449,9 +501,7 @@ class FarroApp(App[None]):
         legal = [i for i in ids if can(verb, status[i])]
         skipped = [i for i in ids if i not in legal]
         if not legal:
-            self.notify(
-                f"nothing to {verb}: the table allows it for no selected job", severity="warning"
-            )
+            self.notify(refusal(verb, status), title=f"Cannot {verb}", severity="warning")
             return
         title, _ = VERBS[verb]
         noun = "job" if len(legal) == 1 else "jobs"

@@ -169,20 +169,60 @@ async def test_a_refused_action_is_a_notification_and_changes_nothing(root: Root
     job.release_claim(c)
 
 
-async def test_illegal_actions_are_disabled_never_offered(root: Root) -> None:
+async def test_illegal_actions_are_disabled_and_their_keys_say_why(root: Root) -> None:
     jid = make(root, S.SUCCEEDED, "finished")
     app = console(root)
+    notes = record_notes(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         select(app, jid)
         await pilot.pause()
         assert app.check_action("requeue", ()) is None  # shown disabled
         assert app.check_action("kill", ()) is None
-        await pilot.press("r", "x")
-        await pilot.pause()
+        await pilot.press("r")
+        await until(pilot, lambda: len(notes.seen) == 1, "r explained")
+        await pilot.press("x")
+        await until(pilot, lambda: len(notes.seen) == 2, "x explained")
         assert isinstance(app.screen, MainScreen)
+    (requeue, sev), (kill, _) = notes.seen
+    assert sev == "warning"
+    assert requeue == (
+        f"job {jid} has already succeeded; only stale or failed jobs can be requeued"
+    )
+    assert kill == (
+        f"job {jid} has already succeeded; only queued, running or stale jobs can be killed"
+    )
     assert status(root, jid) == "succeeded"
     assert last_audit(root, jid)["to"] == "succeeded"
+
+
+async def test_refused_keys_explain_themselves_in_the_job_pane_and_for_marks(root: Root) -> None:
+    from farro_tui.screens.job import JobScreen
+
+    done = [make(root, S.KILLED, "killed"), make(root, S.SUCCEEDED, "ok")]
+    app = console(root)
+    notes = record_notes(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.store.done_loaded, "done/ read")
+        for jid in done:
+            select(app, jid)
+            await pilot.press("space")
+        await pilot.press("x")
+        await until(pilot, lambda: len(notes.seen) == 1, "x on marks explained")
+        assert notes.seen[0][0] == (
+            "none of the 2 marked jobs can be (1 killed, 1 succeeded); "
+            "only queued, running or stale jobs can be killed"
+        )
+        await pilot.press("escape")  # clear the marks
+        select(app, done[0])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job pane")
+        screen = app.screen
+        await until(pilot, lambda: screen.env is not None, "the job loaded")
+        await pilot.press("x")
+        await until(pilot, lambda: len(notes.seen) == 2, "x in the job pane explained")
+        assert notes.seen[1][0].startswith(f"job {done[0]} was already killed;")
 
 
 @pytest.mark.parametrize("answer", ["n", "escape", "enter"])
