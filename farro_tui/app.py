@@ -515,12 +515,19 @@ class FarroApp(App[None]):
         screen = self.screen
         hidden = screen.hidden_marks() if isinstance(screen, MainScreen) else 0
         if hidden:
-            lines.append(f"{hidden} of the marked jobs are hidden by the filter or tab.")
+            are = "job is" if hidden == 1 else "jobs are"
+            lines.append(f"{hidden} marked {are} hidden by the filter or tab.")
         if skipped:
-            lines.append(f"{len(skipped)} skipped: {verb} is not allowed for their status.")
+            their = "its" if len(skipped) == 1 else "their"
+            lines.append(f"{len(skipped)} skipped: {verb} is not allowed for {their} status.")
         running = [i for i in legal if status[i] == "in-progress"]
         if verb == "kill" and running:
-            lines.append(f"{len(running)} running: their workers are asked to stop them.")
+            whose = (
+                "its worker is asked to stop it"
+                if len(running) == 1
+                else ("their workers are asked to stop them")
+            )
+            lines.append(f"{len(running)} running: {whose}.")
 
         def answered(ok: bool | None) -> None:
             if ok:

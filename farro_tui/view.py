@@ -167,7 +167,7 @@ def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetim
 
         def key(i: str) -> Any:
             r = rows.get(i)
-            return (r.attempt if r else 0, i)
+            return (r.attempt - r.attempt_base if r else 0, i)
     elif col == "worker":
 
         def key(i: str) -> Any:

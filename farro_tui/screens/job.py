@@ -22,6 +22,7 @@ from farro_core.errors import FarroError
 from farro_core.fs import read_file
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
+from farro_core.transitions import TERMINAL, Status
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
 
 if TYPE_CHECKING:
@@ -41,16 +42,32 @@ def _section(title: str) -> Text:
     return Text(f"\n{title}", style="bold underline")
 
 
+def attempts(env: Envelope) -> str:
+    """The attempt line: what is used of the budget and what happens next, by status."""
+    p, lc = env.prompt, env.lifecycle
+    used = lc.attempt - lc.attempt_base
+    text = f"{lc.attempt} ({used} of {p.max_attempts} used"
+    if lc.attempt_base:
+        # runs before an operator's requeue or a worker's release do not count
+        text += f", after {lc.attempt_base} uncounted"
+    if lc.status == Status.FAILED:
+        return text + "; failed for good: no automatic retry)"
+    if lc.status in TERMINAL:
+        return text + ")"
+    return text + f", {lc.attempts_left(p.max_attempts)} automatic left)"
+
+
 def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> RenderableType:
     p, lc = env.prompt, env.lifecycle
     parts: list[RenderableType] = []
-    head = Text()
-    head.append(STATUS_LABEL.get(lc.status, lc.status).upper(), STATUS_STYLE.get(lc.status))
+    # the title alone on its line, the status word starting the next: two runs of
+    # different styles never meet at a bare space (an SVG export drops it there)
+    parts.append(Text(p.title, style="bold"))
+    sub = Text()
+    sub.append(STATUS_LABEL.get(lc.status, lc.status).upper(), STATUS_STYLE.get(lc.status))
     if killing:
-        head.append("  kill requested", "bold red")
-    head.append(f"  {p.title}", "bold")
-    parts.append(head)
-    sub = Text(env.id, style="bright_black")
+        sub.append(" · kill requested", "bold red")
+    sub.append(f" · {env.id}", "bright_black")
     if lc.reason:
         sub.append(f" · {lc.reason}")
     parts.append(sub)
@@ -61,13 +78,16 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bright_black", no_wrap=True)
     grid.add_column()
-    left = lc.attempts_left(p.max_attempts)
-    grid.add_row("attempt", f"{lc.attempt} (max {p.max_attempts}, {left} automatic left)")
+    grid.add_row("attempt", attempts(env))
     grid.add_row("revision", str(lc.revision))
     grid.add_row("reason", lc.reason or "—")
     if lc.claim is not None:
         c = lc.claim
-        grid.add_row("claim", f"{c.worker} on {c.host} pid {c.pid} since {_ts(c.claimed_at)}")
+        who = f"{c.worker} on {c.host} pid {c.pid}"
+        if lc.status == Status.IN_PROGRESS:
+            grid.add_row("claim", f"{who} since {_ts(c.claimed_at)}")
+        else:  # the claim of an attempt that ended: history, not a live worker
+            grid.add_row("last claim", f"{who} from {_ts(c.claimed_at)} (ended)")
     if lc.not_before is not None:
         grid.add_row("not before", _ts(lc.not_before))
     grid.add_row("created", f"{_ts(lc.created_at)} by {p.created_by}")
@@ -119,9 +139,9 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         line.append(item.id, "bold")
         if not item.required:
             line.append(" (optional)", "bright_black")
-        if item.description:
-            line.append(f"  {item.description}")
         why.append(line)
+        if item.description:  # its own line: the id's run and this one never meet
+            why.append(Text(f"   {item.description}"))
         if item.check:
             why.append(Text(f"   $ {item.check}", style="bright_black"))
         if v is not None and v.output_tail.strip():

@@ -102,7 +102,9 @@ def row_cells(
             text = "killing" if killing else STATUS_LABEL.get(row.status, row.status)
             style = STATUS_STYLE.get("failed" if killing else row.status, Style())
         elif col == "attempt":
-            text = f"{row.attempt}/{row.attempt_base + row.max_attempts}"
+            # of the current budget, as `farro ls` counts: a requeue or a release
+            # gives a fresh budget, and its reason says so
+            text = f"{row.attempt - row.attempt_base}/{row.max_attempts}"
         elif col == "worker":
             text, style = row.worker or "", DIM
         elif col == "age":
@@ -122,6 +124,13 @@ def row_cells(
     return out
 
 
+def with_arrow(label: str, arrow: str, width: int) -> str:
+    """``label`` and the sort arrow in ``width`` cells: the label gives way, never the arrow."""
+    if len(label) + 2 <= width:
+        return f"{label} {arrow}"
+    return label[: max(0, width - 1)] + arrow
+
+
 class QueueHeader(Widget):
     """Column headings; the sort column carries an arrow. Click one to sort by it."""
 
@@ -139,10 +148,15 @@ class QueueHeader(Widget):
         names = dict(COLUMNS)
         segs: list[Segment] = []
         style = self.get_component_rich_style("queue-header--label", partial=True)
-        for col, w in layout(self.size.width):
+        cols = layout(self.size.width)
+        arrow = "▼" if self.reverse else "▲"
+        shown = any(col == self.sort for col, _ in cols)
+        for col, w in cols:
             label = "" if col == "mark" else names.get(col, col.upper())
             if col == self.sort:
-                label += " ▼" if self.reverse else " ▲"
+                label = with_arrow(label, arrow, w)
+            elif col == "title" and not shown:  # sorted by a column too wide for here
+                label = with_arrow(f"{label} · by {names.get(self.sort, self.sort)}", arrow, w)
             segs.append(Segment(set_cell_size(label, w) + " ", style))
         return Strip(segs).crop(0, self.size.width)
 

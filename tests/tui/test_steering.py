@@ -64,7 +64,7 @@ async def test_requeue_marked_jobs_counts_those_hidden_by_the_filter(root: Root)
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         body = str(app.screen.query_one("#dialog-body", Static).content)
         assert "Requeue 2 jobs?" in body
-        assert "1 of the marked jobs are hidden by the filter" in body
+        assert "1 marked job is hidden by the filter" in body
         await pilot.press("y")
         await until(
             pilot, lambda: status(root, stale) == status(root, failed) == "queued", "both requeued"
