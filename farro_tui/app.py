@@ -45,6 +45,7 @@ from farro_tui.screens.main import MainScreen
 from farro_tui.screens.workers import WorkersScreen
 from farro_tui.store import Feeder, Store
 from farro_tui.view import TABS, ViewSpec, tilde_path, visible
+from farro_tui.widgets.footer import FIRST as FOOTER_FIRST
 from farro_tui.widgets.queue_view import STATUS_LABEL, QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
@@ -399,7 +400,8 @@ class FarroApp(App[None]):
         return notes
 
     def help_rows(self) -> list[tuple[str, str, str]]:
-        """(keys, what, where) for every binding, as currently mapped."""
+        """(keys, what, where) for every binding, as currently mapped: the actions first
+        (requeue, kill, log, follow), then moving about."""
         keymap = self._keymap
         out: list[tuple[str, str, str]] = []
         sources: list[tuple[str, list[BindingType]]] = [
@@ -410,6 +412,8 @@ class FarroApp(App[None]):
             ("workers", list(WorkersScreen.BINDINGS)),
         ]
         seen: set[tuple[str, str]] = set()
+        rank = {name: n for n, name in enumerate(FOOTER_FIRST)}
+        ranked: list[int] = []
         for where, bindings in sources:
             for b in bindings:
                 if not isinstance(b, Binding):
@@ -425,6 +429,9 @@ class FarroApp(App[None]):
                     continue
                 seen.add((shown, where))
                 out.append((shown, b.description or action, where))
+                ranked.append(rank.get(action, len(rank)))
+        # stable: the actions first, everything else in its listed order
+        out = [row for _, row in sorted(zip(ranked, out, strict=True), key=lambda r: r[0])]
         out.append((self.get_key_display(Binding("ctrl+p", "")), "command palette", "everywhere"))
         return out
 

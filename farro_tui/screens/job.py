@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from farro_core import audit
 from farro_core.envelope import Envelope
@@ -23,6 +23,7 @@ from farro_core.fs import read_file
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
 from farro_core.transitions import TERMINAL, Status
+from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ class JobScreen(Screen[None]):
         yield Static(f" Job {self.job_id}", id="pane-title")
         with VerticalScroll(id="job-body"):
             yield Static("loading…", id="job-content")
-        yield Footer()
+        yield FarroFooter()
 
     def on_mount(self) -> None:
         self.query_one("#job-body").focus()

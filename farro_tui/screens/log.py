@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Log, Static
 
 from farro_core.errors import FarroError
+from farro_tui.widgets.footer import FarroFooter
 
 if TYPE_CHECKING:
     from farro_tui.app import FarroApp
@@ -56,7 +57,7 @@ class LogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("", id="pane-title")
         yield Log(id="log", max_lines=20_000, auto_scroll=True)
-        yield Footer()
+        yield FarroFooter()
 
     def on_mount(self) -> None:
         self.query_one(Log).focus()

@@ -9,9 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from farro_core.humanize import duration
+from farro_tui.widgets.footer import FarroFooter
 
 if TYPE_CHECKING:
     from farro_tui.app import FarroApp
@@ -54,7 +55,7 @@ class WorkersScreen(Screen[None]):
         yield Static(" Workers", id="pane-title")
         yield Static("", id="manager")
         yield DataTable(id="workers", cursor_type="row", zebra_stripes=False)
-        yield Footer()
+        yield FarroFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
