@@ -18,8 +18,9 @@ from farro_core import fs
 from farro_core.identity import host, pid_started_at
 from farro_core.root import Root
 
-#: states of a worker that runs (``stopped`` and ``gone`` ones do not)
-LIVE_STATES = frozenset({"busy", "idle", "paused", "stopping"})
+#: states of a worker that runs (``stopped`` and ``gone`` ones do not), in the order shown
+LIVE_ORDER = {"busy": 0, "stopping": 1, "paused": 2, "idle": 3}
+LIVE_STATES = frozenset(LIVE_ORDER)
 
 
 def read_status_file(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -111,3 +112,11 @@ def workers_seen(root: Root) -> list[WorkerSeen]:
             )
         )
     return out
+
+
+def live_first(workers: list[WorkerSeen], ended: int = 5) -> list[WorkerSeen]:
+    """Live workers (busy first, then by name), then the ``ended`` latest that stopped."""
+    live = sorted((w for w in workers if w.live), key=lambda w: (LIVE_ORDER[w.state], w.name))
+    over = [w for w in workers if not w.live]
+    over.sort(key=lambda w: w.since.timestamp() if w.since else 0.0, reverse=True)
+    return live + over[:ended]

@@ -33,8 +33,10 @@ from textual.screen import Screen
 
 from farro_core import operations
 from farro_core.errors import FarroError
+from farro_core.manager import ManagerStatus, current_manager
 from farro_core.operations import phrase
 from farro_core.root import Root
+from farro_core.status_files import WorkerSeen, live_first, workers_seen
 from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
 from farro_tui.commands import FarroCommands
 from farro_tui.messages import ActionDone, QueueChanged
@@ -141,6 +143,9 @@ class FarroApp(App[None]):
         self._last_view = 0.0
         self._snapshot: Any = None
         self._snapshot_at = 0.0
+        #: every worker of the root and its manager, from run/ (read off the UI thread)
+        self.seen_workers: list[WorkerSeen] = []
+        self.seen_manager: ManagerStatus | None = None
         self.quitting = False
         self._in_run = False
         self._run_returned = False
@@ -171,6 +176,8 @@ class FarroApp(App[None]):
         if self.system is None and not self.no_workers and not self.readonly:
             self._start_system()  # read-only: no workers, no manager role
         self.set_interval(1.0, self._tick)
+        self.look_at_root()
+        self.set_interval(1.0, self.look_at_root)
         if threading.current_thread() is threading.main_thread() and not self.is_headless:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -341,6 +348,35 @@ class FarroApp(App[None]):
             self._snapshot_at = now
         return self._snapshot
 
+    @work(thread=True, exclusive=True, group="look-at-root", exit_on_error=False)
+    def look_at_root(self) -> None:
+        """run/workers/ and the manager lock: every worker on the root, local or remote."""
+        try:
+            seen = workers_seen(self.root)
+            holder = current_manager(self.root)
+        except OSError:
+            return
+        if holder is None:
+            mgr = ManagerStatus("none", None, None, None, None)
+        else:
+            mgr = ManagerStatus("elsewhere", str(holder), holder.since, None, None)
+        with contextlib.suppress(RuntimeError):  # the app is gone meanwhile
+            self.call_from_thread(self._looked, seen, mgr)
+
+    def _looked(self, seen: list[WorkerSeen], mgr: ManagerStatus) -> None:
+        self.seen_workers, self.seen_manager = seen, mgr
+
+    def workers_of_root(self) -> list[WorkerSeen]:
+        """Every worker on the root (live first); this console's own from its System, which
+        knows them before their status files say so."""
+        by_name = {w.name: w for w in self.seen_workers}
+        snap = self.system_snapshot() if not self._system_stopped else None
+        for w in snap.workers if snap is not None else ():
+            by_name[w.name] = WorkerSeen(
+                w.name, w.state, True, w.job, w.attempt, w.since, w.jobs_done
+            )
+        return live_first(list(by_name.values()))
+
     def stats_text(self, width: int) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" FARRO ", "bold reverse")
@@ -351,16 +387,22 @@ class FarroApp(App[None]):
         if self.readonly:
             t.append(" READ-ONLY ", "bold black on yellow")
         snap = self.system_snapshot()
-        if snap is None:
+        live = [w for w in self.workers_of_root() if w.live]
+        if not live:
             t.append(" │ no workers", "bright_black")
-        else:
-            states = [w.state for w in snap.workers]
+        else:  # the whole root's, as `farro stats` counts them
+            states = [w.state for w in live]
             t.append(" │ workers ")
             t.append(f"{states.count('busy')} busy", "yellow")
             t.append(f" {states.count('idle')} idle", "green")
-            if snap.paused:
-                t.append(" PAUSED", "bold magenta")
-            role = snap.manager.role
+            remote = sum(1 for w in live if not w.local)
+            if remote:
+                t.append(f" ({remote} remote)", "cyan")
+        if snap is not None and snap.paused:
+            t.append(" PAUSED", "bold magenta")
+        mgr = snap.manager if snap is not None else self.seen_manager
+        if mgr is not None:
+            role = mgr.role
             t.append(" │ mgr ")
             t.append(role, {"here": "green", "elsewhere": "cyan"}.get(role, "red"))
         t.append(f" │ {self.store.finished_per_minute()}/min")
