@@ -146,6 +146,7 @@ class FarroApp(App[None]):
         #: every worker of the root and its manager, from run/ (read off the UI thread)
         self.seen_workers: list[WorkerSeen] = []
         self.seen_manager: ManagerStatus | None = None
+        self._looked_once = False
         self.quitting = False
         self._in_run = False
         self._run_returned = False
@@ -318,9 +319,10 @@ class FarroApp(App[None]):
 
     @property
     def ready(self) -> bool:
-        """The first listing arrived and the queue shows it (tests wait for this)."""
+        """The first listing arrived and the queue shows it, and run/ was looked at once
+        (tests and screenshots wait for this)."""
         main = self._main()
-        return self.store.loaded and main is not None and self._last_view > 0
+        return self.store.loaded and main is not None and self._last_view > 0 and self._looked_once
 
     def set_tab(self, n: int) -> None:
         self.spec = replace(self.spec, tab=n)
@@ -351,20 +353,26 @@ class FarroApp(App[None]):
     @work(thread=True, exclusive=True, group="look-at-root", exit_on_error=False)
     def look_at_root(self) -> None:
         """run/workers/ and the manager lock: every worker on the root, local or remote."""
+        seen: list[WorkerSeen] = []
+        mgr: ManagerStatus | None = None
         try:
             seen = workers_seen(self.root)
             holder = current_manager(self.root)
-        except OSError:
-            return
-        if holder is None:
-            mgr = ManagerStatus("none", None, None, None, None)
+        except OSError:  # run/ unreadable for a moment: the next look tells
+            pass
         else:
-            mgr = ManagerStatus("elsewhere", str(holder), holder.since, None, None)
+            if holder is None:
+                mgr = ManagerStatus("none", None, None, None, None)
+            else:
+                mgr = ManagerStatus("elsewhere", str(holder), holder.since, None, None)
         with contextlib.suppress(RuntimeError):  # the app is gone meanwhile
             self.call_from_thread(self._looked, seen, mgr)
 
-    def _looked(self, seen: list[WorkerSeen], mgr: ManagerStatus) -> None:
+    def _looked(self, seen: list[WorkerSeen], mgr: ManagerStatus | None) -> None:
         self.seen_workers, self.seen_manager = seen, mgr
+        if not self._looked_once:
+            self._looked_once = True
+            self._redraw()
 
     def workers_of_root(self) -> list[WorkerSeen]:
         """Every worker on the root (live first); this console's own from its System, which
