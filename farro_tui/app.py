@@ -519,6 +519,9 @@ class FarroApp(App[None]):
         if isinstance(action, str):
             dest, name, params = parse_action(action)
             on_app = dest == "app" or (not dest and default_namespace in (None, self))
+            if on_app and name in STEERING and self.readonly:
+                self.notify("read-only console: it changes no job", title=VERBS[name][0])
+                return True
             if on_app and name in EXPLAINED and self.check_action(name, params) is None:
                 self.explain(name)
                 return True

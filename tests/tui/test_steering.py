@@ -244,6 +244,7 @@ async def test_the_confirmation_defaults_to_no(root: Root, answer: str) -> None:
 async def test_readonly_hides_every_action_that_changes_a_job(root: Root) -> None:
     jid = make(root, S.STALE, "stale but read-only")
     app = console(root, readonly=True)
+    notes = record_notes(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         select(app, jid)
@@ -253,7 +254,8 @@ async def test_readonly_hides_every_action_that_changes_a_job(root: Root) -> Non
         offered = {b.binding.action for b in app.screen.active_bindings.values()}
         assert not offered & {"requeue", "kill"}  # hidden, not merely disabled
         await pilot.press("r", "x")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: len(notes.seen) == 2, "both keys explained")
+        assert [m for m, _ in notes.seen] == ["read-only console: it changes no job"] * 2
         assert isinstance(app.screen, MainScreen)
         assert all(d not in ("Requeue", "Kill") for _, d, _ in app.help_rows())
         assert "READ-ONLY" in str(app.stats_text(120))
