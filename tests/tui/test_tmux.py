@@ -94,6 +94,8 @@ def test_a_lost_terminal_releases_the_running_job(tmp_path: Path) -> None:
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
     _poll("the job released", lambda: status(root, jid) == "queued", session, timeout=30)
+    # job.json is written first, the audit line right after it: wait for that too
+    _poll("the release audited", lambda: last_audit(root, jid)["to"] == "queued", session)
     line = last_audit(root, jid)
     assert (line["from"], line["to"], line["actor"]) == ("in-progress", "queued", "agent")
     _poll("the console gone", lambda: not Path(f"/proc/{pid}").exists(), session, timeout=30)
