@@ -1221,36 +1221,6 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
 # ---------------------------------------------------------------- stats
 
 
-def _read_status_file(path: str) -> dict[str, Any] | None:
-    import json
-
-    from farro_core import fs
-
-    try:
-        data = json.loads(fs.read_at(None, path, limit=1 << 20))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _alive(data: dict[str, Any], started_key: str | None = None) -> bool | None:
-    """Is the process a status file names still running? None when it is on another host."""
-    from farro_core.identity import host, pid_started_at
-
-    pid = data.get("pid")
-    if data.get("host") != host() or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return None
-    recorded = data.get(started_key) if started_key else None
-    # a different start time: the pid was reused by another process
-    return not (isinstance(recorded, int) and pid_started_at(pid) not in (None, recorded))
-
-
 def _who(data: dict[str, Any]) -> str:
     return visible(f"{data.get('host', '?')} pid {data.get('pid', '?')}")
 
@@ -1270,7 +1240,9 @@ def _manager_line(
         return line
     if data is None or "host" not in data:
         return "none"
-    alive = _alive(data, "pid_started_at")
+    from farro_core.status_files import alive as is_alive
+
+    alive = is_alive(data, "pid_started_at")
     how = ", exited" if alive is False else ", gave up the role" if alive else ""
     return f"none (last: {_who(data)}{how})"
 
@@ -1282,6 +1254,8 @@ def _worker_rows(
     workers: dict[str, dict[str, Any] | None], now: float
 ) -> tuple[str, list[list[str]]]:
     """The summary after ``workers`` and the table rows, live workers first."""
+    from farro_core.status_files import worker_state
+
     live: list[tuple[int, list[str]]] = []
     ended: list[tuple[float, list[str]]] = []
     odd: list[list[str]] = []
@@ -1291,11 +1265,8 @@ def _worker_rows(
             why = "(unreadable status file)" if data is None else "(unrecognised status file)"
             odd.append([visible(name), "?", "-", "-", why])
             continue
-        state = visible(data["state"])
+        state = visible(worker_state(data))  # "gone": died without stopping
         since = _parse_ts(data.get("since")) if isinstance(data.get("since"), str) else None
-        alive = _alive(data)
-        if state != "stopped" and alive is False:
-            state = "gone"  # died without stopping: killed, crashed, or the host rebooted
         job = "-"
         if data.get("job"):
             job = visible(str(data["job"]))
@@ -1345,6 +1316,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     import time
 
     from farro_core import fs, locks
+    from farro_core.status_files import read_status_file, worker_files
 
     r = _open(root)
     settings = r.settings  # a bad farro.toml is reported, not ignored
@@ -1367,16 +1339,9 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 if ts is not None and (oldest is None or ts < oldest):
                     oldest = ts
     now = time.time()
-    workers: dict[str, Any] = {}
-    try:
-        names = sorted(os.listdir(r.workers_dir))
-    except OSError:
-        names = []
-    for name in names:
-        if name.endswith(".json") and not name.startswith("."):
-            workers[name[: -len(".json")]] = _read_status_file(str(r.workers_dir / name))
+    workers = worker_files(r)
     manager_json = r.run / "manager.json"
-    manager = _read_status_file(str(manager_json)) if os.path.lexists(manager_json) else None
+    manager = read_status_file(manager_json) if os.path.lexists(manager_json) else None
     try:
         silent: float | None = now - os.stat(manager_json, follow_symlinks=False).st_mtime
     except OSError:

@@ -16,22 +16,29 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import ActionParseResult
+from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from farro_core import operations
 from farro_core.errors import FarroError
+from farro_core.manager import ManagerStatus, current_manager
+from farro_core.operations import phrase
 from farro_core.root import Root
+from farro_core.status_files import WorkerSeen, live_first, workers_seen
 from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
 from farro_core.visible import visible as visible_text
 from farro_tui.commands import FarroCommands
@@ -43,14 +50,17 @@ from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
 from farro_tui.screens.workers import WorkersScreen
 from farro_tui.store import Feeder, Store
-from farro_tui.view import TABS, ViewSpec, visible
-from farro_tui.widgets.queue_view import QueueView
+from farro_tui.view import TABS, ViewSpec, tilde_path, visible
+from farro_tui.widgets.footer import FIRST as FOOTER_FIRST
+from farro_tui.widgets.queue_view import STATUS_LABEL, QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
 STEERING = frozenset({"requeue", "kill"})
 #: how long a hangup waits for a clean exit before leaving anyway
 HANGUP_EXIT_S = 3.0
 VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed")}
+#: actions shown disabled where they cannot act; pressing their key says why
+EXPLAINED = STEERING | {"log"}
 
 
 def can(verb: str, status: str | None) -> bool:
@@ -59,6 +69,28 @@ def can(verb: str, status: str | None) -> bool:
         return False
     s = Status(status)
     return operator_can_requeue(s) if verb == "requeue" else operator_can_kill(s)
+
+
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def refusal(verb: str, status: dict[str, str | None]) -> str:
+    """Why ``verb`` acts on none of these jobs, in the core's words (for the notification)."""
+    allowed = [STATUS_LABEL.get(s.value, s.value) for s in Status if can(verb, s.value)]
+    rule = f"only {_either(allowed)} jobs can be {VERBS[verb][1]}"
+    if not status:
+        return f"no job under the cursor; {rule}"
+    if len(status) == 1:
+        ((job_id, st),) = status.items()
+        if st is None:
+            known = "is not read yet"
+        else:
+            known = phrase(Status(st)) if st in Status.__members__.values() else f"is {st}"
+        return f"job {job_id} {known}; {rule}"
+    counts = Counter(STATUS_LABEL.get(st, st) if st else "unread" for st in status.values())
+    which = ", ".join(f"{n} {st}" for st, n in sorted(counts.items()))
+    return f"none of the {len(status)} marked jobs can be ({which}); {rule}"
 
 
 def system_clock() -> datetime:
@@ -115,6 +147,10 @@ class FarroApp(App[None]):
         self._last_view = 0.0
         self._snapshot: Any = None
         self._snapshot_at = 0.0
+        #: every worker of the root and its manager, from run/ (read off the UI thread)
+        self.seen_workers: list[WorkerSeen] = []
+        self.seen_manager: ManagerStatus | None = None
+        self._looked_once = False
         self.quitting = False
         self._in_run = False
         self._run_returned = False
@@ -167,9 +203,11 @@ class FarroApp(App[None]):
         if keys:
             self.set_keymap(keys)
         self.feeder.start()
-        if self.system is None and not self.no_workers:
-            self._start_system()
+        if self.system is None and not self.no_workers and not self.readonly:
+            self._start_system()  # read-only: no workers, no manager role
         self.set_interval(1.0, self._tick)
+        self.look_at_root()
+        self.set_interval(1.0, self.look_at_root)
         if threading.current_thread() is threading.main_thread() and not self.is_headless:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -310,9 +348,10 @@ class FarroApp(App[None]):
 
     @property
     def ready(self) -> bool:
-        """The first listing arrived and the queue shows it (tests wait for this)."""
+        """The first listing arrived and the queue shows it, and run/ was looked at once
+        (tests and screenshots wait for this)."""
         main = self._main()
-        return self.store.loaded and main is not None and self._last_view > 0
+        return self.store.loaded and main is not None and self._last_view > 0 and self._looked_once
 
     def set_tab(self, n: int) -> None:
         self.spec = replace(self.spec, tab=n)
@@ -340,26 +379,67 @@ class FarroApp(App[None]):
             self._snapshot_at = now
         return self._snapshot
 
+    @work(thread=True, exclusive=True, group="look-at-root", exit_on_error=False)
+    def look_at_root(self) -> None:
+        """run/workers/ and the manager lock: every worker on the root, local or remote."""
+        seen: list[WorkerSeen] = []
+        mgr: ManagerStatus | None = None
+        try:
+            seen = workers_seen(self.root)
+            holder = current_manager(self.root)
+        except OSError:  # run/ unreadable for a moment: the next look tells
+            pass
+        else:
+            if holder is None:
+                mgr = ManagerStatus("none", None, None, None, None)
+            else:
+                mgr = ManagerStatus("elsewhere", str(holder), holder.since, None, None)
+        with contextlib.suppress(RuntimeError):  # the app is gone meanwhile
+            self.call_from_thread(self._looked, seen, mgr)
+
+    def _looked(self, seen: list[WorkerSeen], mgr: ManagerStatus | None) -> None:
+        self.seen_workers, self.seen_manager = seen, mgr
+        if not self._looked_once:
+            self._looked_once = True
+            self._redraw()
+
+    def workers_of_root(self) -> list[WorkerSeen]:
+        """Every worker on the root (live first); this console's own from its System, which
+        knows them before their status files say so."""
+        by_name = {w.name: w for w in self.seen_workers}
+        snap = self.system_snapshot() if not self._system_stopped else None
+        for w in snap.workers if snap is not None else ():
+            by_name[w.name] = WorkerSeen(
+                w.name, w.state, True, w.job, w.attempt, w.since, w.jobs_done
+            )
+        return live_first(list(by_name.values()))
+
     def stats_text(self, width: int) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" FARRO ", "bold reverse")
-        path = visible_text(str(self.root.path).replace(os.path.expanduser("~"), "~", 1))
+        path = visible_text(tilde_path(str(self.root.path), os.path.expanduser("~")))
         if width < 100 and len(path) > 24:
             path = "…" + path[-23:]
         t.append(f" {path} ", "bold")
         if self.readonly:
             t.append(" READ-ONLY ", "bold black on yellow")
         snap = self.system_snapshot()
-        if snap is None:
+        live = [w for w in self.workers_of_root() if w.live]
+        if not live:
             t.append(" │ no workers", "bright_black")
-        else:
-            states = [w.state for w in snap.workers]
+        else:  # the whole root's, as `farro stats` counts them
+            states = [w.state for w in live]
             t.append(" │ workers ")
             t.append(f"{states.count('busy')} busy", "yellow")
             t.append(f" {states.count('idle')} idle", "green")
-            if snap.paused:
-                t.append(" PAUSED", "bold magenta")
-            role = snap.manager.role
+            remote = sum(1 for w in live if not w.local)
+            if remote:
+                t.append(f" ({remote} remote)", "cyan")
+        if snap is not None and snap.paused:
+            t.append(" PAUSED", "bold magenta")
+        mgr = snap.manager if snap is not None else self.seen_manager
+        if mgr is not None:
+            role = mgr.role
             t.append(" │ mgr ")
             t.append(role, {"here": "green", "elsewhere": "cyan"}.get(role, "red"))
         t.append(f" │ {self.store.finished_per_minute()}/min")
@@ -399,7 +479,8 @@ class FarroApp(App[None]):
         return notes
 
     def help_rows(self) -> list[tuple[str, str, str]]:
-        """(keys, what, where) for every binding, as currently mapped."""
+        """(keys, what, where) for every binding, as currently mapped: the actions first
+        (requeue, kill, log, follow), then moving about."""
         keymap = self._keymap
         out: list[tuple[str, str, str]] = []
         sources: list[tuple[str, list[BindingType]]] = [
@@ -410,6 +491,8 @@ class FarroApp(App[None]):
             ("workers", list(WorkersScreen.BINDINGS)),
         ]
         seen: set[tuple[str, str]] = set()
+        rank = {name: n for n, name in enumerate(FOOTER_FIRST)}
+        ranked: list[int] = []
         for where, bindings in sources:
             for b in bindings:
                 if not isinstance(b, Binding):
@@ -425,6 +508,9 @@ class FarroApp(App[None]):
                     continue
                 seen.add((shown, where))
                 out.append((shown, b.description or action, where))
+                ranked.append(rank.get(action, len(rank)))
+        # stable: the actions first, everything else in its listed order
+        out = [row for _, row in sorted(zip(ranked, out, strict=True), key=lambda r: r[0])]
         out.append((self.get_key_display(Binding("ctrl+p", "")), "command palette", "everywhere"))
         return out
 
@@ -452,6 +538,32 @@ class FarroApp(App[None]):
             return self.current_job() is not None or None
         return True
 
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """A key whose action is disabled here says why, instead of doing nothing."""
+        if isinstance(action, str):
+            dest, name, params = parse_action(action)
+            on_app = dest == "app" or (not dest and default_namespace in (None, self))
+            if on_app and name in STEERING and self.readonly:
+                self.notify("read-only console: it changes no job", title=VERBS[name][0])
+                return True
+            if on_app and name in EXPLAINED and self.check_action(name, params) is None:
+                self.explain(name)
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def explain(self, name: str) -> None:
+        if name == "log":
+            self.notify("no job under the cursor", title="Log", severity="warning")
+            return
+        ids = self.targets()
+        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
+        self.notify(refusal(name, status), title=f"Cannot {name}", severity="warning")
+
     def _status_on_screen(self) -> str | None:
         """The status the open job screen shows (its one target), for a job the store lacks."""
         screen = self.screen
@@ -478,9 +590,7 @@ class FarroApp(App[None]):
         legal = [i for i in ids if can(verb, status[i])]
         skipped = [i for i in ids if i not in legal]
         if not legal:
-            self.notify(
-                f"nothing to {verb}: the table allows it for no selected job", severity="warning"
-            )
+            self.notify(refusal(verb, status), title=f"Cannot {verb}", severity="warning")
             return
         title, _ = VERBS[verb]
         noun = "job" if len(legal) == 1 else "jobs"
@@ -494,12 +604,19 @@ class FarroApp(App[None]):
         screen = self.screen
         hidden = screen.hidden_marks() if isinstance(screen, MainScreen) else 0
         if hidden:
-            lines.append(f"{hidden} of the marked jobs are hidden by the filter or tab.")
+            are = "job is" if hidden == 1 else "jobs are"
+            lines.append(f"{hidden} marked {are} hidden by the filter or tab.")
         if skipped:
-            lines.append(f"{len(skipped)} skipped: {verb} is not allowed for their status.")
+            their = "its" if len(skipped) == 1 else "their"
+            lines.append(f"{len(skipped)} skipped: {verb} is not allowed for {their} status.")
         running = [i for i in legal if status[i] == "in-progress"]
         if verb == "kill" and running:
-            lines.append(f"{len(running)} running: their workers are asked to stop them.")
+            whose = (
+                "its worker is asked to stop it"
+                if len(running) == 1
+                else ("their workers are asked to stop them")
+            )
+            lines.append(f"{len(running)} running: {whose}.")
 
         def answered(ok: bool | None) -> None:
             if ok:

@@ -49,7 +49,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="seed the root with demo jobs first (without --root: a fresh temporary root)",
     )
-    p.add_argument("--readonly", action="store_true", help="hide every action that changes a job")
+    p.add_argument(
+        "--readonly",
+        action="store_true",
+        help="only observe: no workers, no manager role, no action that changes a job",
+    )
     return p
 
 
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.workers_only and args.no_workers, "--workers-only and --no-workers"),
         (args.workers_only and args.readonly, "--workers-only and --readonly"),
         (args.no_workers and args.workers is not None, "--no-workers and --workers"),
+        (args.readonly and args.workers is not None, "--readonly and --workers"),
     ]
     for bad, what in conflicts:
         if bad:

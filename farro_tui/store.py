@@ -17,15 +17,21 @@ import os
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from farro_core.listing import JobRow, read_row
 from farro_core.root import QUEUES, Root
 
 #: rows of done/ read per background step: small enough to keep latency low
 DONE_CHUNK = 200
+#: per-job entries the view keeps (filter haystacks, title sort keys): a 100k queue fits
+ROW_CACHE = 250_000
+#: whole-queue orders the view keeps, one per sort column at the current generation
+ORDER_CACHE = 8
 
 
 @dataclass
@@ -45,6 +51,29 @@ class Delta:
         return bool(self.names or self.rows or self.done_loaded)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(OrderedDict[K, V]):
+    """A mapping that forgets its least recently used entries beyond ``maxsize``.
+
+    An OrderedDict rather than cachetools.LRUCache: a filter over 100k jobs looks
+    up every row, and ``get`` stays the C lookup here (3x faster, measured). A
+    reader marks a hit with ``move_to_end``; :meth:`put` evicts.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def put(self, key: K, value: V) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+
+
 class Store:
     """Ids by queue, rows by id: owned by the UI thread, changed only by :meth:`apply`."""
 
@@ -60,6 +89,11 @@ class Store:
         self.rows_generation = 0
         #: monotonic times at which jobs arrived in done/ (for the finished-per-minute rate)
         self.finished_at: list[float] = []
+        # what farro_tui.view derives from this store, kept here so that no two stores
+        # share it: (row, haystack, its lower case), (row, title key), orders by column
+        self.hays: LRU[str, tuple[JobRow | None, str, str]] = LRU(ROW_CACHE)
+        self.title_keys: LRU[str, tuple[JobRow | None, str]] = LRU(ROW_CACHE)
+        self.orders: LRU[tuple[str, int, int], list[str]] = LRU(ORDER_CACHE)
 
     def apply(self, delta: Delta) -> tuple[bool, bool]:
         """Fold a delta in; return (names changed, rows changed). Counts stay current."""

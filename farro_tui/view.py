@@ -6,6 +6,7 @@ widget so that tests and benchmarks can call them without a terminal.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,22 +90,17 @@ def haystack(job_id: str, row: JobRow | None) -> str:
     return f"{job_id}\n{row.title}{labels}"
 
 
-_hay_cache: dict[str, tuple[JobRow | None, str, str]] = {}
-
-
-def _hays(job_id: str, row: JobRow | None) -> tuple[JobRow | None, str, str]:
+def _hays(store: Store, job_id: str, row: JobRow | None) -> tuple[JobRow | None, str, str]:
     """The haystack and its lower-case form, cached until the row changes."""
-    cached = _hay_cache.get(job_id)
+    cache = store.hays
+    cached = cache.get(job_id)
     if cached is not None and cached[0] is row:
+        cache.move_to_end(job_id)
         return cached
     text = haystack(job_id, row)
     entry = (row, text, text.lower())
-    _hay_cache[job_id] = entry
+    cache.put(job_id, entry)
     return entry
-
-
-def _hay(job_id: str, row: JobRow | None) -> str:
-    return _hays(job_id, row)[1]
 
 
 def _is_plain(text: str) -> bool:
@@ -124,10 +120,10 @@ def visible(store: Store, spec: ViewSpec, now: datetime) -> list[str]:
             ids = [i for i in ids if (r := rows.get(i)) is not None and r.status in statuses]
         if pat is not None and _is_plain(spec.filter):
             needle = spec.filter.lower()
-            ids = [i for i in ids if needle in _hays(i, rows.get(i))[2]]
+            ids = [i for i in ids if needle in _hays(store, i, rows.get(i))[2]]
         elif pat is not None:
             search = pat.search
-            ids = [i for i in ids if search(_hay(i, rows.get(i)))]
+            ids = [i for i in ids if search(_hays(store, i, rows.get(i))[1])]
         return ids
 
     if spec.sort == "status":
@@ -146,15 +142,14 @@ def visible(store: Store, spec: ViewSpec, now: datetime) -> list[str]:
     return sort_ids(store, keep(list(store.queue_of)), spec.sort, spec.reverse, now)
 
 
-_title_cache: dict[str, tuple[JobRow | None, str]] = {}
-
-
-def _title_key(job_id: str, row: JobRow | None) -> str:
-    cached = _title_cache.get(job_id)
+def _title_key(store: Store, job_id: str, row: JobRow | None) -> str:
+    cache = store.title_keys
+    cached = cache.get(job_id)
     if cached is not None and cached[0] is row:
+        cache.move_to_end(job_id)
         return cached[1]
     key = row.title.casefold() if row is not None else ""
-    _title_cache[job_id] = (row, key)
+    cache.put(job_id, (row, key))
     return key
 
 
@@ -174,12 +169,12 @@ def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetim
     elif col == "title":
 
         def key(i: str) -> Any:
-            return (_title_key(i, rows.get(i)), i)
+            return (_title_key(store, i, rows.get(i)), i)
     elif col == "attempt":
 
         def key(i: str) -> Any:
             r = rows.get(i)
-            return (r.attempt if r else 0, i)
+            return (r.attempt - r.attempt_base if r else 0, i)
     elif col == "worker":
 
         def key(i: str) -> Any:
@@ -203,11 +198,12 @@ def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetim
     # The order of every job by this column is kept until a row or name changes, so
     # switching tabs, filtering or re-sorting 100k jobs only walks it (keys are unique).
     gen = (col, store.names_generation, store.rows_generation)
-    order = _order_cache.get(gen)
+    order = store.orders.get(gen)
     if order is None:
         order = sorted(store.queue_of, key=key)
-        _order_cache.clear()
-        _order_cache[gen] = order
+        store.orders.put(gen, order)
+    else:
+        store.orders.move_to_end(gen)
     wanted = set(ids)
     out = [i for i in order if i in wanted] if len(wanted) != len(order) else list(order)
     if len(out) != len(wanted):  # ids the store does not list (never expected): sort them all
@@ -217,7 +213,16 @@ def sort_ids(store: Store, ids: list[str], col: str, reverse: bool, now: datetim
     return out
 
 
-_order_cache: dict[tuple[str, int, int], list[str]] = {}
+def tilde_path(path: str, home: str) -> str:
+    """``path`` with the home directory as ``~``: only as its leading directory."""
+    home = home.rstrip("/")
+    if not home or not os.path.isabs(home):
+        return path
+    if path == home:
+        return "~"
+    if path.startswith(home + "/"):
+        return "~" + path[len(home) :]
+    return path
 
 
 def fmt_age(created: str, now: datetime) -> str:

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from farro_core import audit
 from farro_core.envelope import Envelope
@@ -22,8 +22,10 @@ from farro_core.errors import FarroError
 from farro_core.fs import read_file
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
+from farro_core.transitions import TERMINAL, Status
 from farro_core.visible import visible
 from farro_core.work import Work, change_line, summary
+from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
 
 if TYPE_CHECKING:
@@ -64,17 +66,33 @@ def _work_section(w: Work, base_commit: str | None) -> list[RenderableType]:
     return out
 
 
+def attempts(env: Envelope) -> str:
+    """The attempt line: what is used of the budget and what happens next, by status."""
+    p, lc = env.prompt, env.lifecycle
+    used = lc.attempt - lc.attempt_base
+    text = f"{lc.attempt} ({used} of {p.max_attempts} used"
+    if lc.attempt_base:
+        # runs before an operator's requeue or a worker's release do not count
+        text += f", after {lc.attempt_base} uncounted"
+    if lc.status == Status.FAILED:
+        return text + "; failed for good: no automatic retry)"
+    if lc.status in TERMINAL:
+        return text + ")"
+    return text + f", {lc.attempts_left(p.max_attempts)} automatic left)"
+
+
 def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> RenderableType:
     """Every string of the job, its result and its history is shown through visible()."""
     p, lc = env.prompt, env.lifecycle
     parts: list[RenderableType] = []
-    head = Text()
-    head.append(STATUS_LABEL.get(lc.status, lc.status).upper(), STATUS_STYLE.get(lc.status))
+    # the title alone on its line, the status word starting the next: two runs of
+    # different styles never meet at a bare space (an SVG export drops it there)
+    parts.append(Text(visible(p.title), style="bold"))
+    sub = Text()
+    sub.append(STATUS_LABEL.get(lc.status, lc.status).upper(), STATUS_STYLE.get(lc.status))
     if killing:
-        head.append("  kill requested", "bold red")
-    head.append(f"  {visible(p.title)}", "bold")
-    parts.append(head)
-    sub = Text(env.id, style="bright_black")
+        sub.append(" · kill requested", "bold red")
+    sub.append(f" · {env.id}", "bright_black")
     if lc.reason:
         sub.append(f" · {visible(lc.reason)}")
     parts.append(sub)
@@ -85,14 +103,16 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bright_black", no_wrap=True)
     grid.add_column()
-    left = lc.attempts_left(p.max_attempts)
-    grid.add_row("attempt", f"{lc.attempt} (max {p.max_attempts}, {left} automatic left)")
+    grid.add_row("attempt", attempts(env))
     grid.add_row("revision", str(lc.revision))
     grid.add_row("reason", Text(visible(lc.reason) or "—"))
     if lc.claim is not None:
         c = lc.claim
-        where = f"{visible(c.worker)} on {visible(c.host)} pid {c.pid}"
-        grid.add_row("claim", Text(f"{where} since {_ts(c.claimed_at)}"))
+        who = f"{visible(c.worker)} on {visible(c.host)} pid {c.pid}"
+        if lc.status == Status.IN_PROGRESS:
+            grid.add_row("claim", Text(f"{who} since {_ts(c.claimed_at)}"))
+        else:  # the claim of an attempt that ended: history, not a live worker
+            grid.add_row("last claim", Text(f"{who} from {_ts(c.claimed_at)} (ended)"))
     if lc.not_before is not None:
         grid.add_row("not before", _ts(lc.not_before))
     grid.add_row("created", Text(f"{_ts(lc.created_at)} by {visible(p.created_by)}"))
@@ -149,9 +169,9 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
         line.append(visible(item.id), "bold")
         if not item.required:
             line.append(" (optional)", "bright_black")
-        if item.description:
-            line.append(f"  {visible(item.description)}")
         why.append(line)
+        if item.description:  # its own line: the id's run and this one never meet
+            why.append(Text(f"   {visible(item.description)}"))
         if item.check:
             why.append(Text(f"   $ {visible(item.check, lines=True)}", style="bright_black"))
         if v is not None and v.output_tail.strip():
@@ -222,7 +242,7 @@ class JobScreen(Screen[None]):
         yield Static(f" Job {self.job_id}", id="pane-title")
         with VerticalScroll(id="job-body"):
             yield Static("loading…", id="job-content")
-        yield Footer()
+        yield FarroFooter()
 
     def on_mount(self) -> None:
         self.query_one("#job-body").focus()

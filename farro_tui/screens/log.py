@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Log, Static
 
 from farro_core.errors import FarroError
 from farro_core.visible import VisibleDecoder
+from farro_tui.widgets.footer import FarroFooter
 
 if TYPE_CHECKING:
     from farro_tui.app import FarroApp
@@ -49,6 +50,7 @@ class LogScreen(Screen[None]):
         self._partial = ""
         self._decoder = VisibleDecoder()
         self._missing = False
+        self._live = True
 
     @property
     def farro(self) -> FarroApp:
@@ -57,7 +59,7 @@ class LogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("", id="pane-title")
         yield Log(id="log", max_lines=20_000, auto_scroll=True)
-        yield Footer()
+        yield FarroFooter()
 
     def on_mount(self) -> None:
         self.query_one(Log).focus()
@@ -122,11 +124,29 @@ class LogScreen(Screen[None]):
         which = f"attempt {self.attempt}" if self.attempt else "no attempt yet"
         if found:
             which += f" of {found[-1]}"
-        follow = "following" if self.follow else "paused (f follows)"
+        if not self.live():
+            follow = "ended"  # nothing more will come: "following" would promise more
+        else:
+            follow = "following" if self.follow else "paused (f follows)"
         missing = "  (no log yet)" if self._missing else ""
+        self._live = self.live()
         self.query_one("#pane-title", Static).update(
             f" Log {self.job_id} · {which} · {follow}{missing}"
         )
+
+    def live(self) -> bool:
+        """Is the shown attempt still running (its log may grow)?"""
+        row = self.farro.store.rows.get(self.job_id)
+        if row is None:
+            return True  # not read yet: it may be running
+        if self.attempt is None:  # no attempt yet: the first one is followed when it starts
+            return row.status not in ("succeeded", "failed", "killed")
+        return row.status == "in-progress" and row.attempt == self.attempt
+
+    def store_changed(self) -> None:
+        """The job moved on (its attempt ended, or a new one began): retitle."""
+        if self._live != self.live():
+            self._title()
 
     # ------------------------------------------------------------ tail
 

@@ -11,9 +11,10 @@ from textual.binding import Binding, BindingType
 from textual.events import Resize
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from farro_tui.view import COLUMNS, TABS
+from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import NARROW_BELOW, QueueHeader, QueueView
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class MainScreen(Screen[None]):
         self._queue = QueueView(farro.store, farro.clock, want=farro.feeder.want, id="queue")
         yield self._queue
         yield Input(placeholder="filter: text or regex over id, title, labels", id="filter")
-        yield Footer()
+        yield FarroFooter()
 
     def on_mount(self) -> None:
         self.query_one(QueueView).focus()

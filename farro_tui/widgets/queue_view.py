@@ -7,7 +7,8 @@ has not been read yet is drawn as a placeholder and asked for (:attr:`want`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from rich.cells import set_cell_size
@@ -72,7 +73,33 @@ def layout(width: int) -> list[tuple[str, int]]:
 
 
 def short_id(job_id: str, width: int) -> str:
+    """The id's tail: a generated id's random part, so two generated ids never clash."""
     return job_id if len(job_id) <= width else "…" + job_id[-(width - 1) :]
+
+
+def distinct_ids(ids: Iterable[str], width: int) -> dict[str, str]:
+    """How to show the ids that :func:`short_id` would show alike, each distinct.
+
+    Custom ids may share a long suffix (``alpha-fix-tests``, ``beta-fix-tests``):
+    those keep ``k`` leading characters, ``…``, and the tail, with the smallest
+    ``k`` that tells them apart. The ``…`` sits at a different place for each
+    ``k``, so forms of different ``k`` never clash. Ids absent from the answer
+    show as :func:`short_id`; ids alike in every form that fits stay alike.
+    """
+    groups: dict[str, list[str]] = {}
+    for i in set(ids):
+        if len(i) > width:
+            groups.setdefault(short_id(i, width), []).append(i)
+    pending = [i for same in groups.values() if len(same) > 1 for i in same]
+    out: dict[str, str] = {}
+    for k in range(1, width - 1):
+        if not pending:
+            break
+        forms = {i: i[:k] + "…" + i[-(width - 1 - k) :] for i in pending}
+        counts = Counter(forms.values())
+        out.update((i, f) for i, f in forms.items() if counts[f] == 1)
+        pending = [i for i in pending if i not in out]
+    return out
 
 
 def bar(fraction: float, width: int) -> str:
@@ -85,16 +112,26 @@ def bar(fraction: float, width: int) -> str:
 
 
 def row_cells(
-    job_id: str, row: JobRow | None, width: int, now: datetime, marked: bool, killing: bool
+    job_id: str,
+    row: JobRow | None,
+    width: int,
+    now: datetime,
+    marked: bool,
+    killing: bool,
+    id_text: str | None = None,
 ) -> list[tuple[str, Style]]:
-    """The text and style of each column of one row (no cursor highlight)."""
+    """The text and style of each column of one row (no cursor highlight).
+
+    ``id_text``: the id as shown when it must differ from :func:`short_id`'s.
+    """
     out: list[tuple[str, Style]] = []
     for col, w in layout(width):
         text, style = "", Style()
         if col == "mark":
             text, style = ("●", Style(color="yellow", bold=True)) if marked else (" ", Style())
         elif col == "id":
-            text, style = short_id(job_id, w), DIM if row is None else Style()
+            text = id_text if id_text is not None else short_id(job_id, w)
+            style = DIM if row is None else Style()
         elif row is None:
             text, style = ("…" if col == "title" else ""), DIM
         elif col == "title":
@@ -103,7 +140,9 @@ def row_cells(
             text = "killing" if killing else STATUS_LABEL.get(row.status, row.status)
             style = STATUS_STYLE.get("failed" if killing else row.status, Style())
         elif col == "attempt":
-            text = f"{row.attempt}/{row.attempt_base + row.max_attempts}"
+            # of the current budget, as `farro ls` counts: a requeue or a release
+            # gives a fresh budget, and its reason says so
+            text = f"{row.attempt - row.attempt_base}/{row.max_attempts}"
         elif col == "worker":
             text, style = row.worker or "", DIM
         elif col == "age":
@@ -124,6 +163,13 @@ def row_cells(
     return out
 
 
+def with_arrow(label: str, arrow: str, width: int) -> str:
+    """``label`` and the sort arrow in ``width`` cells: the label gives way, never the arrow."""
+    if len(label) + 2 <= width:
+        return f"{label} {arrow}"
+    return label[: max(0, width - 1)] + arrow
+
+
 class QueueHeader(Widget):
     """Column headings; the sort column carries an arrow. Click one to sort by it."""
 
@@ -141,10 +187,15 @@ class QueueHeader(Widget):
         names = dict(COLUMNS)
         segs: list[Segment] = []
         style = self.get_component_rich_style("queue-header--label", partial=True)
-        for col, w in layout(self.size.width):
+        cols = layout(self.size.width)
+        arrow = "▼" if self.reverse else "▲"
+        shown = any(col == self.sort for col, _ in cols)
+        for col, w in cols:
             label = "" if col == "mark" else names.get(col, col.upper())
             if col == self.sort:
-                label += " ▼" if self.reverse else " ▲"
+                label = with_arrow(label, arrow, w)
+            elif col == "title" and not shown:  # sorted by a column too wide for here
+                label = with_arrow(f"{label} · by {names.get(self.sort, self.sort)}", arrow, w)
             segs.append(Segment(set_cell_size(label, w) + " ", style))
         return Strip(segs).crop(0, self.size.width)
 
@@ -204,6 +255,9 @@ class QueueView(ScrollView, can_focus=True):
         self._want = want
         self._wanted: set[str] = set()
         self._want_scheduled = False
+        self._ids_version = 0
+        self._forms_key: tuple[int, int, int, int] | None = None
+        self._forms: dict[str, str] = {}
 
     # ------------------------------------------------------------ data
 
@@ -215,6 +269,7 @@ class QueueView(ScrollView, can_focus=True):
         """Show ``ids``, keeping the cursor on the same job when it is still there."""
         current = self.selected
         self.ids = ids
+        self._ids_version += 1
         index = -1
         if current is not None:
             try:
@@ -260,13 +315,27 @@ class QueueView(ScrollView, can_focus=True):
         base = self.rich_style
         if index == self.cursor:
             base = base + self.get_component_rich_style("queue-view--cursor")
-        segs = [
-            Segment(text + " ", base + style)
-            for text, style in row_cells(
-                job_id, row, width, self.clock(), job_id in self.marks, job_id in self.killing
-            )
-        ]
+        cells = row_cells(
+            job_id,
+            row,
+            width,
+            self.clock(),
+            job_id in self.marks,
+            job_id in self.killing,
+            self._id_forms(width).get(job_id),
+        )
+        segs = [Segment(text + " ", base + style) for text, style in cells]
         return Strip(segs).adjust_cell_length(width, base)
+
+    def _id_forms(self, width: int) -> dict[str, str]:
+        """Distinct forms of the ids on screen (not of all 100k: that is per frame)."""
+        top = int(self.scroll_offset.y)
+        key = (self._ids_version, top, self.size.height, width)
+        if key != self._forms_key:
+            col = dict(layout(width))["id"]
+            self._forms_key = key
+            self._forms = distinct_ids(self.ids[top : top + self.size.height], col)
+        return self._forms
 
     def _flush_want(self) -> None:
         self._want_scheduled = False

@@ -73,6 +73,7 @@ def test_headless_modules_do_not_import_textual() -> None:
     [
         (["--workers-only", "--root", "{missing}"], "no FARRO root"),
         (["--workers-only", "--no-workers"], "contradict"),
+        (["--readonly", "--workers", "2"], "contradict"),
         (["--workers", "-1"], "--workers"),
         (["--bogus"], "unrecognized arguments"),
         (["--workers-only", "--root", "{badtoml}"], "farro.toml"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 from textual.widgets import Log, Static
@@ -474,3 +475,32 @@ async def test_timers_firing_while_the_app_tears_down_do_not_crash(root: Root) -
         app.refresh_bindings()  # what the footer does
         app.targets()
         await pilot.pause()
+
+
+@pytest.mark.parametrize(
+    ("home", "path", "shown"),
+    [
+        ("/root", "/srv/q/root", "/srv/q/root"),
+        ("/root", "/root/q", "~/q"),
+        ("/root/", "/root", "~"),
+        ("/ro", "/root/q", "/root/q"),
+        ("/", "/srv/q", "/srv/q"),
+    ],
+)
+def test_home_is_abbreviated_only_as_the_leading_directory(
+    home: str, path: str, shown: str
+) -> None:
+    from farro_tui.view import tilde_path
+
+    assert tilde_path(path, home) == shown
+
+
+async def test_header_shows_a_root_outside_home_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Root.init(tmp_path / "root")
+    monkeypatch.setenv("HOME", "/root")  # a substring of the root's path, not its prefix
+    app = console(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        assert f" {root.path} " in app.stats_text(200).plain

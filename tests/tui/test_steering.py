@@ -64,7 +64,7 @@ async def test_requeue_marked_jobs_counts_those_hidden_by_the_filter(root: Root)
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         body = str(app.screen.query_one("#dialog-body", Static).content)
         assert "Requeue 2 jobs?" in body
-        assert "1 of the marked jobs are hidden by the filter" in body
+        assert "1 marked job is hidden by the filter" in body
         await pilot.press("y")
         await until(
             pilot, lambda: status(root, stale) == status(root, failed) == "queued", "both requeued"
@@ -225,20 +225,60 @@ async def test_a_refused_action_is_a_notification_and_changes_nothing(root: Root
     job.release_claim(c)
 
 
-async def test_illegal_actions_are_disabled_never_offered(root: Root) -> None:
+async def test_illegal_actions_are_disabled_and_their_keys_say_why(root: Root) -> None:
     jid = make(root, S.SUCCEEDED, "finished")
     app = console(root)
+    notes = record_notes(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         select(app, jid)
         await pilot.pause()
         assert app.check_action("requeue", ()) is None  # shown disabled
         assert app.check_action("kill", ()) is None
-        await pilot.press("r", "x")
-        await pilot.pause()
+        await pilot.press("r")
+        await until(pilot, lambda: len(notes.seen) == 1, "r explained")
+        await pilot.press("x")
+        await until(pilot, lambda: len(notes.seen) == 2, "x explained")
         assert isinstance(app.screen, MainScreen)
+    (requeue, sev), (kill, _) = notes.seen
+    assert sev == "warning"
+    assert requeue == (
+        f"job {jid} has already succeeded; only stale or failed jobs can be requeued"
+    )
+    assert kill == (
+        f"job {jid} has already succeeded; only queued, running or stale jobs can be killed"
+    )
     assert status(root, jid) == "succeeded"
     assert last_audit(root, jid)["to"] == "succeeded"
+
+
+async def test_refused_keys_explain_themselves_in_the_job_pane_and_for_marks(root: Root) -> None:
+    from farro_tui.screens.job import JobScreen
+
+    done = [make(root, S.KILLED, "killed"), make(root, S.SUCCEEDED, "ok")]
+    app = console(root)
+    notes = record_notes(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.store.done_loaded, "done/ read")
+        for jid in done:
+            select(app, jid)
+            await pilot.press("space")
+        await pilot.press("x")
+        await until(pilot, lambda: len(notes.seen) == 1, "x on marks explained")
+        assert notes.seen[0][0] == (
+            "none of the 2 marked jobs can be (1 killed, 1 succeeded); "
+            "only queued, running or stale jobs can be killed"
+        )
+        await pilot.press("escape")  # clear the marks
+        select(app, done[0])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job pane")
+        screen = app.screen
+        await until(pilot, lambda: screen.env is not None, "the job loaded")
+        await pilot.press("x")
+        await until(pilot, lambda: len(notes.seen) == 2, "x in the job pane explained")
+        assert notes.seen[1][0].startswith(f"job {done[0]} was already killed;")
 
 
 @pytest.mark.parametrize("answer", ["n", "escape", "enter"])
@@ -260,6 +300,7 @@ async def test_the_confirmation_defaults_to_no(root: Root, answer: str) -> None:
 async def test_readonly_hides_every_action_that_changes_a_job(root: Root) -> None:
     jid = make(root, S.STALE, "stale but read-only")
     app = console(root, readonly=True)
+    notes = record_notes(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         select(app, jid)
@@ -269,8 +310,21 @@ async def test_readonly_hides_every_action_that_changes_a_job(root: Root) -> Non
         offered = {b.binding.action for b in app.screen.active_bindings.values()}
         assert not offered & {"requeue", "kill"}  # hidden, not merely disabled
         await pilot.press("r", "x")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: len(notes.seen) == 2, "both keys explained")
+        assert [m for m, _ in notes.seen] == ["read-only console: it changes no job"] * 2
         assert isinstance(app.screen, MainScreen)
         assert all(d not in ("Requeue", "Kill") for _, d, _ in app.help_rows())
         assert "READ-ONLY" in str(app.stats_text(120))
     assert status(root, jid) == "stale"
+
+
+async def test_readonly_runs_no_workers_and_takes_no_manager_role(root: Root) -> None:
+    jid = make(root, S.QUEUED, "waits for a worker elsewhere")
+    app = console(root, readonly=True, no_workers=False)  # as `farro-tui --readonly` builds it
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        assert app.system is None
+        assert app.check_action("pause", ()) is False
+        assert list(root.workers_dir.iterdir()) == []  # no worker ever wrote its status
+        assert not (root.run / "manager.json").exists()  # the manager role was never taken
+    assert status(root, jid) == "queued"

@@ -103,3 +103,45 @@ def test_a_lost_terminal_releases_the_running_job(tmp_path: Path) -> None:
     line = last_audit(root, jid)
     assert (line["from"], line["to"], line["actor"]) == ("in-progress", "queued", "agent")
     _poll("the console gone", lambda: not Path(f"/proc/{pid}").exists(), session, timeout=30)
+
+
+def test_readonly_console_at_80x24_runs_nothing_and_keeps_help_and_quit(root: Root) -> None:
+    """farro-tui --readonly in a real 80x24 terminal, HOME a substring of the root's path."""
+    jid = make(root, S.QUEUED, "waits in tmux", agent=["sleep", "60"])
+    session = f"farro-ro-{os.getpid()}-{time.monotonic_ns()}"
+    cmd = f"env HOME=/root {FARRO_TUI} --readonly --root {root.path}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True
+    )
+    try:
+        _poll("the queue", lambda: "waits in tmux" in _screen(session), session)
+        _poll("the first look at run/", lambda: "mgr none" in _screen(session), session)
+        _poll(
+            "the footer",
+            lambda: "q Quit" in [*_screen(session).splitlines(), *[""] * 24][23],
+            session,
+        )
+        lines = _screen(session).splitlines()
+        header, footer = lines[0], lines[23]
+        assert "READ-ONLY" in header and "no workers" in header
+        shown = str(root.path) if len(str(root.path)) <= 24 else str(root.path)[-23:]
+        assert shown in header and "~" not in header
+        assert "? Help" in footer and "q Quit" in footer
+        assert "Requeue" not in footer and "Pause" not in footer
+        _send(session, "w")
+        _poll("the workers pane", lambda: "runs no workers" in _screen(session), session)
+        assert list(root.workers_dir.iterdir()) == []
+        assert status(root, jid) == "queued"
+        _send(session, "q")
+        _poll(
+            "the console to exit",
+            lambda: (
+                subprocess.run(
+                    ["tmux", "has-session", "-t", session], capture_output=True, check=False
+                ).returncode
+                != 0
+            ),
+            session,
+        )
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)

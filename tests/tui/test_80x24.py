@@ -1,0 +1,98 @@
+"""The console at 80x24: the footer keeps Help and Quit, help starts with the actions,
+and ids cut to the narrow column stay tell-apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.widgets._footer import FooterKey
+
+from farro_core.root import Root
+from farro_tui.screens.dialogs import HelpScreen
+from farro_tui.screens.job import JobScreen
+from farro_tui.screens.log import LogScreen
+
+from .conftest import FakeSystem, S, console, make, ready, until
+
+
+def footer_keys(app: Any) -> dict[str, FooterKey]:
+    return {k.action.rsplit(".", 1)[-1]: k for k in app.screen.query(FooterKey)}
+
+
+def whole(key: FooterKey, width: int = 80) -> bool:
+    region = key.region
+    return region.width > 0 and region.x >= 0 and region.right <= width
+
+
+async def footer_settled(pilot: Any, app: Any, *needed: str) -> dict[str, FooterKey]:
+    await until(
+        pilot,
+        lambda: all(n in footer_keys(app) and whole(footer_keys(app)[n]) for n in needed),
+        f"{needed} whole in the footer",
+        diagnose=lambda: {a: k.region for a, k in footer_keys(app).items()},
+    )
+    return footer_keys(app)
+
+
+@pytest.mark.parametrize("screen", ["main", "job", "log"])
+async def test_footer_always_shows_help_and_quit_and_no_key_is_cut(root: Root, screen: str) -> None:
+    jid = make(root, S.STALE, "a stale job")
+    app = console(root, no_workers=False, system=FakeSystem(busy=1))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.screen.queue.select(jid)
+        if screen == "job":
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job pane")
+        elif screen == "log":
+            await pilot.press("l")
+            await until(pilot, lambda: isinstance(app.screen, LogScreen), "the log pane")
+        keys = await footer_settled(pilot, app, "help", "quit_farro", "requeue", "kill")
+        assert all(whole(k) for k in keys.values()), {a: k.region for a, k in keys.items()}
+        assert keys["help"].key_display == "?" and keys["quit_farro"].key_display == "q"
+
+
+async def test_remapped_keys_are_shown_whole(root: Root) -> None:
+    jid = make(root, S.STALE, "remapped")
+    (root.path / "farro.toml").write_text(
+        '[keys]\nrequeue = "ctrl+shift+r"\nkill = "ctrl+shift+x"\nquit = "ctrl+shift+q"\n'
+    )
+    app = console(Root.open(root.path), no_workers=False, system=FakeSystem())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.screen.queue.select(jid)
+        keys = await footer_settled(pilot, app, "requeue", "kill", "help", "quit_farro")
+        assert all(whole(k) for k in keys.values())
+        assert "r" in keys["requeue"].key_display.lower()
+
+
+async def test_help_lists_the_actions_before_the_navigation_keys(root: Root) -> None:
+    app = console(root, system=FakeSystem())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        rows = [what for _, what, _ in app.help_rows()]
+        first = rows[: rows.index("Follow") + 1]
+        assert set(first) == {"Requeue", "Kill", "Log", "Follow"}
+        assert rows.index("Follow") < rows.index("Up")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+
+
+async def test_custom_ids_that_share_a_suffix_stay_distinguishable(root: Root) -> None:
+    ids = ["alpha-fix-the-parser-tests", "beta-fix-the-parser-tests", "01-gamma-one-more-x"]
+    for job_id in ids:
+        make(root, S.QUEUED, job_id, id=job_id)
+    app = console(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: len(app.screen.queue.ids) == 3, "three jobs")
+        q = app.screen.queue
+        shown = {}
+        for y, job_id in enumerate(q.ids):
+            line = "".join(seg.text for seg in q.render_line(y))
+            shown[job_id] = line[2:14]  # after the mark column: the 12-cell id column
+    assert len(set(shown.values())) == 3, shown
+    assert shown["alpha-fix-the-parser-tests"].startswith("a…")
+    assert shown["beta-fix-the-parser-tests"].startswith("b…")
+    assert shown["01-gamma-one-more-x"] == "…" + "01-gamma-one-more-x"[-11:]  # as ever
