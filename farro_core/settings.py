@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from farro_core.envelope import explain
 from farro_core.errors import BadInput
@@ -41,7 +43,30 @@ class Settings(BaseModel):
     log_max_bytes: int = Field(default=10 << 20, ge=1024)
     max_queued: int = Field(default=0, ge=0)
     planner: Command = None  # None: the bundled demo planner
+    #: names (or fnmatch patterns) of the worker's variables that agents, checks and the
+    #: planner receive; None: all of them. FARRO_* always passes.
+    env_allow: list[str] | None = None
+    #: patterns of variables they never receive (applied after env_allow), e.g. "AWS_*"
+    env_deny: list[str] = Field(default_factory=list)
+    #: "auto": cgroup v2 where it works, else the fallback; "fallback": never cgroups
+    containment: Literal["auto", "fallback"] = "auto"
     keys: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("env_allow", "env_deny", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        # from a FARRO_ENV_ALLOW / FARRO_ENV_DENY variable: "PATH,HOME,LANG"
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("env_allow", "env_deny")
+    @classmethod
+    def _patterns(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            if not item or "=" in item or "\0" in item:
+                raise ValueError(f"{item!r} is not a variable name or pattern")
+        return value
 
     @model_validator(mode="after")
     def _beats_often_enough(self) -> Settings:
@@ -59,6 +84,19 @@ class Settings(BaseModel):
 
     def planner_argv(self) -> list[str] | str:
         return self.planner if self.planner is not None else demo_command("farro_core.demo_planner")
+
+    def passed_env(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The part of ``environ`` that agents, checks and the planner receive."""
+        allow, deny = self.env_allow, self.env_deny
+        return {
+            name: value
+            for name, value in environ.items()
+            if name.startswith(ENV_PREFIX)
+            or (
+                (allow is None or any(fnmatchcase(name, p) for p in allow))
+                and not any(fnmatchcase(name, p) for p in deny)
+            )
+        }
 
     def backoff(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based): doubling, capped."""
