@@ -78,6 +78,11 @@ def run_planner(
                 break
             except subprocess.TimeoutExpired:
                 stdin = None  # sent already; communicate resumes without losing output
+                if procs.exited(proc):
+                    # it is done, but something it started still holds its output: the
+                    # leftovers die now (they would at the end anyway), and EOF comes
+                    unit.kill()
+                    continue
                 if cancel is not None and cancel.is_set():
                     raise PlannerCancelled(f"planner {shown!r} stopped: shutting down") from None
                 if time.monotonic() >= deadline:

@@ -105,7 +105,11 @@ def containment(prefer: Preference = "auto") -> Containment:
     """What this process uses for units; probed once (a real child in a real cgroup)."""
     if prefer == "fallback":
         return Containment("fallback", "containment = fallback in the settings")
-    return _probe(os.getpid())
+    with _probe_lock:  # threads of one process start at once: one probe for all of them
+        return _probe(os.getpid())
+
+
+_probe_lock = threading.Lock()
 
 
 @cache
@@ -113,10 +117,10 @@ def _probe(_pid: int) -> Containment:
     where = _own_cgroup_dir()
     if isinstance(where, str):
         return Containment("fallback", where)
-    probe = where / f"{_CGROUP_PREFIX}{'.'.join(map(str, _owner()))}.0"
+    pid, started = _owner()
+    probe = where / f"{_CGROUP_PREFIX}{pid}.{started}.{next(_seq)}"
     try:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(probe)
+        os.mkdir(probe)
         try:
             if not (probe / "cgroup.kill").exists():
                 return Containment(
