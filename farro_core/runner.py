@@ -390,7 +390,7 @@ def run(
     """
     attempt = Attempt(number=env.lifecycle.attempt, started_at=utcnow())
     agent = env.prompt.agent if env.prompt.agent is not None else settings.agent_argv()
-    environ = agent_env(env, workspace, worker)
+    environ = agent_env(env, workspace, worker, settings)
     values = {
         "prompt_file": environ["FARRO_PROMPT_FILE"],
         "workspace": environ["FARRO_WORKSPACE"],
