@@ -700,6 +700,7 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         lines.append("  rubric:")
         for v in res.rubric:
             mark = "PASS" if v.passed else "n/a " if v.passed is None else "FAIL"
+            mark = {"error": "ERR ", "timed_out": "TIME"}.get(v.state or "", mark)
             opt = "" if v.required else " (optional)"
             code = "" if v.passed or v.exit_code is None else f"  exit {v.exit_code}"
             lines.append(f"    {mark}  {v.id}{opt}{code}")

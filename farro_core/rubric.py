@@ -77,7 +77,6 @@ def run_check(
                 proc = unit.popen(
                     ["sh", "-c", item.check],  # sh then says "sh: …: not found"
                     env,
-                    executable="/bin/sh",
                     cwd=cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=out,

@@ -96,11 +96,12 @@ def test_the_planner_gets_the_same_environment(tmp_path: Path) -> None:
     plan = run_planner(planner, "goal", env={"FARRO_GOAL_FILE": "g.json"}, settings=settings)
     assert plan == [{"prompt": "p"}]
     env = json.loads(dump.read_text())
-    # LC_CTYPE: Python's own locale coercion in the planner, without LANG
+    # LC_CTYPE: Python's own locale coercion in the planner, without LANG; PWD: the shell
+    # that joins the cgroup sets it to the working directory
     assert (
         {"PATH", "GITHUB_TOKEN"}
         <= set(env) - farro_vars(env)
-        <= {"PATH", "GITHUB_TOKEN", "LC_CTYPE"}
+        <= {"PATH", "GITHUB_TOKEN", "LC_CTYPE", "PWD"}
     )
     assert {"FARRO_GOAL_FILE", "FARRO_UNIT_TOKEN", "FARRO_CUSTOM"} <= farro_vars(env)
 
