@@ -254,3 +254,72 @@ def test_a_unit_record_from_disk_is_checked_before_use(tmp_path: Path) -> None:
     finally:
         victim.kill()
         victim.wait()
+
+
+CLEARED_ENV = (
+    "import os, subprocess, sys, time\n"
+    "from farro_core import procs\n"
+    "unit = procs.Unit('t', sys.argv[1])\n"
+    "d = sys.argv[2]\n"
+    "script = (f'env -i sleep 300 & echo $! > {d}/insession.pid; '\n"
+    "          f'env -i setsid sleep 300 & echo $! > {d}/setsid.pid; exit 0')\n"
+    "quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "proc = unit.popen(['/bin/sh', '-c', script], dict(os.environ), **quiet)\n"
+    "procs.wait_exit(proc, 30)\n"
+    "print(procs.end(unit, proc, None))\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["auto", "fallback"])
+def test_a_process_that_clears_its_environment(
+    tmp_path: Path, leftovers: list[int], mode: str
+) -> None:
+    """cgroup: nothing escapes. Fallback: the run's session still finds it; leaving the
+    session *and* clearing the environment escapes (documented)."""
+    out = subprocess.run(
+        [PYTHON, "-c", CLEARED_ENV, mode, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        env=child_env(),
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "0", out.stderr
+    insession = int((tmp_path / "insession.pid").read_text())
+    setsid = int((tmp_path / "setsid.pid").read_text())
+    leftovers.extend([insession, setsid])
+    all_gone({"in session": insession}, "env -i in the run's session")
+    if mode == "auto":
+        all_gone({"setsid": setsid}, "env -i setsid under cgroup")
+    else:
+        assert alive(setsid), "the fallback's known escape (README: Containment)"
+
+
+def test_a_hung_workers_attempt_is_ended_by_the_next_attempt(
+    tmp_path: Path, leftovers: list[int]
+) -> None:
+    """The owner is alive (stopped, say), so no orphan sweep touches it: the record does."""
+    from farro_core import job, runner
+    from farro_core.identity import WorkerIdentity
+    from farro_core.transitions import Actor
+    from farro_core.worker import Worker
+
+    root = make_root(tmp_path / "root", agent="true")
+    env = submit(root, "x")
+    claimed = job.claim(root, WorkerIdentity.current("hung"))
+    assert claimed is not None
+    d = tmp_path / "pids"
+    unit = units.Unit("attempt")
+    proc = unit.popen(["/bin/sh", "-c", escaper(d, "exit 0")], dict(os.environ))
+    pids = pids_of(d)
+    leftovers.extend(pids.values())
+    (claimed.path / "logs").mkdir(exist_ok=True)
+    runner.record_agent(claimed, proc.pid, unit)
+    proc.wait()  # the agent itself is done; its escapees run on
+    job.release_claim(claimed)
+    job.commit(claimed, Status.STALE, Actor.WATCHDOG, "no heartbeat")
+    operations.requeue(root, env.id)
+    out = Worker(root, "next").run_once()
+    assert out is not None and out.status == "succeeded" and out.lifecycle.attempt == 2
+    all_gone({k: v for k, v in pids.items() if k != "leader"}, "after the next attempt")
+    assert "killed the agent of attempt 1" in (out.path / "logs" / "attempt-2.log").read_text()
+    unit.close()
