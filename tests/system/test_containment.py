@@ -41,15 +41,19 @@ NAMES = ("leader", "setsid", "double", "nohup")
 PLAN = '[{"prompt": "planned", "agent": ["true"]}]'
 
 
-def escaper(d: Path, then: str) -> str:
-    """Shell text that leaves three escapees behind, records every pid, then runs ``then``."""
+def escaper(d: Path, then: str, *, per_run: bool = False) -> str:
+    """Shell text that leaves three escapees behind, records every pid, then runs ``then``.
+
+    ``per_run``: the pids go to ``d/<leader pid>/``, so a second run does not overwrite them.
+    """
+    where = f"{d}/$$" if per_run else str(d)
     return (
-        f"mkdir -p {d}; echo $$ > {d}/leader.pid; "
-        f"setsid sh -c 'echo $$ > {d}/setsid.tmp; mv {d}/setsid.tmp {d}/setsid.pid; "
+        f"D={where}; export D; mkdir -p $D; echo $$ > $D/leader.pid; "
+        "setsid sh -c 'echo $$ > $D/setsid.tmp; mv $D/setsid.tmp $D/setsid.pid; "
         "exec sleep 300' & "
-        f"sh -c '(sleep 300 & echo $! > {d}/double.tmp; mv {d}/double.tmp {d}/double.pid) &'; "
-        f"nohup sleep 300 > /dev/null 2>&1 & echo $! > {d}/nohup.pid; "
-        f"while [ ! -e {d}/setsid.pid ] || [ ! -e {d}/double.pid ]; do sleep 0.01; done; "
+        "sh -c '(sleep 300 & echo $! > $D/double.tmp; mv $D/double.tmp $D/double.pid) &'; "
+        "nohup sleep 300 > /dev/null 2>&1 & echo $! > $D/nohup.pid; "
+        "while [ ! -e $D/setsid.pid ] || [ ! -e $D/double.pid ]; do sleep 0.01; done; "
         f"{then}"
     )
 
@@ -175,13 +179,15 @@ def test_kill_9_of_the_worker_then_the_next_worker_or_manager_reaps(
     tmp_path: Path, procs: list[Headless], leftovers: list[int], mode: str, next_one: str
 ) -> None:
     d = tmp_path / "pids"
-    planner = escaper(d / "planner", "sleep 300")
+    planner = escaper(d / "planner", "sleep 300", per_run=True)
     root = make_root(tmp_path / "root", agent="true", extra=toml(mode, planner))
     submit(root, "a", agent=escaper(d / "agent", "sleep 300"))
     submit(root, "b", rubric=[{"id": "c", "check": escaper(d / "check", "sleep 300")}])
     (root.inbox / "goal.json").write_text(json.dumps({"goal": "- one"}))
     a = headless(root, tmp_path / "a.log", procs, "--workers", "2")
-    pids = {name: pids_of(d / name) for name in ("agent", "check", "planner")}
+    wait_until(lambda: (d / "planner").exists() and any((d / "planner").iterdir()), "a planner")
+    (first,) = (d / "planner").iterdir()
+    pids = {"agent": pids_of(d / "agent"), "check": pids_of(d / "check"), "planner": pids_of(first)}
     leftovers.extend(p for group in pids.values() for p in group.values())
     a.proc.send_signal(signal.SIGKILL)
     a.wait()
@@ -190,8 +196,17 @@ def test_kill_9_of_the_worker_then_the_next_worker_or_manager_reaps(
     }
     assert all(alive(p) for p in escapees.values()), "nothing reaps them before the next one"
     if next_one == "manager":
-        headless(root, tmp_path / "b.log", procs, "--workers", "0")
+        b = headless(root, tmp_path / "b.log", procs, "--workers", "0")
         all_gone(escapees, "after the next manager started")
+        # the goal is still in inbox/: the new manager plans it again; its stop (SIGTERM)
+        # cancels that planner, and the planner's escapees go with it
+        wait_until(lambda: len(list((d / "planner").iterdir())) == 2, "the second planner")
+        (second,) = set((d / "planner").iterdir()) - {first}
+        again = pids_of(second)
+        leftovers.extend(again.values())
+        b.signal(signal.SIGTERM)
+        assert b.wait() == 0, b.log()
+        all_gone(again, "after the manager stopped mid-plan")
     else:
         b = subprocess.Popen(
             [PYTHON, "-c", WORKER_ONLY, str(root.path)],
