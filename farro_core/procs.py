@@ -387,6 +387,12 @@ def _token_procs(token: str, session: int | None) -> list[int]:
     return out
 
 
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group; the caller has proved ``pgid`` is not a recycled pid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def _send(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)

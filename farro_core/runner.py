@@ -284,8 +284,7 @@ def kill_leftovers(env: Envelope, sink: AttemptLog) -> None:
         if isinstance(unit, dict):
             killed = procs.kill_recorded(unit)
         if identity.same_process(pid, started, host, boot):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            procs.kill_group(pid)  # records written before units existed name only the pid
             killed = True
         if killed:
             sink.note(f"killed the agent of attempt {n} (pid {pid}), which outlived its worker")

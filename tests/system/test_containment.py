@@ -338,3 +338,18 @@ def test_a_hung_workers_attempt_is_ended_by_the_next_attempt(
     all_gone({k: v for k, v in pids.items() if k != "leader"}, "after the next attempt")
     assert "killed the agent of attempt 1" in (out.path / "logs" / "attempt-2.log").read_text()
     unit.close()
+
+
+@pytest.mark.parametrize(("mode", "mechanism"), [("auto", "cgroup"), ("fallback", "fallback")])
+def test_stats_shows_the_mechanism_in_force(tmp_path: Path, mode: str, mechanism: str) -> None:
+    root = make_root(tmp_path / "root", agent="true", extra=f'containment = "{mode}"\n')
+    farro = [PYTHON, "-m", "farro_core.cli", "stats", "--root", str(root.path)]
+    text = subprocess.run(farro, capture_output=True, text=True, env=child_env(), check=True)
+    line = [ln for ln in text.stdout.splitlines() if ln.startswith("contain ")]
+    assert line and line[0].split()[1] == mechanism, text.stdout
+    data = json.loads(
+        subprocess.run(
+            [*farro, "--json"], capture_output=True, text=True, env=child_env(), check=True
+        ).stdout
+    )
+    assert data["containment"]["mechanism"] == mechanism
