@@ -452,7 +452,8 @@ def run(
         proc.stdout.close()
     attempt.exit_code = code
     sink.note(_ending(attempt, code))
-    if isinstance(agent, str) and code in (126, 127) and attempt.killed_by is None:
+    stopped = attempt.killed_by or attempt.timed_out or attempt.released or attempt.lost
+    if isinstance(agent, str) and code in (126, 127) and not stopped:
         attempt.error, attempt.fatal = _shell_error(agent, code, sink.tail), True
         sink.note(attempt.error)
     attempt.report = read_report(env, sink)
