@@ -126,7 +126,7 @@ def _probe(_pid: int) -> Containment:
                 return Containment(
                     "fallback", "cgroup v2 without cgroup.kill (Linux 5.14 or later needed)"
                 )
-            proc = _spawn_into(probe, ["/bin/true"], {})
+            proc = _spawn_into(probe, ["/bin/sh", "-c", "exit 0"], {})
             if proc.wait() != 0:
                 return Containment("fallback", f"a process could not join a cgroup in {where}")
         finally:
