@@ -271,15 +271,18 @@ def test_a_unit_record_from_disk_is_checked_before_use(tmp_path: Path) -> None:
         victim.wait()
 
 
+CLEARED_SCRIPT = (
+    "env -i sleep 300 & echo $! > D/insession.pid; "
+    # the pid is written once the child is in its own session; only then does the leader exit
+    "env -i setsid /bin/sh -c 'echo $$ > D/setsid.tmp; exec sleep 300' & "
+    "while [ ! -s D/setsid.tmp ]; do sleep 0.01; done; mv D/setsid.tmp D/setsid.pid"
+)
 CLEARED_ENV = (
-    "import os, subprocess, sys, time\n"
+    "import os, subprocess, sys\n"
     "from farro_core import procs\n"
     "unit = procs.Unit('t', sys.argv[1])\n"
-    "d = sys.argv[2]\n"
-    "script = (f'env -i sleep 300 & echo $! > {d}/insession.pid; '\n"
-    "          f'env -i setsid sleep 300 & echo $! > {d}/setsid.pid; exit 0')\n"
     "quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-    "proc = unit.popen(['/bin/sh', '-c', script], dict(os.environ), **quiet)\n"
+    "proc = unit.popen(['/bin/sh', '-c', sys.argv[2]], dict(os.environ), **quiet)\n"
     "procs.wait_exit(proc, 30)\n"
     "print(procs.end(unit, proc, None))\n"
 )
@@ -292,7 +295,7 @@ def test_a_process_that_clears_its_environment(
     """cgroup: nothing escapes. Fallback: the run's session still finds it; leaving the
     session *and* clearing the environment escapes (documented)."""
     out = subprocess.run(
-        [PYTHON, "-c", CLEARED_ENV, mode, str(tmp_path)],
+        [PYTHON, "-c", CLEARED_ENV, mode, CLEARED_SCRIPT.replace("D/", f"{tmp_path}/")],
         capture_output=True,
         text=True,
         timeout=DEADLINE_S,
