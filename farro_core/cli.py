@@ -804,6 +804,7 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         lines.append("  rubric:")
         for v in res.rubric:
             mark = "PASS" if v.passed else "n/a " if v.passed is None else "FAIL"
+            mark = {"error": "ERR ", "timed_out": "TIME"}.get(v.state or "", mark)
             opt = "" if v.required else " (optional)"
             code = "" if v.passed or v.exit_code is None else f"  exit {v.exit_code}"
             lines.append(f"    {mark}  {v.id}{opt}{code}")
@@ -1305,6 +1306,24 @@ def _worker_rows(
     return summary, rows + odd
 
 
+def _containment_line(here: Any, workers: dict[str, dict[str, Any] | None]) -> str:
+    """How processes are contained on this host, and what running workers report."""
+    from farro_core.status_files import alive
+
+    line = f"{here.mechanism} on this host ({_clean(here.detail)})"
+    seen: dict[str, int] = {}
+    for data in workers.values():
+        if data is None or data.get("state") in ("stopped", None) or alive(data) is False:
+            continue
+        got = data.get("containment")
+        mech = got.get("mechanism") if isinstance(got, dict) else None
+        key = _clean(str(mech)) if mech else "unknown"
+        seen[key] = seen.get(key, 0) + 1
+    if seen:
+        line += "; running workers: " + ", ".join(f"{n} {m}" for m, n in sorted(seen.items()))
+    return line
+
+
 def _state_key(item: tuple[str, int]) -> int:
     return _LIVE_ORDER.get(item[0], 9)
 
@@ -1316,6 +1335,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     import time
 
     from farro_core import fs, locks
+    from farro_core.procs import containment
     from farro_core.status_files import read_status_file, worker_files
 
     r = _open(root)
@@ -1355,6 +1375,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     except OSError:
         held = False
     oldest_age = None if oldest is None else max(0.0, now - oldest)
+    here = containment(settings.containment)  # what a worker started here would use
     if as_json:
         _dump_json(
             {
@@ -1366,6 +1387,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 "manager_lock_held": held,
                 "manager": manager,
                 "workers": workers,
+                "containment": here.as_dict(),
             }
         )
         return
@@ -1392,10 +1414,11 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     if summary.startswith("none") and (counts["queued"] or not held):
         summary += "; start `farro-tui --workers-only` (or the console) to run jobs"
     _out(f"workers   {summary}")
-    if not rows:
-        return
-    for line in _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}):
+    for line in (
+        _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}) if rows else []
+    ):
         _out("  " + line)
+    _out(f"contain   {_containment_line(here, workers)}")
 
 
 # ---------------------------------------------------------------- fsck

@@ -229,6 +229,8 @@ class RubricVerdict(_Strict):
     id: str
     passed: bool | None  # None: no runnable check (ungraded)
     required: bool = True
+    #: None in results recorded before check states existed (then ``passed`` tells)
+    state: Literal["passed", "failed", "error", "timed_out", "ungraded"] | None = None
     exit_code: int | None = None
     output_tail: str = ""
 

@@ -2,19 +2,42 @@
 
 The claim records host, boot id, pid and the process start time, so a reused pid
 is never mistaken for the worker and never receives a signal meant for it.
+
+The host name is the kernel's, or ``FARRO_HOSTNAME`` when set (containers often
+share or randomise their host names). It is data, not a name FARRO trusts:
+:func:`name_part` turns any host name into a piece of a valid worker name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import socket
 from dataclasses import dataclass
 from functools import cache
 
+HOSTNAME_VAR = "FARRO_HOSTNAME"
+_NAME_PART_MAX = 48
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]+")
+
 
 @cache
 def host() -> str:
-    return socket.gethostname()
+    override = os.environ.get(HOSTNAME_VAR)
+    return override if override is not None else socket.gethostname()
+
+
+def name_part(host_name: str) -> str:
+    """``host_name`` as the start of a worker name: ``[A-Za-z0-9][A-Za-z0-9_.@-]*``, at
+    most 48 characters. A name that had to change gets a hash of the original, so two
+    hosts whose names differ only in unsafe characters still get different names."""
+    safe = _UNSAFE.sub("-", host_name).strip("-_.@")
+    if safe == host_name and safe and len(safe) <= _NAME_PART_MAX:
+        return safe
+    digest = hashlib.sha256(host_name.encode(errors="surrogateescape")).hexdigest()[:8]
+    kept = safe[: _NAME_PART_MAX - len(digest) - 1].rstrip("-_.@")
+    return f"{kept}-{digest}" if kept else f"host-{digest}"
 
 
 @cache
@@ -57,7 +80,7 @@ class WorkerIdentity:
     def current(cls, name: str | None = None) -> WorkerIdentity:
         pid = os.getpid()
         return cls(
-            name=name or f"{host()}:{pid}",
+            name=name or f"{name_part(host())}:{pid}",
             host=host(),
             boot_id=boot_id(),
             pid=pid,

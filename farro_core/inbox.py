@@ -255,6 +255,7 @@ def _planned_specs(
             env=env,
             cwd=str(root.path),
             cancel=cancel,
+            settings=settings,
         )
         fs.write_json(plan_file, {"request_sha256": sha, "jobs": plan}, indent=2)
     out = []

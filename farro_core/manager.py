@@ -8,7 +8,8 @@ tries again about every second, so a dead manager is replaced within seconds
 and the manager is no single point of failure.
 
 The holder runs two threads. The sweep thread, every ``watchdog_interval_s``:
-the watchdog (stale marking and the stale policy), and once a minute tmp/
+the watchdog (stale marking and the stale policy), the processes left by this
+host's dead workers and managers (:func:`procs.reap_orphans`), and once a minute tmp/
 leftovers older than an hour to quarantine (fsck's rule). The inbox thread
 ingests request files; it is separate because a planner may take minutes,
 and staleness must never wait for a planner.
@@ -28,7 +29,7 @@ from typing import Literal
 
 from filelock import FileLock, Timeout
 
-from farro_core import fs, locks
+from farro_core import fs, locks, procs
 from farro_core.envelope import utcnow
 from farro_core.errors import FarroError
 from farro_core.fsck import tmp_leftovers
@@ -199,6 +200,7 @@ class Manager:
             "pid_started_at": pid_started_at(os.getpid()),
             "boot_id": boot_id(),
             "since": self._since.isoformat(),
+            "containment": procs.containment(self.settings.containment).as_dict(),
         }
         try:
             fs.write_json(self.root.run / MANAGER_JSON, body)
@@ -267,6 +269,8 @@ class Manager:
                 report = self._watchdog.sweep()
                 if report.stale or report.requeued:
                     self._wake_inbox.set()  # requeues may have made room in the queue
+                # units (agents, checks, planners) of this host's dead workers and managers
+                procs.reap_orphans(self.settings.containment)
                 if time.monotonic() - last_tmp >= TMP_SWEEP_S:
                     last_tmp = time.monotonic()
                     sweep_tmp(self.root)

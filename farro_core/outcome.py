@@ -1,9 +1,10 @@
 """The outcome rules: from what happened in an attempt to the job's next status.
 
 Kept apart from the worker so the rules read in one place, in order of
-precedence: a kill, a release, a path violation, success or a failed rubric,
-and last the retriable failures (non-zero exit, timeout, an agent that would
-not start), retried with backoff while the attempt budget lasts.
+precedence: a kill, a release, a path violation, success or a failed rubric
+(a required check that failed, timed out or could not run), an agent command
+that is not there (not retried), and last the retriable failures (non-zero
+exit, timeout), retried with backoff while the attempt budget lasts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from farro_core.envelope import Lifecycle, RubricVerdict, utcnow
+from farro_core.rubric import could_not_run, state_of
 from farro_core.runner import Attempt
 from farro_core.settings import Settings
 from farro_core.transitions import Status
@@ -53,9 +55,8 @@ def decide(
         )
     if attempt.error is None and not attempt.timed_out and attempt.exit_code == 0:
         if verdict == "failed":
-            failed = [v.id for v in rubric if v.required and v.passed is False]
-            return Decision(Status.FAILED, f"attempt {n}: required check failed: {_list(failed)}")
-        graded = "rubric passed" if verdict == "passed" else "ungraded (no runnable check)"
+            return Decision(Status.FAILED, f"attempt {n}: {_rubric_failure(rubric)}")
+        graded = "rubric passed" if verdict == "passed" else "ungraded (no check ran to an exit)"
         return Decision(Status.SUCCEEDED, f"attempt {n}: agent exited 0, {graded}")
     why = _why(attempt)
     if attempt.fatal:
@@ -74,6 +75,19 @@ def decide(
     return Decision(
         Status.FAILED, f"attempt {n}: {why}; no attempts left ({used} of {max_attempts})"
     )
+
+
+def _rubric_failure(rubric: list[RubricVerdict]) -> str:
+    """Each required check that did not pass, by state; one that could not run says why."""
+    failing = [v for v in rubric if v.required and v.passed is False]
+    parts = [
+        f"check {v.id} could not run: {could_not_run(v)}" for v in failing if state_of(v) == "error"
+    ][:MAX_LISTED]
+    for state, what in (("failed", "failed"), ("timed_out", "timed out")):
+        ids = [v.id for v in failing if state_of(v) == state]
+        if ids:
+            parts.append(f"required check {what}: {_list(ids)}")
+    return "; ".join(parts)
 
 
 def _why(attempt: Attempt) -> str:

@@ -1,9 +1,10 @@
 """Running the configured planner: a goal on stdin, a JSON list of job specs on stdout.
 
 The planner is any command (argv list, or a string run by ``/bin/sh -c``), so an
-LLM-backed planner is a one-line setting. It runs in its own process group with
-a bounded timeout, and the whole group is killed when the time is up, so a
-runaway planner can never stall the manager's inbox for good.
+LLM-backed planner is a one-line setting. It runs in a unit of its own
+(:mod:`farro_core.procs`) with a bounded timeout: SIGTERM to all of it when the
+time is up, SIGKILL after ``kill_grace_s``, so a runaway planner can never stall
+the manager's inbox for good, and nothing it started outlives it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import signal
 import subprocess
 import threading
 import time
-from contextlib import suppress
 from typing import Any
 
+from farro_core import procs
 from farro_core.errors import BadInput
+from farro_core.settings import Settings
 
 #: Real planners call a model; give them minutes, not hours.
 PLANNER_TIMEOUT_S = 300.0
+KILL_GRACE_S = 5.0  # without settings: the kill_grace_s default
 _STDERR_TAIL = 4000
 
 
@@ -40,21 +43,30 @@ def run_planner(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     cancel: threading.Event | None = None,
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
-    """The planner's job specs (not yet validated); :class:`PlannerError` says why not."""
-    shell = isinstance(argv, str)
+    """The planner's job specs (not yet validated); :class:`PlannerError` says why not.
+
+    It gets the worker's environment as ``settings`` let it through, plus ``env``.
+    However it ends, everything it started is killed with it (see :mod:`farro_core.procs`).
+    """
     shown = argv if isinstance(argv, str) else " ".join(argv)
+    base = settings.passed_env(os.environ) if settings is not None else dict(os.environ)
+    grace = settings.kill_grace_s if settings is not None else KILL_GRACE_S
     try:
-        proc = subprocess.Popen(
-            argv,
-            shell=shell,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-            cwd=cwd,
-        )
+        unit = procs.Unit("planner", settings.containment if settings is not None else "auto")
+        try:
+            proc = unit.popen(
+                ["/bin/sh", "-c", argv] if isinstance(argv, str) else argv,
+                {**base, **(env or {})},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+            )
+        except OSError:
+            unit.close()
+            raise
     except OSError as exc:
         raise PlannerError(f"planner {shown!r} could not start: {exc.strerror or exc}") from None
     deadline = time.monotonic() + timeout_s
@@ -66,22 +78,24 @@ def run_planner(
                 break
             except subprocess.TimeoutExpired:
                 stdin = None  # sent already; communicate resumes without losing output
+                if procs.exited(proc):
+                    # it is done, but something it started still holds its output: the
+                    # leftovers die now (they would at the end anyway), and EOF comes
+                    unit.kill()
+                    continue
                 if cancel is not None and cancel.is_set():
                     raise PlannerCancelled(f"planner {shown!r} stopped: shutting down") from None
                 if time.monotonic() >= deadline:
-                    with suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
+                    unit.signal(signal.SIGTERM)
+                    procs.wait_exit(proc, grace)
+                    unit.kill()
                     out, err = proc.communicate()
                     raise PlannerError(
                         f"planner {shown!r} timed out after {timeout_s:g} s{_stderr(err)}"
                     ) from None
-    except PlannerError:
-        raise
-    except BaseException:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
+    finally:
+        # whatever it left running dies with it, however the run ended
+        procs.end(unit, proc, None)
     if proc.returncode != 0:
         raise PlannerError(f"planner {shown!r} exited with status {proc.returncode}{_stderr(err)}")
     return parse_plan(out, shown, err)

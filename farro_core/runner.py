@@ -1,4 +1,4 @@
-"""Run one attempt of a job: the agent command in its own process group, watched.
+"""Run one attempt of a job: the agent command in a unit of its own, watched.
 
 The agent gets the prompt on stdin and everything else through the environment;
 a string command runs under ``/bin/sh -c`` with its placeholders turned into
@@ -6,7 +6,9 @@ a string command runs under ``/bin/sh -c`` with its placeholders turned into
 streamed into ``logs/attempt-N.log`` as it comes, capped at ``log_max_bytes``.
 While it runs, the runner heartbeats, checks it still owns the job (the fencing),
 and honours ``control/kill``, the timeout and a worker stop, always signalling
-the whole group: SIGTERM, then SIGKILL after ``kill_grace_s``.
+every process of the attempt's unit (:mod:`farro_core.procs`): SIGTERM, then
+SIGKILL after ``kill_grace_s``. Whatever the agent leaves behind is killed when
+it exits.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from farro_core import fs, identity, job
+from farro_core import fs, identity, job, procs
 from farro_core.envelope import Envelope, utcnow
 from farro_core.errors import Corrupt, FarroError, RootError
 from farro_core.settings import Settings
@@ -38,7 +40,8 @@ log = logging.getLogger("farro.worker")
 
 TICK_S = 0.1  # how often the runner looks at the agent, control/kill and the clock
 READ_CHUNK = 1 << 16
-DRAIN_S = 5.0  # how long the output may still flow after the agent's group is gone
+DRAIN_S = 5.0  # how long the output may still flow after the agent's unit is gone
+TAIL_BYTES = 4096  # the end of the agent's output, kept to explain an exit 126/127
 RESULT_FILE_MAX = 1 << 20
 _PLACEHOLDER = re.compile(r"\{(prompt_file|workspace|job_dir)\}")
 _SHELL_REF = {
@@ -68,65 +71,6 @@ class Attempt:
     def duration_s(self) -> float:
         end = self.finished_at or utcnow()
         return round((end - self.started_at).total_seconds(), 3)
-
-
-# ---------------------------------------------------------------- process groups
-
-
-def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Wait up to ``timeout`` for ``proc`` to exit, without reaping it.
-
-    Not reaping keeps the pid (and so its process group id) ours until
-    :func:`reap`, so a signal to the group can never reach a recycled pid.
-    """
-    if exited(proc):
-        return True
-    try:  # a pidfd becomes readable the moment the process exits: no polling latency
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    if pidfd is not None:
-        try:
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
-            poller.poll(max(0.0, timeout) * 1000)
-        finally:
-            os.close(pidfd)
-        return exited(proc)
-    deadline = time.monotonic() + timeout
-    delay = 0.0005  # a no-op agent exits in a millisecond: poll fast first, then back off
-    while True:
-        if exited(proc):
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, 0.02)
-
-
-def exited(proc: subprocess.Popen[bytes]) -> bool:
-    if proc.returncode is not None:
-        return True
-    try:
-        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return True
-    return info is not None
-
-
-def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the process group led by ``proc`` (which must not be reaped yet)."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
-
-
-def reap(proc: subprocess.Popen[bytes]) -> int:
-    """Kill what is left of the group (daemons the agent left behind), then reap."""
-    signal_group(proc, signal.SIGKILL)
-    return proc.wait()
 
 
 # ---------------------------------------------------------------- the log
@@ -175,6 +119,7 @@ class AttemptLog:
         self.cap = cap
         self.agent_bytes = 0
         self.truncated = False
+        self.tail = b""  # the last TAIL_BYTES of the agent's output
         #: why writing the log failed (e.g. a full disk); output is then drained and dropped
         self.error: str | None = None
         self._lock = threading.Lock()
@@ -185,6 +130,7 @@ class AttemptLog:
 
     def output(self, data: bytes) -> None:
         with self._lock:
+            self.tail = (self.tail + data)[-TAIL_BYTES:]
             if self.truncated:
                 return
             room = self.cap - self.agent_bytes
@@ -211,7 +157,7 @@ class AttemptLog:
     def discarding(cls, cap: int) -> AttemptLog:
         """A log that drops everything (its place was refused, see :class:`LogRefused`)."""
         sink = cls.__new__(cls)
-        sink.fd, sink.cap, sink.agent_bytes, sink.truncated = -1, cap, 0, False
+        sink.fd, sink.cap, sink.agent_bytes, sink.truncated, sink.tail = -1, cap, 0, False, b""
         sink.error, sink._lock = None, threading.Lock()
         return sink
 
@@ -263,10 +209,17 @@ def command(agent: list[str] | str, values: Mapping[str, str]) -> list[str]:
     return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], item) for item in agent]
 
 
-def agent_env(env: Envelope, workspace: Path, worker: str) -> dict[str, str]:
-    """The environment of the agent and of the rubric checks."""
+def agent_env(
+    env: Envelope, workspace: Path, worker: str, settings: Settings | None = None
+) -> dict[str, str]:
+    """The environment of the agent and of the rubric checks.
+
+    The worker's own environment as ``env_allow`` / ``env_deny`` let it through
+    (``FARRO_*`` always passes), ``PYTHONUNBUFFERED=1`` unless set, and the job's
+    ``FARRO_*`` variables; the unit adds ``FARRO_UNIT_TOKEN``.
+    """
     attempt = env.lifecycle.attempt
-    out = dict(os.environ)
+    out = settings.passed_env(os.environ) if settings is not None else dict(os.environ)
     out.setdefault("PYTHONUNBUFFERED", "1")  # Python agents then stream their output
     out.update(
         FARRO_JOB_ID=env.id,
@@ -296,25 +249,26 @@ def _agent_record(env: Envelope, attempt: int) -> Path:
     return env.path / "logs" / f"attempt-{attempt}.agent.json"
 
 
-def record_agent(env: Envelope, pid: int) -> None:
-    """Say which process runs the attempt, so a later attempt can find it (see below)."""
+def record_agent(env: Envelope, pid: int, unit: procs.Unit | None = None) -> None:
+    """Say which processes run the attempt, so a later attempt can end them (see below)."""
     body = {
         "pid": pid,
         "started_at": identity.pid_started_at(pid),
         "host": identity.host(),
         "boot_id": identity.boot_id(),
+        "unit": unit.record() if unit is not None else None,
     }
     fs.write_json(_agent_record(env, env.lifecycle.attempt), body, durable=False)
 
 
 def kill_leftovers(env: Envelope, sink: AttemptLog) -> None:
-    """Kill the agent of an earlier attempt that outlived its worker.
+    """Kill what an earlier attempt left running when its worker died or hung.
 
-    The agent runs in a session of its own, so it survives a worker killed with
-    SIGKILL, and a hung (SIGSTOPped) worker's agent keeps running. When the job
-    is claimed again, that agent would still be editing the workspace; kill its
-    group, but only when host, boot and process start time prove it is that very
-    process (a recycled pid is never signalled).
+    A worker killed with SIGKILL ends none of its units, and a hung (SIGSTOPped)
+    worker's agent keeps running. When the job is claimed again on the same host
+    and boot, the earlier attempt's unit is ended (its cgroup, or its token); the
+    agent's process group is killed too, but only when its start time proves the
+    pid is that very process (a recycled pid is never signalled).
     """
     for n in range(max(1, env.lifecycle.attempt - 100), env.lifecycle.attempt):
         try:
@@ -323,9 +277,16 @@ def kill_leftovers(env: Envelope, sink: AttemptLog) -> None:
             host, boot = str(body["host"]), str(body["boot_id"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
+        if host != identity.host() or boot != identity.boot_id():
+            continue
+        killed = False
+        unit = body.get("unit")
+        if isinstance(unit, dict):
+            killed = procs.kill_recorded(unit)
         if identity.same_process(pid, started, host, boot):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            procs.kill_group(pid)  # records written before units existed name only the pid
+            killed = True
+        if killed:
             sink.note(f"killed the agent of attempt {n} (pid {pid}), which outlived its worker")
 
 
@@ -428,7 +389,7 @@ def run(
     """
     attempt = Attempt(number=env.lifecycle.attempt, started_at=utcnow())
     agent = env.prompt.agent if env.prompt.agent is not None else settings.agent_argv()
-    environ = agent_env(env, workspace, worker)
+    environ = agent_env(env, workspace, worker, settings)
     values = {
         "prompt_file": environ["FARRO_PROMPT_FILE"],
         "workspace": environ["FARRO_WORKSPACE"],
@@ -437,25 +398,32 @@ def run(
     argv = command(agent, values)
     sink.note(f"command: {json.dumps(argv)}")
     try:
-        proc = subprocess.Popen(
+        unit = procs.Unit("attempt", settings.containment)
+    except OSError as exc:
+        attempt.error = f"cannot contain the agent: {exc.strerror or exc}"
+        sink.note(attempt.error)
+        attempt.finished_at = utcnow()
+        return attempt
+    try:
+        proc = unit.popen(
             argv,
+            environ,
             cwd=workspace,
-            env=environ,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
             close_fds=True,
             bufsize=0,
         )
     except OSError as exc:
-        attempt.error = f"cannot start the agent {argv[0]!r}: {exc.strerror or exc}"
+        unit.close()
+        attempt.error, attempt.fatal = _start_error(exc, argv, workspace)
         sink.note(attempt.error)
         attempt.finished_at = utcnow()
         return attempt
     assert proc.stdout is not None
     try:
-        record_agent(env, proc.pid)
+        record_agent(env, proc.pid, unit)
     except OSError as exc:
         sink.note(f"cannot record the agent's pid: {exc}")
     abandon = threading.Event()
@@ -467,16 +435,16 @@ def run(
         target=_feed, args=(proc, env.prompt.prompt.encode()), daemon=True, name="farro-stdin"
     ).start()
     try:
-        _watch(env, proc, settings, sink, attempt, release, lost)
+        _watch(env, proc, unit, settings, sink, attempt, release, lost)
     finally:
-        if not exited(proc):  # an exception in the watch loop: never leave the agent behind
-            signal_group(proc, signal.SIGKILL)
-        code = reap(proc)
+        # everything the agent left running (daemons, setsid'd or double-forked children)
+        # dies with it, and an exception in the watch loop never leaves the agent behind
+        code = procs.end(unit, proc, None)
         attempt.finished_at = utcnow()
         reader.join(DRAIN_S)
         if reader.is_alive():
             sink.note(
-                "something the agent started outside its process group still holds its "
+                "something the agent started outside its unit still holds its "
                 "output: no longer reading it"
             )
         abandon.set()
@@ -484,13 +452,50 @@ def run(
         proc.stdout.close()
     attempt.exit_code = code
     sink.note(_ending(attempt, code))
+    stopped = attempt.killed_by or attempt.timed_out or attempt.released or attempt.lost
+    if isinstance(agent, str) and code in (126, 127) and not stopped:
+        attempt.error, attempt.fatal = _shell_error(agent, code, sink.tail), True
+        sink.note(attempt.error)
     attempt.report = read_report(env, sink)
     return attempt
+
+
+def _start_error(exc: OSError, argv: list[str], workspace: Path) -> tuple[str, bool]:
+    """Why the agent did not start, and whether no retry can fix it."""
+    if exc.filename is not None and os.fsdecode(exc.filename) == str(workspace):
+        return f"cannot enter the workspace {str(workspace)!r}: {exc.strerror or exc}", False
+    if exc.errno == errno.ENOENT:
+        return f"agent command not found: {argv[0]}", True
+    if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR):
+        return f"agent command not executable: {argv[0]} ({exc.strerror or exc})", True
+    return f"cannot start the agent {argv[0]!r}: {exc.strerror or exc}", False
+
+
+_SH_MISSING = re.compile(r"(?:^|: )([^:\n]+): (?:command )?not found\s*$")
+_SH_DENIED = re.compile(r"(?:^|: )([^:\n]+): (?:Permission denied|cannot execute[^\n]*)\s*$")
+
+
+def shell_error_line(tail: bytes) -> str:
+    """The last line of output, where ``sh`` says why a command could not run."""
+    lines = [ln for ln in tail.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _shell_error(agent: str, code: int, tail: bytes) -> str:
+    """A string agent that ``sh`` could not run: 127 not found, 126 not executable."""
+    line = shell_error_line(tail)
+    pattern = _SH_MISSING if code == 127 else _SH_DENIED
+    m = pattern.search(line)
+    words = agent.split()
+    name = m.group(1).strip() if m else (words[0] if words else agent)
+    what = "not found" if code == 127 else "not executable"
+    return f"agent command {what}: {name}" + (f" ({line})" if line and not m else "")
 
 
 def _watch(
     env: Envelope,
     proc: subprocess.Popen[bytes],
+    unit: procs.Unit,
     settings: Settings,
     sink: AttemptLog,
     attempt: Attempt,
@@ -499,8 +504,7 @@ def _watch(
 ) -> None:
     deadline = time.monotonic() + env.prompt.timeout_s
     term_at: float | None = None
-    killed = False
-    while not wait_exit(proc, TICK_S):
+    while not procs.wait_exit(proc, TICK_S):
         now = time.monotonic()
         why = None
         if term_at is None:
@@ -516,16 +520,16 @@ def _watch(
         if attempt.lost is None and (gone := lost()) is not None:
             attempt.lost = gone
             sink.note(f"{gone}: killing the agent, dropping this attempt")
-            signal_group(proc, signal.SIGKILL)
-            killed = True
+            unit.kill()
+            return
         if why is not None:
-            sink.note(f"{why}: SIGTERM to the agent's process group")
-            signal_group(proc, signal.SIGTERM)
+            sink.note(f"{why}: SIGTERM to every process of the agent")
+            unit.signal(signal.SIGTERM)
             term_at = now
-        elif term_at is not None and not killed and now - term_at >= settings.kill_grace_s:
+        elif term_at is not None and now - term_at >= settings.kill_grace_s:
             sink.note(f"the agent outlived the {settings.kill_grace_s:g}s grace: SIGKILL")
-            signal_group(proc, signal.SIGKILL)
-            killed = True
+            unit.kill()
+            return
 
 
 def lost_reason(env: Envelope) -> str | None:

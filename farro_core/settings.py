@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from farro_core.envelope import explain
 from farro_core.errors import BadInput
@@ -88,7 +90,8 @@ class Settings(BaseModel):
     kill_grace_s: float = Field(
         default=5,
         ge=0,
-        description="SIGTERM → SIGKILL delay for an agent that is killed, timed out or released",
+        description="SIGTERM → SIGKILL delay for an agent, a check or the planner that is "
+        "killed, timed out or released",
     )
     rescan_s: float = Field(
         default=2,
@@ -123,6 +126,38 @@ class Settings(BaseModel):
         "relative to the workspace or absolute",
         json_schema_extra={"default_text": "none"},
     )
+    env_allow: list[str] | None = Field(
+        default=None,
+        description="names or fnmatch patterns of the worker's variables that agents, checks "
+        "and the planner receive; `FARRO_*` always passes",
+        json_schema_extra={"default_text": "all"},
+    )
+    env_deny: list[str] = Field(
+        default_factory=list,
+        description='patterns they never receive, applied after `env_allow`, e.g. `["AWS_*"]`',
+        json_schema_extra={"default_text": "none"},
+    )
+    containment: Literal["auto", "fallback"] = Field(
+        default="auto",
+        description='"auto": cgroup v2 where it works, else the subreaper-and-token fallback; '
+        '"fallback": never cgroups',
+    )
+
+    @field_validator("env_allow", "env_deny", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        # from a FARRO_ENV_ALLOW / FARRO_ENV_DENY variable: "PATH,HOME,LANG"
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("env_allow", "env_deny")
+    @classmethod
+    def _patterns(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            if not item or "=" in item or "\0" in item:
+                raise ValueError(f"{item!r} is not a variable name or pattern")
+        return value
 
     @model_validator(mode="after")
     def _beats_often_enough(self) -> Settings:
@@ -140,6 +175,19 @@ class Settings(BaseModel):
 
     def planner_argv(self) -> list[str] | str:
         return self.planner if self.planner is not None else demo_command("farro_core.demo_planner")
+
+    def passed_env(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The part of ``environ`` that agents, checks and the planner receive."""
+        allow, deny = self.env_allow, self.env_deny
+        return {
+            name: value
+            for name, value in environ.items()
+            if name.startswith(ENV_PREFIX)
+            or (
+                (allow is None or any(fnmatchcase(name, p) for p in allow))
+                and not any(fnmatchcase(name, p) for p in deny)
+            )
+        }
 
     def backoff(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based): doubling, capped."""

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from farro_core.identity import host
+from farro_core.identity import host, name_part
 from farro_core.manager import Manager, ManagerStatus, current_manager
 from farro_core.root import Root
 from farro_core.settings import Settings
@@ -63,7 +63,7 @@ class System:
         self.with_manager = manager
         n = next(_systems)
         # unique across hosts and processes, and across Systems of one process
-        self._prefix = f"{host()}-{os.getpid()}" + (f"-s{n}" if n else "")
+        self._prefix = f"{name_part(host())}-{os.getpid()}" + (f"-s{n}" if n else "")
         self._lock = threading.RLock()
         self._workers: list[Worker] = []
         self._manager: Manager | None = None

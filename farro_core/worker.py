@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from farro_core import fs, globs, job, outcome, rubric, runner, workspace
+from farro_core import fs, globs, job, outcome, procs, rubric, runner, workspace
 from farro_core.envelope import Envelope, Result, RubricVerdict, utcnow
 from farro_core.errors import Conflict, NotFound
 from farro_core.identity import WorkerIdentity
@@ -137,6 +137,11 @@ class Worker:
     # ------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
+        # a worker that died with SIGKILL ended none of its units: end them now
+        try:
+            procs.reap_orphans(self.settings.containment)
+        except Exception:
+            log.exception("%s: ending the processes of dead workers failed", self.name)
         while not self._stopping.is_set():
             if self._paused:
                 self._set("paused")
@@ -356,7 +361,9 @@ class Worker:
             verdicts = rubric.run_checks(
                 env.prompt.rubric,
                 ws.path,
-                runner.agent_env(env, ws.path, self.name),
+                runner.agent_env(env, ws.path, self.name, self.settings),
+                kill_grace_s=self.settings.kill_grace_s,
+                containment=self.settings.containment,
                 cancel=lambda: (
                     self._release.is_set()
                     or beat.lost is not None
@@ -373,7 +380,8 @@ class Worker:
             sink.note(f"rubric check {exc} interrupted: {why}")
             return violations, [], None
         for v in verdicts:
-            state = "no check" if v.passed is None else "passed" if v.passed else "FAILED"
+            state = rubric.state_of(v).replace("_", " ")
+            state = "no check" if state == "ungraded" else state if v.passed else state.upper()
             kind = "required" if v.required else "optional"
             sink.note(f"rubric {v.id} ({kind}): {state} (exit {v.exit_code})")
         return violations, verdicts, rubric.verdict(verdicts)
@@ -454,6 +462,7 @@ class Worker:
             "attempt": st.attempt,
             "since": st.since.isoformat(),
             "jobs_done": st.jobs_done,
+            "containment": procs.containment(self.settings.containment).as_dict(),
         }
         try:
             fs.write_json(  # informational: atomic for readers, no fsync needed

@@ -44,7 +44,12 @@ def test_required_check_failing_fails_without_retry(wroot: Root) -> None:
     assert out.status == "failed" and out.lifecycle.attempt == 1
     assert res.verdict == "failed" and "required check failed: tests" in out.lifecycle.reason
     assert res.rubric[0] == RubricVerdict(
-        id="tests", passed=False, required=True, exit_code=2, output_tail="3 failed\n"
+        id="tests",
+        passed=False,
+        required=True,
+        state="failed",
+        exit_code=2,
+        output_tail="3 failed\n",
     )
 
 
@@ -72,8 +77,9 @@ def test_check_timeout_kills_its_group(wroot: Root, tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 5
     assert out.status == "failed"
     v = res.rubric[0]
-    assert v.passed is False and v.exit_code is None
+    assert v.passed is False and v.exit_code is None and v.state == "timed_out"
     assert "begun" in v.output_tail and "timed out after 0.5s" in v.output_tail
+    assert "required check timed out: slow" in out.lifecycle.reason
     time.sleep(3.2)  # the background child would have touched the marker by now
     assert not marker.exists()
 
@@ -82,7 +88,7 @@ def test_ungraded_is_not_failed(wroot: Root) -> None:
     out, res = run(wroot, [{"id": "manual", "description": "a human looks at it"}])
     assert out.status == "succeeded"
     assert res.verdict == "ungraded"
-    assert res.rubric == [RubricVerdict(id="manual", passed=None, required=True)]
+    assert res.rubric == [RubricVerdict(id="manual", passed=None, required=True, state="ungraded")]
     out, res = run(wroot, [])
     assert out.status == "succeeded" and res.verdict == "ungraded" and res.rubric == []
 
@@ -108,20 +114,79 @@ def test_output_tail_is_the_last_2000_chars() -> None:
     item = RubricItem(
         id="big", check="i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done"
     )
-    v = rubric.run_check(item, Path("/"), {"PATH": "/usr/bin:/bin"})
+    v = rubric.run_check(item, Path("/"), {"PATH": "/usr/bin:/bin"}, kill_grace_s=1)
     assert v.passed and len(v.output_tail) == rubric.TAIL_CHARS
     assert v.output_tail.endswith("line-499\n")
 
 
 def test_verdict_rules() -> None:
-    def v(passed: bool | None, required: bool = True) -> RubricVerdict:
-        return RubricVerdict(id="x", passed=passed, required=required)
+    def v(passed: bool | None, required: bool = True, state: str | None = None) -> RubricVerdict:
+        return RubricVerdict(id="x", passed=passed, required=required, state=state)  # type: ignore[arg-type]
 
     assert rubric.verdict([]) == "ungraded"
     assert rubric.verdict([v(None)]) == "ungraded"
     assert rubric.verdict([v(True), v(None)]) == "passed"
     assert rubric.verdict([v(True), v(False, required=False)]) == "passed"
+    assert rubric.verdict([v(False, required=False)]) == "passed"  # it ran to an exit
     assert rubric.verdict([v(False), v(True)]) == "failed"
+    assert rubric.verdict([v(False, state="error"), v(True)]) == "failed"
+    assert rubric.verdict([v(False, state="timed_out"), v(True)]) == "failed"
+    # optional checks that could not run or timed out grade nothing
+    assert rubric.verdict([v(False, False, "error"), v(None)]) == "ungraded"
+    assert rubric.verdict([v(False, False, "timed_out")]) == "ungraded"
+    assert rubric.verdict([v(False, False, "error"), v(True, False, "passed")]) == "passed"
+
+
+@pytest.mark.parametrize(
+    ("check", "code", "why"),
+    [
+        ("no-such-linter --all", 127, "no-such-linter: not found"),
+        ("./lint.sh", 126, "./lint.sh: Permission denied"),
+    ],
+)
+def test_a_required_check_that_could_not_run_is_an_error_naming_it(
+    wroot: Root, check: str, code: int, why: str
+) -> None:
+    out, res = run(
+        wroot,
+        [{"id": "ok", "check": "true"}, {"id": "lint", "check": check}],
+        agent="printf 'exit 0\\n' > lint.sh",  # not executable
+        max_attempts=3,
+    )
+    assert out.status == "failed" and out.lifecycle.attempt == 1, "never retried"
+    lint = res.rubric[1]
+    assert (lint.state, lint.passed, lint.exit_code) == ("error", False, code)
+    assert res.verdict == "failed"
+    assert out.lifecycle.reason.startswith("attempt 1: check lint could not run: sh: ")
+    assert out.lifecycle.reason.endswith(why)
+    log = (out.path / "logs" / "attempt-1.log").read_text()
+    assert "rubric lint (required): ERROR (exit" in log
+
+
+def test_an_optional_check_that_could_not_run_fails_nothing(wroot: Root) -> None:
+    out, res = run(wroot, [{"id": "lint", "check": "no-such-linter", "required": False}])
+    assert out.status == "succeeded" and res.rubric[0].state == "error"
+    assert res.verdict == "ungraded" and "ungraded" in out.lifecycle.reason
+
+
+def test_a_check_exiting_1_is_a_failure_not_an_error(wroot: Root) -> None:
+    out, res = run(wroot, [{"id": "t", "check": "exit 1"}])
+    assert res.rubric[0].state == "failed"
+    assert out.lifecycle.reason == "attempt 1: required check failed: t"
+
+
+def test_check_timeout_uses_kill_grace_s(tmp_path: Path) -> None:
+    """SIGTERM, then SIGKILL only after kill_grace_s: a check that traps TERM gets its grace."""
+    item = RubricItem(
+        id="slow",
+        check="trap 'echo got-term; sleep 0.3; echo cleaned; exit 3' TERM; "
+        "echo begun; while :; do sleep 0.05; done",
+        timeout_s=0.3,
+    )
+    v = rubric.run_check(item, tmp_path, {"PATH": "/usr/bin:/bin"}, kill_grace_s=30)
+    assert v.state == "timed_out" and "got-term" in v.output_tail and "cleaned" in v.output_tail
+    v = rubric.run_check(item, tmp_path, {"PATH": "/usr/bin:/bin"}, kill_grace_s=0)
+    assert v.state == "timed_out" and "cleaned" not in v.output_tail
 
 
 def test_a_check_that_prints_without_end_is_killed_before_it_fills_the_disk(
@@ -130,7 +195,7 @@ def test_a_check_that_prints_without_end_is_killed_before_it_fills_the_disk(
     monkeypatch.setattr(rubric, "OUTPUT_MAX_BYTES", 1 << 20)
     item = RubricItem(id="flood", check="yes farro", timeout_s=120)
     t0 = time.monotonic()
-    v = rubric.run_check(item, tmp_path, {"PATH": "/usr/bin:/bin"})
+    v = rubric.run_check(item, tmp_path, {"PATH": "/usr/bin:/bin"}, kill_grace_s=1)
     assert time.monotonic() - t0 < 60, "killed for its output, not by its 120 s timeout"
     assert v.passed is False and v.exit_code is None
     assert v.output_tail.endswith(f"[farro] output exceeded {1 << 20} bytes; check killed")
