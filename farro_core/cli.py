@@ -1024,12 +1024,10 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
 
 
 def _read_status_file(path: str) -> dict[str, Any] | None:
-    import json
-
     from farro_core import fs
 
     try:
-        data = json.loads(fs.read_at(None, path, limit=1 << 20))
+        data = fs.read_json_at(None, path, limit=1 << 20)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -1143,7 +1141,6 @@ def _state_key(item: tuple[str, int]) -> int:
 @app.command()
 def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Counts per status, the oldest queued job, workers and manager."""
-    import json
     import time
 
     from farro_core import fs, locks
@@ -1153,21 +1150,15 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     max_queued = settings.max_queued
     counts = dict.fromkeys((*STATUSES, "corrupt"), 0)
     oldest: float | None = None
-    for queue in ("incoming", "active", "done"):
-        for job_id in r.ids(queue):
-            try:
-                lc = json.loads(fs.read_file(r.path / queue / job_id / "job.json"))
-                status = str(lc["status"])
-            except (OSError, ValueError, KeyError, TypeError):
-                status = "corrupt"
-                lc = {}
-            if status not in counts:
-                status = "corrupt"
-            counts[status] += 1
-            if status == "queued":
-                ts = _parse_ts(lc.get("created_at"))
-                if ts is not None and (oldest is None or ts < oldest):
-                    oldest = ts
+    from farro_core.listing import scan
+
+    for row in scan(r):  # type-checked rows: a wrongly typed job.json counts as corrupt
+        status = row.status if row.status in counts else "corrupt"
+        counts[status] += 1
+        if status == "queued":
+            ts = _parse_ts(row.created_at)
+            if ts is not None and (oldest is None or ts < oldest):
+                oldest = ts
     now = time.time()
     workers: dict[str, Any] = {}
     try:

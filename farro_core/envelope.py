@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from farro_core import bounded
 from farro_core.errors import BadInput, Corrupt
 from farro_core.globs import check_glob
 from farro_core.ids import ID_PATTERN
@@ -60,9 +61,15 @@ def check_schema_version(value: str) -> str:
 
 
 class _Strict(BaseModel):
-    """Unknown fields are refused: a typo must never silently drop a setting."""
+    """Unknown fields are refused: a typo must never silently drop a setting.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Numbers must be finite: an infinite timeout would serialise as JSON no reader
+    accepts, and the job would be corrupt from birth. Everything read from outside
+    is validated in strict mode too (no ``"3"`` for 3, no ``true`` for 1), see
+    :func:`parse_spec`, :func:`load_prompt` and :func:`load_lifecycle`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RubricItem(_Strict):
@@ -127,13 +134,16 @@ class _JobFields(_Strict):
     def _allowed(cls, v: list[str]) -> list[str]:
         return [check_glob(p) for p in v]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        """NUL can reach neither argv, env nor a file name intact: refuse it anywhere."""
-        if _has_nul(data):
+    @model_validator(mode="after")
+    def _no_nul(self) -> _JobFields:
+        """NUL can reach neither argv, env nor a file name intact: refuse it anywhere.
+
+        An after-validator: a before-validator would make strict JSON validation
+        see Python objects, and refuse every datetime string in prompt.json.
+        """
+        if _has_nul(self.model_dump(mode="python")):
             raise ValueError("a job spec may not contain NUL characters")
-        return data
+        return self
 
     @field_validator("workspace")
     @classmethod
@@ -314,14 +324,27 @@ def dump(model: BaseModel) -> bytes:
 def explain(exc: ValidationError, where: str = "") -> str:
     """One line naming every field pydantic refused and why."""
     parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
+    errors = exc.errors()
+    for err in errors[:_MAX_EXPLAINED]:
+        loc = ".".join(_loc(x) for x in err["loc"]) or "(top level)"
+        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         parts.append(f"{loc}: {msg}")
+    if len(errors) > _MAX_EXPLAINED:
+        parts.append(f"and {len(errors) - _MAX_EXPLAINED} more")
     prefix = f"{where}: " if where else ""
     return prefix + "; ".join(parts)
+
+
+_MAX_EXPLAINED = 8
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _loc(part: str | int) -> str:
+    """A field name as is; a key from the input (a label, say) quoted, so it stays one line."""
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else ascii(text)
 
 
 def parse_spec(data: Any, where: str = "spec") -> JobSpec:
@@ -329,21 +352,25 @@ def parse_spec(data: Any, where: str = "spec") -> JobSpec:
     if not isinstance(data, dict):
         raise BadInput(f"{where}: a job spec must be an object, not {type(data).__name__}")
     try:
-        return JobSpec.model_validate(data)
+        bounded.check(data)
+    except bounded.Unbounded as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    try:
+        return JobSpec.model_validate(data, strict=True)
     except ValidationError as exc:
         raise BadInput(explain(exc, where)) from None
 
 
 def load_prompt(raw: bytes, where: str) -> Prompt:
     try:
-        return Prompt.model_validate_json(raw)
+        return Prompt.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise Corrupt(explain(exc, where)) from None
 
 
 def load_lifecycle(raw: bytes, where: str) -> Lifecycle:
     try:
-        return Lifecycle.model_validate_json(raw)
+        return Lifecycle.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise Corrupt(explain(exc, where)) from None
 

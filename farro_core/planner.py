@@ -8,7 +8,6 @@ runaway planner can never stall the manager's inbox for good.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
+from farro_core import bounded
 from farro_core.errors import BadInput
 
 #: Real planners call a model; give them minutes, not hours.
@@ -90,7 +90,7 @@ def run_planner(
 def parse_plan(out: bytes, shown: str = "planner", err: bytes = b"") -> list[dict[str, Any]]:
     """A plan is a JSON list of spec objects (``{"jobs": [...]}`` is accepted too)."""
     try:
-        data = json.loads(out.decode("utf-8"))
+        data = bounded.loads_json(out.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         head = out[:200].decode(errors="replace")
         raise PlannerError(

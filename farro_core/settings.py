@@ -11,10 +11,18 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
+from farro_core.bounded import loads_toml
 from farro_core.envelope import explain
 from farro_core.errors import BadInput
 from farro_core.fs import read_file
@@ -23,7 +31,7 @@ Command = list[str] | str | None
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     workers: int = Field(default=2, ge=0, le=256)
     agent: Command = None  # None: the bundled demo agent
@@ -73,7 +81,12 @@ ENV_PREFIX = "FARRO_"
 
 
 def load_settings(root: Path | None, flags: dict[str, Any] | None = None) -> Settings:
-    """Merge the three sources; raise :class:`BadInput` naming the file and key."""
+    """Merge the three sources; raise :class:`BadInput` naming the file and key.
+
+    farro.toml and flags are validated strictly (``workers = "2"`` or ``true`` is a
+    mistake to report, not to coerce); an environment variable is text by nature,
+    so it alone is converted to the field's type first.
+    """
     data: dict[str, Any] = {}
     where = "settings"
     if root is not None:
@@ -87,20 +100,31 @@ def load_settings(root: Path | None, flags: dict[str, Any] | None = None) -> Set
         if raw is not None:
             where = str(toml_path)
             try:
-                data.update(tomllib.loads(raw.decode()))
+                data.update(loads_toml(raw.decode()))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise BadInput(f"{toml_path}: invalid TOML: {exc}") from None
-    for name in Settings.model_fields:
+                raise BadInput(f"{toml_path}: invalid TOML: {_one_line(str(exc))}") from None
+            except ValueError as exc:
+                raise BadInput(f"{toml_path}: refused TOML: {exc}") from None
+    for name, info in Settings.model_fields.items():
         if name == "keys":
             continue
-        value = os.environ.get(ENV_PREFIX + name.upper())
+        var = ENV_PREFIX + name.upper()
+        value = os.environ.get(var)
         if value is not None:
-            data[name] = value
-            where = f"{where} (with {ENV_PREFIX}{name.upper()})"
+            where = f"{where} (with {var})"
+            try:
+                data[name] = TypeAdapter(cast(Any, info.annotation)).validate_strings(value)
+            except ValidationError as exc:
+                msg = _one_line(exc.errors()[0]["msg"])
+                raise BadInput(f"{where}: {name}: {msg}") from None
     for name, value in (flags or {}).items():
         if value is not None:
             data[name] = value
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, strict=True)
     except ValidationError as exc:
         raise BadInput(explain(exc, where)) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
