@@ -37,7 +37,7 @@ from farro_core.envelope import JobSpec, utcnow
 from farro_core.errors import AlreadyExists, BadInput, FarroError, QueueFull
 from farro_core.identity import host
 from farro_core.ids import derived_id
-from farro_core.planner import PLANNER_TIMEOUT_S, PlannerError, run_planner
+from farro_core.planner import PLANNER_TIMEOUT_S, PlannerCancelled, PlannerError, run_planner
 from farro_core.root import QUEUES, Root
 from farro_core.settings import Settings
 
@@ -86,7 +86,7 @@ def pending(root: Root) -> list[Path]:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            if not stat.S_ISDIR(st.st_mode):  # a FIFO or device too: rejected, never read
                 found.append((st.st_mtime, name))
     return [root.inbox / name for _, name in sorted(found)]
 
@@ -110,15 +110,50 @@ def ingest(
         if full:
             out.append(Ingested(path.name, "waiting", error=full, queue_full=True))
             break
-        result = ingest_file(
-            root, path, settings, planner_timeout_s=planner_timeout_s, cancel=cancel
-        )
+        result = _ingest_isolated(root, path, settings, planner_timeout_s, cancel)
         if result is None:
             continue
         out.append(result)
         if result.queue_full:
             break
     return out
+
+
+def _ingest_isolated(
+    root: Root,
+    path: Path,
+    settings: Settings,
+    planner_timeout_s: float,
+    cancel: threading.Event | None,
+) -> Ingested | None:
+    """:func:`ingest_file`, where nothing one file does can stop the files after it.
+
+    An error nobody foresaw rejects the file with its reason. When even that fails
+    (rejected/ cannot be written), the file stays where it is and says why: the
+    pass goes on to the next file either way.
+    """
+    try:
+        return ingest_file(root, path, settings, planner_timeout_s=planner_timeout_s, cancel=cancel)
+    except PlannerCancelled:
+        raise
+    except Exception as exc:
+        why = _one_line(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+        log.debug("inbox: %s failed", path.name, exc_info=True)
+    try:
+        return _reject(root, path, f"{path.name}: could not be processed: {why}")
+    except FileNotFoundError:
+        return None  # gone meanwhile
+    except Exception as exc:
+        return Ingested(
+            path.name,
+            "waiting",
+            error=f"{path.name}: could not be processed ({why}), nor moved to "
+            f"inbox/rejected/ ({_one_line(str(exc))}); left in inbox/",
+        )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
 
 
 def _queue_full(root: Root, settings: Settings, need: int = 1) -> str | None:

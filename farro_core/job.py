@@ -142,6 +142,24 @@ def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
     return None
 
 
+def duplicate_of(root: Root, job_id: str, dir_fd: int) -> Path | None:
+    """Another queue directory holding a job of this id (a copy put back by hand, say).
+
+    A move is one rename, so a job never shows in two queues at once: a second
+    directory of the same id is another job, and neither copy may run.
+    """
+    st = os.fstat(dir_fd)
+    for q in QUEUES:
+        candidate = root.path / q / job_id
+        try:
+            cst = os.stat(candidate, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
+            return candidate
+    return None
+
+
 # ---------------------------------------------------------------- load
 
 
@@ -541,6 +559,7 @@ def _try_claim(
                 or lc.attempt + 1 != attempt
                 or (lc.not_before and lc.not_before > now)
                 or where(root, job_id, dfd) != root.incoming / job_id
+                or duplicate_of(root, job_id, dfd) is not None  # the watchdog quarantines it
             ):
                 held.release()
                 return None

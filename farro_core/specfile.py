@@ -27,6 +27,8 @@ Format = Literal["json", "toml"]
 
 #: A request file larger than this is refused before it is parsed.
 MAX_REQUEST_BYTES = 64 << 20
+#: TOML is parsed in pure Python, so a TOML request is held to less.
+MAX_TOML_BYTES = 8 << 20
 
 
 def format_for(name: str) -> Format:
@@ -49,6 +51,8 @@ def decode(raw: bytes, name: str, fmt: Format | None = None) -> Any:
     fmt = fmt or format_for(name)
     if len(raw) > MAX_REQUEST_BYTES:
         raise BadInput(f"{name}: larger than {MAX_REQUEST_BYTES >> 20} MiB")
+    if fmt == "toml" and len(raw) > MAX_TOML_BYTES:
+        raise BadInput(f"{name}: larger than {MAX_TOML_BYTES >> 20} MiB (the limit for TOML)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
