@@ -1004,7 +1004,7 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
 
     (job_id,) = _check_ids([job_id])
     r = _open(root)
-    records = [rec for rec in audit.read(r, job_id) if rec.get("job") == job_id]
+    records, left_out = audit.tail(r, job_id)
     if not records:
         r.locate(job_id)  # NotFound when there is no such job at all
         if as_json:
@@ -1015,6 +1015,8 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
     if as_json:
         _dump_json(records)
         return
+    if left_out:
+        _out(f"({_plural(left_out, 'earlier audit line')} not shown)")
     rows = [[_clean(cell) for cell in _history_row(rec)] for rec in records]
     for line in _table(["TIME", "FROM", "TO", "ATTEMPT", "BY", "REASON"], rows, right={3}):
         _out(line)
