@@ -957,7 +957,9 @@ def logs(
 
 
 def _open_log(r: "Root", job_id: str, name: str) -> int | None:
-    """Open the log without following symlinks; the fd stays valid as the job dir moves."""
+    """Open the log as every file under a root is opened (:func:`farro_core.fs.open_read`:
+    no symlink, no FIFO, never blocking); the fd stays valid as the job dir moves."""
+    from farro_core import fs
     from farro_core.errors import Corrupt, NotFound
 
     for _ in range(3):
@@ -966,10 +968,14 @@ def _open_log(r: "Root", job_id: str, name: str) -> int | None:
         except NotFound:
             return None
         try:
-            return os.open(path / "logs" / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            return fs.open_read(None, path / "logs" / name)
         except FileNotFoundError:
             if os.path.lexists(path):
                 return None
+        except ValueError:
+            raise Corrupt(
+                f"{job_id}/logs/{name} is a symlink or not a regular file: not read"
+            ) from None
         except OSError as exc:
             raise Corrupt(f"{job_id}/logs/{name}: {exc.strerror}") from None
     return None
