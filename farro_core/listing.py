@@ -57,7 +57,7 @@ def read_row(
     except FileNotFoundError:
         return None
     except OSError:
-        return _corrupt(queue, job_id, "not a real directory")
+        return corrupt_row(queue, job_id, "not a real directory")
     try:
         try:
             lc = fs.read_json_at(dfd, "job.json")
@@ -77,10 +77,10 @@ def read_row(
             return (
                 None
                 if not os.path.lexists(root.path / queue / job_id)
-                else _corrupt(queue, job_id, "missing job.json or prompt.json")
+                else corrupt_row(queue, job_id, "missing job.json or prompt.json")
             )
         except (ValueError, TypeError, OSError) as exc:
-            return _corrupt(queue, job_id, " ".join(str(exc).split()))
+            return corrupt_row(queue, job_id, " ".join(str(exc).split()))
     finally:
         os.close(dfd)
 
@@ -149,7 +149,8 @@ def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
     )
 
 
-def _corrupt(queue: str, job_id: str, why: str) -> JobRow:
+def corrupt_row(queue: str, job_id: str, why: str) -> JobRow:
+    """The row of a job that cannot be read (``why`` says what is wrong)."""
     return JobRow(
         id=job_id,
         queue=queue,
