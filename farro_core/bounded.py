@@ -77,34 +77,46 @@ def loads_toml(
 
 def check(data: Any, *, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> None:
     """Refuse a tree nested deeper than ``max_depth``, holding more than ``max_items``
-    values, a non-finite float, or a string (or key) with a lone surrogate."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    values, a non-finite float, or a string (or key) with a lone surrogate. The reason
+    names where (``labels.k: number inf is not finite``)."""
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(data, 1, ())]
     items = 0
     while stack:
-        value, depth = stack.pop()
+        value, depth, path = stack.pop()
         items += 1
         if items > max_items:
             raise Unbounded(f"more than {max_items} items")
         if isinstance(value, str):
-            _check_text(value)
+            _check_text(value, path)
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise Unbounded(f"number {value} is not finite")
+                raise Unbounded(f"{_where(path)}number {value} is not finite")
         elif isinstance(value, dict | list):
             if depth >= max_depth:
-                raise Unbounded(f"nested deeper than {max_depth} levels")
+                raise Unbounded(f"{_where(path)}nested deeper than {max_depth} levels")
             if isinstance(value, dict):
                 for key, item in value.items():
                     if isinstance(key, str):
-                        _check_text(key)
-                    stack.append((item, depth + 1))
+                        _check_text(key, path)
+                    stack.append((item, depth + 1, (*path, key)))
             else:
-                stack.extend((item, depth + 1) for item in value)
+                stack.extend((item, depth + 1, (*path, i)) for i, item in enumerate(value))
 
 
-def _check_text(text: str) -> None:
+def _where(path: tuple[str | int, ...]) -> str:
+    """``a.b.0: `` for a short, printable path; nothing for the top level."""
+    if not path:
+        return ""
+    text = ".".join(str(p) for p in path[:6]) + (".…" if len(path) > 6 else "")
+    if len(text) > 80 or not text.isprintable() or _SURROGATE.search(text):
+        return ""
+    return f"{text}: "
+
+
+def _check_text(text: str, path: tuple[str | int, ...]) -> None:
     found = _SURROGATE.search(text)
     if found is not None:
         raise Unbounded(
-            f"a string holds a lone surrogate (\\u{ord(found.group()):04x}), which is not text"
+            f"{_where(path)}a string holds a lone surrogate (\\u{ord(found.group()):04x}), "
+            "which is not text"
         )
