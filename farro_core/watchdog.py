@@ -66,7 +66,7 @@ class Watchdog:
         self.root = root
         self.settings = settings or root.settings
         self._incoming_seen: dict[str, _StatKey] = {}
-        self._failing: dict[str, str] = {}  # job id -> why, as last logged
+        self._failing: dict[str, str] = {}  # job id -> why, as logged
 
     def sweep(self, now: float | None = None) -> SweepReport:
         """One pass: stale-marking in active/ and incoming/, then the stale policy.
@@ -97,13 +97,14 @@ class Watchdog:
     def _isolated(
         self, job_id: str, report: SweepReport, fn: Callable[..., None], *args: Any
     ) -> None:
-        """Run ``fn(*args)`` for one job; a failure is that job's, logged once while it lasts."""
+        """Run ``fn(*args)`` for one job; a failure is that job's, logged once until a sweep
+        handles the job again."""
         try:
             fn(*args)
         except Exception as exc:
             why = " ".join((str(exc) or type(exc).__name__).split())[:500]
             report.failed.append((job_id, why))
-            if self._failing.get(job_id) != why:
+            if job_id not in self._failing:  # not again while it lasts (a temp name varies)
                 log.error("job %s: the watchdog cannot handle it: %s", job_id, why)
                 self._failing[job_id] = why
 
