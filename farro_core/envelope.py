@@ -355,6 +355,8 @@ def parse_spec(data: Any, where: str = "spec") -> JobSpec:
         bounded.check(data)
     except bounded.Unbounded as exc:
         raise BadInput(f"{where}: {exc}") from None
+    if _has_nul(data):  # before any field's own check, so the reason is always this one
+        raise BadInput(f"{where}: a job spec may not contain NUL characters")
     try:
         return JobSpec.model_validate(data, strict=True)
     except ValidationError as exc:
