@@ -19,7 +19,7 @@ from farro_core import audit, job
 from farro_core.root import Root
 from farro_core.transitions import Status
 
-from .helpers import Headless, make_root, status_is, wait_for, wait_until
+from .helpers import Headless, make_root, status_is, terminal_commits, wait_for, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -76,6 +76,7 @@ def test_a_finished_job_copied_back_into_incoming_is_quarantined_not_run(
     wait_until(lambda: len(root.ids("done")) == 1, "the job ran")
     [job_id] = root.ids("done")
     done = wait_for(lambda: status_is(root, job_id, Status.SUCCEEDED), "succeeded")
+    wait_until(lambda: terminal_commits(root, job_id), "its commit audited")  # after its move
     before = (done.path / "job.json").read_bytes()
     lines = len(list(audit.read(root, job_id)))
 
