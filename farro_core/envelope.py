@@ -223,12 +223,31 @@ class Claim(_Strict):
     claimed_at: datetime
 
 
+def storable(text: str) -> str:
+    """``text`` with any lone surrogate replaced (U+FFFD), so job.json can hold it.
+
+    A file name that is not UTF-8 reaches Python as lone surrogates
+    (``surrogateescape``); such a string cannot be written as JSON, and a result
+    holding one would make its commit fail.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
 class RubricVerdict(_Strict):
     id: str
     passed: bool | None  # None: no runnable check (ungraded)
     required: bool = True
     exit_code: int | None = None
     output_tail: str = ""
+
+    @field_validator("output_tail")
+    @classmethod
+    def _storable(cls, v: str) -> str:
+        return storable(v)
 
 
 class Result(_Strict):
@@ -246,6 +265,23 @@ class Result(_Strict):
     base_commit: str | None = None
     report: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+
+    @field_validator("violations")
+    @classmethod
+    def _storable_paths(cls, v: list[str]) -> list[str]:
+        return [storable(p) for p in v]
+
+    @field_validator("error")
+    @classmethod
+    def _storable_error(cls, v: str | None) -> str | None:
+        return None if v is None else storable(v)
+
+    @field_validator("report")
+    @classmethod
+    def _bounded_report(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """The runner bounds an agent's report when it reads it; this is the backstop."""
+        bounded.check(v, max_depth=16)
+        return v
 
 
 class Lifecycle(_Strict):
@@ -273,7 +309,7 @@ class Lifecycle(_Strict):
     @field_validator("reason")
     @classmethod
     def _one_line(cls, v: str) -> str:
-        return " ".join(v.split())[:500]
+        return storable(" ".join(v.split())[:500])
 
     @model_validator(mode="after")
     def _consistent(self) -> Lifecycle:
