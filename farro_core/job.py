@@ -375,7 +375,9 @@ def unfinished_batches(root: Root) -> list[str]:
     out = []
     for name in _intents(os.listdir(root.tmp)):
         try:
-            fd = os.open(root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(
+                root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+            )
         except OSError:
             continue
         try:
@@ -642,7 +644,15 @@ def heartbeat_age(path: Path, now: float) -> float | None:
 
 
 def _touch(dfd: int, name: str) -> None:
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    """Bump ``name``'s mtime. ``O_NONBLOCK``: a FIFO planted there is refused, never waited
+    on (as a symlink or a directory is): :class:`Corrupt`, so the job is left to fsck."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(name, flags, 0o600, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ELOOP, errno.EISDIR):
+            raise Corrupt(f"{name} is not a regular file ({exc.strerror})") from None
+        raise
     try:
         os.utime(fd)
     finally:
