@@ -137,7 +137,7 @@ def _ingest_isolated(
     except PlannerCancelled:
         raise
     except Exception as exc:
-        why = _one_line(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+        why = _why(exc)
         log.debug("inbox: %s failed", path.name, exc_info=True)
     try:
         return _reject(root, path, f"{path.name}: could not be processed: {why}")
@@ -148,12 +148,17 @@ def _ingest_isolated(
             path.name,
             "waiting",
             error=f"{path.name}: could not be processed ({why}), nor moved to "
-            f"inbox/rejected/ ({_one_line(str(exc))}); left in inbox/",
+            f"inbox/rejected/ ({_why(exc)}); left in inbox/",
         )
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:500]
+def _why(exc: BaseException) -> str:
+    """One line, the same each time the same thing fails (no temp file names), so the
+    manager says it once."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = " ".join(str(exc).split())[:500]
+    return text or type(exc).__name__
 
 
 def _queue_full(root: Root, settings: Settings, need: int = 1) -> str | None:

@@ -14,13 +14,14 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from farro_core import audit, job
+from farro_core import audit, inbox, job, specfile
 from farro_core.identity import WorkerIdentity
 from farro_core.locks import CLAIMS
 from farro_core.root import Root
@@ -121,6 +122,57 @@ def test_a_wrongly_typed_job_json_is_a_corrupt_row_and_ls_recovers_once_fixed(
         for r in json.loads(farro("ls", "--root", str(root.path), "--json").stdout)
     }
     assert rows == {good.id: "queued", bad.id: "queued"}
+
+
+# ---------------------------------------------------------------- the inbox
+
+
+def _drop(root: Root, name: str, data: bytes, age: float) -> None:
+    path = root.inbox / name
+    path.write_bytes(data)
+    old = time.time() - age  # past the grace given to files still being written
+    os.utime(path, (old, old))
+
+
+def test_an_inbox_file_that_cannot_even_be_rejected_waits_and_the_next_is_taken(
+    root: Root,
+) -> None:
+    _drop(root, "a-bad.json", b"{", age=60)
+    _drop(root, "b-good.json", b'{"prompt": "fine"}', age=59)
+    with immutable(root.rejected):  # rejected/ takes nothing: the bad file cannot move
+        first = inbox.ingest(root)
+        again = inbox.ingest(root)
+    assert [(r.name, r.outcome) for r in first] == [
+        ("a-bad.json", "waiting"),
+        ("b-good.json", "accepted"),
+    ]
+    assert "nor moved to inbox/rejected/" in (first[0].error or "")
+    assert [(r.name, r.outcome) for r in again] == [("a-bad.json", "waiting")]
+    assert first[0].describe() == again[0].describe()  # the manager logs it once
+    assert [(r.name, r.outcome) for r in inbox.ingest(root)] == [("a-bad.json", "rejected")]
+
+
+def test_an_unforeseen_error_rejects_that_file_and_the_pass_goes_on(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = specfile.validate
+
+    def fails_on_one(specs: list[dict[str, object]], name: str) -> object:
+        if name == "a-trips.json":
+            raise KeyError("a bug nobody foresaw")  # injected: every real one is handled
+        return real(specs, name)
+
+    monkeypatch.setattr(specfile, "validate", fails_on_one)
+    _drop(root, "a-trips.json", b'{"prompt": "x"}', age=60)
+    _drop(root, "b-good.json", b'{"prompt": "fine"}', age=59)
+    results = inbox.ingest(root)
+    assert [(r.name, r.outcome) for r in results] == [
+        ("a-trips.json", "rejected"),
+        ("b-good.json", "accepted"),
+    ]
+    note = (root.rejected / "a-trips.json.error.txt").read_text()
+    assert note.startswith("a-trips.json: could not be processed: 'a bug nobody foresaw'")
+    assert inbox.ingest(root) == []
 
 
 # ---------------------------------------------------------------- the watchdog
