@@ -52,6 +52,7 @@ def assert_one_line(r: Ran) -> None:
     assert r.err.endswith("\n") and r.err.count("\n") == 1, repr(r.err)
     assert r.err.startswith("farro: "), r.err
     assert "Traceback" not in r.err and "Error:" not in r.err
+    assert "internal error" not in r.err
 
 
 def state(root: Root) -> tuple[list[str], list[str], bytes]:
