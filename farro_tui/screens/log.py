@@ -165,8 +165,8 @@ class LogScreen(Screen[None]):
                 os.close(fd)
         except FileNotFoundError:
             error = ""
-        except (OSError, ValueError) as exc:
-            error = " ".join(str(exc).split())
+        except Exception as exc:  # never left unanswered: the pane would stop tailing
+            error = " ".join(str(exc).split()) or type(exc).__name__
         with contextlib.suppress(RuntimeError):  # the app is gone (quit while reading)
             self.app.call_from_thread(self._got, path, offset, size, data, error)
 
