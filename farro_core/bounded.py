@@ -22,7 +22,7 @@ from typing import Any
 #: deeper than any FARRO document needs; far below every recursion limit
 MAX_DEPTH = 32
 #: strings, numbers, lists and objects in one document
-MAX_ITEMS = 200_000
+MAX_ITEMS = 1_000_000
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

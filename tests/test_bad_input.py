@@ -228,7 +228,7 @@ SPEC_FILES: list[tuple[str, str, bytes]] = [
     ("toml-minus-inf-rubric", "a.toml", b'prompt = "x"\n[[rubric]]\nid = "r"\ntimeout_s = -inf\n'),
     ("toml-1e309", "a.toml", b'prompt = "x"\ntimeout_s = 1e309\n'),
     # size and item counts
-    ("json-too-many-items", "a.json", b'{"prompt": "x", "labels": [' + b"0," * 250_000 + b"0]}"),
+    ("json-too-many-items", "a.json", b'{"prompt": "x", "labels": [' + b"0," * 1_100_000 + b"0]}"),
     ("toml-over-8mib", "a.toml", b'prompt = "' + b"x" * (9 << 20) + b'"\n'),
 ]
 
