@@ -31,13 +31,6 @@ class Unbounded(ValueError):
     """A document beyond FARRO's bounds; ``str()`` is one line saying which."""
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise Unbounded(f"number {text[:40]} is not finite")
-    return value
-
-
 def _no_constant(name: str) -> Any:
     raise Unbounded(f"{name} is not valid JSON (numbers must be finite)")
 
@@ -53,7 +46,6 @@ def loads_json(
     try:
         data = json.loads(
             text,
-            parse_float=_finite,
             parse_constant=_no_constant,
             object_pairs_hook=object_pairs_hook,
         )
