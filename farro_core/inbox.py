@@ -17,6 +17,10 @@ reuses that plan instead of asking a (possibly non-deterministic) planner again.
 
 Nothing is deleted: good files go to ``inbox/accepted/``, bad ones to
 ``inbox/rejected/`` beside ``NAME.error.txt``; both keep a unique name.
+
+One file never stops the others: whatever goes wrong with it (even an error
+nobody foresaw) rejects that file, and the pass goes on to the next. A FIFO or
+device named like a request is rejected unread.
 """
 
 from __future__ import annotations

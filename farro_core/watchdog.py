@@ -7,7 +7,10 @@ alive but hung (SIGSTOP, a deadlock) keeps its lock and stops touching
 revision check then refuses that worker's late commit (the fencing).
 
 Every move goes through :func:`farro_core.job.commit`, so the transition table
-decides what is legal and a job that moved on meanwhile is left alone.
+decides what is legal and a job that moved on meanwhile is left alone. A job the
+sweep cannot handle (a directory it cannot write) is reported by name, logged
+once, and the sweep goes on with the others. A copy in incoming/ of a job id that
+active/ or done/ holds too is quarantined (claim never takes one).
 
 Crash after claim step 3: the job is in-progress but still in incoming/. Reading
 every job.json in incoming/ each sweep would cost a parse per queued job, so the
