@@ -161,8 +161,10 @@ def _check_entry(
             # job), it is no duplicate. The later sighting is the newer one.
             seen[name] = (path, lc, ident)
             return
-        loser, keep = (path, other_path) if lc.revision <= other.revision else (other_path, path)
-        detail = f"also in {_rel(root, keep)}; keeping the higher revision"
+        # queues are scanned incoming/, active/, done/: on a tie the later queue is kept,
+        # as the watchdog does (a copy put back into incoming/ must never run again)
+        loser, keep = (other_path, path) if lc.revision >= other.revision else (path, other_path)
+        detail = f"also in {_rel(root, keep)}; keeping the higher revision (or the later queue)"
         if loser == other_path:
             seen[name] = (path, lc, ident)
         out.append(_quarantine(root, loser, "duplicate", detail, repair))
