@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from farro_core import fs
+from farro_core.bounded import loads_json
 from farro_core.envelope import Lifecycle, utcnow
 from farro_core.root import Root
 
@@ -74,20 +77,64 @@ def append(root: Root, rec: dict[str, Any]) -> None:
         os.close(fd)
 
 
+#: an audit record is a few hundred bytes; a longer "line" is damage, skipped unread
+MAX_LINE = 64 << 10
+_CHUNK = 1 << 20
+
+
 def read(root: Root, job: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every record (of one job), oldest first; a torn last line is skipped."""
+    """Every record (of one job), oldest first, in bounded memory whatever the file holds.
+
+    A torn last line, a line that is not a bounded JSON object, and a line longer
+    than :data:`MAX_LINE` (a file of zeros, say) are skipped. The log is opened as
+    every file under a root is (:func:`farro_core.fs.open_read`): a FIFO or a
+    symlink in its place is not read.
+    """
     needle = f'"job":"{job}"'.encode() if job else None
     try:
-        fd = os.open(root.audit_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = fs.open_read(None, root.audit_file)
     except FileNotFoundError:
         return
-    with os.fdopen(fd, "rb") as fh:
-        for line in fh:
+    except ValueError:
+        return  # not a regular file: fsck and the operator see it, readers see no history
+    try:
+        for line in _lines(fd):
             if needle is not None and needle not in line:
                 continue
             try:
-                rec = json.loads(line)
+                rec = loads_json(line)
             except ValueError:
                 continue
             if isinstance(rec, dict):
                 yield rec
+    finally:
+        os.close(fd)
+
+
+def tail(root: Root, job: str, limit: int = 10_000) -> tuple[list[dict[str, Any]], int]:
+    """The last ``limit`` records of one job, and how many earlier ones were left out:
+    a log however long is shown in bounded memory."""
+    kept: deque[dict[str, Any]] = deque(maxlen=limit)
+    total = 0
+    for rec in read(root, job):
+        if rec.get("job") == job:
+            kept.append(rec)
+            total += 1
+    return list(kept), total - len(kept)
+
+
+def _lines(fd: int) -> Iterator[bytes]:
+    """Complete lines of at most :data:`MAX_LINE` bytes, read a chunk at a time."""
+    buf = b""
+    skipping = False  # inside an overlong line: drop bytes up to its newline
+    while chunk := os.read(fd, _CHUNK):
+        buf += chunk
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            if not skipping:
+                yield buf[start:end]
+            skipping = False
+            start = end + 1
+        buf = buf[start:]
+        if len(buf) > MAX_LINE:
+            buf, skipping = b"", True

@@ -1156,7 +1156,9 @@ def logs(
 
 
 def _open_log(r: "Root", job_id: str, name: str) -> int | None:
-    """Open the log without following symlinks; the fd stays valid as the job dir moves."""
+    """Open the log as every file under a root is opened (:func:`farro_core.fs.open_read`:
+    no symlink, no FIFO, never blocking); the fd stays valid as the job dir moves."""
+    from farro_core import fs
     from farro_core.errors import Corrupt, NotFound
 
     for _ in range(3):
@@ -1165,10 +1167,14 @@ def _open_log(r: "Root", job_id: str, name: str) -> int | None:
         except NotFound:
             return None
         try:
-            return os.open(path / "logs" / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            return fs.open_read(None, path / "logs" / name)
         except FileNotFoundError:
             if os.path.lexists(path):
                 return None
+        except ValueError:
+            raise Corrupt(
+                f"{job_id}/logs/{name} is a symlink or not a regular file: not read"
+            ) from None
         except OSError as exc:
             raise Corrupt(f"{job_id}/logs/{name}: {exc.strerror}") from None
     return None
@@ -1203,7 +1209,7 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
 
     (job_id,) = _check_ids([job_id])
     r = _open(root)
-    records = [rec for rec in audit.read(r, job_id) if rec.get("job") == job_id]
+    records, left_out = audit.tail(r, job_id)
     if not records:
         r.locate(job_id)  # NotFound when there is no such job at all
         if as_json:
@@ -1214,6 +1220,8 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
     if as_json:
         _dump_json(records)
         return
+    if left_out:
+        _out(f"({_plural(left_out, 'earlier audit line')} not shown)")
     rows = [[visible(cell) for cell in _history_row(rec)] for rec in records]
     for line in _table(["TIME", "FROM", "TO", "ATTEMPT", "BY", "REASON"], rows, right={3}):
         _out(line)
@@ -1331,7 +1339,6 @@ def _state_key(item: tuple[str, int]) -> int:
 @app.command()
 def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Counts per status, the oldest queued job, workers and manager."""
-    import json
     import time
 
     from farro_core import fs, locks
@@ -1343,21 +1350,15 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     max_queued = settings.max_queued
     counts = dict.fromkeys((*STATUSES, "corrupt"), 0)
     oldest: float | None = None
-    for queue in ("incoming", "active", "done"):
-        for job_id in r.ids(queue):
-            try:
-                lc = json.loads(fs.read_file(r.path / queue / job_id / "job.json"))
-                status = str(lc["status"])
-            except (OSError, ValueError, KeyError, TypeError):
-                status = "corrupt"
-                lc = {}
-            if status not in counts:
-                status = "corrupt"
-            counts[status] += 1
-            if status == "queued":
-                ts = _parse_ts(lc.get("created_at"))
-                if ts is not None and (oldest is None or ts < oldest):
-                    oldest = ts
+    from farro_core.listing import scan
+
+    for row in scan(r):  # type-checked rows: a wrongly typed job.json counts as corrupt
+        status = row.status if row.status in counts else "corrupt"
+        counts[status] += 1
+        if status == "queued":
+            ts = _parse_ts(row.created_at)
+            if ts is not None and (oldest is None or ts < oldest):
+                oldest = ts
     now = time.time()
     workers = worker_files(r)
     manager_json = r.run / "manager.json"

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from farro_core import bounded
 from farro_core.errors import BadInput, Corrupt
 from farro_core.globs import check_glob
 from farro_core.ids import ID_PATTERN
@@ -61,9 +62,15 @@ def check_schema_version(value: str) -> str:
 
 
 class _Strict(BaseModel):
-    """Unknown fields are refused: a typo must never silently drop a setting."""
+    """Unknown fields are refused: a typo must never silently drop a setting.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Numbers must be finite: an infinite timeout would serialise as JSON no reader
+    accepts, and the job would be corrupt from birth. Everything read from outside
+    is validated in strict mode too (no ``"3"`` for 3, no ``true`` for 1), see
+    :func:`parse_spec`, :func:`load_prompt` and :func:`load_lifecycle`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RubricItem(_Strict):
@@ -132,13 +139,16 @@ class _JobFields(_Strict):
     def _allowed(cls, v: list[str]) -> list[str]:
         return [check_glob(p) for p in v]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        """NUL can reach neither argv, env nor a file name intact: refuse it anywhere."""
-        if _has_nul(data):
+    @model_validator(mode="after")
+    def _no_nul(self) -> _JobFields:
+        """NUL can reach neither argv, env nor a file name intact: refuse it anywhere.
+
+        An after-validator: a before-validator would make strict JSON validation
+        see Python objects, and refuse every datetime string in prompt.json.
+        """
+        if _has_nul(self.model_dump(mode="python")):
             raise ValueError("a job spec may not contain NUL characters")
-        return data
+        return self
 
     @field_validator("workspace")
     @classmethod
@@ -225,6 +235,20 @@ class Claim(_Strict):
     claimed_at: datetime
 
 
+def storable(text: str) -> str:
+    """``text`` with any lone surrogate replaced (U+FFFD), so job.json can hold it.
+
+    A file name that is not UTF-8 reaches Python as lone surrogates
+    (``surrogateescape``); such a string cannot be written as JSON, and a result
+    holding one would make its commit fail.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
 class RubricVerdict(_Strict):
     id: str
     passed: bool | None  # None: no runnable check (ungraded)
@@ -233,6 +257,11 @@ class RubricVerdict(_Strict):
     state: Literal["passed", "failed", "error", "timed_out", "ungraded"] | None = None
     exit_code: int | None = None
     output_tail: str = ""
+
+    @field_validator("output_tail")
+    @classmethod
+    def _storable(cls, v: str) -> str:
+        return storable(v)
 
 
 class Result(_Strict):
@@ -251,6 +280,23 @@ class Result(_Strict):
     work: Work | None = None
     report: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+
+    @field_validator("violations")
+    @classmethod
+    def _storable_paths(cls, v: list[str]) -> list[str]:
+        return [storable(p) for p in v]
+
+    @field_validator("error")
+    @classmethod
+    def _storable_error(cls, v: str | None) -> str | None:
+        return None if v is None else storable(v)
+
+    @field_validator("report")
+    @classmethod
+    def _bounded_report(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """The runner bounds an agent's report when it reads it; this is the backstop."""
+        bounded.check(v, max_depth=16)
+        return v
 
 
 class Lifecycle(_Strict):
@@ -278,7 +324,7 @@ class Lifecycle(_Strict):
     @field_validator("reason")
     @classmethod
     def _one_line(cls, v: str) -> str:
-        return " ".join(v.split())[:500]
+        return storable(" ".join(v.split())[:500])
 
     @model_validator(mode="after")
     def _consistent(self) -> Lifecycle:
@@ -329,14 +375,27 @@ def dump(model: BaseModel) -> bytes:
 def explain(exc: ValidationError, where: str = "") -> str:
     """One line naming every field pydantic refused and why."""
     parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
+    errors = exc.errors()
+    for err in errors[:_MAX_EXPLAINED]:
+        loc = ".".join(_loc(x) for x in err["loc"]) or "(top level)"
+        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         parts.append(f"{loc}: {msg}")
+    if len(errors) > _MAX_EXPLAINED:
+        parts.append(f"and {len(errors) - _MAX_EXPLAINED} more")
     prefix = f"{where}: " if where else ""
     return prefix + "; ".join(parts)
+
+
+_MAX_EXPLAINED = 8
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _loc(part: str | int) -> str:
+    """A field name as is; a key from the input (a label, say) quoted, so it stays one line."""
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else ascii(text)
 
 
 def parse_spec(data: Any, where: str = "spec") -> JobSpec:
@@ -344,21 +403,27 @@ def parse_spec(data: Any, where: str = "spec") -> JobSpec:
     if not isinstance(data, dict):
         raise BadInput(f"{where}: a job spec must be an object, not {type(data).__name__}")
     try:
-        return JobSpec.model_validate(data)
+        bounded.check(data)
+    except bounded.Unbounded as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    if _has_nul(data):  # before any field's own check, so the reason is always this one
+        raise BadInput(f"{where}: a job spec may not contain NUL characters")
+    try:
+        return JobSpec.model_validate(data, strict=True)
     except ValidationError as exc:
         raise BadInput(explain(exc, where)) from None
 
 
 def load_prompt(raw: bytes, where: str) -> Prompt:
     try:
-        return Prompt.model_validate_json(raw)
+        return Prompt.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise Corrupt(explain(exc, where)) from None
 
 
 def load_lifecycle(raw: bytes, where: str) -> Lifecycle:
     try:
-        return Lifecycle.model_validate_json(raw)
+        return Lifecycle.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise Corrupt(explain(exc, where)) from None
 

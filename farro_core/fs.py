@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from farro_core.bounded import MAX_DEPTH, loads_json
 from farro_core.errors import AlreadyExists, DurabilityError, RootError
 
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -101,27 +102,49 @@ def write_json(path: Path, body: Any, *, indent: int | None = None, durable: boo
     write_file(path, (json.dumps(body, indent=indent) + "\n").encode(), durable=durable)
 
 
-def read_at(dir_fd: int | None, name: str | Path, limit: int = 16 << 20) -> bytes:
-    """Read a regular file without following a symlink; refuse anything else.
+def open_read(dir_fd: int | None, name: str | Path) -> int:
+    """Open a regular file for reading: the one way FARRO opens a file under a root.
 
-    Raises ``FileNotFoundError`` when absent and ``ValueError`` with a reason when
-    the entry is a symlink, not a regular file, or larger than ``limit``.
+    No symlink is followed (``O_NOFOLLOW``), the open never blocks (``O_NONBLOCK``:
+    a planted FIFO would otherwise hang the reader until a writer came), and
+    anything but a regular file is refused after ``fstat``. Raises
+    ``FileNotFoundError`` when absent and ``ValueError`` with a reason otherwise.
     """
     try:
         fd = os.open(name, O_READ, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ValueError(f"{name} is a symlink") from exc
+        if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+            raise ValueError(f"{name} is not a regular file") from exc
         raise
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError(f"{name} is not a regular file")
-        if st.st_size > limit:
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_at(dir_fd: int | None, name: str | Path, limit: int = 16 << 20) -> bytes:
+    """Read a regular file opened by :func:`open_read`, refusing one larger than ``limit``.
+
+    Raises ``FileNotFoundError`` when absent and ``ValueError`` with a reason when
+    the entry is a symlink, not a regular file, or larger than ``limit`` (also when
+    it grows past ``limit`` while being read).
+    """
+    fd = open_read(dir_fd, name)
+    try:
+        if os.fstat(fd).st_size > limit:
             raise ValueError(f"{name} is larger than {limit} bytes")
         chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        total = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
             chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise ValueError(f"{name} is larger than {limit} bytes")
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -131,13 +154,20 @@ def read_file(path: Path, limit: int = 16 << 20) -> bytes:
     return read_at(None, path, limit)
 
 
-def read_json_at(dir_fd: int | None, name: str | Path, limit: int = 16 << 20) -> Any:
-    """Parse a JSON file read as :func:`read_at` does; ``ValueError`` when it is not JSON."""
-    return json.loads(read_at(dir_fd, name, limit))
+def read_json_at(
+    dir_fd: int | None, name: str | Path, limit: int = 16 << 20, max_depth: int = MAX_DEPTH
+) -> Any:
+    """Parse a JSON file read as :func:`read_at` does, within :mod:`farro_core.bounded`'s
+    bounds; ``ValueError`` with a reason when it is not JSON or beyond them."""
+    raw = read_at(dir_fd, name, limit)
+    try:
+        return loads_json(raw, max_depth=max_depth)
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not UTF-8 text") from None
 
 
-def read_json(path: Path, limit: int = 16 << 20) -> Any:
-    return read_json_at(None, path, limit)
+def read_json(path: Path, limit: int = 16 << 20, max_depth: int = MAX_DEPTH) -> Any:
+    return read_json_at(None, path, limit, max_depth)
 
 
 _RENAME_NOREPLACE = 1

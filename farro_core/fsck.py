@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ TMP_MAX_AGE_S = 3600.0
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # misplaced, stale, corrupt, duplicate, leftover, symlink, unaudited, tmp
+    kind: str  # misplaced, stale, corrupt, duplicate, leftover, symlink, unaudited, tmp, error
     path: str  # relative to the root
     detail: str
     action: str  # what repair did (or would do)
@@ -40,10 +41,12 @@ class Finding:
 
 
 def fsck(root: Root, *, repair: bool = False, now: float | None = None) -> list[Finding]:
+    """Every finding; a job that cannot be handled is an ``error`` finding naming it,
+    never the end of the pass."""
     now = time.time() if now is None else now
     out: list[Finding] = []
     out += _check_tmp(root, repair, now)
-    jobs = _check_queues(root, repair, out, _audited(root))
+    jobs = _check_queues(root, repair, out, _audit_index(root, _known_ids(root))[0])
     out += _check_audit(root, repair, jobs)
     return out
 
@@ -76,7 +79,10 @@ def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
             for name in job.unfinished_batches(root)
         ]
     for path, detail in tmp_leftovers(root, now):
-        out.append(_quarantine(root, path, "tmp", detail, repair))
+        try:
+            out.append(_quarantine(root, path, "tmp", detail, repair))
+        except Exception as exc:
+            out.append(_failed(root, path, exc, repair))
     return out
 
 
@@ -104,38 +110,66 @@ def _check_queues(
     for q in QUEUES:
         for entry in list(os.scandir(root.path / q)):
             path = Path(entry.path)
-            if not ID_PATTERN.fullmatch(entry.name):
-                out.append(_quarantine(root, path, "corrupt", "name is not a job id", repair))
-                continue
             try:
-                lc, ident = _read_job(path)
-            except _Moved:
-                continue  # a live job moved on between the listing and the read
-            except Corrupt as exc:
-                out.append(_quarantine(root, path, "corrupt", str(exc), repair))
-                continue
-            out += _leftovers(root, path, repair)
-            if entry.name in seen:
-                other_path, other, other_ident = seen[entry.name]
-                if other_ident == ident:
-                    # one directory seen in two queues: it moved during the pass (a live
-                    # job), it is no duplicate. The later sighting is the newer one.
-                    seen[entry.name] = (path, lc, ident)
-                    continue
-                loser, keep = (
-                    (path, other_path) if lc.revision <= other.revision else (other_path, path)
-                )
-                detail = f"also in {_rel(root, keep)}; keeping the higher revision"
-                out.append(_quarantine(root, loser, "duplicate", detail, repair))
-                if loser == other_path:
-                    seen[entry.name] = (path, lc, ident)
-                continue
-            seen[entry.name] = (path, lc, ident)
+                _check_entry(root, path, repair, out, seen)
+            except Exception as exc:
+                out.append(_failed(root, path, exc, repair))
     jobs: dict[str, Lifecycle] = {}
     for job_id, (path, lc, _) in seen.items():
         if not repair or os.path.lexists(path):
-            jobs[job_id] = _check_job(root, path, lc, repair, out, audited)
+            try:
+                jobs[job_id] = _check_job(root, path, lc, repair, out, audited)
+            except Exception as exc:
+                out.append(_failed(root, path, exc, repair))
+                jobs[job_id] = lc
     return jobs
+
+
+def _failed(root: Root, path: Path, exc: Exception, repair: bool) -> Finding:
+    """A job fsck could not handle (a directory it cannot write, say): named, and the
+    pass goes on with the others."""
+    why = " ".join((str(exc) or type(exc).__name__).split())[:500]
+    action = "not repaired" if repair else "not fully checked"
+    return Finding("error", _rel(root, path), f"could not be handled: {why}", action)
+
+
+def _check_entry(
+    root: Root,
+    path: Path,
+    repair: bool,
+    out: list[Finding],
+    seen: dict[str, tuple[Path, Lifecycle, tuple[int, int]]],
+) -> None:
+    """One entry of a queue directory: quarantined when it is no readable job, else noted
+    in ``seen`` (the lower revision of two directories of one id is quarantined)."""
+    name = path.name
+    if not ID_PATTERN.fullmatch(name):
+        out.append(_quarantine(root, path, "corrupt", "name is not a job id", repair))
+        return
+    try:
+        lc, ident = _read_job(path)
+    except _Moved:
+        return  # a live job moved on between the listing and the read
+    except Corrupt as exc:
+        out.append(_quarantine(root, path, "corrupt", str(exc), repair))
+        return
+    out += _leftovers(root, path, repair)
+    if name in seen:
+        other_path, other, other_ident = seen[name]
+        if other_ident == ident:
+            # one directory seen in two queues: it moved during the pass (a live
+            # job), it is no duplicate. The later sighting is the newer one.
+            seen[name] = (path, lc, ident)
+            return
+        # queues are scanned incoming/, active/, done/: on a tie the later queue is kept,
+        # as the watchdog does (a copy put back into incoming/ must never run again)
+        loser, keep = (other_path, path) if lc.revision >= other.revision else (path, other_path)
+        detail = f"also in {_rel(root, keep)}; keeping the higher revision (or the later queue)"
+        if loser == other_path:
+            seen[name] = (path, lc, ident)
+        out.append(_quarantine(root, loser, "duplicate", detail, repair))
+        return
+    seen[name] = (path, lc, ident)
 
 
 class _Moved(Exception):
@@ -323,70 +357,93 @@ def _move_locked(root: Root, path: Path, lc: Lifecycle) -> bool:
         os.close(dfd)
 
 
-def _audited(root: Root) -> dict[str, int]:
-    """The highest revision the audit log records for each job."""
-    audited: dict[str, int] = {}
-    for rec in audit.read(root):
-        jid, rev = rec.get("job"), rec.get("revision")
-        if isinstance(jid, str) and isinstance(rev, int):
-            audited[jid] = max(audited.get(jid, 0), rev)
-    return audited
+#: revisions above this are not tracked one by one (no real job gets near it)
+_MAX_TRACKED_REVISION = 100_000
 
 
-def _audited_revisions(root: Root) -> dict[str, set[int]]:
-    """Every revision the audit log records, per job."""
-    revs: dict[str, set[int]] = {}
+def _audit_index(root: Root, known: Collection[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """For each job in ``known``: the highest revision the audit log records, and a bit
+    mask of every revision it records. One streaming pass; memory grows with the jobs
+    under the root, never with the size of the log."""
+    highest: dict[str, int] = {}
+    masks: dict[str, int] = {}
     for rec in audit.read(root):
         jid, rev = rec.get("job"), rec.get("revision")
-        if isinstance(jid, str) and isinstance(rev, int):
-            revs.setdefault(jid, set()).add(rev)
-    return revs
+        if jid not in known or type(rev) is not int or rev < 1:
+            continue
+        assert isinstance(jid, str)
+        highest[jid] = max(highest.get(jid, 0), rev)
+        if rev <= _MAX_TRACKED_REVISION:
+            masks[jid] = masks.get(jid, 0) | (1 << rev)
+    return highest, masks
+
+
+def _known_ids(root: Root) -> set[str]:
+    return {job_id for q in QUEUES for job_id in root.ids(q)}
 
 
 def _check_audit(root: Root, repair: bool, jobs: dict[str, Lifecycle]) -> list[Finding]:
-    audited = _audited(root)  # again: repairs above appended lines
-    revisions = _audited_revisions(root)
-    out = []
+    audited, revisions = _audit_index(root, jobs)  # again: repairs above appended lines
+    out: list[Finding] = []
     for jid, lc in sorted(jobs.items()):
-        # A crash between job.json and the audit log, then a later commit (the watchdog's,
-        # say): the lost revision is no longer the newest, and its state is gone with it.
-        for rev in sorted(set(range(1, lc.revision)) - revisions.get(jid, set())):
-            detail = f"revision {rev} is not in the audit log (a later one is)"
-            if repair:
-                audit.append(
-                    root,
-                    audit.record(
-                        job=jid,
-                        frm=None,
-                        to=None,
-                        actor="fsck",
-                        worker=None,
-                        attempt=None,
-                        revision=rev,
-                        reason=f"recovered: revision {rev} left no audit line; "
-                        "its state is no longer known",
-                        event="recovered",
-                    ),
-                )
-                out.append(Finding("unaudited", jid, detail, "added a recovered line", True))
-            else:
-                out.append(Finding("unaudited", jid, detail, "would add a recovered line"))
-        have = audited.get(jid, 0)
-        if lc.revision > have:
-            if repair:
-                found = _recover_locked(root, jid, lc)
-                if found is not None:
-                    out.append(found)
-            else:
-                detail = _unaudited(lc, have)
-                out.append(Finding("unaudited", jid, detail, "would add a recovered line"))
+        try:
+            out += _check_audit_of(root, repair, jid, lc, audited, revisions)
+        except Exception as exc:
+            out.append(_failed(root, root.path / jid, exc, repair))
+    return out
+
+
+def _check_audit_of(
+    root: Root,
+    repair: bool,
+    jid: str,
+    lc: Lifecycle,
+    audited: dict[str, int],
+    revisions: dict[str, int],
+) -> list[Finding]:
+    out = []
+    # A crash between job.json and the audit log, then a later commit (the watchdog's,
+    # say): the lost revision is no longer the newest, and its state is gone with it.
+    mask = revisions.get(jid, 0)
+    for rev in range(1, min(lc.revision, _MAX_TRACKED_REVISION + 1)):
+        if mask >> rev & 1:
+            continue
+        detail = f"revision {rev} is not in the audit log (a later one is)"
+        if repair:
+            audit.append(
+                root,
+                audit.record(
+                    job=jid,
+                    frm=None,
+                    to=None,
+                    actor="fsck",
+                    worker=None,
+                    attempt=None,
+                    revision=rev,
+                    reason=f"recovered: revision {rev} left no audit line; "
+                    "its state is no longer known",
+                    event="recovered",
+                ),
+            )
+            out.append(Finding("unaudited", jid, detail, "added a recovered line", True))
+        else:
+            out.append(Finding("unaudited", jid, detail, "would add a recovered line"))
+    have = audited.get(jid, 0)
+    if lc.revision > have:
+        if repair:
+            found = _recover_locked(root, jid, lc)
+            if found is not None:
+                out.append(found)
+        else:
+            detail = _unaudited(lc, have)
+            out.append(Finding("unaudited", jid, detail, "would add a recovered line"))
     return out
 
 
 def _audited_now(root: Root, jid: str) -> int:
     """The highest revision the audit log records for one job, read now."""
-    revs = [r.get("revision") for r in audit.read(root, jid) if r.get("job") == jid]
-    return max((r for r in revs if isinstance(r, int)), default=0)
+    revs = (r.get("revision") for r in audit.read(root, jid) if r.get("job") == jid)
+    return max((r for r in revs if type(r) is int), default=0)
 
 
 def _recover_locked(root: Root, jid: str, lc: Lifecycle) -> Finding | None:

@@ -17,6 +17,10 @@ reuses that plan instead of asking a (possibly non-deterministic) planner again.
 
 Nothing is deleted: good files go to ``inbox/accepted/``, bad ones to
 ``inbox/rejected/`` beside ``NAME.error.txt``; both keep a unique name.
+
+One file never stops the others: whatever goes wrong with it (even an error
+nobody foresaw) rejects that file, and the pass goes on to the next. A FIFO or
+device named like a request is rejected unread.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from farro_core.envelope import JobSpec, utcnow
 from farro_core.errors import AlreadyExists, BadInput, FarroError, QueueFull
 from farro_core.identity import host
 from farro_core.ids import derived_id
-from farro_core.planner import PLANNER_TIMEOUT_S, PlannerError, run_planner
+from farro_core.planner import PLANNER_TIMEOUT_S, PlannerCancelled, PlannerError, run_planner
 from farro_core.root import QUEUES, Root
 from farro_core.settings import Settings
 
@@ -86,7 +90,7 @@ def pending(root: Root) -> list[Path]:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            if not stat.S_ISDIR(st.st_mode):  # a FIFO or device too: rejected, never read
                 found.append((st.st_mtime, name))
     return [root.inbox / name for _, name in sorted(found)]
 
@@ -110,15 +114,55 @@ def ingest(
         if full:
             out.append(Ingested(path.name, "waiting", error=full, queue_full=True))
             break
-        result = ingest_file(
-            root, path, settings, planner_timeout_s=planner_timeout_s, cancel=cancel
-        )
+        result = _ingest_isolated(root, path, settings, planner_timeout_s, cancel)
         if result is None:
             continue
         out.append(result)
         if result.queue_full:
             break
     return out
+
+
+def _ingest_isolated(
+    root: Root,
+    path: Path,
+    settings: Settings,
+    planner_timeout_s: float,
+    cancel: threading.Event | None,
+) -> Ingested | None:
+    """:func:`ingest_file`, where nothing one file does can stop the files after it.
+
+    An error nobody foresaw rejects the file with its reason. When even that fails
+    (rejected/ cannot be written), the file stays where it is and says why: the
+    pass goes on to the next file either way.
+    """
+    try:
+        return ingest_file(root, path, settings, planner_timeout_s=planner_timeout_s, cancel=cancel)
+    except PlannerCancelled:
+        raise
+    except Exception as exc:
+        why = _why(exc)
+        log.debug("inbox: %s failed", path.name, exc_info=True)
+    try:
+        return _reject(root, path, f"{path.name}: could not be processed: {why}")
+    except FileNotFoundError:
+        return None  # gone meanwhile
+    except Exception as exc:
+        return Ingested(
+            path.name,
+            "waiting",
+            error=f"{path.name}: could not be processed ({why}), nor moved to "
+            f"inbox/rejected/ ({_why(exc)}); left in inbox/",
+        )
+
+
+def _why(exc: BaseException) -> str:
+    """One line, the same each time the same thing fails (no temp file names), so the
+    manager says it once."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = " ".join(str(exc).split())[:500]
+    return text or type(exc).__name__
 
 
 def _queue_full(root: Root, settings: Settings, need: int = 1) -> str | None:

@@ -142,6 +142,24 @@ def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
     return None
 
 
+def duplicate_of(root: Root, job_id: str, dir_fd: int) -> Path | None:
+    """Another queue directory holding a job of this id (a copy put back by hand, say).
+
+    A move is one rename, so a job never shows in two queues at once: a second
+    directory of the same id is another job, and neither copy may run.
+    """
+    st = os.fstat(dir_fd)
+    for q in QUEUES:
+        candidate = root.path / q / job_id
+        try:
+            cst = os.stat(candidate, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
+            return candidate
+    return None
+
+
 # ---------------------------------------------------------------- load
 
 
@@ -359,7 +377,9 @@ def unfinished_batches(root: Root) -> list[str]:
     out = []
     for name in _intents(os.listdir(root.tmp)):
         try:
-            fd = os.open(root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(
+                root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+            )
         except OSError:
             continue
         try:
@@ -551,6 +571,7 @@ def _try_claim(
                 or lc.attempt + 1 != attempt
                 or (lc.not_before and lc.not_before > now)
                 or where(root, job_id, dfd) != root.incoming / job_id
+                or duplicate_of(root, job_id, dfd) is not None  # the watchdog quarantines it
             ):
                 held.release()
                 return None
@@ -633,7 +654,15 @@ def heartbeat_age(path: Path, now: float) -> float | None:
 
 
 def _touch(dfd: int, name: str) -> None:
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    """Bump ``name``'s mtime. ``O_NONBLOCK``: a FIFO planted there is refused, never waited
+    on (as a symlink or a directory is): :class:`Corrupt`, so the job is left to fsck."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(name, flags, 0o600, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ELOOP, errno.EISDIR):
+            raise Corrupt(f"{name} is not a regular file ({exc.strerror})") from None
+        raise
     try:
         os.utime(fd)
     finally:

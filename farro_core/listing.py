@@ -1,8 +1,10 @@
 """Cheap read-only summaries of jobs for listings (``farro ls``, the console).
 
-A listing reads job.json and prompt.json with plain ``json`` and no model
-validation: it must stay fast over thousands of jobs, and an unreadable job is
-shown as such rather than failing the whole listing (``fsck`` deals with it).
+A listing reads job.json and prompt.json with plain (bounded) ``json`` and no
+model validation: it must stay fast over thousands of jobs. Each field it shows
+is still checked for its type, so a job.json that is unreadable, or readable but
+wrongly typed (``"claim": "x"``, ``[]``), is a ``corrupt`` row rather than a
+failed listing (``fsck`` deals with it).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from farro_core import fs
 from farro_core.root import QUEUES, Root
 from farro_core.transitions import Status
 
 _STATUSES = frozenset(s.value for s in Status)
+_T = TypeVar("_T")
 
 # prompt.json never changes: the parts a listing shows are cached per job.
 _prompt_parts: dict[tuple[str, str, str], tuple[str, int, int, float, dict[str, str]]] = {}
@@ -54,61 +58,100 @@ def read_row(
     except FileNotFoundError:
         return None
     except OSError:
-        return _corrupt(queue, job_id, "not a real directory")
+        return corrupt_row(queue, job_id, "not a real directory")
     try:
         try:
             lc = fs.read_json_at(dfd, "job.json")
-            status = lc.get("status") if isinstance(lc, dict) else None
+            if not isinstance(lc, dict):
+                raise TypeError(f"job.json holds a {type(lc).__name__}, not an object")
+            status = lc.get("status")
             if statuses is not None and status in _STATUSES and status not in statuses:
                 return None
             # keyed by creation too: a reused id (quarantined, then created again) is new
             key = (root.key, job_id, str(lc.get("created_at", "")))
             parts = _prompt_parts.get(key)
             if parts is None:
-                p = fs.read_json_at(dfd, "prompt.json")
-                parts = (
-                    str(p.get("title", "")),
-                    int(p.get("max_attempts", 1)),
-                    int(p.get("priority", 0)),
-                    float(p.get("timeout_s", 0)),
-                    dict(p.get("labels") or {}),
-                )
+                parts = _prompt_row_parts(fs.read_json_at(dfd, "prompt.json"))
                 _prompt_parts[key] = parts
+            return _row(job_id, queue, lc, parts)
         except FileNotFoundError:
             return (
                 None
                 if not os.path.lexists(root.path / queue / job_id)
-                else _corrupt(queue, job_id, "missing job.json or prompt.json")
+                else corrupt_row(queue, job_id, "missing job.json or prompt.json")
             )
         except (ValueError, TypeError, OSError) as exc:
-            return _corrupt(queue, job_id, str(exc))
+            return corrupt_row(queue, job_id, " ".join(str(exc).split()))
     finally:
         os.close(dfd)
+
+
+_Parts = tuple[str, int, int, float, dict[str, str]]
+
+
+def _get(body: dict[str, Any], key: str, kind: type[_T], default: _T) -> _T:
+    """``body[key]`` if it has the type a row needs (bool is no number), else TypeError."""
+    value = body.get(key, default)
+    if kind is float and type(value) is int:
+        value = float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise TypeError(f"{key} is a {type(value).__name__}, not a {kind.__name__}")
+    return value
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} is a {type(value).__name__}, not a string")
+    return value
+
+
+def _prompt_row_parts(p: Any) -> _Parts:
+    if not isinstance(p, dict):
+        raise TypeError(f"prompt.json holds a {type(p).__name__}, not an object")
+    labels = _get(p, "labels", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise TypeError("labels are not all strings")
+    return (
+        _get(p, "title", str, ""),
+        _get(p, "max_attempts", int, 1),
+        _get(p, "priority", int, 0),
+        _get(p, "timeout_s", float, 0.0),
+        labels,
+    )
+
+
+def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
+    """The row of a parsed job.json: every field of the type it must have, else TypeError."""
     title, max_attempts, priority, timeout_s, labels = parts
-    claim = lc.get("claim") or {}
-    result = lc.get("result") or {}
+    status = _get(lc, "status", str, "")
+    if status not in _STATUSES:
+        raise TypeError(f"status {status!r} is not a job status")
+    claim = _get(lc, "claim", dict, {}) if lc.get("claim") is not None else {}
+    result = _get(lc, "result", dict, {}) if lc.get("result") is not None else {}
     return JobRow(
         id=job_id,
         queue=queue,
-        status=str(lc.get("status", "corrupt")),
+        status=status,
         title=title,
-        attempt=int(lc.get("attempt", 0)),
+        attempt=_get(lc, "attempt", int, 0),
         max_attempts=max_attempts,
-        attempt_base=int(lc.get("attempt_base", 0)),
+        attempt_base=_get(lc, "attempt_base", int, 0),
         priority=priority,
         timeout_s=timeout_s,
-        revision=int(lc.get("revision", 0)),
-        worker=claim.get("worker"),
-        claimed_at=claim.get("claimed_at"),
-        created_at=str(lc.get("created_at", "")),
-        updated_at=str(lc.get("updated_at", "")),
-        reason=str(lc.get("reason", "")),
-        verdict=result.get("verdict"),
+        revision=_get(lc, "revision", int, 0),
+        worker=_opt_str(claim, "worker"),
+        claimed_at=_opt_str(claim, "claimed_at"),
+        created_at=_get(lc, "created_at", str, ""),
+        updated_at=_get(lc, "updated_at", str, ""),
+        reason=_get(lc, "reason", str, ""),
+        verdict=_opt_str(result, "verdict"),
         labels=labels,
     )
 
 
-def _corrupt(queue: str, job_id: str, why: str) -> JobRow:
+def corrupt_row(queue: str, job_id: str, why: str) -> JobRow:
+    """The row of a job that cannot be read (``why`` says what is wrong)."""
     return JobRow(
         id=job_id,
         queue=queue,

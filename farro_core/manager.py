@@ -284,6 +284,7 @@ class Manager:
 
     def _run_inbox(self) -> None:
         last = None
+        waiting: set[str] = set()  # said last pass: a file stuck for long is logged once
         while not self._stop.is_set():
             self._wake_inbox.wait(
                 self.settings.watchdog_interval_s if self._holding.is_set() else self.retry_s
@@ -308,11 +309,13 @@ class Manager:
             except Exception:
                 log.exception("inbox pass failed; trying again next interval")
                 continue
+            said, waiting = waiting, set()
             for r in results:
                 text = r.describe()
                 self._last_ingest = text
                 if r.outcome == "waiting":
-                    if text != last:
+                    waiting.add(text)
+                    if text != last and text not in said:
                         log.info("inbox: %s", text)
                 elif r.outcome == "accepted":
                     log.info("inbox: %s", text)

@@ -9,7 +9,6 @@ the manager's inbox for good, and nothing it started outlives it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from farro_core import procs
+from farro_core import bounded, procs
 from farro_core.errors import BadInput
 from farro_core.settings import Settings
 
@@ -104,7 +103,7 @@ def run_planner(
 def parse_plan(out: bytes, shown: str = "planner", err: bytes = b"") -> list[dict[str, Any]]:
     """A plan is a JSON list of spec objects (``{"jobs": [...]}`` is accepted too)."""
     try:
-        data = json.loads(out.decode("utf-8"))
+        data = bounded.loads_json(out.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         head = out[:200].decode(errors="replace")
         raise PlannerError(

@@ -43,6 +43,8 @@ READ_CHUNK = 1 << 16
 DRAIN_S = 5.0  # how long the output may still flow after the agent's unit is gone
 TAIL_BYTES = 4096  # the end of the agent's output, kept to explain an exit 126/127
 RESULT_FILE_MAX = 1 << 20
+#: an agent's report is nested at most this deep (it is kept inside job.json)
+REPORT_MAX_DEPTH = 16
 _PLACEHOLDER = re.compile(r"\{(prompt_file|workspace|job_dir)\}")
 _SHELL_REF = {
     "prompt_file": '"$FARRO_PROMPT_FILE"',
@@ -110,11 +112,11 @@ class AttemptLog:
                     f"the attempt log {rel} is not a regular file: refusing to write to it"
                 ) from None
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
             os.close(fd)
-            raise LogRefused(
-                f"the attempt log {rel} is not a regular file: refusing to write to it"
-            )
+            what = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link"
+            raise LogRefused(f"the attempt log {rel} is {what}: refusing to write to it")
         self.fd = fd
         self.cap = cap
         self.agent_bytes = 0
@@ -309,16 +311,15 @@ def write_prompt_file(env: Envelope) -> None:
 def read_report(env: Envelope, sink: AttemptLog) -> dict[str, Any]:
     path = result_file(env)
     try:
-        raw = fs.read_file(path, limit=RESULT_FILE_MAX)
+        # bounded well below job.json's own: the report is stored inside it
+        data = fs.read_json(path, limit=RESULT_FILE_MAX, max_depth=REPORT_MAX_DEPTH)
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         sink.note(f"result file ignored: {exc}")
         return {}
-    try:
-        data = json.loads(raw)
     except ValueError as exc:
-        sink.note(f"result file ignored: not JSON ({exc})")
+        sink.note(f"result file ignored: not JSON FARRO accepts ({exc})")
         return {}
     if not isinstance(data, dict):
         sink.note("result file ignored: not a JSON object")

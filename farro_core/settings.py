@@ -13,10 +13,19 @@ import tomllib
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from farro_core.bounded import loads_toml
 from farro_core.envelope import explain
 from farro_core.errors import BadInput
 from farro_core.fs import read_file
@@ -33,7 +42,7 @@ class Settings(BaseModel):
     ``default_text`` says what a default means where its value would not.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     workers: int = Field(
         default=2, ge=0, le=256, description="embedded workers per console / headless process"
@@ -202,7 +211,12 @@ ENV_PREFIX = "FARRO_"
 
 
 def load_settings(root: Path | None, flags: dict[str, Any] | None = None) -> Settings:
-    """Merge the three sources; raise :class:`BadInput` naming the file and key."""
+    """Merge the three sources; raise :class:`BadInput` naming the file and key.
+
+    farro.toml and flags are validated strictly (``workers = "2"`` or ``true`` is a
+    mistake to report, not to coerce); an environment variable is text by nature,
+    so it alone is converted to the field's type first.
+    """
     data: dict[str, Any] = {}
     where = "settings"
     if root is not None:
@@ -216,20 +230,42 @@ def load_settings(root: Path | None, flags: dict[str, Any] | None = None) -> Set
         if raw is not None:
             where = str(toml_path)
             try:
-                data.update(tomllib.loads(raw.decode()))
+                data.update(loads_toml(raw.decode()))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise BadInput(f"{toml_path}: invalid TOML: {exc}") from None
-    for name in Settings.model_fields:
+                raise BadInput(f"{toml_path}: invalid TOML: {_one_line(str(exc))}") from None
+            except ValueError as exc:
+                raise BadInput(f"{toml_path}: refused TOML: {exc}") from None
+    for name, info in Settings.model_fields.items():
         if name == "keys":
             continue
-        value = os.environ.get(ENV_PREFIX + name.upper())
+        var = ENV_PREFIX + name.upper()
+        value = os.environ.get(var)
         if value is not None:
-            data[name] = value
-            where = f"{where} (with {ENV_PREFIX}{name.upper()})"
+            where = f"{where} (with {var})"
+            try:
+                if _is_list(info.annotation):  # "PATH,HOME,LANG"
+                    data[name] = [item.strip() for item in value.split(",") if item.strip()]
+                else:
+                    data[name] = TypeAdapter(cast(Any, info.annotation)).validate_strings(value)
+            except ValidationError as exc:
+                msg = _one_line(exc.errors()[0]["msg"])
+                raise BadInput(f"{where}: {name}: {msg}") from None
     for name, value in (flags or {}).items():
         if value is not None:
             data[name] = value
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, strict=True)
     except ValidationError as exc:
         raise BadInput(explain(exc, where)) from None
+
+
+def _is_list(annotation: Any) -> bool:
+    """A list setting (maybe optional): its environment variable is a comma list."""
+    if get_origin(annotation) is list:
+        return True
+    args = get_args(annotation)  # a command (list | str) takes a string as it is
+    return str not in args and any(get_origin(arg) is list for arg in args)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -7,7 +7,10 @@ alive but hung (SIGSTOP, a deadlock) keeps its lock and stops touching
 revision check then refuses that worker's late commit (the fencing).
 
 Every move goes through :func:`farro_core.job.commit`, so the transition table
-decides what is legal and a job that moved on meanwhile is left alone.
+decides what is legal and a job that moved on meanwhile is left alone. A job the
+sweep cannot handle (a directory it cannot write) is reported by name, logged
+once, and the sweep goes on with the others. A copy in incoming/ of a job id that
+active/ or done/ holds too is quarantined (claim never takes one).
 
 Crash after claim step 3 (docs/spec.md §5.3): the job is in-progress but still in
 incoming/. Reading every job.json in incoming/ each sweep would cost a parse per
@@ -25,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from farro_core import audit, fs, job
 from farro_core.envelope import Envelope
 from farro_core.errors import Conflict, FarroError, IllegalTransition, NotFound
 from farro_core.ids import ID_PATTERN
+from farro_core.quarantine import quarantine
 from farro_core.root import Root
 from farro_core.settings import Settings
 from farro_core.transitions import QUEUE_DIR, Actor, Status
@@ -51,6 +56,10 @@ class SweepReport:
     stale: list[tuple[str, str]] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     checked: int = 0
+    #: (job id, why) for each job the sweep could not handle; it went on with the others
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: (job id, why) for each copy of a job id put aside into quarantine/
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Watchdog:
@@ -60,26 +69,57 @@ class Watchdog:
         self.root = root
         self.settings = settings or root.settings
         self._incoming_seen: dict[str, _StatKey] = {}
+        self._failing: dict[str, str] = {}  # job id -> why, as logged
 
     def sweep(self, now: float | None = None) -> SweepReport:
-        """One pass: stale-marking in active/ and incoming/, then the stale policy."""
+        """One pass: stale-marking in active/ and incoming/, then the stale policy.
+
+        Each job is handled on its own: one the sweep cannot handle (a directory it
+        cannot write, say) is reported by name, and the others are still looked at.
+        """
         report = SweepReport()
         now = time.time() if now is None else now
         for job_id in self.root.ids("active"):
             report.checked += 1
-            self._check(self.root.active / job_id, job_id, now, report)
-        for job_id in self._suspects_in_incoming(now):
+            self._isolated(
+                job_id, report, self._check, self.root.active / job_id, job_id, now, report
+            )
+        suspects, duplicates = self._suspects_in_incoming(now)
+        for job_id, other in duplicates:
+            self._isolated(job_id, report, self._quarantine_duplicate, job_id, other, report)
+        for job_id in suspects:
             report.checked += 1
-            self._check(self.root.incoming / job_id, job_id, now, report)
+            self._isolated(
+                job_id, report, self._check, self.root.incoming / job_id, job_id, now, report
+            )
+        failed = dict(report.failed)
+        for job_id in set(self._failing) - set(failed):
+            del self._failing[job_id]  # handled again: a new failure is worth a new line
         return report
+
+    def _isolated(
+        self, job_id: str, report: SweepReport, fn: Callable[..., None], *args: Any
+    ) -> None:
+        """Run ``fn(*args)`` for one job; a failure is that job's, logged once until a sweep
+        handles the job again."""
+        try:
+            fn(*args)
+        except Exception as exc:
+            why = " ".join((str(exc) or type(exc).__name__).split())[:500]
+            report.failed.append((job_id, why))
+            if job_id not in self._failing:  # not again while it lasts (a temp name varies)
+                log.error("job %s: the watchdog cannot handle it: %s", job_id, why)
+                self._failing[job_id] = why
 
     # ------------------------------------------------------------ incoming/
 
-    def _suspects_in_incoming(self, now: float) -> list[str]:
-        """Ids in incoming/ whose directory changed since last seen and that say in-progress."""
+    def _suspects_in_incoming(self, now: float) -> tuple[list[str], list[tuple[str, Path]]]:
+        """Ids in incoming/ whose directory changed since last seen and that say in-progress;
+        and those (with the other place) whose id another queue directory holds too."""
         seen = self._incoming_seen
         present: set[str] = set()
         suspects = []
+        duplicates: list[tuple[str, Path]] = []
         with os.scandir(self.root.incoming) as it:
             entries = [e for e in it if ID_PATTERN.fullmatch(e.name)]
         for entry in entries:
@@ -93,6 +133,10 @@ class Watchdog:
             if seen.get(job_id) == key:
                 continue
             seen.pop(job_id, None)
+            other = self._elsewhere(job_id, st)
+            if other is not None:
+                duplicates.append((job_id, other))
+                continue
             status = _peek_status(self.root.incoming / job_id)
             if status is not None and status != Status.QUEUED:
                 # in-progress (crash after claim step 3) or terminal (crash after a commit
@@ -103,7 +147,43 @@ class Watchdog:
         if len(seen) > len(present):
             for gone in set(seen) - present:
                 del seen[gone]
-        return suspects
+        return suspects, duplicates
+
+    def _elsewhere(self, job_id: str, st: os.stat_result) -> Path | None:
+        """active/ or done/ holding another directory of this id (two cheap lstats)."""
+        for q in ("active", "done"):
+            candidate = self.root.path / q / job_id
+            try:
+                cst = os.lstat(candidate)
+            except FileNotFoundError:
+                continue
+            if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
+                return candidate
+        return None
+
+    def _quarantine_duplicate(self, job_id: str, other: Path, report: SweepReport) -> None:
+        """A copy in incoming/ of an id that active/ or done/ holds (put back by hand, say)
+        would run that job again and then find its place taken: it is put aside, never run."""
+        path = self.root.incoming / job_id
+        try:
+            dfd = fs.open_dir(path)
+        except FileNotFoundError:
+            return  # gone meanwhile
+        try:
+            with job._commit_lock(dfd):
+                if job.where(self.root, job_id, dfd) != path:
+                    return  # moved meanwhile
+                if job.duplicate_of(self.root, job_id, dfd) is None:
+                    return
+                why = (
+                    f"job id {job_id} exists already in {other.parent.name}/: "
+                    "this copy in incoming/ is never run"
+                )
+                quarantine(self.root, path, why)
+        finally:
+            os.close(dfd)
+        report.quarantined.append((job_id, why))
+        log.warning("job %s: %s; moved to quarantine/", job_id, why)
 
     # ------------------------------------------------------------ one job
 
@@ -169,19 +249,20 @@ class Watchdog:
         lc = env.lifecycle
         try:
             dfd = fs.open_dir(path)
-        except OSError:
-            return
+        except FileNotFoundError:
+            return  # its commit moved it meanwhile
         try:
             with job._commit_lock(dfd):
                 here = job.where(self.root, env.id, dfd)
                 now = job.read_lifecycle(dfd, env.id)
-                if here is None or now.revision != lc.revision:
-                    return  # moved on meanwhile
-                fs.move(here, self.root.path / QUEUE_DIR[now.status] / env.id)
+                dest = self.root.path / QUEUE_DIR[now.status] / env.id
+                if here is None or now.revision != lc.revision or here == dest:
+                    # moved on meanwhile, or the commit we raced finished its own move
+                    return
+                fs.move(here, dest)
                 audit.recovered(self.root, now, "watchdog")
         except (FarroError, OSError) as exc:
-            log.error("job %s: could not move it to %s/: %s", env.id, QUEUE_DIR[lc.status], exc)
-            return
+            raise FarroError(f"could not move it to {QUEUE_DIR[lc.status]}/: {exc}") from exc
         finally:
             os.close(dfd)
         where = f"{path.parent.name}/"
@@ -196,9 +277,8 @@ class Watchdog:
             return job.commit(env, to, actor, reason, **changes)
         except (Conflict, NotFound, IllegalTransition):
             return None  # it moved on meanwhile: whoever moved it was right
-        except FarroError as exc:
-            log.error("job %s: could not mark %s: %s", env.id, to, exc)
-            return None
+        except (FarroError, OSError) as exc:
+            raise FarroError(f"could not mark it {to}: {exc}") from exc
 
 
 def _peek_status(path: Path) -> str | None:

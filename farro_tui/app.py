@@ -145,6 +145,7 @@ class FarroApp(App[None]):
         self.operator = f"{_user()}@tui"
         self._view_timer: Any = None
         self._last_view = 0.0
+        self._feed_failure: str | None = None  # as last told to the operator
         self._snapshot: Any = None
         self._snapshot_at = 0.0
         #: every worker of the root and its manager, from run/ (read off the UI thread)
@@ -282,6 +283,7 @@ class FarroApp(App[None]):
 
     @on(QueueChanged)
     def _queue_changed(self) -> None:
+        self._feed_health()
         delta = self.feeder.take()
         names_changed, rows_changed = self.store.apply(delta)
         spec = self.spec
@@ -338,7 +340,25 @@ class FarroApp(App[None]):
 
     def _tick(self) -> None:
         """Ages and run times move with the clock; nothing is read from disk here."""
+        self._feed_health()
         self._redraw()
+
+    def _feed_health(self) -> None:
+        """Say when the queue view stops being current, and when it is again."""
+        failure = self.feeder.check()
+        if failure == self._feed_failure:
+            return
+        if failure is not None:
+            self.notify(
+                f"the queue view is not updating: {failure}; retrying",
+                title="feed failed",
+                severity="error",
+                timeout=30,
+                markup=False,  # the reason may hold brackets from a path or a file
+            )
+        else:
+            self.notify("the queue view is updating again", title="feed recovered")
+        self._feed_failure = failure
 
     def _main(self) -> MainScreen | None:
         for screen in self.screen_stack:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from farro_core.listing import JobRow, read_row
+from farro_core.listing import JobRow, corrupt_row, read_row
 from farro_core.root import QUEUES, Root
 
 #: rows of done/ read per background step: small enough to keep latency low
@@ -220,14 +220,15 @@ class Feeder:
         self._background = threading.Event()
         #: the last few errors the thread survived (for the workers pane and tests)
         self.errors: list[str] = []
+        #: why the last round failed, None once a round succeeds again (the app says so)
+        self.failure: str | None = None
         self._mtimes: dict[str, int] = {}
+        self._corrupt: dict[str, str] = {}  # id -> queue of rows shown as corrupt: re-read
 
     # ------------------------------------------------------------ UI side
 
     def start(self) -> None:
-        t = threading.Thread(target=self._run, name="farro-feeder", daemon=True)
-        self._threads.append(t)
-        t.start()
+        self._start_feeder()
         if self._watch:
             for name, paths, recursive in (
                 ("farro-watch-live", [self.root.incoming, self.root.active], True),
@@ -238,6 +239,24 @@ class Feeder:
                 )
                 self._threads.append(w)
                 w.start()
+
+    def _start_feeder(self) -> None:
+        t = threading.Thread(target=self._run, name="farro-feeder", daemon=True)
+        self._feeder: threading.Thread | None = t
+        self._threads.append(t)
+        t.start()
+
+    def check(self) -> str | None:
+        """Why the feed is not current (None when it is); restarts a thread that died.
+
+        Called by the UI's clock: the feed can fail (an unreadable queue directory, a
+        bug), but never silently, and it recovers on its own once the cause is gone.
+        """
+        feeder = getattr(self, "_feeder", None)
+        if feeder is not None and not feeder.is_alive() and not self._stop.is_set():
+            self.failure = self.failure or "the feed thread stopped"
+            self._start_feeder()
+        return self.failure
 
     def stop(self) -> None:
         self._stop.set()
@@ -300,7 +319,29 @@ class Feeder:
         except Exception as exc:  # the fallback rescan keeps the console live without events
             self.errors.append(f"watch {paths[0].name}: {exc!r}")
 
+    def _failed(self, exc: BaseException) -> None:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        self.failure = f"{type(exc).__name__}: {why}"[:300]
+        self.errors.append(repr(exc))
+        del self.errors[:-20]
+        self._notify_failure()
+
+    def _notify_failure(self) -> None:
+        with self._lock:  # wake the UI even with nothing to take
+            self._posted, self._posted_at = True, time.monotonic()
+        self._notify()
+
     def _run(self) -> None:
+        """Feed until stopped; a failed start is retried every rescan interval."""
+        while not self._stop.is_set():
+            try:
+                self._feed()
+                return
+            except Exception as exc:
+                self._failed(exc)
+                self._stop.wait(self._rescan_s)
+
+    def _feed(self) -> None:
         root = self.root
         names = {q: set(root.ids(q)) for q in QUEUES}
         rows: dict[str, JobRow | None] = {}
@@ -311,6 +352,9 @@ class Feeder:
         self._done_todo = sorted(names["done"])  # popped from the end: newest first
         self._done_mtime = self._mtime(root.done)
         self._post(Delta(names=names, rows=rows, done_loaded=not self._done_todo))
+        if self.failure is not None:
+            self.failure = None
+            self._notify_failure()
         last_rescan = time.monotonic()
         while not self._stop.is_set():
             busy = bool(self._wanted or (self._done_todo and self._background.is_set()))
@@ -337,11 +381,15 @@ class Feeder:
                     self._rescan(delta)
                     last_rescan = time.monotonic()
                 self._load_done(delta)
-            except OSError as exc:  # e.g. a queue dir briefly unreadable: the next round retries
-                self.errors.append(repr(exc))
-                del self.errors[:-20]
+            except Exception as exc:  # e.g. a queue dir unreadable: said, and retried
+                self._failed(exc)
                 last_rescan = 0.0
+                self._stop.wait(min(1.0, self._rescan_s))
+                continue
             self._post(delta)
+            if self.failure is not None:
+                self.failure = None
+                self._notify_failure()
 
     @staticmethod
     def _mtime(path: Path) -> int:
@@ -359,7 +407,20 @@ class Feeder:
     def _read_live(self, q: str, job_id: str) -> JobRow | None:
         """Read a row of incoming/ or active/, remembering job.json's mtime for rescans."""
         self._mtimes[f"{q}/{job_id}"] = self._stat(q, job_id)
-        return read_row(self.root, q, job_id)
+        return self._read(q, job_id)
+
+    def _read(self, q: str, job_id: str) -> JobRow | None:
+        """One job's row; whatever is wrong with it makes it a corrupt row, never a failed
+        feed. Corrupt rows are read again at every rescan, so a fixed job shows up."""
+        try:
+            row = read_row(self.root, q, job_id)
+        except Exception as exc:
+            row = corrupt_row(q, job_id, " ".join(str(exc).split()) or type(exc).__name__)
+        if row is not None and row.status == "corrupt":
+            self._corrupt[job_id] = q
+        else:
+            self._corrupt.pop(job_id, None)
+        return row
 
     def _changed(self, paths: set[Path], delta: Delta) -> None:
         root = self.root.path
@@ -381,7 +442,7 @@ class Feeder:
         for q, job_id in jobs:
             if job_id.startswith("."):
                 continue
-            row = read_row(self.root, q, job_id) if q == "done" else self._read_live(q, job_id)
+            row = self._read(q, job_id) if q == "done" else self._read_live(q, job_id)
             # None: it left q (moved); the row read from its new queue, if any, stands
             if row is not None:
                 delta.rows[job_id] = row
@@ -394,7 +455,7 @@ class Feeder:
             self._known_done = ids
             for job_id in new:  # freshly finished: read now, they are what operators watch
                 self._done_read.add(job_id)
-                delta.rows[job_id] = read_row(self.root, "done", job_id)
+                delta.rows[job_id] = self._read("done", job_id)
             self._done_mtime = self._mtime(self.root.done)
         else:
             for job_id in list(ids):  # only jobs whose job.json changed (one stat each)
@@ -416,6 +477,9 @@ class Feeder:
             self._rescan_names(q, delta)
         if self._mtime(self.root.done) != self._done_mtime:
             self._rescan_names("done", delta)
+        for job_id, q in list(self._corrupt.items()):  # fixed meanwhile? (few, usually none)
+            if job_id not in delta.rows:
+                delta.rows[job_id] = self._read(q, job_id)
         for job_id in [k for k, v in delta.rows.items() if v is None]:
             del delta.rows[job_id]
 
@@ -434,7 +498,7 @@ class Feeder:
             self._done_read.add(job_id)
             if job_id in delta.rows:
                 continue
-            row = read_row(self.root, "done", job_id)
+            row = self._read("done", job_id)
             if row is not None:
                 delta.rows[job_id] = row
         if batch:

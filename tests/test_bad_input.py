@@ -1,5 +1,11 @@
 """The bad-input corpus: every case is refused with exit 2 and one line, and leaves nothing.
 
+Each spec file goes through both doors: `farro submit` (exit 2, one line, no
+traceback, no "internal error") and the manager's inbox (rejected beside its
+reason, once: the pass goes on to a good file, and a second pass has nothing
+left to retry). Cases cover nesting 1,000 and 100,000 deep, TOML bombs, lone
+surrogates, non-finite numbers and wrongly typed values, which are never coerced.
+
 "Nothing half-made" is checked, not assumed: tmp/, incoming/ and the audit log
 are snapshotted around each run. On-disk corruption is the other half: `show`
 refuses it in one line, `ls` survives it, and `fsck --repair` moves it to
@@ -9,8 +15,10 @@ quarantine/ beside a reason file, deleting nothing (not even a symlink's target)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +27,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from farro_core import job, listing
+from farro_core import inbox, job, listing
 from farro_core.cli import main
 from farro_core.envelope import parse_spec
 from farro_core.root import Root
@@ -44,6 +52,7 @@ def assert_one_line(r: Ran) -> None:
     assert r.err.endswith("\n") and r.err.count("\n") == 1, repr(r.err)
     assert r.err.startswith("farro: "), r.err
     assert "Traceback" not in r.err and "Error:" not in r.err
+    assert "internal error" not in r.err
 
 
 def state(root: Root) -> tuple[list[str], list[str], bytes]:
@@ -62,6 +71,10 @@ def spec(**fields: Any) -> bytes:
 # ---------------------------------------------------------------- spec files
 
 BIG = "x" * (2 << 20)
+DEEP_LIST = b"[" * 1000 + b"]" * 1000
+DEEP_OBJ = b'{"a": ' * 1000 + b"1" + b"}" * 1000
+DEEP_TOML_TABLE = b"{a = " * 1000 + b"1" + b"}" * 1000
+DEEP_DOTTED = b".".join([b"a"] * 1000)
 
 SPEC_FILES: list[tuple[str, str, bytes]] = [
     ("json-unterminated", "a.json", b'{"prompt": "x"'),
@@ -141,6 +154,82 @@ SPEC_FILES: list[tuple[str, str, bytes]] = [
     ("toml-date-title", "a.toml", b'prompt = "x"\ntitle = 2024-01-01\n'),
     ("toml-goal", "a.toml", b'goal = "plan"\n'),
     ("json-in-toml-file", "a.toml", j({"prompt": "x"})),
+    # nesting: a parser or any recursive check would raise RecursionError
+    ("json-nested-1000-lists", "a.json", b'{"prompt": "x", "labels": ' + DEEP_LIST + b"}"),
+    ("json-nested-1000-objects", "a.json", b'{"prompt": "x", "labels": ' + DEEP_OBJ + b"}"),
+    ("json-nested-100000", "a.json", b"[" * 100_000 + b"]" * 100_000),
+    ("json-nested-in-rubric", "a.json", b'{"prompt": "x", "rubric": [' + DEEP_OBJ + b"]}"),
+    ("json-nested-in-jobs", "a.json", b'{"jobs": [{"prompt": "x", "agent": ' + DEEP_LIST + b"}]}"),
+    ("json-nested-33", "a.json", b'{"prompt": "x", "labels": ' + b"[" * 33 + b"]" * 33 + b"}"),
+    ("toml-nested-arrays", "a.toml", b'prompt = "x"\nlabels = ' + DEEP_LIST + b"\n"),
+    ("toml-nested-inline-tables", "a.toml", b'prompt = "x"\nx = ' + DEEP_TOML_TABLE + b"\n"),
+    ("toml-nested-dotted-keys", "a.toml", b'prompt = "x"\n' + DEEP_DOTTED + b' = "v"\n'),
+    ("toml-nested-table-header", "a.toml", b'prompt = "x"\n[' + DEEP_DOTTED + b"]\n"),
+    ("toml-nested-array-tables", "a.toml", b"[[" + DEEP_DOTTED + b']]\nprompt = "x"\n'),
+    ("toml-nested-in-jobs", "a.toml", b'[[jobs]]\nprompt = "x"\nlabels = ' + DEEP_LIST + b"\n"),
+    # lone surrogates: valid JSON escapes, but no text
+    ("surrogate-prompt", "a.json", b'{"prompt": "do \\ud800 it"}'),
+    ("surrogate-low", "a.json", b'{"prompt": "\\udc00"}'),
+    ("surrogate-title", "a.json", b'{"prompt": "x", "title": "\\udbff"}'),
+    ("surrogate-label-key", "a.json", b'{"prompt": "x", "labels": {"\\ud800": "v"}}'),
+    ("surrogate-label-value", "a.json", b'{"prompt": "x", "labels": {"k": "\\ud800"}}'),
+    ("surrogate-agent", "a.json", b'{"prompt": "x", "agent": ["run", "\\ud800"]}'),
+    (
+        "surrogate-rubric-check",
+        "a.json",
+        b'{"prompt": "x", "rubric": [{"id": "r", "check": "\\ud800"}]}',
+    ),
+    ("surrogate-workspace", "a.json", b'{"prompt": "x", "workspace": "/w/\\udfff"}'),
+    ("surrogate-allowed", "a.json", b'{"prompt": "x", "allowed_paths": ["src/\\ud800"]}'),
+    ("surrogate-unknown-key", "a.json", b'{"prompt": "x", "\\ud800": 1}'),
+    ("surrogate-in-jobs", "a.json", b'{"jobs": [{"prompt": "ok"}, {"prompt": "\\ud800"}]}'),
+    ("surrogate-toml-escape", "a.toml", b'prompt = "\\ud800"\n'),
+    # strict types: nothing is coerced
+    ("timeout-true", "a.json", spec(timeout_s=True)),
+    ("timeout-false", "a.json", spec(timeout_s=False)),
+    ("timeout-numeric-string", "a.json", spec(timeout_s="60")),
+    ("max-attempts-string", "a.json", spec(max_attempts="3")),
+    ("max-attempts-true", "a.json", spec(max_attempts=True)),
+    ("max-attempts-float-whole", "a.json", spec(max_attempts=3.0)),
+    ("priority-numeric-string", "a.json", spec(priority="1")),
+    ("priority-true", "a.json", spec(priority=True)),
+    ("priority-float", "a.json", spec(priority=2.0)),
+    ("rubric-required-yes", "a.json", spec(rubric=[{"id": "r1", "required": "yes"}])),
+    ("rubric-required-one", "a.json", spec(rubric=[{"id": "r1", "required": 1}])),
+    ("rubric-timeout-string", "a.json", spec(rubric=[{"id": "r1", "timeout_s": "5"}])),
+    ("rubric-timeout-true", "a.json", spec(rubric=[{"id": "r1", "timeout_s": True}])),
+    ("rubric-id-int", "a.json", spec(rubric=[{"id": 7}])),
+    ("labels-bool-value", "a.json", spec(labels={"a": True})),
+    ("title-int", "a.json", spec(title=5)),
+    ("agent-int", "a.json", spec(agent=5)),
+    ("agent-list-of-ints", "a.json", spec(agent=[1, 2])),
+    ("workspace-int", "a.json", spec(workspace=5)),
+    ("allowed-list-of-ints", "a.json", spec(allowed_paths=[1])),
+    ("schema-int", "a.json", spec(schema_version=1)),
+    ("toml-max-attempts-string", "a.toml", b'prompt = "x"\nmax_attempts = "3"\n'),
+    ("toml-required-string", "a.toml", b'prompt = "x"\n[[rubric]]\nid = "r"\nrequired = "yes"\n'),
+    ("toml-timeout-bool", "a.toml", b'prompt = "x"\ntimeout_s = true\n'),
+    ("toml-priority-float", "a.toml", b'prompt = "x"\npriority = 1.0\n'),
+    ("toml-datetime-prompt", "a.toml", b"prompt = 2024-01-01T00:00:00Z\n"),
+    # numbers must be finite
+    ("json-1e309", "a.json", b'{"prompt": "a", "timeout_s": 1e309}'),
+    ("json-minus-1e309", "a.json", b'{"prompt": "a", "priority": -1e309}'),
+    ("json-minus-infinity", "a.json", b'{"prompt": "a", "timeout_s": -Infinity}'),
+    (
+        "json-rubric-1e999",
+        "a.json",
+        b'{"prompt": "a", "rubric": [{"id": "r", "timeout_s": 1e999}]}',
+    ),
+    ("json-inf-in-label", "a.json", b'{"prompt": "a", "labels": {"k": 1e400}}'),
+    ("json-5000-digit-int", "a.json", b'{"prompt": "a", "priority": ' + b"9" * 5000 + b"}"),
+    ("toml-inf", "a.toml", b'prompt = "x"\ntimeout_s = inf\n'),
+    ("toml-plus-inf", "a.toml", b'prompt = "x"\ntimeout_s = +inf\n'),
+    ("toml-nan", "a.toml", b'prompt = "x"\ntimeout_s = nan\n'),
+    ("toml-minus-inf-rubric", "a.toml", b'prompt = "x"\n[[rubric]]\nid = "r"\ntimeout_s = -inf\n'),
+    ("toml-1e309", "a.toml", b'prompt = "x"\ntimeout_s = 1e309\n'),
+    # size and item counts
+    ("json-too-many-items", "a.json", b'{"prompt": "x", "labels": [' + b"0," * 1_100_000 + b"0]}"),
+    ("toml-over-8mib", "a.toml", b'prompt = "' + b"x" * (9 << 20) + b'"\n'),
 ]
 
 
@@ -157,6 +246,44 @@ def test_bad_spec_file(root: Root, tmp_path: Path, name: str, content: bytes) ->
     assert name in r.err  # the file is named
     assert r.out == ""
     assert state(root) == before
+
+
+#: goal requests are for the inbox's planner: only `farro submit` refuses them
+NOT_FOR_THE_INBOX = {"goal-request", "toml-goal"}
+INBOX_FILES = [c for c in SPEC_FILES if c[0] not in NOT_FOR_THE_INBOX]
+
+
+@pytest.mark.timeout(60)  # a hang is a failure, never a stuck suite
+@pytest.mark.parametrize(
+    ("name", "content"), [c[1:] for c in INBOX_FILES], ids=[c[0] for c in INBOX_FILES]
+)
+def test_bad_spec_file_through_the_inbox(
+    root: Root, name: str, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same file dropped in inbox/: rejected beside its reason, once; the pass goes on
+    to a good file behind it, and a second pass finds nothing to do (no retry loop)."""
+    path = root.inbox / name
+    path.write_bytes(content)
+    good = root.inbox / "zz-good.json"
+    good.write_bytes(spec())
+    old = time.time() - 60  # past the grace for files still being written; bad one first
+    os.utime(path, (old, old))
+    os.utime(good, (old + 1, old + 1))
+    before = state(root)
+    results = inbox.ingest(root)
+    assert [(r.name, r.outcome) for r in results] == [
+        (name, "rejected"),
+        ("zz-good.json", "accepted"),
+    ]
+    error = results[0].error or ""
+    assert "could not be processed" not in error  # an unforeseen failure, the inbox's 500
+    assert "Traceback" not in error and "\n" not in error and name in error
+    assert (root.rejected / name).read_bytes() == content
+    note = (root.rejected / f"{name}.error.txt").read_text()
+    assert note.startswith(error + "\n")
+    assert len(root.ids("incoming")) == len(before[1]) + 1  # only the good file's job
+    assert inbox.ingest(root) == []  # nothing left: no file is tried again and again
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 def test_bad_spec_on_stdin_next_to_a_good_file(root: Root, tmp_path: Path) -> None:
@@ -195,6 +322,13 @@ FLAGS: list[tuple[str, list[str]]] = [
     ("missing-file", ["/nonexistent/spec.json"]),
     ("file-is-a-directory", ["/"]),
     ("agent-blank", ["-p", "x", "--agent", " "]),
+    ("timeout-inf", ["-p", "x", "--timeout", "inf"]),
+    ("timeout-minus-inf", ["-p", "x", "--timeout", "-inf"]),
+    ("timeout-nan", ["-p", "x", "--timeout", "nan"]),
+    ("timeout-1e309", ["-p", "x", "--timeout", "1e309"]),
+    ("max-attempts-fraction", ["-p", "x", "--max-attempts", "1.5"]),
+    ("priority-inf", ["-p", "x", "--priority", "inf"]),
+    ("prompt-surrogate-escape", ["-p", "x\udcff"]),
 ]
 
 
@@ -316,6 +450,23 @@ ROOTS: list[tuple[str, Callable[[Path], Path], list[str], dict[str, str], str]] 
     ("unknown-command", _good, ["frobnicate"], {}, "No such command"),
     ("show-needs-an-id", _good, ["show"], {}, "Missing argument"),
     ("ls-unknown-option", _good, ["ls", "--colour"], {}, "--colour"),
+    ("toml-timeout-inf", _toml("timeout_s = inf\n"), ["submit", "-p", "x"], {}, "finite"),
+    ("toml-heartbeat-nan", _toml("heartbeat_s = nan\n"), ["stats"], {}, "heartbeat_s"),
+    ("toml-workers-string", _toml('workers = "2"\n'), ["submit", "-p", "x"], {}, "workers"),
+    ("toml-workers-bool", _toml("workers = true\n"), ["submit", "-p", "x"], {}, "workers"),
+    ("toml-requeue-int", _toml("auto_requeue_stale = 1\n"), ["stats"], {}, "auto_requeue"),
+    ("toml-log-max-float", _toml("log_max_bytes = 2048.0\n"), ["stats"], {}, "log_max_bytes"),
+    (
+        "toml-keys-nested",
+        _toml("keys = " + "[" * 1000 + "]" * 1000 + "\n"),
+        ["stats"],
+        {},
+        "nested",
+    ),
+    ("toml-dotted-bomb", _toml(".".join(["k"] * 1000) + " = 1\n"), ["stats"], {}, "nested"),
+    ("toml-surrogate", _toml('agent = "\\ud800"\n'), ["stats"], {}, "invalid TOML"),
+    ("env-timeout-inf", _good, ["submit", "-p", "x"], {"FARRO_TIMEOUT_S": "inf"}, "finite"),
+    ("env-workers-float", _good, ["stats"], {"FARRO_WORKERS": "1.5"}, "workers"),
 ]
 
 
@@ -391,7 +542,65 @@ def _job_json_is_a_directory(d: Path, outside: Path) -> None:
     (d / "job.json").mkdir()
 
 
-UNREADABLE = {_truncate_job_json, _job_json_symlink, _job_dir_symlink, _prompt_missing}
+def _set(name: str, **fields: Any) -> Callable[[Path, Path], None]:
+    """Rewrite fields of ``name`` (job.json or prompt.json) as a broken writer might."""
+
+    def corrupt(d: Path, outside: Path) -> None:
+        data = json.loads((d / name).read_bytes())
+        data.update(fields)
+        os.chmod(d / name, 0o600)
+        (d / name).write_text(json.dumps(data))
+
+    return corrupt
+
+
+def _raw(name: str, content: bytes) -> Callable[[Path, Path], None]:
+    def corrupt(d: Path, outside: Path) -> None:
+        os.chmod(d / name, 0o600)
+        (d / name).write_bytes(content)
+
+    return corrupt
+
+
+def _nest_report(d: Path, outside: Path) -> None:
+    data = (d / "job.json").read_bytes().decode()
+    deep = '{"a": ' * 1000 + "1" + "}" * 1000
+    (d / "job.json").write_text(data.replace('"reason":', f'"deep": {deep}, "reason":', 1))
+
+
+def _surrogate_reason(d: Path, outside: Path) -> None:
+    data = (d / "job.json").read_bytes().decode()
+    (d / "job.json").write_text(data.replace('"reason": "', '"reason": "\\ud800', 1))
+
+
+#: wrongly typed but valid JSON: `ls`, `stats` and the console show a corrupt row
+TYPED = [
+    ("job-json-claim-string", _set("job.json", claim="x"), "claim"),
+    ("job-json-top-list", _raw("job.json", b"[]"), "job.json"),
+    ("job-json-top-string", _raw("job.json", b'"job"'), "job.json"),
+    ("job-json-attempt-string", _set("job.json", attempt="3"), "attempt"),
+    ("job-json-attempt-bool", _set("job.json", attempt=True), "attempt"),
+    ("job-json-revision-float", _set("job.json", revision=1.0), "revision"),
+    ("job-json-status-int", _set("job.json", status=5), "status"),
+    ("job-json-status-unknown", _set("job.json", status="paused"), "status"),
+    ("job-json-result-string", _set("job.json", result="ok"), "result"),
+    ("job-json-created-int", _set("job.json", created_at=5), "created_at"),
+    ("job-json-reason-list", _set("job.json", reason=["a"]), "reason"),
+    ("job-json-claim-worker-int", _set("job.json", claim={"worker": 5}), "claim"),
+    ("prompt-json-title-int", _set("prompt.json", title=5), "title"),
+    ("prompt-json-max-attempts-string", _set("prompt.json", max_attempts="3"), "max_attempts"),
+    ("prompt-json-priority-bool", _set("prompt.json", priority=True), "priority"),
+    ("prompt-json-labels-list", _set("prompt.json", labels=["a"]), "labels"),
+    ("prompt-json-labels-int-value", _set("prompt.json", labels={"a": 1}), "labels"),
+    ("prompt-json-top-list", _raw("prompt.json", b"[]"), "prompt.json"),
+    ("job-json-nested-1000", _nest_report, "job.json"),
+    ("job-json-lone-surrogate", _surrogate_reason, "job.json"),
+    ("job-json-infinity", _raw("job.json", b'{"attempt": Infinity}'), "job.json"),
+    ("job-json-1e309", _raw("job.json", b'{"attempt": 1e309}'), "job.json"),
+]
+UNREADABLE = {_truncate_job_json, _job_json_symlink, _job_dir_symlink, _prompt_missing} | {
+    c[1] for c in TYPED
+}
 CORRUPTIONS = [
     ("truncated-job-json", _truncate_job_json, "job.json"),
     ("job-json-symlink", _job_json_symlink, "symlink"),
@@ -400,6 +609,7 @@ CORRUPTIONS = [
     ("job-json-wrong-id", _job_json_wrong_id, "names job"),
     ("job-json-future-schema", _job_json_future_schema, "schema_version"),
     ("job-json-directory", _job_json_is_a_directory, "not a regular file"),
+    *TYPED,
 ]
 
 
@@ -431,6 +641,8 @@ def test_on_disk_corruption(
     assert rows[good] == "queued"  # one bad job never hides the others
     if corrupt in UNREADABLE:
         assert rows[bad] == "corrupt"  # ls reads without validating: unreadable is flagged
+        counts = json.loads(cli("stats", "--root", str(root.path), "--json").out)["counts"]
+        assert (counts["corrupt"], counts["queued"]) == (1, 1)
 
     check = cli("fsck", "--root", str(root.path))
     assert check.code == 1 and "corrupt" in check.out

@@ -19,7 +19,7 @@ from textual.widgets import Static
 from farro_core import audit
 from farro_core.envelope import Envelope
 from farro_core.errors import FarroError
-from farro_core.fs import read_file
+from farro_core.fs import read_json
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
 from farro_core.transitions import TERMINAL, Status
@@ -265,7 +265,7 @@ class JobScreen(Screen[None]):
             said = Text(f"cannot read job: {visible(str(exc))}", style="red")
             self.app.call_from_thread(self._show, said)
             return
-        history = list(audit.read(root, self.job_id))
+        history, _ = audit.tail(root, self.job_id, 1000)  # bounded, however long the log
         killing = kill_requested(env.path, env.lifecycle.attempt) is not None
         if self.raw:
             body: RenderableType = Group(
@@ -278,8 +278,7 @@ class JobScreen(Screen[None]):
     @staticmethod
     def _raw_file(env: Envelope, name: str) -> RenderableType:
         try:
-            text = read_file(env.path / name).decode(errors="replace")
-            text = json.dumps(json.loads(text), indent=2)
+            text = json.dumps(read_json(env.path / name), indent=2)
         except (OSError, ValueError) as exc:
             return Text(f"{name}: {visible(str(exc))}", style="red")
         return Group(

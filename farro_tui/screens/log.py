@@ -1,7 +1,8 @@
-"""The log pane: a live tail of an attempt's log, appended in batches."""
+"""The log pane: a live tail of an attempt's log, read off the UI thread, appended in batches."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -13,7 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Log, Static
 
 from farro_core.errors import FarroError
-from farro_core.visible import VisibleDecoder
+from farro_core.fs import open_read
+from farro_core.visible import VisibleDecoder, visible
 from farro_tui.widgets.footer import FarroFooter
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ class LogScreen(Screen[None]):
         self._decoder = VisibleDecoder()
         self._missing = False
         self._live = True
+        self._reading = False  # a read is in flight in a worker thread
+        self._refused: str | None = None  # why the log cannot be shown, as last said
 
     @property
     def farro(self) -> FarroApp:
@@ -104,9 +108,10 @@ class LogScreen(Screen[None]):
         log.clear()
         d = self._job_dir()
         self._path = d / "logs" / f"attempt-{attempt}.log" if d and attempt else None
+        self._refused = None
         if self._path is not None:
             try:
-                size = os.stat(self._path).st_size
+                size = os.lstat(self._path).st_size  # lstat never blocks, even on a FIFO
             except OSError:
                 size = 0
             if size > INITIAL_BYTES:
@@ -128,8 +133,8 @@ class LogScreen(Screen[None]):
             follow = "ended"  # nothing more will come: "following" would promise more
         else:
             follow = "following" if self.follow else "paused (f follows)"
-        missing = "  (no log yet)" if self._missing else ""
         self._live = self.live()
+        missing = "  (no log yet)" if self._missing else ""
         self.query_one("#pane-title", Static).update(
             f" Log {self.job_id} · {which} · {follow}{missing}"
         )
@@ -151,38 +156,72 @@ class LogScreen(Screen[None]):
     # ------------------------------------------------------------ tail
 
     def tick(self) -> None:
-        """Append whatever the log gained since the last tick, as one batch."""
+        """Start reading whatever the log gained since the last read, off the UI thread.
+
+        The log is under the root, so it may be anything (a FIFO, a symlink, a file
+        on a stuck disk): the UI thread never opens or reads it. One read is in
+        flight at a time; its result is applied by :meth:`_got` as one batch.
+        """
         if self.attempt is None or not self.pinned:
             current = self._current_attempt()
             if current is not None and current != self.attempt:
                 self._open(current)
                 return
-        if self._path is None:
+        if self._path is None or self._reading:
             return
+        self._reading = True
+        path, offset = self._path, self._offset
+        self.run_worker(
+            lambda: self._read(path, offset), thread=True, group="log-tail", exit_on_error=False
+        )
+
+    def _read(self, path: Path, offset: int) -> None:
+        """In a worker thread: read up to :data:`CHUNK_BYTES` from ``offset``."""
+        size, data, error = 0, b"", None
         try:
-            with open(self._path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size < self._offset:  # truncated or replaced: start over
-                    self._offset = 0
-                    self._partial = ""
-                    self._decoder = VisibleDecoder()
-                    self.query_one(Log).clear()
-                if size == self._offset:
-                    if self._missing:
-                        self._missing = False
-                        self._title()
-                    return
-                fh.seek(self._offset)
-                data = fh.read(CHUNK_BYTES)
+            fd = open_read(None, path)
+            try:
+                size = os.fstat(fd).st_size
+                if offset <= size:
+                    data = os.pread(fd, CHUNK_BYTES, offset)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
-            d = self._job_dir()  # the job moved queues: follow it
-            if d is not None and self._path.parent.parent != d:
-                self._path = d / "logs" / self._path.name
+            error = ""
+        except Exception as exc:  # never left unanswered: the pane would stop tailing
+            error = " ".join(str(exc).split()) or type(exc).__name__
+        with contextlib.suppress(RuntimeError):  # the app is gone (quit while reading)
+            self.app.call_from_thread(self._got, path, offset, size, data, error)
+
+    def _got(self, path: Path, offset: int, size: int, data: bytes, error: str | None) -> None:
+        """On the UI thread: apply one read, unless the pane moved on meanwhile."""
+        self._reading = False
+        if path != self._path or offset != self._offset or not self.is_mounted:
+            return  # another attempt or place was opened meanwhile
+        if error == "":  # gone: the job moved queues, follow it
+            d = self._job_dir()
+            if d is not None and path.parent.parent != d:
+                self._path = d / "logs" / path.name
             elif not self._missing:
                 self._missing = True
                 self._title()
             return
-        except OSError:
+        if error is not None:
+            if error != self._refused:
+                self._refused = error
+                self.query_one(Log).write_line(f"[farro] cannot show this log: {visible(error)}")
+            return
+        self._refused = None
+        if size < self._offset:  # truncated or replaced: start over
+            self._offset = 0
+            self._partial = ""
+            self._decoder = VisibleDecoder()
+            self.query_one(Log).clear()
+            return
+        if not data:
+            if self._missing:
+                self._missing = False
+                self._title()
             return
         self._offset += len(data)
         # the agent's output as text: escape sequences shown, never sent to the terminal

@@ -18,6 +18,7 @@ from farro_core.envelope import (
     JobSpec,
     Lifecycle,
     Prompt,
+    Result,
     default_title,
     dump,
     load_lifecycle,
@@ -278,3 +279,36 @@ def test_runtime_points_at_the_job_directory(root: Root) -> None:
     assert env.path == root.incoming / env.id
     assert env.id == env.lifecycle.id == env.prompt.id
     assert env.status is Status.QUEUED
+
+
+# ------------------------------------------------------------------ what an attempt stores
+
+
+def _result(**kw: object) -> Result:
+    now = datetime.now(UTC)
+    fields: dict[str, object] = dict(
+        attempt=1, exit_code=0, started_at=now, finished_at=now, duration_s=0.0
+    )
+    return Result(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def test_a_result_naming_a_non_utf8_file_still_makes_a_readable_job_json() -> None:
+    """A path git or os.walk decoded with surrogateescape must not break the commit."""
+    name = os.fsdecode(b"src/caf\xe9.txt")  # 'src/caf\udce9.txt'
+    result = _result(violations=[name], error=f"touched {name}")
+    lc = make_lifecycle(result=result, reason=f"failed: {name}")
+    back = load_lifecycle(dump(lc), "w")
+    assert back.result is not None
+    assert back.result.violations == ["src/caf\ufffd.txt"]
+    assert "\ufffd" in back.reason and "\ufffd" in (back.result.error or "")
+
+
+def test_a_result_never_holds_a_report_nested_past_its_bound() -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(40):
+        node["a"] = node = {}
+    with pytest.raises(ValidationError, match="nested deeper than 16"):
+        _result(report=deep)
+    with pytest.raises(ValidationError, match="not finite"):
+        _result(report={"cost": float("inf")})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -325,6 +326,18 @@ def test_duplicate_across_queues_keeps_the_higher_revision(root: Root) -> None:
     assert job.load(root, env.id).lifecycle.revision == 2
     assert quarantined(root) == {env.id, f"{env.id}.reason.txt"}
     assert "keeping the higher revision" in (root.quarantine / f"{env.id}.reason.txt").read_text()
+
+
+def test_an_equal_revision_copy_in_incoming_is_the_one_quarantined(root: Root) -> None:
+    """A finished job copied back into incoming/ (same revision): the copy goes, as the
+    watchdog would have it; the finished original stays."""
+    env = job.create(root, spec())
+    done = job.commit(env, S.KILLED, A.OPERATOR, "cancel")
+    shutil.copytree(done.path, root.tmp / "copy")
+    os.rename(root.tmp / "copy", root.incoming / env.id)
+    check_then_repair(root)
+    assert queues_holding(root, env.id) == ["done"]
+    assert "from: incoming/" in (root.quarantine / f"{env.id}.reason.txt").read_text()
 
 
 # ---------------------------------------------------------------- audit recovery
