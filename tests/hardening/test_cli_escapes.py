@@ -3,6 +3,7 @@ the same), ``farro logs`` escaped unless ``--raw``, tables aligned in terminal c
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -117,8 +118,9 @@ def test_stats_workers_table_is_aligned_in_cells(root: Root) -> None:
         status = {"state": "idle", "host": "elsewhere", "pid": 1, "since": "2026-01-01T00:00:00Z"}
         (workers / f"{name}.json").write_text(json.dumps(status))
     lines = farro(root, "stats").decode().splitlines()
-    table = lines[lines.index(next(ln for ln in lines if "WORKER" in ln)) :]
-    assert len(table) == 5, table
+    start = lines.index(next(ln for ln in lines if "WORKER" in ln))
+    table = list(itertools.takewhile(lambda ln: ln.startswith("  "), lines[start:]))
+    assert len(table) == 5, lines
     # the STATE column starts at the same cell in every row
     starts = {cell_len(ln[: ln.index("idle" if ln is not table[0] else "STATE")]) for ln in table}
     assert len(starts) == 1, table
