@@ -236,9 +236,22 @@ def init(root: RootOpt = None) -> None:
     existed = os.path.isdir(path / "incoming")
     r = Root.init(path)
     _out(f"FARRO root {'ready' if existed else 'created'} at {r.path}")
+    _doctor_warnings(r)
     if not existed:
         flag = "" if root is None else f" --root {r.path}"
         _out(f'next: farro submit{flag} -p "TASK", then run `farro-tui{flag}` to work the queue')
+
+
+def _doctor_warnings(r: "Root") -> None:
+    """init runs the doctor too: what is not a pass is said on stderr."""
+    from farro_core.doctor import diagnose
+
+    report = diagnose(r)
+    for c in report.checks:
+        if c.verdict != "pass":
+            _err(f"doctor: {c.verdict}: {c.name}: {c.detail}")
+    if report.failed:
+        _err("workers will refuse to run on this root (`farro doctor` tells why)")
 
 
 # ---------------------------------------------------------------- submit
@@ -1236,6 +1249,35 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
 
 
 # ---------------------------------------------------------------- fsck
+
+
+@app.command(short_help="Check that the root's file system gives what FARRO relies on.")
+def doctor(as_json: JsonOpt = False, root: RootOpt = None) -> None:
+    """Check the root's file system: locks, rename, directory fsync, st_dev, clock skew.
+
+    Exit 1 when a check fails: workers refuse to run there (allow_unsafe_fs overrides).
+    """
+    from dataclasses import asdict
+
+    from farro_core.doctor import diagnose
+
+    r = _open(root)
+    report = diagnose(r)
+    if as_json:
+        _dump_json(
+            {
+                "root": str(r.path),
+                "fstype": report.mount.fstype if report.mount else None,
+                "mount": report.mount.point if report.mount else None,
+                "checks": [asdict(c) for c in report.checks],
+                "ok": not report.failed,
+            }
+        )
+    else:
+        for line in report.lines():
+            _out(_clean(line))
+    if report.failed:
+        raise _Failed(1)
 
 
 @app.command(short_help="Check the root; --repair fixes (never deletes).")

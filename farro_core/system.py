@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from farro_core import doctor
 from farro_core.identity import host
 from farro_core.manager import Manager, ManagerStatus, current_manager
 from farro_core.root import Root
@@ -79,12 +80,18 @@ class System:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the manager (or standby), the workers and the watcher. Idempotent."""
+        """Start the manager (or standby), the workers and the watcher. Idempotent.
+
+        Raises :class:`~farro_core.errors.Refused` where ``farro doctor`` finds the
+        root's file system unsafe (locks that do not exclude), unless allowed.
+        """
         from farro_core.worker import Worker
 
         with self._lock:
             if self._running:
                 return
+            if self.n_workers or self.with_manager:
+                doctor.require_safe(self.root, self.settings)  # refuses an unsafe fs
             self._running = True
             try:
                 if self.with_manager:
