@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# tmux drives the console in one end-to-end test; install it where we may (root, apt).
+# tmux drives the console in one end-to-end test, libfaketime shifts the clocks of the
+# multi-host tests (tests/hosts); install them where we may (root, apt).
 tools:
 	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null 2>&1; } || true
+	@ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null 2>&1; } || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check farro_core farro_tui tests benchmarks
