@@ -14,8 +14,8 @@ import os
 import re
 import select
 import sys
-import time
 import threading
+import time
 from typing import Any
 
 _LOG = os.environ.get("FARRO_TEST_PIDLOG")
