@@ -1205,6 +1205,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     except OSError:
         held = False
     oldest_age = None if oldest is None else max(0.0, now - oldest)
+    clocks = _host_clocks(r, settings.clock_skew_warn_s)
     if as_json:
         _dump_json(
             {
@@ -1216,6 +1217,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 "manager_lock_held": held,
                 "manager": manager,
                 "workers": workers,
+                "hosts": clocks,
             }
         )
         return
@@ -1242,10 +1244,35 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     if summary.startswith("none") and (counts["queued"] or not held):
         summary += "; start `farro-tui --workers-only` (or the console) to run jobs"
     _out(f"workers   {summary}")
-    if not rows:
-        return
-    for line in _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}):
-        _out("  " + line)
+    if rows:
+        for line in _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}):
+            _out("  " + line)
+    if clocks:
+        _out("hosts     clock skew against the file system (liveness never compares host clocks)")
+        host_rows = [
+            [
+                _clean(c["host"]),
+                f"{c['skew_s']:+.1f}s" + (" over clock_skew_warn_s" if c["warn"] else ""),
+                f"{_age(c['age_s'])} ago",
+            ]
+            for c in clocks
+        ]
+        for line in _table(["HOST", "SKEW", "MEASURED"], host_rows, right=set()):
+            _out("  " + line)
+
+
+def _host_clocks(r: "Root", warn_s: float) -> list[dict[str, Any]]:
+    """Each host's recorded skew (run/clocks/), its age by the file system's clock."""
+    from farro_core import fsclock
+
+    try:
+        now_fs: float | None = fsclock.fs_now(r)
+    except OSError:
+        now_fs = None
+    return [
+        {"host": c.host, "skew_s": c.skew_s, "age_s": c.age_s, "warn": abs(c.skew_s) > warn_s}
+        for c in fsclock.hosts(r, now_fs)
+    ]
 
 
 # ---------------------------------------------------------------- fsck

@@ -124,6 +124,8 @@ class SkewMonitor:
         self.warn_s = warn_s
         self.every_s = every_s
         self.skew: float | None = None
+        #: every host's recorded skew as of the last tick (for the console's workers pane)
+        self.hosts: tuple[HostClock, ...] = ()
         self._last = -float("inf")
         self._warned = False
         self._lock = threading.Lock()
@@ -134,8 +136,11 @@ class SkewMonitor:
                 return
             self._last = time.monotonic()
         try:
-            skew = measure(self.root)
+            before = time.time()
+            now_fs = fs_now(self.root)
+            skew = (before + time.time()) / 2 - now_fs
             record(self.root, skew)
+            self.hosts = tuple(hosts(self.root, now_fs))
         except OSError as exc:
             log.warning("cannot measure the clock skew against %s: %s", self.root.path, exc)
             return

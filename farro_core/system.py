@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from farro_core import doctor
+from farro_core.fsclock import HostClock
 from farro_core.identity import host
 from farro_core.manager import Manager, ManagerStatus, current_manager
 from farro_core.root import Root
@@ -43,6 +44,11 @@ class SystemSnapshot:
     workers: tuple[WorkerStatus, ...]
     paused: bool
     running: bool
+    #: each host's clock minus the file system's, as last recorded (run/clocks/)
+    clocks: tuple[HostClock, ...] = ()
+    #: this host's, when measured
+    skew_s: float | None = None
+    skew_warn_s: float = 5.0
 
 
 class System:
@@ -198,6 +204,9 @@ class System:
             workers=workers,
             paused=self._paused,
             running=running,
+            clocks=mgr.clock.hosts if mgr is not None else (),
+            skew_s=mgr.clock.skew if mgr is not None else None,
+            skew_warn_s=self.settings.clock_skew_warn_s,
         )
 
     def _manager_off(self) -> ManagerStatus:

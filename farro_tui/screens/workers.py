@@ -33,6 +33,12 @@ def manager_line(snapshot: Any, now: datetime) -> Text:
         t.append(f" · last sweep {duration((now - m.last_sweep).total_seconds())} ago")
     if m.last_ingest:
         t.append(f"\nlast ingestion: {m.last_ingest}", "bright_black")
+    clocks = getattr(snapshot, "clocks", ())
+    if clocks:
+        t.append("\nclock skew vs the file system:")
+        for c in clocks:
+            over = abs(c.skew_s) > snapshot.skew_warn_s
+            t.append(f" {c.host} {c.skew_s:+.1f}s", "bold red" if over else "")
     if snapshot.paused:
         t.append("\nworkers are PAUSED (p resumes)", "bold magenta")
     return t
