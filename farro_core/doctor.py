@@ -70,6 +70,8 @@ class Report:
     root: Path
     mount: Mount | None
     checks: list[Check] = field(default_factory=list)
+    #: some check could not run (full disk, read-only root): not a pass to remember
+    incomplete: bool = False
 
     @property
     def failed(self) -> list[Check]:
@@ -324,29 +326,39 @@ def _err(exc: OSError) -> str:
 
 
 def diagnose(root: Root, settings: Settings | None = None) -> Report:
-    """Run every check on the root (it writes and removes a few files under run/doctor/)."""
+    """Run every check on the root (it writes and removes a few files under run/doctor/).
+
+    A check that cannot run (a full disk, a read-only root) is a warning, not a
+    failure: it proves nothing about locks, and the report is marked incomplete.
+    """
     settings = settings or root.settings
     report = Report(root.path, find_mount(root.path))
     report.checks.append(judge_mount(report.mount))
     base = root.run / WORK_DIR
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(base, 0o700)
     work = base / f"{fsclock.host_key(identity.host())}-{os.getpid()}-{secrets.token_hex(4)}"
-    os.mkdir(work, 0o700)
-    steps: list[Callable[[], list[Check]]] = [
-        lambda: check_locks(work),
-        lambda: [check_foreign_manager(root, settings)],
-        lambda: [check_rename(work)],
-        lambda: [check_dir_fsync(root)],
-        lambda: [check_st_dev(root, work)],
-        lambda: [check_clock(root, settings)],
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(base, 0o700)
+        os.mkdir(work, 0o700)
+    except OSError as exc:
+        report.checks.append(Check("checks", "warn", f"could not run them: {_err(exc)}"))
+        report.incomplete = True
+        return report
+    steps: list[tuple[str, Callable[[], list[Check]]]] = [
+        ("locks", lambda: check_locks(work)),
+        ("locks (hosts)", lambda: [check_foreign_manager(root, settings)]),
+        ("rename", lambda: [check_rename(work)]),
+        ("directory fsync", lambda: [check_dir_fsync(root)]),
+        ("st_dev", lambda: [check_st_dev(root, work)]),
+        ("clock skew", lambda: [check_clock(root, settings)]),
     ]
     try:
-        for step in steps:
+        for name, step in steps:
             try:
                 report.checks.extend(step())
             except OSError as exc:
-                report.checks.append(Check("file system", "fail", f"a check failed: {exc}"))
+                report.checks.append(Check(name, "warn", f"could not run: {_err(exc)}"))
+                report.incomplete = True
     finally:
         _remove(work)
     return report
@@ -399,6 +411,7 @@ def require_safe(root: Root, settings: Settings | None = None) -> Report | None:
         for c in bad:
             log.warning("doctor: %s: %s (allowed by allow_unsafe_fs)", c.name, c.detail)
         return report
-    with _passed_lock:
-        _passed.add(dev)
+    if not report.incomplete:
+        with _passed_lock:
+            _passed.add(dev)
     return report
