@@ -79,6 +79,12 @@ def _claim_host(root: Root, job_id: str) -> str | None:
     return env.lifecycle.claim.host
 
 
+def _final_host(root: Root, job_id: str) -> str | None:
+    """The host of the job's last claim (a finished job keeps it)."""
+    env = load(root, job_id)
+    return env.lifecycle.claim.host if env is not None and env.lifecycle.claim else None
+
+
 def _done_by(root: Root, job_id: str) -> list[str]:
     """The workers of the job's succeeded commits (there must be exactly one)."""
     return [r["worker"] for r in transitions(root, job_id) if r["to"] == Status.SUCCEEDED.value]
@@ -116,8 +122,8 @@ def test_hosts_with_skewed_clocks_share_a_root(
         )
     stale_marks = [r for r in audit.read(root) if r.get("to") == Status.STALE.value]
     assert stale_marks == [], f"a manager 60 s ahead marked healthy jobs stale: {stale_marks}"
-    by_host = {jid: _done_by(root, jid)[0].split("-")[0:2] for jid in healthy}
-    assert {"-".join(v) for v in by_host.values()} >= {"host-b", "host-c"}, by_host
+    by_host = {jid: _final_host(root, jid) for jid in healthy}
+    assert set(by_host.values()) >= {"host-b", "host-c"}, by_host
 
     # each host's identity is its own, and its skew is measured against the file system
     claims = {}
@@ -157,7 +163,7 @@ def test_hosts_with_skewed_clocks_share_a_root(
     for jid in of_c:
         wait_for(lambda jid=jid: (e := load(root, jid)) and e.status is Status.STALE, jid, WAIT_S)
         reason = transitions(root, jid)[-1]["reason"]
-        m = re.fullmatch(r"no heartbeat for (\d+)s \(worker host-c-.*\)", reason)
+        m = re.fullmatch(r"no heartbeat for (\d+)s \(worker .*\)", reason)
         assert m, f"{jid}: stale for another reason: {reason!r}"
         # the silence is read by the file system's clock: nowhere near the 60 s skew
         assert int(m.group(1)) < STALE_S + 30, reason
@@ -176,7 +182,7 @@ def test_hosts_with_skewed_clocks_share_a_root(
         assert len(_done_by(root, jid)) == 1, f"{jid} succeeded {len(_done_by(root, jid))} times"
         assert lines[0::2].count(jid) == 1, f"{jid}'s agent finished more than once"
     for jid in of_a + of_c:
-        assert _done_by(root, jid)[0].startswith("host-b-"), _done_by(root, jid)
+        assert _final_host(root, jid) == "host-b"
         assert lines[lines.index(jid) + 1] == "host-b"
     assert len([r for r in transitions(root, of_c[0]) if r["to"] == Status.IN_PROGRESS.value]) == 2
     h["b"].stop()
