@@ -239,10 +239,13 @@ def check_foreign_manager(root: Root, settings: Settings) -> Check:
     if lock_is_held(root):
         return Check(name, "pass", f"the manager lock of {holder.host} is seen held from here")
     path = root.run / MANAGER_JSON
+    gone = Check(name, "pass", f"the last manager ({holder.host}) is gone: nothing to compare")
     try:
         first = os.stat(path, follow_symlinks=False).st_mtime_ns
     except OSError:
-        return Check(name, "pass", "no other host manages this root now: nothing to compare")
+        return gone
+    if fsclock.fs_now(root) - first / 1e9 > 2 * settings.watchdog_interval_s + 1:
+        return gone  # not sweeping: a manager that died (its lock is rightly free)
     deadline = time.monotonic() + 2 * settings.watchdog_interval_s + 1
     while time.monotonic() < deadline:
         time.sleep(min(0.2, settings.watchdog_interval_s))
@@ -258,7 +261,7 @@ def check_foreign_manager(root: Root, settings: Settings) -> Check:
                 )
         except OSError:
             break
-    return Check(name, "pass", f"the last manager ({holder.host}) is gone: nothing to compare")
+    return gone
 
 
 def check_rename(work: Path) -> Check:
