@@ -32,7 +32,7 @@ from farro_core.transitions import TERMINAL, Status
 
 from .harness import Host, load, require_hosts, transitions, wait_for, wait_until
 
-STALE_S = 4.0
+STALE_S = 6.0  # generous: a loaded machine delays heartbeat threads by seconds
 WAIT_S = 60.0  # generous deadlines: the machine is shared; nothing here is timed
 
 SETTINGS = """\
