@@ -71,3 +71,34 @@ def test_the_workers_pane_shows_each_hosts_skew() -> None:
     text = manager_line(snap, datetime.now(UTC))
     assert "clock skew vs the file system: host-a +60.2s host-c +0.1s" in text.plain
     assert any(span.style == "bold red" for span in text.spans)
+
+
+def test_a_claimers_clock_is_never_compared_with_the_managers(tmp_path: Path) -> None:
+    """claimed_at is the claiming host's clock: an hour ahead, it must not hide a
+    heartbeat that went silent a minute ago (by the file system's clock)."""
+    from datetime import timedelta
+
+    from farro_core import job
+    from farro_core.envelope import parse_spec
+    from farro_core.identity import WorkerIdentity
+    from farro_core.locks import CLAIMS
+    from farro_core.settings import Settings
+    from farro_core.transitions import Status
+    from farro_core.watchdog import Watchdog
+
+    root = Root.init(tmp_path / "root")
+    job.create(root, parse_spec({"prompt": "p"}))
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    env = job.claim(root, WorkerIdentity.current("w-ahead"), now=ahead)
+    assert env is not None
+    try:
+        beat = env.runtime.path / "heartbeat"
+        then = os.stat(beat).st_mtime - 60
+        os.utime(beat, (then, then))
+        report = Watchdog(root, Settings(stale_after_s=30)).sweep()
+        assert [j for j, _ in report.stale] == [env.id]
+        silent = int(report.stale[0][1].split()[3].rstrip("s"))
+        assert 60 <= silent < 90, report.stale
+        assert job.load(root, env.id).status is Status.STALE
+    finally:
+        CLAIMS.release(job.claim_key(root, env.id, 1))
