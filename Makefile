@@ -14,11 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# tmux drives the console in one end-to-end test, and README's examples use jq;
-# install them where we may (root, apt).
+# tmux drives the console in end-to-end tests, README's examples use jq, and
+# libfaketime shifts the clocks of the multi-host tests (tests/hosts); install them
+# where we may (root, apt).
 tools:
 	@{ command -v tmux && command -v jq; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && apt-get install -y -qq tmux jq) >/dev/null 2>&1; } || true
+	@ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null 2>&1; } || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check farro_core farro_tui tests benchmarks

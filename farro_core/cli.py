@@ -273,12 +273,25 @@ def init(
 
         made = create(repo)
         _out(f"example repository {'created' if made else 'kept'} at {_clean(str(repo))}")
+    _doctor_warnings(r)
     if not existed:
         flag = "" if root is None else f" --root {r.path}"
         ws = "" if repo is None else f" --workspace {_clean(str(repo))}"
         _out(
             f'next: farro submit{flag} -p "TASK"{ws}, then run `farro-tui{flag}` to work the queue'
         )
+
+
+def _doctor_warnings(r: "Root") -> None:
+    """init runs the doctor too: what is not a pass is said on stderr."""
+    from farro_core.doctor import diagnose
+
+    report = diagnose(r)
+    for c in report.checks:
+        if c.verdict != "pass":
+            _err(f"doctor: {c.verdict}: {c.name}: {c.detail}")
+    if report.failed:
+        _err("workers will refuse to run on this root (`farro doctor` tells why)")
 
 
 # ---------------------------------------------------------------- submit
@@ -1377,6 +1390,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         held = False
     oldest_age = None if oldest is None else max(0.0, now - oldest)
     here = containment(settings.containment)  # what a worker started here would use
+    clocks = _host_clocks(r, settings.clock_skew_warn_s)
     if as_json:
         _dump_json(
             {
@@ -1389,6 +1403,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 "manager": manager,
                 "workers": workers,
                 "containment": here.as_dict(),
+                "hosts": clocks,
             }
         )
         return
@@ -1415,14 +1430,68 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     if summary.startswith("none") and (counts["queued"] or not held):
         summary += "; start `farro-tui --workers-only` (or the console) to run jobs"
     _out(f"workers   {summary}")
-    for line in (
-        _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}) if rows else []
-    ):
-        _out("  " + line)
+    if rows:
+        for line in _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}):
+            _out("  " + line)
     _out(f"contain   {_containment_line(here, workers)}")
+    if clocks:
+        _out("hosts     clock skew against the file system (liveness never compares host clocks)")
+        host_rows = [
+            [
+                _clean(c["host"]),
+                f"{c['skew_s']:+.1f}s" + (" over clock_skew_warn_s" if c["warn"] else ""),
+                f"{_age(c['age_s'])} ago",
+            ]
+            for c in clocks
+        ]
+        for line in _table(["HOST", "SKEW", "MEASURED"], host_rows, right=set()):
+            _out("  " + line)
+
+
+def _host_clocks(r: "Root", warn_s: float) -> list[dict[str, Any]]:
+    """Each host's recorded skew (run/clocks/), its age by the file system's clock."""
+    from farro_core import fsclock
+
+    try:
+        now_fs: float | None = fsclock.fs_now(r)
+    except OSError:
+        now_fs = None
+    return [
+        {"host": c.host, "skew_s": c.skew_s, "age_s": c.age_s, "warn": abs(c.skew_s) > warn_s}
+        for c in fsclock.hosts(r, now_fs)
+    ]
 
 
 # ---------------------------------------------------------------- fsck
+
+
+@app.command(short_help="Check that the root's file system gives what FARRO relies on.")
+def doctor(as_json: JsonOpt = False, root: RootOpt = None) -> None:
+    """Check the root's file system: locks, rename, directory fsync, st_dev, clock skew.
+
+    Exit 1 when a check fails: workers refuse to run there (allow_unsafe_fs overrides).
+    """
+    from dataclasses import asdict
+
+    from farro_core.doctor import diagnose
+
+    r = _open(root)
+    report = diagnose(r)
+    if as_json:
+        _dump_json(
+            {
+                "root": str(r.path),
+                "fstype": report.mount.fstype if report.mount else None,
+                "mount": report.mount.point if report.mount else None,
+                "checks": [asdict(c) for c in report.checks],
+                "ok": not report.failed,
+            }
+        )
+    else:
+        for line in report.lines():
+            _out(_clean(line))
+    if report.failed:
+        raise _Failed(1)
 
 
 @app.command(short_help="Check the root; --repair fixes (never deletes).")

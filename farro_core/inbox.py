@@ -30,13 +30,12 @@ import logging
 import os
 import stat
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from farro_core import crash, fs, job, specfile, workspace
+from farro_core import crash, fs, fsclock, job, specfile, workspace
 from farro_core.envelope import JobSpec, utcnow
 from farro_core.errors import AlreadyExists, BadInput, FarroError, QueueFull
 from farro_core.identity import host
@@ -201,7 +200,7 @@ def ingest_file(
     try:
         data = specfile.decode(raw, name)
     except BadInput as exc:
-        if time.time() - st.st_mtime < PARTIAL_GRACE_S:
+        if fsclock.fs_now(root) - st.st_mtime < PARTIAL_GRACE_S:  # the server set st_mtime
             return Ingested(name, "waiting", error=f"{exc} (still being written?)")
         return _reject(root, path, str(exc))
     plan_file: Path | None = None

@@ -29,7 +29,7 @@ from typing import Literal
 
 from filelock import FileLock, Timeout
 
-from farro_core import fs, locks, procs
+from farro_core import fs, fsclock, locks, procs
 from farro_core.envelope import utcnow
 from farro_core.errors import FarroError
 from farro_core.fsck import tmp_leftovers
@@ -93,12 +93,13 @@ def read_holder(root: Root) -> Holder | None:
 
 
 def manager_silence(root: Root, now: float | None = None) -> float | None:
-    """Seconds since the manager last swept (manager.json is touched at every sweep)."""
+    """Seconds since the manager last swept (manager.json is touched at every sweep),
+    by the file system's clock (``now`` too, when given)."""
     try:
         mtime = os.stat(root.run / MANAGER_JSON, follow_symlinks=False).st_mtime
+        return (fsclock.fs_now(root) if now is None else now) - mtime
     except OSError:
         return None
-    return (time.time() if now is None else now) - mtime
 
 
 def lock_is_held(root: Root) -> bool:
@@ -150,6 +151,7 @@ class Manager:
         self._last_ingest: str | None = None
         self._warned_silent = False
         self._watchdog = Watchdog(root, self.settings)
+        self.clock = fsclock.SkewMonitor(root, self.settings.clock_skew_warn_s)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -254,6 +256,7 @@ class Manager:
     def _run(self) -> None:
         last_tmp = 0.0
         while not self._stop.is_set():
+            self.clock.tick()  # holder and standby alike: every host records its skew
             if not self._holding.is_set():
                 try:
                     took = self._try_take()
@@ -331,7 +334,7 @@ def sweep_tmp(root: Root, now: float | None = None) -> list[Path]:
 
     for job_id in finish_batches(root):
         log.warning("%s published: its batch's creator died while publishing it", job_id)
-    now = time.time() if now is None else now
+    now = fsclock.fs_now(root) if now is None else now  # tmp/ mtimes are the server's
     moved = []
     for path, detail in tmp_leftovers(root, now):
         moved.append(quarantine(root, path, detail))

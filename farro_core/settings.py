@@ -119,6 +119,17 @@ class Settings(BaseModel):
         description="backpressure: `submit` beyond this many queued jobs exits 1, inbox files wait",
         json_schema_extra={"default_text": "0 (no limit)"},
     )
+    clock_skew_warn_s: float = Field(
+        default=5,
+        gt=0,
+        description="warn when this host's clock is further than this from the file "
+        "system's (liveness never compares host clocks)",
+    )
+    allow_unsafe_fs: bool = Field(
+        default=False,
+        description="run workers even where `farro doctor` finds that locks do not "
+        "exclude (two workers may then claim one job)",
+    )
     keys: dict[str, str] = Field(
         default_factory=dict,
         description='console key remapping by binding id, e.g. `requeue = "R"`',

@@ -21,6 +21,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from farro_core import doctor
+from farro_core.fsclock import HostClock
 from farro_core.identity import host, name_part
 from farro_core.manager import Manager, ManagerStatus, current_manager
 from farro_core.root import Root
@@ -42,6 +44,11 @@ class SystemSnapshot:
     workers: tuple[WorkerStatus, ...]
     paused: bool
     running: bool
+    #: each host's clock minus the file system's, as last recorded (run/clocks/)
+    clocks: tuple[HostClock, ...] = ()
+    #: this host's, when measured
+    skew_s: float | None = None
+    skew_warn_s: float = 5.0
 
 
 class System:
@@ -79,12 +86,18 @@ class System:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the manager (or standby), the workers and the watcher. Idempotent."""
+        """Start the manager (or standby), the workers and the watcher. Idempotent.
+
+        Raises :class:`~farro_core.errors.Refused` where ``farro doctor`` finds the
+        root's file system unsafe (locks that do not exclude), unless allowed.
+        """
         from farro_core.worker import Worker
 
         with self._lock:
             if self._running:
                 return
+            if self.n_workers or self.with_manager:
+                doctor.require_safe(self.root, self.settings)  # refuses an unsafe fs
             self._running = True
             try:
                 if self.with_manager:
@@ -191,6 +204,9 @@ class System:
             workers=workers,
             paused=self._paused,
             running=running,
+            clocks=mgr.clock.hosts if mgr is not None else (),
+            skew_s=mgr.clock.skew if mgr is not None else None,
+            skew_warn_s=self.settings.clock_skew_warn_s,
         )
 
     def _manager_off(self) -> ManagerStatus:

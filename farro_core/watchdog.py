@@ -4,7 +4,9 @@ Liveness is the claim lock (docs/spec.md §5.6): the kernel frees it when the wo
 dies, however it dies, so a free lock means "worker gone". A worker that is
 alive but hung (SIGSTOP, a deadlock) keeps its lock and stops touching
 ``heartbeat``; after ``stale_after_s`` its job is made stale anyway, and the
-revision check then refuses that worker's late commit (the fencing).
+revision check then refuses that worker's late commit (the fencing). Silence is
+measured by the file system's clock (heartbeat mtime against a probe's mtime, see
+fsclock.py), so hosts whose clocks disagree neither steal work nor miss a dead host.
 
 Every move goes through :func:`farro_core.job.commit`, so the transition table
 decides what is legal and a job that moved on meanwhile is left alone. A job the
@@ -27,13 +29,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, fs, job
+from farro_core import audit, fs, fsclock, job
 from farro_core.envelope import Envelope
 from farro_core.errors import Conflict, FarroError, IllegalTransition, NotFound
 from farro_core.ids import ID_PATTERN
@@ -76,9 +77,11 @@ class Watchdog:
 
         Each job is handled on its own: one the sweep cannot handle (a directory it
         cannot write, say) is reported by name, and the others are still looked at.
+
+        ``now`` is by the file system's clock (default: read it), never this host's.
         """
         report = SweepReport()
-        now = time.time() if now is None else now
+        now = fsclock.fs_now(self.root) if now is None else now
         for job_id in self.root.ids("active"):
             report.checked += 1
             self._isolated(
@@ -214,10 +217,15 @@ class Watchdog:
         path = env.runtime.path
         if job.claim_is_free(self.root, path, env.id, lc.attempt):
             return "worker gone"
-        started = lc.claim.claimed_at.timestamp() if lc.claim else lc.updated_at.timestamp()
-        beat = job.heartbeat_age(path, now)
-        last = started if beat is None else max(started, now - beat)
-        silent = now - last
+        # file-system clock only: the claim touched heartbeat, so its mtime (else the
+        # claim's job.json write) is the last sign of life; claimed_at is the claimer's
+        # clock and never compared with ours (fsclock.py)
+        silent = job.heartbeat_age(path, now)
+        if silent is None:
+            try:
+                silent = now - os.stat(path / job.JOB, follow_symlinks=False).st_mtime
+            except OSError:
+                return None  # moved meanwhile
         if silent > self.settings.stale_after_s:
             who = f" (worker {lc.claim.worker})" if lc.claim else ""
             return f"no heartbeat for {silent:.0f}s{who}"

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Root.open(path)
         root.settings  # noqa: B018 - a bad farro.toml is reported here, in one line
     except FarroError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), exc.exit_code)
     except OSError as exc:
         return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     try:
@@ -109,11 +109,11 @@ def _root_path(args: argparse.Namespace) -> Path:
     return resolve_path(args.root)
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = 2) -> int:
     from farro_core.visible import visible
 
     print(f"{PROG}: {visible(message)}", file=sys.stderr)
-    return 2
+    return code
 
 
 if __name__ == "__main__":

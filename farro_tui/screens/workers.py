@@ -37,6 +37,12 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
         t.append(f" · last sweep {duration((now - m.last_sweep).total_seconds())} ago")
     if m.last_ingest:
         t.append(f"\nlast ingestion: {visible(str(m.last_ingest))}", "bright_black")
+    clocks = getattr(snapshot, "clocks", ())
+    if snapshot is not None and clocks:
+        t.append("\nclock skew vs the file system:")
+        for c in clocks:
+            over = abs(c.skew_s) > snapshot.skew_warn_s
+            t.append(f" {visible(c.host)} {c.skew_s:+.1f}s", "bold red" if over else "")
     if snapshot is None:
         t.append("\nthis console runs no workers: it observes", "bright_black")
     elif snapshot.paused:

@@ -1,0 +1,263 @@
+"""Several "hosts" on one machine, sharing one root, each with real processes.
+
+A host is ``unshare --uts --pid --mount --fork --mount-proc``: its own host name,
+its own pid space, and (a file bind-mounted over /proc/sys/kernel/random/boot_id
+in its mount namespace) its own boot id, which is where farro_core/identity.py
+reads it. Its clock is shifted with libfaketime (``FAKETIME=+60s``), with
+``DONT_FAKE_MONOTONIC=1`` (timeouts and sleeps stay real), ``NO_FAKE_STAT=1`` and
+``FAKE_UTIME=1`` (mtimes stay the kernel's, as a file server's would), so any use
+of a host's local clock against another's shows. Each host's pids start at its
+own base (``ns_last_pid``), so a pid in a log says which host it belongs to, and
+sitecustomize.py logs every pid a host signals or probes.
+
+Needs root, unshare and libfaketime (``make tools`` installs it). Where the
+machine lacks them the tests fail with a line saying so (skip only off CI, as a
+non-root developer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from farro_core import audit, job
+from farro_core.envelope import Envelope
+from farro_core.errors import FarroError
+from farro_core.root import Root
+
+T = TypeVar("T")
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+FAKETIME_LIBS = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/faketime/libfaketimeMT.so.1",
+)
+UNSHARE = ("unshare", "--uts", "--pid", "--mount", "--fork", "--mount-proc")
+#: pids of host i start above PID_BASE * (i + 1); pid_max is 32768 by default
+PID_BASE = 5000
+
+
+def faketime_lib() -> str | None:
+    return next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
+
+
+def require_hosts() -> None:
+    """Fail (or, off CI and not root, skip) with the reason this machine cannot run hosts."""
+    why = None
+    if os.geteuid() != 0:
+        why = "needs root (unshare of UTS/PID/mount namespaces, bind mounts)"
+    elif shutil.which("unshare") is None:
+        why = "needs unshare (util-linux)"
+    elif faketime_lib() is None:
+        why = "needs libfaketime: `make tools` installs it (apt-get install faketime)"
+    else:
+        probe = subprocess.run(
+            [*UNSHARE, "true"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode != 0:
+            why = f"this machine does not allow namespaces: {probe.stderr.strip()}"
+    if why is None:
+        return
+    if os.environ.get("CI") or os.geteuid() == 0:
+        pytest.fail(f"multi-host tests cannot run here: {why}")
+    pytest.skip(f"multi-host tests: {why}")
+
+
+class Host:
+    """One host: started by :meth:`start`, killed whole by :meth:`kill` (SIGKILL to its init)."""
+
+    def __init__(self, tmp: Path, root: Path, name: str, index: int, offset_s: int) -> None:
+        self.name = name
+        self.root = root
+        self.offset_s = offset_s
+        self.pid_lo = PID_BASE * (index + 1)
+        self.pid_hi = self.pid_lo + PID_BASE
+        self.boot_id = str(uuid.uuid4())
+        self.boot_file = tmp / f"boot-{name}"
+        self.boot_file.write_text(self.boot_id + "\n")
+        self.pidlog = tmp / f"pids-{name}.log"
+        self.log_path = tmp / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, workers: int, manager: bool) -> None:
+        script = (
+            f"hostname {self.name} && "
+            f"mount --bind {self.boot_file} /proc/sys/kernel/random/boot_id && "
+            f"echo {self.pid_lo} > /proc/sys/kernel/ns_last_pid && "
+            f'"$FARRO_TEST_PYTHON" {HERE / "hostproc.py"} {self.root} {workers} '
+            f"{1 if manager else 0}"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FARRO_", "FAKE"))}
+        env.update(
+            FARRO_TEST_PYTHON=sys.executable,
+            FARRO_TEST_PIDLOG=str(self.pidlog),
+            PYTHONPATH=os.pathsep.join([str(HERE / "site"), str(REPO)]),
+            LD_PRELOAD=faketime_lib() or "",
+            FAKETIME=f"{self.offset_s:+d}s",
+            DONT_FAKE_MONOTONIC="1",
+            FAKE_UTIME="1",
+            NO_FAKE_STAT="1",
+        )
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "unshare",
+                    "--uts",
+                    "--pid",
+                    "--mount",
+                    "--fork",
+                    "--mount-proc",
+                    "sh",
+                    "-c",
+                    script,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def init_pid(self) -> int | None:
+        """The host's pid 1, as this (outer) pid namespace numbers it."""
+        assert self.proc is not None
+        try:
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return None
+        first = kids.split()
+        return int(first[0]) if first else None
+
+    def outer_pids(self) -> list[int]:
+        """Every process of this host (outer pids): those in its pid namespace."""
+        init = self.init_pid()
+        if init is None:
+            return []
+        try:
+            ns = os.readlink(f"/proc/{init}/ns/pid")
+        except OSError:
+            return []
+        out = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                        out.append(int(entry))
+                except OSError:
+                    continue
+        return out
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the host, until none is left running (they fork)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            running = [p for p in self.outer_pids() if _state(p) not in ("T", "Z", None)]
+            if not running:
+                return
+            for p in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGSTOP)
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: could not stop all its processes")
+
+    def kill(self) -> None:
+        """The whole host dies: SIGKILL to its pid 1 kills every process in its namespace."""
+        init = self.init_pid()
+        if init is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(init, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        """SIGTERM to the System (its process in the namespace), then wait for the host."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for p in self.outer_pids():
+            if _cmdline(p).find("hostproc.py") >= 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def signalled_pids(self) -> list[tuple[str, int]]:
+        """(what, pid) for each pid the host signalled or probed, by its own numbering."""
+        try:
+            text = self.pidlog.read_text()
+        except FileNotFoundError:
+            return []
+        return [
+            (m.group(1), int(m.group(2)))
+            for m in re.finditer(r"^(\S+) (-?\d+) by \d+$", text, re.MULTILINE)
+        ]
+
+
+def _state(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return raw[raw.rindex(b")") + 2 :].split()[0].decode()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def wait_until(cond: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+    """Poll ``cond`` until true; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_for(get: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    found: list[T] = []
+
+    def cond() -> bool:
+        value = get()
+        if value:
+            found.append(value)
+        return bool(found)
+
+    wait_until(cond, what, timeout)
+    return found[0]
+
+
+def load(root: Root, job_id: str) -> Envelope | None:
+    try:
+        return job.load(root, job_id)
+    except FarroError:
+        return None  # mid-move: look again
+
+
+def transitions(root: Root, job_id: str) -> list[dict[str, Any]]:
+    return [r for r in audit.read(root, job_id) if r.get("event") == "transition"]
