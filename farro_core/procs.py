@@ -15,8 +15,11 @@ two mechanisms, probed once per process (:func:`containment`):
   leader's session. A process that both leaves the session and clears its
   environment escapes this mechanism, not the cgroup one.
 
-A token is ``<owner pid>.<owner start time>.<n>``: anyone on the host can tell
-whether the process that owns a unit is still alive. :func:`reap_orphans` kills
+A token is ``<pid namespace>.<owner pid>.<owner start time>.<n>``: anyone in the
+same pid namespace can tell whether the process that owns a unit is still alive.
+A pid means nothing in another namespace, so a unit whose token names another one
+is never judged dead from here (cgroups can be shared across pid namespaces, as
+with containers or tests/hosts' "hosts" on one kernel). :func:`reap_orphans` kills
 the units whose owner died (a worker or manager killed with SIGKILL); workers run
 it when they start, the manager at every sweep.
 """
@@ -46,7 +49,7 @@ from farro_core.identity import pid_started_at
 log = logging.getLogger("farro.procs")
 
 TOKEN_VAR = "FARRO_UNIT_TOKEN"
-_TOKEN = re.compile(r"(\d{1,10})\.(\d{1,20})\.(\d{1,10})")
+_TOKEN = re.compile(r"(\d{1,20})\.(\d{1,10})\.(\d{1,20})\.(\d{1,10})")
 _CGROUP_PREFIX = "farro."
 #: how long ending a unit waits for its processes to be gone before it gives up
 KILL_WAIT_S = 10.0
@@ -86,13 +89,27 @@ _live_leaders: set[int] = set()  # pids Popen will wait for: never reaped here
 _subreaper = False
 
 
-def _parse_token(text: str) -> tuple[int, int] | None:
+@cache
+def _pid_namespace() -> int:
+    """The inode of this process's pid namespace (0 where /proc does not say)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _parse_token(text: str) -> tuple[int, int, int] | None:
+    """(pid namespace, owner pid, owner start time), or None for a foreign string."""
     m = _TOKEN.fullmatch(text)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def _owner_alive(owner: tuple[int, int]) -> bool:
-    pid, started = owner
+def _owner_alive(owner: tuple[int, int, int]) -> bool:
+    """Is the unit's owner alive? Always yes for an owner of another pid namespace:
+    its pid cannot be looked up from here, and a guess would kill healthy work."""
+    ns, pid, started = owner
+    if ns != _pid_namespace():
+        return True
     if (pid, started) == _owner() and pid == os.getpid():
         return True
     return pid_started_at(pid) == started
@@ -191,7 +208,7 @@ class Unit:
         self.kind = kind
         self.containment = containment(prefer)
         pid, started = _owner()
-        self.token = f"{pid}.{started}.{next(_seq)}"
+        self.token = f"{_pid_namespace()}.{pid}.{started}.{next(_seq)}"
         self.cgroup: Path | None = None
         self.leader: subprocess.Popen[bytes] | None = None
         self._session: int | None = None

@@ -264,7 +264,7 @@ def test_a_unit_record_from_disk_is_checked_before_use(tmp_path: Path) -> None:
         where = units.containment().cgroup_dir
         assert where is not None
         assert not units.kill_recorded({"token": "bad token", "cgroup": str(where)})
-        assert not units.kill_recorded({"token": "1.2.3", "cgroup": str(where)})
+        assert not units.kill_recorded({"token": "1.1.2.3", "cgroup": str(where)})
         assert victim.poll() is None
     finally:
         victim.kill()
@@ -356,3 +356,37 @@ def test_stats_shows_the_mechanism_in_force(tmp_path: Path, mode: str, mechanism
         ).stdout
     )
     assert data["containment"]["mechanism"] == mechanism
+
+
+@pytest.mark.parametrize("same_namespace", [True, False])
+def test_a_unit_of_another_pid_namespace_is_never_reaped(same_namespace: bool) -> None:
+    """A dead owner's unit is reaped only when the owner's pid is ours to look up.
+
+    cgroups are shared across pid namespaces (containers; tests/hosts' "hosts" on one
+    kernel), so a pid from another one must never be judged dead from here: that
+    killed every healthy job of the other hosts in the multi-host test.
+    """
+    where = units.containment().cgroup_dir
+    assert where is not None, "this machine offers cgroup v2 (CI runs on the same kind)"
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid whose owner is gone, as a worker killed with -9 leaves
+    token = f"{ns if same_namespace else ns + 1}.{dead.pid}.1.1"
+    cgroup = where / f"farro.{token}"
+    os.mkdir(cgroup, 0o755)
+    victim = units._spawn_into(cgroup, ["sleep", "300"], os.environ)
+    try:
+        wait_until(lambda: units._cgroup_procs(cgroup), "the process in its cgroup")
+        reaped = units.reap_orphans()
+        if same_namespace:
+            assert token in reaped
+            assert victim.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+        else:
+            assert token not in reaped
+            assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+        if cgroup.exists():  # reaping removes the cgroup it emptied
+            wait_until(lambda: not units._cgroup_procs(cgroup), "the cgroup empty")
+            os.rmdir(cgroup)
