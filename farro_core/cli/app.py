@@ -1,0 +1,245 @@
+"""The one typer app, the options and arguments the commands share, and :func:`main`.
+
+:func:`main` runs typer with ``standalone_mode=False`` and maps every exception
+to one ``farro: `` line on stderr and an exit code (0 success, 1 refused, 2 bad
+input, 130 interrupted): never a traceback.
+
+No ``from __future__ import annotations`` in this package: typer reads every
+command's signature at each start, and evaluating string annotations cost ~10 ms of it.
+"""
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from farro_core.cli.render import _clean, _err
+from farro_core.visible import visible
+
+if TYPE_CHECKING:
+    from farro_core.envelope import Envelope
+    from farro_core.root import Root
+
+
+app = typer.Typer(
+    name="farro",
+    help="Run batches of AI coding-agent jobs from a plain directory tree.",
+    epilog=(
+        "\b\nThe root is --root PATH, else $FARRO_ROOT, else ~/.farro.\n"
+        "Exit status: 0 done, 1 refused (unknown job, illegal move, queue full), "
+        "2 bad input."
+    ),
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+RootOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--root",
+        metavar="PATH",
+        help="The FARRO root (default: $FARRO_ROOT, else ~/.farro).",
+        show_default=False,
+    ),
+]
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+IdsArg = Annotated[list[str], typer.Argument(metavar="ID", help="Job ids.", show_default=False)]
+
+
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="A job id.", show_default=False)]
+
+
+STATUSES = ("queued", "in-progress", "stale", "succeeded", "failed", "killed")
+
+
+_ALIASES = {"running": "in-progress", "inprogress": "in-progress", "in_progress": "in-progress"}
+
+
+class _Failed(Exception):
+    """Some items of a multi-id command were refused; each was reported already."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _open(root: str | None) -> "Root":
+    from farro_core.root import Root
+
+    return Root.open(root)
+
+
+def _check_ids(ids: Iterable[str]) -> list[str]:
+    """Valid ids, each once (in the order given); the first bad one is refused as bad input."""
+    from farro_core.errors import BadInput
+    from farro_core.ids import ID_PATTERN
+
+    out: list[str] = []
+    for i in ids:
+        if not ID_PATTERN.fullmatch(i):
+            raise BadInput(
+                f"invalid job id {visible(repr(i))}: expected 8 to 64 letters, digits, - or _ "
+                "(the ids `farro submit` and `farro ls` print)"
+            )
+        if i not in out:
+            out.append(i)
+    return out
+
+
+def _operator() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or str(os.getuid())
+
+
+def _labels(items: Sequence[str]) -> dict[str, str]:
+    """``--label K=V`` options as a dict; a malformed or repeated key is bad input."""
+    from farro_core.errors import BadInput
+
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--label {_clean(repr(item))}: expected KEY=VALUE")
+        if key in labels:
+            raise BadInput(f"--label {_clean(repr(key))} is given twice")
+        labels[key] = value
+    return labels
+
+
+def _statuses(status: str | None) -> list[str] | None:
+    from farro_core.errors import BadInput
+
+    if status is None:
+        return None
+    out = []
+    for part in status.split(","):
+        name = _ALIASES.get(part.strip().lower(), part.strip().lower())
+        if name not in STATUSES:
+            raise BadInput(
+                f"--status {part!r}: expected one of {', '.join(STATUSES)} "
+                "(running means in-progress; join several with commas)"
+            )
+        out.append(name)
+    return out
+
+
+def _load(r: "Root", job_id: str) -> "Envelope":
+    from farro_core.errors import Corrupt
+    from farro_core.job import load
+
+    try:
+        return load(r, job_id)
+    except Corrupt as exc:
+        raise Corrupt(
+            f"job {job_id} is unreadable ({exc}); `farro fsck --repair` moves it to quarantine/"
+        ) from None
+
+
+def _job_state(r: "Root", job_id: str) -> tuple[str, int]:
+    """(status, attempt) from job.json, cheaply; ("gone", 0) when it left the queues."""
+    from farro_core.errors import NotFound
+    from farro_core.listing import read_row
+
+    for _ in range(3):
+        try:
+            path = r.locate(job_id)
+        except NotFound:
+            return "gone", 0
+        row = read_row(r, path.parent.name, job_id)
+        if row is not None:
+            return row.status, row.attempt
+    return "gone", 0
+
+
+def _report(code: int, msg: str) -> int:
+    _err(msg)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (the console script passes it to sys.exit)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command = typer.main.get_command(app)
+        _plain_argument_help(command)
+        rv = command.main(args=args, prog_name="farro", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except KeyboardInterrupt:
+        code = 130
+    except _Failed as exc:
+        code = exc.code
+    except BrokenPipeError:
+        # the reader went away (farro ls | head): stop quietly
+        _silence_stdout()
+        code = 1
+    except BaseException as exc:
+        code = _map_exception(exc)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return code
+
+
+def _plain_argument_help(command: Any) -> None:
+    """Help shows ``ID...`` as click does, not typer's ``{ID}...`` and ``ID <list[str]>``."""
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if param.param_type_name != "argument" or not hasattr(param, "display_type_rich"):
+                continue
+            name = param.metavar or param.name.upper()
+            usage = (name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else "")
+            param.display_type_rich = lambda ctx: None
+            param.get_usage_pieces = lambda ctx, usage=usage: [usage]
+
+
+def _map_exception(exc: BaseException) -> int:
+    from farro_core.errors import FarroError
+
+    if isinstance(exc, FarroError):
+        _err(str(exc) or type(exc).__name__)
+        return exc.exit_code
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code
+    if isinstance(exc, typer.Abort):
+        return 130
+    if isinstance(exc, typer.TyperException):  # click usage errors and friends
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stdout.write(exc.format_message() + "\n")
+            return 0
+        ctx = getattr(exc, "ctx", None)
+        cmd = f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else ""
+        _err(f"{exc.format_message().rstrip('.')} (see `farro{cmd} --help`)")
+        return 2 if exc.exit_code == 2 else exc.exit_code or 1
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 1
+    if os.environ.get("FARRO_DEBUG"):
+        raise exc
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        _err(f"{exc.strerror or exc}{where}")
+        return 1
+    _err(f"internal error: {type(exc).__name__}: {exc} (FARRO_DEBUG=1 shows the traceback)")
+    return 1
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

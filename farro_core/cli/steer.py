@@ -1,0 +1,199 @@
+"""``farro requeue`` and ``farro kill``: the operator's moves, through farro_core.operations."""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from farro_core.cli.app import (
+    RootOpt,
+    _check_ids,
+    _Failed,
+    _job_state,
+    _labels,
+    _open,
+    _operator,
+    _statuses,
+    app,
+)
+from farro_core.cli.render import _clean, _err, _out
+
+if TYPE_CHECKING:
+    from farro_core.root import Root
+
+
+def _is(r: "Root", job_id: str) -> str:
+    """``has already succeeded``, ``is queued``: a job's status in words, for refusals."""
+    status, _ = _job_state(r, job_id)
+    return {
+        "succeeded": "has already succeeded",
+        "failed": "has already failed",
+        "killed": "was already killed",
+        "in-progress": "is running (in-progress)",
+        "gone": "has left the queues (quarantined?)",
+    }.get(status, f"is {status}")
+
+
+def _each(ids: Sequence[str], action: Any) -> None:
+    """Run ``action`` per id, reporting each refusal; exit with the worst code."""
+    from farro_core.errors import FarroError
+
+    worst = 0
+    for job_id in ids:
+        try:
+            action(job_id)
+        except FarroError as exc:
+            _err(str(exc))
+            worst = max(worst, exc.exit_code)
+    if worst:
+        raise _Failed(worst)
+
+
+SelIdsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="ID", help="Job ids (or select with --status, --label).", show_default=False
+    ),
+]
+
+
+SelStatusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--status",
+        "-s",
+        metavar="STATUS",
+        help="Every job in this status (comma-separated).",
+        show_default=False,
+    ),
+]
+
+
+SelLabelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="KEY=VALUE", help="Only jobs with this label. Repeatable.", show_default=False
+    ),
+]
+
+
+def _selected(
+    r_path: str | None,
+    verb: str,
+    legal: Sequence[str],
+    job_ids: Sequence[str] | None,
+    status: str | None,
+    label: Sequence[str] | None,
+) -> tuple["Root", list[str]]:
+    """The root and the jobs a requeue or kill acts on: ids, or a selection.
+
+    Nothing selected is not an error (``farro requeue $(... | jq ...)`` with no
+    failed job): the caller says so and exits 0.
+    """
+    from farro_core.errors import BadInput
+    from farro_core.operations import select
+
+    ids = _check_ids(job_ids or [])
+    if ids and (status is not None or label):
+        raise BadInput(f"give job ids or --status/--label, not both (farro {verb})")
+    wanted = _statuses(status) or [] if status is not None else list(legal)
+    for s in wanted:
+        if s not in legal:
+            raise BadInput(f"--status {s}: only {_or(legal)} jobs can be {_PAST[verb]}")
+    labels = _labels(label or [])
+    r = _open(root=r_path)
+    if status is None and not label:
+        if not ids:
+            _out(f"nothing to {verb}: no job given (give ids, --status or --label)")
+        return r, ids
+    picked = select(r, wanted, labels)
+    if not picked:
+        which = _or(wanted)
+        having = ", ".join(f"{k}={v}" for k, v in labels.items())
+        tail = f" labelled {having}" if having else ""
+        _out(_clean(f"nothing to {verb}: no {which} jobs{tail}"))
+    return r, picked
+
+
+_PAST = {"requeue": "requeued", "kill": "killed"}
+
+
+def _or(words: Sequence[str]) -> str:
+    """``queued, in-progress or stale``."""
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
+
+
+@app.command(short_help="Put stale or failed jobs back in the queue.")
+def requeue(
+    job_ids: SelIdsArg = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Put stale or failed jobs back in the queue, with a fresh attempt budget.
+
+    Give ids, or select: --status failed requeues every failed job, --label K=V
+    every stale or failed job with that label. Nothing selected is not an error.
+    """
+    from farro_core.errors import IllegalTransition
+    from farro_core.operations import requeue as do_requeue
+
+    r, ids = _selected(root, "requeue", ("stale", "failed"), job_ids, status, label)
+    by = _operator()
+
+    def one(job_id: str) -> None:
+        try:
+            do_requeue(r, job_id, by=by)
+        except IllegalTransition:
+            raise IllegalTransition(
+                f"job {job_id} {_is(r, job_id)}; only stale or failed jobs can be requeued"
+            ) from None
+        _out(f"{job_id} queued")
+
+    _each(ids, one)
+
+
+@app.command(short_help="Kill jobs (running ones through their worker).")
+def kill(
+    job_ids: SelIdsArg = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            help="How long to wait for the workers of running jobs (0: just ask).",
+        ),
+    ] = 30.0,
+    root: RootOpt = None,
+) -> None:
+    """Kill jobs: queued or stale ones directly, running ones through their worker.
+
+    Give ids, or select: --status queued kills every queued job, --label K=V every
+    queued, running or stale job with that label. Nothing selected is not an error.
+    """
+    from farro_core.errors import BadInput, IllegalTransition
+    from farro_core.operations import kill_many
+
+    if not wait >= 0:
+        raise BadInput(f"--wait {wait!r}: must be 0 or more seconds")
+    r, ids = _selected(root, "kill", ("queued", "in-progress", "stale"), job_ids, status, label)
+    worst = 0
+    for res in kill_many(r, ids, by=_operator(), wait_s=wait):
+        if res.outcome == "killed":
+            _out(f"{res.job_id} killed")
+        elif res.outcome == "requested" and res.env is not None:
+            attempt = res.env.lifecycle.attempt
+            _out(f"{res.job_id} kill requested; its worker will stop attempt {attempt}")
+        elif res.error is not None:
+            msg = str(res.error)
+            if isinstance(res.error, IllegalTransition):
+                msg = (
+                    f"job {res.job_id} {_is(r, res.job_id)}; "
+                    "only queued, running or stale jobs can be killed"
+                )
+            _err(msg)
+            worst = max(worst, res.error.exit_code)
+    if worst:
+        raise _Failed(worst)
