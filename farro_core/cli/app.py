@@ -197,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _plain_argument_help(command: Any) -> None:
     """Help shows ``ID...`` as click does, not typer's ``{ID}...`` and ``ID <list[str]>``."""
+    # replaces two methods of typer's TyperArgument (not public API): typer is pinned in
+    # pyproject.toml and tests/test_cli_typer.py fails if an upgrade moves them
     for sub in getattr(command, "commands", {}).values():
         for param in sub.params:
             if param.param_type_name != "argument" or not hasattr(param, "display_type_rich"):
@@ -218,6 +220,7 @@ def _map_exception(exc: BaseException) -> int:
     if isinstance(exc, typer.Abort):
         return 130
     if isinstance(exc, typer.TyperException):  # click usage errors and friends
+        # typer._click.exceptions.NoArgsIsHelpError (tests/test_cli_typer.py)
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.stdout.write(exc.format_message() + "\n")
             return 0
