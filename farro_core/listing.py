@@ -89,6 +89,25 @@ def read_row(
 _Parts = tuple[str, int, int, float, dict[str, str]]
 
 
+def job_state(root: Root, job_id: str) -> tuple[str, int]:
+    """(status, attempt) of one job from job.json, cheaply; ("gone", 0) when it left the queues.
+
+    A job that moves between being located and being read is located again (three
+    tries), so a refusal can name the status the job is in now.
+    """
+    from farro_core.errors import NotFound
+
+    for _ in range(3):
+        try:
+            path = root.locate(job_id)
+        except NotFound:
+            return "gone", 0
+        row = read_row(root, path.parent.name, job_id)
+        if row is not None:
+            return row.status, row.attempt
+    return "gone", 0
+
+
 def _get(body: dict[str, Any], key: str, kind: type[_T], default: _T) -> _T:
     """``body[key]`` if it has the type a row needs (bool is no number), else TypeError."""
     value = body.get(key, default)

@@ -23,11 +23,25 @@ _PHRASE = {
     Status.KILLED: "was already killed",
     Status.IN_PROGRESS: "is running",
 }
+_VALUES = frozenset(s.value for s in Status)
 
 
 def phrase(status: Status) -> str:
     """A job's status as words for a refusal: 'has already succeeded', 'is queued'."""
     return _PHRASE.get(status, f"is {status}")
+
+
+def phrase_now(root: Root, job_id: str) -> str:
+    """The status a job is in now, as words for a refusal: it may have moved since the
+    refused move read it (``is running (in-progress)``, ``has left the queues``)."""
+    from farro_core.listing import job_state
+
+    status, _ = job_state(root, job_id)
+    if status == "gone":
+        return "has left the queues (quarantined?)"
+    if status == Status.IN_PROGRESS:
+        return "is running (in-progress)"
+    return phrase(Status(status)) if status in _VALUES else f"is {status}"
 
 
 def select(

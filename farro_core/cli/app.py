@@ -149,22 +149,6 @@ def _load(r: "Root", job_id: str) -> "Envelope":
         ) from None
 
 
-def _job_state(r: "Root", job_id: str) -> tuple[str, int]:
-    """(status, attempt) from job.json, cheaply; ("gone", 0) when it left the queues."""
-    from farro_core.errors import NotFound
-    from farro_core.listing import read_row
-
-    for _ in range(3):
-        try:
-            path = r.locate(job_id)
-        except NotFound:
-            return "gone", 0
-        row = read_row(r, path.parent.name, job_id)
-        if row is not None:
-            return row.status, row.attempt
-    return "gone", 0
-
-
 def _report(code: int, msg: str) -> int:
     _err(msg)
     return code

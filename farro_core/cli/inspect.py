@@ -12,7 +12,6 @@ from farro_core.cli.app import (
     JsonOpt,
     RootOpt,
     _check_ids,
-    _job_state,
     _load,
     _open,
     _statuses,
@@ -337,13 +336,14 @@ def logs(
     import time
 
     from farro_core.errors import BadInput, NotFound, Refused
+    from farro_core.listing import job_state
     from farro_core.visible import VisibleDecoder
 
     (job_id,) = _check_ids([job_id])
     if attempt is not None and attempt < 1:
         raise BadInput(f"--attempt {attempt}: attempts count from 1")
     r = _open(root)
-    status, current = _job_state(r, job_id)
+    status, current = job_state(r, job_id)
     if status == "gone":
         raise NotFound(f"no job {job_id} in {r.path}")
     if attempt is None:
@@ -389,7 +389,7 @@ def logs(
                 # the status was read before this last drain, so nothing is lost
                 return
             time.sleep(0.2)
-            status, current = _job_state(r, job_id)
+            status, current = job_state(r, job_id)
     finally:
         if fd is not None:
             os.close(fd)

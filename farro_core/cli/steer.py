@@ -9,7 +9,6 @@ from farro_core.cli.app import (
     RootOpt,
     _check_ids,
     _Failed,
-    _job_state,
     _labels,
     _open,
     _operator,
@@ -20,18 +19,6 @@ from farro_core.cli.render import _clean, _err, _out
 
 if TYPE_CHECKING:
     from farro_core.root import Root
-
-
-def _is(r: "Root", job_id: str) -> str:
-    """``has already succeeded``, ``is queued``: a job's status in words, for refusals."""
-    status, _ = _job_state(r, job_id)
-    return {
-        "succeeded": "has already succeeded",
-        "failed": "has already failed",
-        "killed": "was already killed",
-        "in-progress": "is running (in-progress)",
-        "gone": "has left the queues (quarantined?)",
-    }.get(status, f"is {status}")
 
 
 def _each(ids: Sequence[str], action: Any) -> None:
@@ -136,6 +123,7 @@ def requeue(
     every stale or failed job with that label. Nothing selected is not an error.
     """
     from farro_core.errors import IllegalTransition
+    from farro_core.operations import phrase_now
     from farro_core.operations import requeue as do_requeue
 
     r, ids = _selected(root, "requeue", ("stale", "failed"), job_ids, status, label)
@@ -146,7 +134,7 @@ def requeue(
             do_requeue(r, job_id, by=by)
         except IllegalTransition:
             raise IllegalTransition(
-                f"job {job_id} {_is(r, job_id)}; only stale or failed jobs can be requeued"
+                f"job {job_id} {phrase_now(r, job_id)}; only stale or failed jobs can be requeued"
             ) from None
         _out(f"{job_id} queued")
 
@@ -174,7 +162,7 @@ def kill(
     queued, running or stale job with that label. Nothing selected is not an error.
     """
     from farro_core.errors import BadInput, IllegalTransition
-    from farro_core.operations import kill_many
+    from farro_core.operations import kill_many, phrase_now
 
     if not wait >= 0:
         raise BadInput(f"--wait {wait!r}: must be 0 or more seconds")
@@ -190,7 +178,7 @@ def kill(
             msg = str(res.error)
             if isinstance(res.error, IllegalTransition):
                 msg = (
-                    f"job {res.job_id} {_is(r, res.job_id)}; "
+                    f"job {res.job_id} {phrase_now(r, res.job_id)}; "
                     "only queued, running or stale jobs can be killed"
                 )
             _err(msg)

@@ -124,3 +124,14 @@ def test_a_reused_id_shows_the_new_title(root: Root) -> None:
     os.rename(old.path, root.quarantine / old.id)
     create_elsewhere(root, old.id, "new title")
     assert [r.title for r in listing.scan(root)] == ["new title"]
+
+
+def test_job_state_follows_the_job_and_says_gone_when_it_left(root: Root) -> None:
+    env = job.create(root, spec())
+    assert listing.job_state(root, env.id) == ("queued", 0)
+    c = claimed(root)
+    assert listing.job_state(root, env.id) == ("in-progress", 1)
+    job.commit(c, Status.FAILED, Actor.AGENT, "exit 1")
+    job.release_claim(c)
+    assert listing.job_state(root, env.id) == ("failed", 1)
+    assert listing.job_state(root, "abcdefgh0000") == ("gone", 0)

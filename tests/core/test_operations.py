@@ -211,3 +211,14 @@ def test_late_kill_request_never_kills_the_next_attempt(root: Root) -> None:
     assert job.kill_requested(c2.path, 2) is None
     operations.kill(root, env.id, by="bob", wait_s=0)  # a new request for attempt 2
     assert job.kill_requested(c2.path, 2) == "bob"
+
+
+def test_a_refusal_names_the_status_the_job_is_in_now(root: Root) -> None:
+    env = job.create(root, spec())
+    assert operations.phrase_now(root, env.id) == "is queued"
+    c = claimed(root)
+    assert operations.phrase_now(root, env.id) == "is running (in-progress)"
+    job.commit(c, S.SUCCEEDED, A.AGENT, "ok")
+    job.release_claim(c)
+    assert operations.phrase_now(root, env.id) == "has already succeeded"
+    assert operations.phrase_now(root, "abcdefgh0000") == "has left the queues (quarantined?)"
