@@ -1308,6 +1308,79 @@ def _report(code: int, msg: str) -> int:
     return code
 
 
+# ---------------------------------------------------------------- diff / land (issue 13)
+
+_DIFF_COLOUR = {"+": "32", "-": "31", "@": "36"}
+
+
+def _diff_line(line: str, colour: bool) -> str:
+    """One diff line, control characters escaped, coloured on a terminal by its first byte."""
+    text = _clean(line)
+    if not colour:
+        return text
+    if line.startswith(("diff --git ", "index ", "--- ", "+++ ", "new file", "deleted file")):
+        code = "1"
+    else:
+        code = _DIFF_COLOUR.get(line[:1], "")
+    return f"\x1b[{code}m{text}\x1b[0m" if code else text
+
+
+def _use_colour() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+@app.command(short_help="Print a job's change: its work commit against its base.")
+def diff(
+    job_id: IdArg,
+    attempt: Annotated[
+        int | None,
+        typer.Option("--attempt", metavar="N", help="Which attempt (default: the last).", min=1),
+    ] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="Each path with its line counts.")] = False,
+    name_only: Annotated[bool, typer.Option("--name-only", help="Only the paths.")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Print a job's change: base..work commit for a git workspace (every byte escaped,
+    coloured on a terminal), the changed-path list for a plain directory."""
+    from farro_core import diff as d
+    from farro_core.errors import BadInput
+    from farro_core.work import change_line
+
+    if stat and name_only:
+        raise BadInput("--stat and --name-only are exclusive: give one")
+    (job_id,) = _check_ids([job_id])
+    src = d.source(_load(_open(root), job_id), attempt)
+    if not src.is_git:
+        if name_only:
+            for c in src.changes:
+                _out(_clean(c.path))
+        else:
+            for c in src.changes:
+                _out(_clean(change_line(c)))
+        if src.changed_count > len(src.changes):
+            _out(f"… {src.changed_count - len(src.changes)} more paths (farro show --json)")
+        return
+    if name_only or stat:
+        stats = d.stat(src)
+        if name_only:
+            for s in stats:
+                _out(_clean(s.path))
+            return
+        width = max((len(_clean(s.path)) for s in stats), default=0)
+        for s in stats:
+            counts = "binary" if s.insertions is None else f"+{s.insertions} -{s.deletions}"
+            _out(f"{_clean(s.path).ljust(width)}  {counts}")
+        ins = sum(s.insertions or 0 for s in stats)
+        dels = sum(s.deletions or 0 for s in stats)
+        _out(f"{_plural(len(stats), 'file')} changed, +{ins} -{dels}")
+        return
+    colour = _use_colour()
+    text = d.unified(src)
+    write = sys.stdout.write
+    for line in text.split("\n")[:-1] if text else []:
+        write(_diff_line(line, colour) + "\n")
+
+
 # ---------------------------------------------------------------- main
 
 
