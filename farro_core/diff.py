@@ -61,10 +61,17 @@ class FileDiff:
     binary: bool = False
 
 
+#: what each line of a diff is, one byte a line (:attr:`Diff.kinds`)
+HEADER, HUNK, ADDED, REMOVED, CONTEXT, OTHER = b"h@+- o"
+
+
 @dataclass
 class Diff:
     lines: list[str]
     files: list[FileDiff]
+    #: one of HEADER, HUNK, ADDED, REMOVED, CONTEXT, OTHER per line: a ``+++`` line of a
+    #: file's header and an added ``++`` line look alike, and the pane draws them apart
+    kinds: bytearray = field(default_factory=bytearray)
 
     def file_at(self, line: int) -> int:
         """The index of the file ``line`` belongs to (-1: before the first file)."""
@@ -193,26 +200,40 @@ def parse(text: str) -> Diff:
     if lines and lines[-1] == "":
         lines.pop()
     files: list[FileDiff] = []
+    kinds = bytearray(len(lines))
     current: FileDiff | None = None
     in_hunk = False
     for i, line in enumerate(lines):
+        first = line[:1]
         if line.startswith("diff --git "):
             if current is not None:
                 current.end = i
             current = FileDiff(path=_header_path(line), start=i)
             files.append(current)
             in_hunk = False
-        elif current is None:
+            kinds[i] = HEADER
             continue
-        elif in_hunk and line[:1] == "+":
+        if current is None:
+            kinds[i] = OTHER
+            continue
+        if in_hunk and first == "+":
             current.insertions += 1
-        elif in_hunk and line[:1] == "-":
+            kinds[i] = ADDED
+            continue
+        if in_hunk and first == "-":
             current.deletions += 1
-        elif line.startswith("@@"):
+            kinds[i] = REMOVED
+            continue
+        if in_hunk and first in (" ", "\\"):
+            kinds[i] = CONTEXT
+            continue
+        if first == "@":
             in_hunk = True
-        elif not in_hunk and (
-            line.startswith("+++ ") or (line.startswith("--- ") and current.path == "")
-        ):
+            kinds[i] = HUNK
+            continue
+        kinds[i] = HEADER  # index, mode, ---/+++, Binary files …: the file's header
+        in_hunk = False
+        if line.startswith("+++ ") or (line.startswith("--- ") and current.path == ""):
             # the b/ name, else (a deleted file with a quoted name) the a/ name
             name = line[4:]
             if name != "/dev/null":
@@ -221,7 +242,7 @@ def parse(text: str) -> Diff:
             current.binary = True
     if current is not None:
         current.end = len(lines)
-    return Diff(lines=lines, files=files)
+    return Diff(lines=lines, files=files, kinds=kinds)
 
 
 def _header_path(line: str) -> str:

@@ -34,6 +34,7 @@ from farro_core.transitions import Status, operator_can_kill, operator_can_reque
 from farro_tui.commands import FarroCommands
 from farro_tui.messages import ActionDone, QueueChanged
 from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
+from farro_tui.screens.diff import DiffScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
@@ -76,6 +77,8 @@ class FarroApp(App[None]):
         Binding("p", "pause", "Pause", id="pause"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_farro", "Quit", id="quit"),
+        # the operator's loop after the agent (issue 13)
+        Binding("d", "diff", "Diff", id="diff", show=False),
     ]
 
     def __init__(
@@ -347,7 +350,7 @@ class FarroApp(App[None]):
         screen = self.screen
         if isinstance(screen, MainScreen):
             return screen.queue.selected
-        if isinstance(screen, JobScreen | LogScreen):
+        if isinstance(screen, JobScreen | LogScreen | DiffScreen):
             return screen.job_id
         return None
 
@@ -355,6 +358,11 @@ class FarroApp(App[None]):
         job_id = self.current_job()
         if job_id is not None:
             self.push_screen(LogScreen(job_id))
+
+    def action_diff(self) -> None:
+        job_id = self.current_job()
+        if job_id is not None and not isinstance(self.screen, DiffScreen):
+            self.push_screen(DiffScreen(job_id))
 
     def action_workers(self) -> None:
         if not isinstance(self.screen, WorkersScreen):
@@ -378,6 +386,7 @@ class FarroApp(App[None]):
             ("everywhere", list(self.BINDINGS)),
             ("job", list(JobScreen.BINDINGS)),
             ("log", list(LogScreen.BINDINGS)),
+            ("diff", list(DiffScreen.BINDINGS)),
             ("workers", list(WorkersScreen.BINDINGS)),
         ]
         seen: set[tuple[str, str]] = set()
@@ -419,7 +428,7 @@ class FarroApp(App[None]):
             return True
         if action == "pause":
             return self.system is not None
-        if action == "log":
+        if action in ("log", "diff"):
             return self.current_job() is not None or None
         return True
 

@@ -196,6 +196,7 @@ WHERE = {
     "MainScreen": "queue",
     "JobScreen": "job",
     "LogScreen": "log",
+    "DiffScreen": "diff",
     "WorkersScreen": "workers",
     "ConfirmScreen": "confirmation",
     "QuitScreen": "quit dialog",

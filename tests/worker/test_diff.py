@@ -160,3 +160,13 @@ def test_parse_counts_files_and_lines() -> None:
     ]
     assert [f.start for f in parsed.files] == [0, 8, 14]
     assert parsed.file_at(0) == 0 and parsed.file_at(9) == 1 and parsed.file_at(100) == 2
+
+
+def test_parse_tells_a_header_from_an_added_line_that_looks_like_one() -> None:
+    text = (
+        "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1,2 @@\n-a\n+++ b\n+--- c\n"
+        "\\ No newline at end of file\n"
+    )
+    parsed = d.parse(text)
+    assert bytes(parsed.kinds) == b"hhh@-++ "
+    assert (parsed.files[0].insertions, parsed.files[0].deletions) == (2, 1)

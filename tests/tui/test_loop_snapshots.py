@@ -1,0 +1,52 @@
+"""Snapshots of the operator's-loop screens (the diff pane) at 80x24 and 120x40.
+
+The job's repository is built with fixed dates (farro_tui.seed_work), so its
+commit ids, shown in the title, are the same every run.
+Regenerate with ``pytest tests/tui/test_loop_snapshots.py --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from farro_core.root import Root
+from farro_tui.app import FarroApp
+from farro_tui.screens.diff import DiffScreen
+from farro_tui.seed import FIXED_NOW
+from farro_tui.seed_work import seed_work
+
+from .conftest import until
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.fixture
+def work_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FarroApp, str]:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = Root.init(tmp_path / "root")
+    jid = seed_work(root, tmp_path / "repo")
+    app = FarroApp(root, no_workers=True, clock=lambda: FIXED_NOW, cursor_blink=False, watch=False)
+    return app, jid
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_diff_pane(snap_compare: Any, work_root: Any, size: tuple[int, int]) -> None:
+    app, jid = work_root
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.ready and app.store.done_loaded, "every row read")
+        app.screen.queue.select(jid)
+        await pilot.press("d")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, DiffScreen) and app.screen.loaded,
+            "the diff loaded",
+        )
+        await pilot.press("n", "n")  # the parser: syntax highlighted, + and - tinted
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
