@@ -712,6 +712,8 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         if n > 50:
             lines.append(f"    … {n - 50} more")
     lines += _work_lines(res)
+    if res.landed is not None:
+        lines.append(f"  landed   {_clean(res.landed.text())}")
     report = _report_line(res.report)
     if report:
         lines.append(f"  report   {report}")
@@ -1379,6 +1381,56 @@ def diff(
     write = sys.stdout.write
     for line in text.split("\n")[:-1] if text else []:
         write(_diff_line(line, colour) + "\n")
+
+
+@app.command(short_help="Bring succeeded jobs' work into a branch of their repository.")
+def land(
+    job_ids: IdsArg,
+    into: Annotated[
+        str | None,
+        typer.Option(
+            "--into",
+            metavar="BRANCH",
+            help="The branch (default: the one each job was based on).",
+            show_default=False,
+        ),
+    ] = None,
+    squash: Annotated[
+        bool, typer.Option("--squash", help="One new commit on the branch (the default).")
+    ] = False,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="A merge commit of the branch and the work.")
+    ] = False,
+    ff_only: Annotated[
+        bool, typer.Option("--ff-only", help="Move the branch to the work commit, or refuse.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Land a job that did not succeed, or land it again.")
+    ] = False,
+    root: RootOpt = None,
+) -> None:
+    """Bring succeeded jobs' work into a branch of their repository, in the order given.
+
+    Refuses, touching nothing: a job that did not succeed (unless --force); work that
+    does not apply cleanly to the branch; the branch checked out in a dirty work tree.
+    Several jobs stop at the first that does not land."""
+    from farro_core.errors import BadInput
+    from farro_core.land import LandStopped, Mode, land_all
+
+    picked = [m for m, on in (("squash", squash), ("merge", merge), ("ff-only", ff_only)) if on]
+    if len(picked) > 1:
+        raise BadInput(f"--{' and --'.join(picked)} are exclusive: give one")
+    mode: Mode = "squash" if not picked else picked[0]  # type: ignore[assignment]
+    ids = _check_ids(job_ids)
+    r = _open(root)
+    try:
+        done = land_all(r, ids, into=into, mode=mode, force=force, by=_operator())
+    except LandStopped as exc:
+        for ld, job_id in zip(exc.done, ids, strict=False):
+            _out(f"{job_id} landed into {_clean(ld.into)} as {ld.commit[:12]} ({ld.mode})")
+        raise
+    for ld, job_id in zip(done, ids, strict=True):
+        _out(f"{job_id} landed into {_clean(ld.into)} as {ld.commit[:12]} ({ld.mode})")
 
 
 # ---------------------------------------------------------------- main

@@ -233,6 +233,24 @@ class RubricVerdict(_Strict):
     output_tail: str = ""
 
 
+class Landing(_Strict):
+    """The job's work brought into a branch of its repository by ``farro land``."""
+
+    at: datetime
+    by: str
+    into: str  # the branch
+    mode: Literal["squash", "merge", "ff-only"]
+    attempt: int  # whose work commit was landed
+    work_commit: str
+    onto: str  # the branch's tip before
+    commit: str  # the branch's tip after: the resulting commit
+
+    def text(self) -> str:
+        """``into main as 1a2b3c4d5e6f (squash), 2026-11-30 06:27:07Z by ops``."""
+        at = self.at.isoformat(timespec="seconds").replace("+00:00", "Z").replace("T", " ")
+        return f"into {self.into} as {self.commit[:12]} ({self.mode}), {at} by {self.by}"
+
+
 class Result(_Strict):
     attempt: int
     exit_code: int | None
@@ -249,6 +267,8 @@ class Result(_Strict):
     work: Work | None = None
     report: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    #: set by ``farro land``; the job stays succeeded (landing is no status change)
+    landed: Landing | None = None
 
 
 class Lifecycle(_Strict):

@@ -22,7 +22,7 @@ from farro_core.errors import FarroError
 from farro_core.fs import read_file
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
-from farro_core.work import Work, change_line, summary
+from farro_core.work import Work, change_line, summary, visible
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
 
 if TYPE_CHECKING:
@@ -159,6 +159,8 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
 
     if r is not None and r.work is not None:
         why += _work_section(r.work, r.base_commit)
+    if r is not None and r.landed is not None:
+        why.append(Text(f"landed {visible(r.landed.text())}", style="bold cyan"))
 
     parts += why + about
     parts.append(_section("Prompt"))
