@@ -40,6 +40,7 @@ class JobRow:
     reason: str
     verdict: str | None
     labels: dict[str, str] = field(default_factory=dict)
+    landed: str | None = None  # the branch ``farro land`` brought the work into
 
 
 def read_row(
@@ -86,6 +87,7 @@ def read_row(
     title, max_attempts, priority, timeout_s, labels = parts
     claim = lc.get("claim") or {}
     result = lc.get("result") or {}
+    landing = result.get("landed")
     return JobRow(
         id=job_id,
         queue=queue,
@@ -104,6 +106,7 @@ def read_row(
         reason=str(lc.get("reason", "")),
         verdict=result.get("verdict"),
         labels=labels,
+        landed=str(landing.get("into")) if isinstance(landing, dict) else None,
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -29,6 +30,7 @@ from textual.screen import Screen
 
 from farro_core import operations
 from farro_core.errors import FarroError
+from farro_core.job import load as load_job
 from farro_core.root import Root
 from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
 from farro_tui.commands import FarroCommands
@@ -44,17 +46,20 @@ from farro_tui.view import TABS, ViewSpec, visible
 from farro_tui.widgets.queue_view import QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
-STEERING = frozenset({"requeue", "kill"})
+STEERING = frozenset({"requeue", "kill", "land"})
 #: how long a hangup waits for a clean exit before leaving anyway
 HANGUP_EXIT_S = 3.0
-VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed")}
+VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed"), "land": ("Land", "landed")}
 
 
 def can(verb: str, status: str | None) -> bool:
-    """Ask the transition table, never a hard-coded list."""
+    """Ask the transition table, never a hard-coded list (landing moves no job: a
+    succeeded one may land; ``farro land --force`` is for the rest)."""
     if status is None or status not in Status.__members__.values():
         return False
     s = Status(status)
+    if verb == "land":
+        return s is Status.SUCCEEDED
     return operator_can_requeue(s) if verb == "requeue" else operator_can_kill(s)
 
 
@@ -79,6 +84,7 @@ class FarroApp(App[None]):
         Binding("q", "quit_farro", "Quit", id="quit"),
         # the operator's loop after the agent (issue 13)
         Binding("d", "diff", "Diff", id="diff", show=False),
+        Binding("m", "land", "Land", id="land", show=False),
     ]
 
     def __init__(
@@ -372,7 +378,7 @@ class FarroApp(App[None]):
         self.push_screen(HelpScreen(self.help_rows(), self._help_notes()))
 
     def _help_notes(self) -> str:
-        notes = "Marked rows (space) are what r/x act on, even when a filter hides them."
+        notes = "Marked rows (space) are what r/x/m act on, even when a filter hides them."
         if self.readonly:
             notes += "\nRead-only: actions that change a job are hidden."
         return notes
@@ -418,7 +424,7 @@ class FarroApp(App[None]):
         if action in STEERING:
             if self.readonly:
                 return False
-            if not isinstance(self.screen, MainScreen | JobScreen | LogScreen):
+            if not isinstance(self.screen, MainScreen | JobScreen | LogScreen | DiffScreen):
                 return False
             ids = self.targets()
             if not any(
@@ -448,6 +454,56 @@ class FarroApp(App[None]):
 
     def action_kill(self) -> None:
         self.steer("kill")
+
+    def action_land(self) -> None:
+        """Land the targets in order into the branch each was based on, once confirmed."""
+        if self.readonly:
+            return
+        ids = self.targets()
+        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
+        rows = {i: self.store.rows.get(i) for i in ids}
+        landed = {i for i, row in rows.items() if row is not None and row.landed}
+        legal = [i for i in ids if can("land", status[i]) and i not in landed]
+        skipped = len(ids) - len(legal)
+        if not legal:
+            self.notify(
+                "nothing to land: no selected job has succeeded and not landed yet",
+                severity="warning",
+            )
+            return
+        noun = "job" if len(legal) == 1 else "jobs"
+        lines = [f"Land {len(legal)} {noun}, in this order?"]
+        for i in legal[:4]:
+            row = rows[i]
+            into = _base_branch(self.root, i)
+            title = f" {row.title[:28]}" if row else ""
+            lines.append(escape(f"  {i}{title} → {into or '(no branch: farro land --into)'}"))
+        if len(legal) > 4:
+            lines.append(f"  … and {len(legal) - 4} more")
+        lines.append("Each goes into the branch it was based on (→), as one new commit;")
+        lines.append("landing stops at the first job whose work does not apply.")
+        if skipped:
+            lines.append(f"{skipped} skipped: not succeeded, or landed already (farro land).")
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.run_land(legal)
+
+        self.push_screen(ConfirmScreen("Land?", "\n".join(lines), yes="Land"), answered)
+
+    @work(thread=True, group="steer")
+    def run_land(self, ids: list[str]) -> None:
+        """Off the UI thread: git runs for each job."""
+        from farro_core.land import LandStopped, land_all
+
+        try:
+            land_all(self.root, ids, by=self.operator)
+            self.post_message(ActionDone("land", ids, []))
+        except LandStopped as exc:
+            done = ids[: len(exc.done)]
+            self.post_message(ActionDone("land", done, [(exc.stopped_at, str(exc))]))
+        except FarroError as exc:
+            self.post_message(ActionDone("land", [], [(ids[0], str(exc))]))
 
     def steer(self, verb: str) -> None:
         """Confirm, then act on every target the table allows; say what was skipped."""
@@ -542,6 +598,8 @@ class FarroApp(App[None]):
         if main is not None:
             main.queue.marks.difference_update(msg.done)
         self.feeder.poke()
+        if msg.verb == "land" and msg.done:
+            self.feeder.want(msg.done)  # job.json changed in place in done/: read it again
         for screen in self.screen_stack:
             if isinstance(screen, JobScreen):
                 screen.reload()
@@ -591,6 +649,15 @@ class FarroApp(App[None]):
         self.quitting = True
         self.stop_system(release=release)
         self.call_from_thread(self.exit)
+
+
+def _base_branch(root: Root, job_id: str) -> str | None:
+    """The branch a job's work lands into by default (None: unknown, or unreadable)."""
+    try:
+        res = load_job(root, job_id).lifecycle.result
+    except FarroError:
+        return None
+    return res.work.base_branch if res is not None and res.work is not None else None
 
 
 def _user() -> str:

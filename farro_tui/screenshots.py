@@ -40,6 +40,7 @@ SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
 #: the operator's loop after the agent, on a root holding one job with real git work
 LOOP_SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
     ("diff", ("d", "n", "n"), lambda a: isinstance(a.screen, DiffScreen) and a.screen.loaded),
+    ("land", ("m",), lambda a: isinstance(a.screen, ConfirmScreen)),
 ]
 
 

@@ -196,6 +196,7 @@ def seed_work(
         base_commit=base,
         work=Work(
             branch=f"farro/{job_id}",
+            base_branch="main",
             commits=[AttemptCommit(attempt=n, commit=c) for n, c in enumerate(commits, 1)],
             changed=changed[:500],
             changed_count=len(changed),

@@ -146,6 +146,10 @@ class DiffView(ScrollView, can_focus=True):
 
     def goto_line(self, line: int) -> None:
         self.scroll_to(y=line, animate=False, immediate=True)
+        if self.top != line and self.max_scroll_y < line < len(self.diff.lines):
+            # a diff shown a moment ago: its height is not laid out yet, so the scroll
+            # was clamped; go there once it is
+            self.call_after_refresh(self.scroll_to, y=line, animate=False, immediate=True)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

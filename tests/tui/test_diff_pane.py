@@ -90,10 +90,13 @@ async def test_hostile_bytes_are_shown_never_obeyed(root: Root, tmp_path: Path) 
         await until(pilot, lambda: screen.loaded, "the diff loaded")
         view = screen.query_one(DiffView)
         view.goto_line(view.diff.files[-1].start)
-        await pilot.pause()
-        shown = "\n".join(strip_text(view, y) for y in range(view.size.height))
-        assert "\\x1b]0;owned\\x07\\x1b[2J" in shown
-        assert "\x1b" not in shown and "\x07" not in shown and "\t" not in shown
+
+        def shown() -> str:
+            return "\n".join(strip_text(view, y) for y in range(view.size.height))
+
+        await until(pilot, lambda: "owned" in shown(), "the hostile line on screen")
+        assert "\\x1b]0;owned\\x07\\x1b[2J" in shown()
+        assert "\x1b" not in shown() and "\x07" not in shown() and "\t" not in shown()
 
 
 async def test_a_job_without_work_says_so(root: Root) -> None:
