@@ -626,7 +626,7 @@ def _report_line(report: dict[str, Any]) -> str | None:
     return _clean(", ".join(parts)) if parts else None
 
 
-def _show_lines(env: "Envelope", now: float) -> list[str]:
+def _show_lines(env: "Envelope", now: float, children: Sequence[str] = ()) -> list[str]:
     from farro_core.transitions import Status
 
     p, lc = env.prompt, env.lifecycle
@@ -660,6 +660,11 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         lines.append(
             "labels     " + ", ".join(f"{_clean(k)}={_clean(v)}" for k, v in p.labels.items())
         )
+    if p.lineage is not None:
+        how = f", from its work {p.lineage.from_work[:12]}" if p.lineage.from_work else ""
+        lines.append(f"parent     {p.lineage.parent} (a follow-up{how})")
+    if children:
+        lines.append(f"follow-ups {', '.join(children)}")
     if lc.not_before is not None and lc.status is Status.QUEUED:
         lines.append(f"retry at   {_when(lc.not_before, now)}, backing off after a failed attempt")
     if lc.claim is not None:
@@ -751,8 +756,11 @@ def _work_json(res: "Result | None") -> dict[str, Any] | None:
 @app.command(short_help="Show a job: prompt, rubric, lifecycle and result.")
 def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Show one job: prompt, rubric, allowed paths, lifecycle and result."""
+    from farro_core.followup import children
+
     (job_id,) = _check_ids([job_id])
-    env = _load(_open(root), job_id)
+    r = _open(root)
+    env = _load(r, job_id)
     if as_json:
         _dump_json(
             {
@@ -760,12 +768,13 @@ def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 "lifecycle": env.lifecycle.model_dump(mode="json"),
                 "path": str(env.path),
                 "work": _work_json(env.lifecycle.result),
+                "follow_ups": children(r, job_id),
             }
         )
         return
     import time
 
-    for line in _show_lines(env, time.time()):
+    for line in _show_lines(env, time.time(), children(r, job_id)):
         _out(line)
 
 
@@ -1431,6 +1440,34 @@ def land(
         raise
     for ld, job_id in zip(done, ids, strict=True):
         _out(f"{job_id} landed into {_clean(ld.into)} as {ld.commit[:12]} ({ld.mode})")
+
+
+@app.command(short_help="A follow-up job: the prompt, your note, what failed.")
+def retry(
+    job_id: IdArg,
+    note: Annotated[
+        str,
+        typer.Option(
+            "--note",
+            metavar="TEXT",
+            help="What the agent should do differently.",
+            show_default=False,
+        ),
+    ],
+    from_work: Annotated[
+        bool,
+        typer.Option("--from-work", help="Start from the job's last work commit, not its base."),
+    ] = False,
+    root: RootOpt = None,
+) -> None:
+    """Create a follow-up job: the original prompt, then the note, then the failing checks'
+    names and output tails. The job itself is left as it is; the new one records it as
+    its parent. Prints the new job's id."""
+    from farro_core.followup import retry as do_retry
+
+    (job_id,) = _check_ids([job_id])
+    child = do_retry(_open(root), job_id, note, from_work=from_work, by=_operator())
+    _out(child.id)
 
 
 # ---------------------------------------------------------------- main

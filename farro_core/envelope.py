@@ -91,6 +91,17 @@ class RubricItem(_Strict):
 AgentCommand = list[str] | str | None
 
 
+class Lineage(_Strict):
+    """Where a follow-up job comes from (``farro retry``): its parent, and what it
+    starts from. Kept in prompt.json, so it never changes."""
+
+    parent: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+    #: the parent's work commit this job starts from (``--from-work``); None: the usual base
+    from_work: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+    #: the parent's base branch, where this job's work lands by default (with ``from_work``)
+    base_branch: str | None = None
+
+
 class _JobFields(_Strict):
     """Fields a job definition shares between a submitted spec and prompt.json."""
 
@@ -108,6 +119,8 @@ class _JobFields(_Strict):
     judge_ignored: bool | None = None
     #: a plain directory's ignore rules, gitignore syntax (None: the setting)
     ignore_file: str | None = None
+    #: a follow-up's parent (``farro retry``); None for a job of its own
+    lineage: Lineage | None = None
 
     @field_validator("prompt")
     @classmethod

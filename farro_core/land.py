@@ -130,6 +130,17 @@ def _dirty(tree: Path) -> list[str]:
     return [rec[3:] for rec in out.split("\0") if len(rec) > 3]
 
 
+def _patch_base(repo: Path, base: str, work: str, tip: str) -> str:
+    """Where the change to land starts: the job's base when the branch has it; else
+    (a follow-up that started from its parent's unlanded work) where the branch and
+    the work meet, so the parent's change comes along."""
+    code, _, _ = _git(repo, "merge-base", "--is-ancestor", base, tip)
+    if code == 0:
+        return base
+    code, out, _ = _git(repo, "merge-base", tip, work)
+    return out if code == 0 and out else base
+
+
 def _merged_tree(repo: Path, base: str, work: str, tip: str) -> tuple[str | None, str]:
     """The tip's tree with base..work applied (None, why: it does not apply cleanly)."""
     if tip == base:
@@ -201,7 +212,9 @@ def plan(env: Envelope, *, into: str | None = None, mode: Mode = "squash",
             )
         tree = _must(repo, "rev-parse", f"{commit}^{{tree}}")
     else:
-        found, why = _merged_tree(repo, res.base_commit, commit, tip)
+        found, why = _merged_tree(
+            repo, _patch_base(repo, res.base_commit, commit, tip), commit, tip
+        )
         if found is None:
             raise LandRefused(
                 f"job {jid}: its work does not apply cleanly to {visible(branch)}, which moved "

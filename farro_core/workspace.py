@@ -352,13 +352,26 @@ def _prepare_worktree(
                 notes.append(f"{base_ref} had moved to {base[:12]}: set back to {known_base[:12]}")
         base = known_base
     base_branch = known_branch if known_base else None
+    lineage = env.prompt.lineage
+    from_work = lineage.from_work if lineage is not None else None
+    if not base and from_work:
+        # a follow-up that continues its parent's work: that commit is its base
+        found = git(repo, "rev-parse", "--verify", "--quiet", from_work + "^{commit}", check=False)
+        if found.returncode != 0 or found.stdout.strip() != from_work:
+            raise WorkspaceError(
+                f"the parent's work commit {from_work[:12]} is not in {repo} any more"
+            )
+        base = from_work
+        base_branch = lineage.base_branch if lineage is not None else None
+        git(repo, "update-ref", base_ref, base)
+        notes.append(f"starting from job {lineage.parent if lineage else '?'}'s work {base[:12]}")
     if not base:
         head = git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
         base = head.stdout.strip()
         if head.returncode != 0 or not base:
             raise WorkspaceError(f"git repo {repo} has no commit yet: nothing to branch from")
         git(repo, "update-ref", base_ref, base)
-    if base_branch is None and not known_base:
+    if base_branch is None and not known_base and not from_work:
         base_branch = _base_branch(repo, base)
     fs.make_private_dir(root.path / "worktrees")
     wt = worktree_path(root, job_id)
