@@ -32,11 +32,12 @@ from farro_core import operations
 from farro_core.errors import FarroError
 from farro_core.job import load as load_job
 from farro_core.root import Root
-from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
+from farro_core.transitions import TERMINAL, Status, operator_can_kill, operator_can_requeue
 from farro_tui.commands import FarroCommands
 from farro_tui.messages import ActionDone, QueueChanged
 from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
 from farro_tui.screens.diff import DiffScreen
+from farro_tui.screens.followup import FollowUp, NoteScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
@@ -46,10 +47,15 @@ from farro_tui.view import TABS, ViewSpec, visible
 from farro_tui.widgets.queue_view import QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
-STEERING = frozenset({"requeue", "kill", "land"})
+STEERING = frozenset({"requeue", "kill", "land", "follow_up"})
 #: how long a hangup waits for a clean exit before leaving anyway
 HANGUP_EXIT_S = 3.0
-VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed"), "land": ("Land", "landed")}
+VERBS = {
+    "requeue": ("Requeue", "requeued"),
+    "kill": ("Kill", "killed"),
+    "land": ("Land", "landed"),
+    "follow_up": ("Follow up", "created follow-up"),
+}
 
 
 def can(verb: str, status: str | None) -> bool:
@@ -60,6 +66,8 @@ def can(verb: str, status: str | None) -> bool:
     s = Status(status)
     if verb == "land":
         return s is Status.SUCCEEDED
+    if verb == "follow_up":
+        return s in TERMINAL
     return operator_can_requeue(s) if verb == "requeue" else operator_can_kill(s)
 
 
@@ -85,6 +93,7 @@ class FarroApp(App[None]):
         # the operator's loop after the agent (issue 13)
         Binding("d", "diff", "Diff", id="diff", show=False),
         Binding("m", "land", "Land", id="land", show=False),
+        Binding("u", "follow_up", "Follow up", id="follow_up", show=False),
     ]
 
     def __init__(
@@ -490,6 +499,55 @@ class FarroApp(App[None]):
                 self.run_land(legal)
 
         self.push_screen(ConfirmScreen("Land?", "\n".join(lines), yes="Land"), answered)
+
+    def action_follow_up(self) -> None:
+        """A note, a confirmation, then ``farro retry`` for the current job."""
+        job_id = self.current_job()
+        if self.readonly or job_id is None:
+            return
+        status = self.store.status_of(job_id) or self._status_on_screen()
+        if not can("follow_up", status):
+            self.notify(f"{job_id} is {status}: follow up a job once it has finished")
+            return
+        try:
+            env = load_job(self.root, job_id)
+        except FarroError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        res = env.lifecycle.result
+        has_work = bool(res and res.work and any(c.commit for c in res.work.commits))
+
+        def noted(got: FollowUp | None) -> None:
+            if got is None:
+                return
+            start = "its last work commit" if got.from_work else "the job's base, afresh"
+            body = "\n".join(
+                [
+                    escape(f"A new job: {env.prompt.title[:60]}"),
+                    "its prompt, then your note, then what failed:",
+                    escape(f"  {got.note[:200]}"),
+                    f"starting from {start}.",
+                ]
+            )
+
+            def answered(ok: bool | None) -> None:
+                if ok:
+                    self.run_follow_up(job_id, got)
+
+            self.push_screen(ConfirmScreen("Follow up?", body, yes="Create"), answered)
+
+        self.push_screen(NoteScreen(job_id, env.prompt.title, has_work=has_work), noted)
+
+    @work(thread=True, group="steer")
+    def run_follow_up(self, job_id: str, got: FollowUp) -> None:
+        from farro_core.followup import retry
+
+        try:
+            child = retry(self.root, job_id, got.note, from_work=got.from_work, by=self.operator)
+        except FarroError as exc:
+            self.post_message(ActionDone("follow_up", [], [(job_id, str(exc))]))
+            return
+        self.post_message(ActionDone("follow_up", [child.id], []))
 
     @work(thread=True, group="steer")
     def run_land(self, ids: list[str]) -> None:

@@ -202,6 +202,7 @@ WHERE = {
     "QuitScreen": "quit dialog",
     "SortScreen": "sort dialog",
     "HelpScreen": "help",
+    "NoteScreen": "follow-up note",
 }
 _KEY_SHOWN = {
     "question_mark": "?",

@@ -20,6 +20,7 @@ from farro_core.root import Root
 from farro_tui.app import FarroApp
 from farro_tui.screens.dialogs import ConfirmScreen
 from farro_tui.screens.diff import DiffScreen
+from farro_tui.screens.followup import NoteScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.seed import FIXED_NOW, seed_showcase
@@ -41,6 +42,7 @@ SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
 LOOP_SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
     ("diff", ("d", "n", "n"), lambda a: isinstance(a.screen, DiffScreen) and a.screen.loaded),
     ("land", ("m",), lambda a: isinstance(a.screen, ConfirmScreen)),
+    ("followup", ("u", *"Also handle a BOM", "ctrl+t"), lambda a: isinstance(a.screen, NoteScreen)),
 ]
 
 

@@ -17,6 +17,7 @@ from farro_core.root import Root
 from farro_tui.app import FarroApp
 from farro_tui.screens.dialogs import ConfirmScreen
 from farro_tui.screens.diff import DiffScreen
+from farro_tui.screens.followup import NoteScreen
 from farro_tui.seed import FIXED_NOW
 from farro_tui.seed_work import seed_work
 
@@ -63,5 +64,20 @@ def test_land_confirmation(snap_compare: Any, work_root: Any, size: tuple[int, i
         await pilot.press("m")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         await pilot.pause(0.3)  # the modal's fade-in
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_follow_up_note(snap_compare: Any, work_root: Any, size: tuple[int, int]) -> None:
+    app, jid = work_root
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.ready and app.store.done_loaded, "every row read")
+        app.screen.queue.select(jid)
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, NoteScreen), "the note input")
+        await pilot.press(*"Also handle a BOM", "ctrl+t")
+        await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
