@@ -428,6 +428,7 @@ def submit(
             raise
         if path != "-":
             _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
+            _batch_label(dicts, path)
         specs += validate(dicts, name)
     if prompt is not None:
         if prompt == "-":
@@ -1468,6 +1469,109 @@ def retry(
     (job_id,) = _check_ids([job_id])
     child = do_retry(_open(root), job_id, note, from_work=from_work, by=_operator())
     _out(child.id)
+
+
+@app.command(short_help="A batch as a whole: per job and summed up.")
+def report(
+    label: Annotated[
+        str | None,
+        typer.Option("--label", metavar="K=V", help="The jobs with this label (e.g. batch=x)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="T", help="Jobs created since T (2h, 1d, or ISO time)."),
+    ] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per job.")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Every job in the selection (a label, a time, or all): verdict, each check, attempts,
+    run time, cost and tokens; then counts by status, pass rate, cost, tokens, wall time,
+    the slowest and costliest jobs, and the failures grouped by what failed. `farro submit
+    FILE` labels its jobs batch=<file stem>, inbox goals likewise, unless a spec names one."""
+    from farro_core import report as rp
+    from farro_core.errors import BadInput
+
+    if as_json and as_csv:
+        raise BadInput("--json and --csv are exclusive: give one")
+    picked = rp.parse_label(label) if label is not None else None
+    start = rp.parse_since(since) if since is not None else None
+    r = _open(root)
+    jobs = rp.lines(r, rp.select(r, label=picked, since=start))
+    summary = rp.summarize(jobs)
+    if as_json:
+        _dump_json(rp.as_json(jobs, summary))
+        return
+    if as_csv:
+        import csv
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(rp.CSV_COLUMNS)
+        for j in jobs:
+            w.writerow([_clean(cell) for cell in rp.csv_row(j)])
+        return
+    for text in _report_lines(jobs, summary, label, since):
+        _out(text)
+
+
+def _report_lines(jobs: list[Any], s: Any, label: str | None, since: str | None) -> list[str]:
+    parts = [f"label {_clean(label)}" if label else "", f"since {_clean(since)}" if since else ""]
+    what = " and ".join(p for p in parts if p)
+    out = [f"{_plural(s.jobs, 'job')}" + (f" ({what})" if what else " (every job)")]
+    if not jobs:
+        return out
+    rows = []
+    for j in jobs:
+        checks = " ".join(
+            f"{'✓' if v else '?' if v is None else '✗'}{_clean(k)}" for k, v in j.checks.items()
+        )
+        rows.append(
+            [
+                j.id,
+                j.status,
+                j.verdict or "-",
+                str(j.attempts),
+                _duration(j.duration_s) if j.duration_s is not None else "-",
+                f"${j.cost_usd:.4f}" if j.cost_usd is not None else "-",
+                f"{j.tokens:,}" if j.tokens is not None else "-",
+                _truncate(_clean(j.title), 40) + (f"  [{checks}]" if checks else ""),
+            ]
+        )
+    heads = ["JOB", "STATUS", "VERDICT", "TRY", "RUN", "COST", "TOKENS", "TITLE [CHECKS]"]
+    out += _table(heads, rows, right={3, 4, 5, 6})
+    out.append("")
+    counts = ", ".join(f"{n} {st}" for st, n in sorted(s.by_status.items()))
+    rate = f"{s.pass_rate:.0%} ({s.passed} of {s.finished} finished)" if s.finished else "-"
+    mean = f", mean ${s.mean_cost_usd:.4f}" if s.mean_cost_usd is not None else ""
+    wall = _duration(s.wall_s) if s.wall_s is not None else "-"
+    out += [
+        f"status     {counts}",
+        f"pass rate  {rate}",
+        f"cost       ${s.cost_usd:.4f}{mean}",
+        f"tokens     {s.tokens:,}",
+        f"time       {_duration(s.run_s)} of agent runs, {wall} wall",
+    ]
+    if s.slowest:
+        out.append("slowest    " + ", ".join(f"{i} {_duration(d)}" for i, d in s.slowest))
+    if s.costliest:
+        out.append("costliest  " + ", ".join(f"{i} ${c:.4f}" for i, c in s.costliest))
+    if s.failures:
+        out.append("failures:")
+        for why, ids in s.failures.items():
+            more = f" … {len(ids) - 5} more" if len(ids) > 5 else ""
+            out.append(f"  {len(ids):>4}  {_clean(why)}: {' '.join(ids[:5])}{more}")
+    return out
+
+
+def _batch_label(specs: list[dict[str, Any]], path: str) -> None:
+    """``farro submit FILE``: each job gets ``batch=<file stem>`` unless it names a batch."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    for spec in specs:
+        labels = spec.get("labels")
+        if labels is None:
+            spec["labels"] = {"batch": stem}
+        elif isinstance(labels, dict) and "batch" not in labels:
+            labels["batch"] = stem
 
 
 # ---------------------------------------------------------------- main
