@@ -41,6 +41,7 @@ from farro_tui.screens.followup import FollowUp, NoteScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
+from farro_tui.screens.report import ReportScreen
 from farro_tui.screens.workers import WorkersScreen
 from farro_tui.store import Feeder, Store
 from farro_tui.view import TABS, ViewSpec, visible
@@ -94,6 +95,7 @@ class FarroApp(App[None]):
         Binding("d", "diff", "Diff", id="diff", show=False),
         Binding("m", "land", "Land", id="land", show=False),
         Binding("u", "follow_up", "Follow up", id="follow_up", show=False),
+        Binding("b", "batch", "Batch", id="batch", show=False),
     ]
 
     def __init__(
@@ -379,6 +381,15 @@ class FarroApp(App[None]):
         if job_id is not None and not isinstance(self.screen, DiffScreen):
             self.push_screen(DiffScreen(job_id))
 
+    def action_batch(self) -> None:
+        """The batch of the current job (its ``batch`` label), else every job, live."""
+        if isinstance(self.screen, ReportScreen):
+            return
+        job_id = self.current_job()
+        row = self.store.rows.get(job_id) if job_id else None
+        batch = row.labels.get("batch") if row is not None else None
+        self.push_screen(ReportScreen(("batch", batch) if batch is not None else None))
+
     def action_workers(self) -> None:
         if not isinstance(self.screen, WorkersScreen):
             self.push_screen(WorkersScreen())
@@ -402,6 +413,7 @@ class FarroApp(App[None]):
             ("job", list(JobScreen.BINDINGS)),
             ("log", list(LogScreen.BINDINGS)),
             ("diff", list(DiffScreen.BINDINGS)),
+            ("batch", list(ReportScreen.BINDINGS)),
             ("workers", list(WorkersScreen.BINDINGS)),
         ]
         seen: set[tuple[str, str]] = set()

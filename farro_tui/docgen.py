@@ -197,6 +197,7 @@ WHERE = {
     "JobScreen": "job",
     "LogScreen": "log",
     "DiffScreen": "diff",
+    "ReportScreen": "batch",
     "WorkersScreen": "workers",
     "ConfirmScreen": "confirmation",
     "QuitScreen": "quit dialog",

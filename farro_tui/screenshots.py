@@ -23,6 +23,7 @@ from farro_tui.screens.diff import DiffScreen
 from farro_tui.screens.followup import NoteScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
+from farro_tui.screens.report import ReportScreen
 from farro_tui.seed import FIXED_NOW, seed_showcase
 from farro_tui.seed_work import seed_work
 
@@ -37,6 +38,7 @@ SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
     ("log", ("l",), lambda a: isinstance(a.screen, LogScreen)),
     ("confirm", ("j", "j", "space", "j", "j", "j", "j", "space", "r"),
      lambda a: isinstance(a.screen, ConfirmScreen)),
+    ("batch", ("b",), lambda a: isinstance(a.screen, ReportScreen) and a.screen.loads > 0),
 ]  # fmt: skip
 #: the operator's loop after the agent, on a root holding one job with real git work
 LOOP_SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [

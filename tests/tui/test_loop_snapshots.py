@@ -18,7 +18,8 @@ from farro_tui.app import FarroApp
 from farro_tui.screens.dialogs import ConfirmScreen
 from farro_tui.screens.diff import DiffScreen
 from farro_tui.screens.followup import NoteScreen
-from farro_tui.seed import FIXED_NOW
+from farro_tui.screens.report import ReportScreen
+from farro_tui.seed import FIXED_NOW, seed_showcase
 from farro_tui.seed_work import seed_work
 
 from .conftest import until
@@ -79,5 +80,27 @@ def test_follow_up_note(snap_compare: Any, work_root: Any, size: tuple[int, int]
         await until(pilot, lambda: isinstance(app.screen, NoteScreen), "the note input")
         await pilot.press(*"Also handle a BOM", "ctrl+t")
         await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_batch_view(
+    snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = Root.init(tmp_path / "root")
+    seed_showcase(root)  # every job is in batch "jan"
+    app = FarroApp(root, no_workers=True, clock=lambda: FIXED_NOW, cursor_blink=False, watch=False)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.ready and app.store.done_loaded, "every row read")
+        await pilot.press("b")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ReportScreen) and app.screen.loads > 0,
+            "the batch view",
+        )
+        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
