@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, crash, fs, locks
+from farro_core import audit, crash, fs, locks, notify
 from farro_core.envelope import (
     SCHEMA_VERSION,
     Claim,
@@ -51,7 +51,7 @@ from farro_core.ids import check_id, new_id
 from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
 from farro_core.root import QUEUES, Root
 from farro_core.settings import Settings
-from farro_core.transitions import QUEUE_DIR, Actor, Status, check
+from farro_core.transitions import QUEUE_DIR, TERMINAL, Actor, Status, check
 
 PROMPT = "prompt.json"
 JOB = "job.json"
@@ -737,9 +737,10 @@ def commit(
                 audit.append(root, _audit(new, lc.status, actor, worker))
         finally:
             os.close(dfd)
-        return Envelope(
-            prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest)
-        )
+        out = Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest))
+        if to in TERMINAL and lc.status not in TERMINAL:
+            notify.finished(root, out)  # on_finish, in a thread: never holds up the commit
+        return out
     raise NotFound(f"job {env.id} keeps moving; try again")
 
 

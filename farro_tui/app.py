@@ -236,7 +236,9 @@ class FarroApp(App[None]):
     @on(QueueChanged)
     def _queue_changed(self) -> None:
         delta = self.feeder.take()
+        before = {i: self.store.status_of(i) for i in delta.rows}
         names_changed, rows_changed = self.store.apply(delta)
+        self._announce_failures(delta.rows, before)
         spec = self.spec
         default = spec.tab == 0 and not spec.filter and spec.sort == "status"
         outside_done = any(r is not None and r.queue != "done" for r in delta.rows.values())
@@ -249,6 +251,35 @@ class FarroApp(App[None]):
             hook = getattr(screen, "store_changed", None)
             if hook is not None:
                 hook()
+
+    def _announce_failures(self, rows: dict[str, Any], before: dict[str, str | None]) -> None:
+        """A job seen to fail (not one read failed already): a notification, and the
+        terminal bell when ``bell_on_failure`` is set."""
+        failed = [
+            (i, row)
+            for i, row in rows.items()
+            if row is not None
+            and row.status == "failed"
+            and before.get(i) not in (None, "failed", "done?")
+        ]
+        if not failed:
+            return
+        for job_id, row in failed[:3]:
+            self.notify(
+                f"{row.title[:60]}: {row.reason[:120]}",
+                title=f"Job {job_id} failed",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+        if len(failed) > 3:
+            self.notify(f"… and {len(failed) - 3} more failed", severity="error")
+        try:
+            ring = self.root.settings.bell_on_failure
+        except FarroError:
+            ring = False
+        if ring:
+            self.bell()
 
     def schedule_view(self) -> None:
         """Recompute the visible ids now, or soon: at most ~8 times a second."""
