@@ -11,6 +11,7 @@ caller's job, since it depends on where the text goes.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from farro_core.errors import NotFound, Refused
 from farro_core.work import Change
 from farro_core.workspace import WorkspaceError, git_bytes
 
+#: a commit id as FARRO records it (sha1 or sha256): nothing else reaches git's argv
+OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 #: the diff options every call uses: no external diff, no textconv, no colour, no renames
 _DIFF_OPTS = ("-r", "--no-ext-diff", "--no-textconv", "--no-color", "--no-renames")
 
@@ -106,6 +109,9 @@ def source(env: Envelope, attempt: int | None = None) -> Source:
                 f"(attempts: {', '.join(map(str, attempts))})"
             )
         assert env.prompt.workspace is not None
+        for oid in (res.base_commit, commit):
+            if oid is not None and not OID.fullmatch(oid):
+                raise Refused(f"job {env.id}: job.json names {oid[:60]!r}, not a commit id")
         return Source(
             job_id=env.id,
             attempt=chosen,

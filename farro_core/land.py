@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from farro_core import job
+from farro_core.diff import OID
 from farro_core.envelope import Envelope, Landing, utcnow
 from farro_core.errors import BadInput, Refused
 from farro_core.root import Root
@@ -186,6 +187,9 @@ def plan(env: Envelope, *, into: str | None = None, mode: Mode = "squash",
         raise LandRefused(f"job {jid} has no work commit to land: its workspace is not a git repo")
     if commit is None:
         raise LandRefused(f"job {jid} has nothing to land: attempt {res.attempt} changed nothing")
+    for oid in (res.base_commit, commit):
+        if not OID.fullmatch(oid):
+            raise LandRefused(f"job {jid}: job.json names {oid[:60]!r}, not a commit id")
     assert env.prompt.workspace is not None
     repo = Path(os.path.realpath(env.prompt.workspace))
     if not repo.is_dir():

@@ -33,6 +33,7 @@ from farro_core.errors import FarroError
 from farro_core.job import load as load_job
 from farro_core.root import Root
 from farro_core.transitions import TERMINAL, Status, operator_can_kill, operator_can_requeue
+from farro_core.work import visible as visible_text
 from farro_tui.commands import FarroCommands
 from farro_tui.messages import ActionDone, QueueChanged
 from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
@@ -266,7 +267,7 @@ class FarroApp(App[None]):
             return
         for job_id, row in failed[:3]:
             self.notify(
-                f"{row.title[:60]}: {row.reason[:120]}",
+                visible_text(f"{row.title[:60]}: {row.reason[:120]}"),
                 title=f"Job {job_id} failed",
                 severity="error",
                 timeout=10,

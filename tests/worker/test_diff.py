@@ -170,3 +170,18 @@ def test_parse_tells_a_header_from_an_added_line_that_looks_like_one() -> None:
     parsed = d.parse(text)
     assert bytes(parsed.kinds) == b"hhh@-++ "
     assert (parsed.files[0].insertions, parsed.files[0].deletions) == (2, 1)
+
+
+def test_a_commit_id_that_is_not_one_never_reaches_git(wroot: Root, tmp_path: Path) -> None:
+    env, _repo = two_attempts(wroot, tmp_path)
+    res = env.lifecycle.result
+    assert res is not None and res.work is not None
+    work = res.work.commits[-1].commit
+    assert work is not None
+    planted = tmp_path / "planted"
+    job_json = env.path / "job.json"
+    job_json.write_text(job_json.read_text().replace(work, f"--output={planted}"))
+    for args in (("diff", env.id), ("diff", env.id, "--stat"), ("land", env.id)):
+        r = farro(wroot, *args)
+        assert r.returncode == 1 and "not a commit id" in r.stderr, (args, r.stderr)
+    assert not planted.exists()
