@@ -243,3 +243,45 @@ def seed_work(
         ),
     )
     return job_id
+
+
+def seed_follow_up(root: Root, parent_id: str, note: str = "Also accept a BOM.") -> str:
+    """A queued follow-up of ``parent_id`` continuing its work (``farro retry --from-work``),
+    with fixed ids and times; the parent's history names it. Returns its id."""
+    from farro_core import job
+    from farro_core.followup import spec
+
+    parent = job.load(root, parent_id)
+    s = spec(parent, note, from_work=True)
+    created = FIXED_NOW - timedelta(minutes=20)
+    child_id = showcase_id(f"follow-up {parent_id}", created)
+    fields = s.model_dump(exclude={"id", "schema_version"})
+    fields["title"] = s.title
+    prompt = Prompt(id=child_id, created_at=created, created_by="ops@farro-demo", **fields)
+    lc = Lifecycle(
+        id=child_id,
+        status=Status.QUEUED,
+        attempt=0,
+        revision=1,
+        reason="created by ops@farro-demo",
+        created_at=created,
+        updated_at=created,
+    )
+    path = root.path / QUEUE_DIR[Status.QUEUED] / child_id
+    os.mkdir(path, 0o700)
+    fs.write_file(path / "prompt.json", dump(prompt), mode=0o444)
+    fs.write_file(path / "job.json", dump(lc))
+    for rec in (
+        audit.record(
+            job=child_id, frm=None, to="queued", actor="creator", worker=None, attempt=0,
+            revision=1, reason=lc.reason, event="created", ts=created,
+        ),
+        audit.record(
+            job=parent_id, frm="succeeded", to="succeeded", actor="ops@farro-demo",
+            worker=None, attempt=parent.lifecycle.attempt, revision=parent.lifecycle.revision,
+            reason=f"follow-up job {child_id} created from its work by ops@farro-demo",
+            event="followed-up", ts=created,
+        ),
+    ):  # fmt: skip
+        audit.append(root, rec)
+    return child_id

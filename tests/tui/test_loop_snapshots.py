@@ -18,9 +18,10 @@ from farro_tui.app import FarroApp
 from farro_tui.screens.dialogs import ConfirmScreen
 from farro_tui.screens.diff import DiffScreen
 from farro_tui.screens.followup import NoteScreen
+from farro_tui.screens.job import JobScreen
 from farro_tui.screens.report import ReportScreen
 from farro_tui.seed import FIXED_NOW, seed_showcase
-from farro_tui.seed_work import seed_work
+from farro_tui.seed_work import seed_follow_up, seed_work
 
 from .conftest import until
 
@@ -100,6 +101,27 @@ def test_batch_view(
             pilot,
             lambda: isinstance(app.screen, ReportScreen) and app.screen.loads > 0,
             "the batch view",
+        )
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+# 80x24 only: at 120x40 the pane shows the workspace, the test's own temporary path
+@pytest.mark.parametrize("size", SIZES[:1], ids=["80x24"])
+def test_follow_up_job_pane(snap_compare: Any, work_root: Any, size: tuple[int, int]) -> None:
+    """A follow-up's pane: its parent in the Lineage section; < goes there."""
+    app, jid = work_root
+    child = seed_follow_up(app.root, jid)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.ready and app.store.done_loaded, "every row read")
+        app.screen.queue.select(child)
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, JobScreen) and app.screen.env is not None,
+            "the follow-up's pane",
         )
         await pilot.pause(0.2)
 
