@@ -111,3 +111,37 @@ async def test_a_job_without_work_says_so(root: Root) -> None:
         assert isinstance(screen, DiffScreen)
         await until(pilot, lambda: screen.loaded, "the refusal")
         assert "has not finished an attempt yet" in strip_text(screen.query_one(DiffView), 0)
+
+
+async def test_a_plain_directory_job_shows_its_changed_paths(root: Root, tmp_path: Path) -> None:
+    from farro_core import api
+    from farro_core.worker import Worker
+
+    plain = tmp_path / "plain"
+    (plain / "src").mkdir(parents=True)
+    (plain / "src" / "a.py").write_text("A = 1\n")
+    env = api.submit(
+        root,
+        "edit",
+        workspace=str(plain),
+        agent=["/bin/sh", "-c", "echo 'A = 2' > src/a.py; echo n > new.txt"],
+        max_attempts=1,
+    )
+    w = Worker(root, "w1")
+    try:
+        done = w.run_once()
+    finally:
+        w.stop(release=True, grace_s=0)
+    assert done is not None and done.status == "succeeded", done and done.lifecycle.reason
+    app = console(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.push_screen(DiffScreen(env.id))
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), "the diff pane")
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        await until(pilot, lambda: screen.loaded, "the paths loaded")
+        view = screen.query_one(DiffView)
+        assert [strip_text(view, y).rstrip() for y in range(2)] == ["A  new.txt", "M  src/a.py"]
+        assert not screen.query_one(FileList).display
+        assert "plain directory" in str(screen.query_one("#pane-title").render())

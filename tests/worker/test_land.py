@@ -198,3 +198,33 @@ def test_bad_input_and_jobs_without_git_work(wroot: Root, tmp_path: Path) -> Non
     refused(farro(wroot, "land", nothing.id), "nothing to land")
     queued = submit(wroot, "later")
     refused(farro(wroot, "land", queued.id), "is queued, not succeeded")
+
+
+def test_an_untracked_file_in_the_way_refuses_and_keeps_the_file(
+    wroot: Root, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    env = run_job(wroot, repo, "echo new > src/b.py")
+    (repo / "src" / "b.py").write_text("the operator's own, untracked\n")
+    before = state(wroot, repo, env.id)
+    refused(
+        farro(wroot, "land", env.id), "cannot be updated to the landed commit", "left as it was"
+    )
+    assert state(wroot, repo, env.id) == before
+    assert (repo / "src" / "b.py").read_text() == "the operator's own, untracked\n"
+    assert load(wroot, env.id).lifecycle.result.landed is None  # type: ignore[union-attr]
+
+
+def test_a_branch_checked_out_in_a_linked_worktree_is_updated_there(
+    wroot: Root, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    env = run_job(wroot, repo, "printf 'A = 2\\n' > src/a.py")
+    git(repo, "branch", "release")
+    linked = tmp_path / "release-tree"
+    git(repo, "worktree", "add", "-q", str(linked), "release")
+    r = farro(wroot, "land", env.id, "--into", "release")
+    assert r.returncode == 0, r.stderr
+    assert (linked / "src" / "a.py").read_text() == "A = 2\n"
+    assert git(linked, "status", "--porcelain") == ""
+    assert (repo / "src" / "a.py").read_text() == "A = 1\n"  # main's tree is not touched
