@@ -75,6 +75,8 @@ class Diff:
     #: one of HEADER, HUNK, ADDED, REMOVED, CONTEXT, OTHER per line: a ``+++`` line of a
     #: file's header and an added ``++`` line look alike, and the pane draws them apart
     kinds: bytearray = field(default_factory=bytearray)
+    #: the longest line's length in characters (a pane's horizontal extent)
+    width: int = 0
 
     def file_at(self, line: int) -> int:
         """The index of the file ``line`` belongs to (-1: before the first file)."""
@@ -248,7 +250,7 @@ def parse(text: str) -> Diff:
             current.binary = True
     if current is not None:
         current.end = len(lines)
-    return Diff(lines=lines, files=files, kinds=kinds)
+    return Diff(lines=lines, files=files, kinds=kinds, width=max(map(len, lines), default=0))
 
 
 def _header_path(line: str) -> str:

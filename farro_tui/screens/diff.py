@@ -39,6 +39,8 @@ class DiffScreen(Screen[None]):
         Binding("p", "file(-1)", "Prev file", id="file_prev"),
         Binding("left_square_bracket", "attempt(-1)", "Earlier", id="attempt_prev"),
         Binding("right_square_bracket", "attempt(1)", "Later", id="attempt_next"),
+        Binding("h", "sideways(-8)", "Left", show=False),
+        Binding("l", "sideways(8)", "Right", show=False),
         Binding("up,k", "scroll(-1)", "Up", show=False),
         Binding("down,j", "scroll(1)", "Down", show=False),
         Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
@@ -166,6 +168,9 @@ class DiffScreen(Screen[None]):
 
     def action_scroll(self, delta: int) -> None:
         self.query_one(DiffView).scroll_relative(y=delta, animate=False, immediate=True)
+
+    def action_sideways(self, delta: int) -> None:
+        self.query_one(DiffView).scroll_relative(x=delta, animate=False, immediate=True)
 
     def action_page(self, direction: int) -> None:
         view = self.query_one(DiffView)

@@ -122,7 +122,7 @@ class DiffView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.diff = Diff(lines=[], files=[])
         self.empty_text = "loading…"
-        self._cache: OrderedDict[tuple[int, int], Strip] = OrderedDict()
+        self._cache: OrderedDict[int, Strip] = OrderedDict()
         self._file = -1
 
     def show(self, diff: Diff, empty_text: str = "no change") -> None:
@@ -130,12 +130,17 @@ class DiffView(ScrollView, can_focus=True):
         self.empty_text = empty_text
         self._cache.clear()
         self._file = -1
-        self.virtual_size = Size(self.size.width, len(diff.lines))
-        self.scroll_to(y=0, animate=False, immediate=True)
+        self._fit_virtual_size()
+        self.scroll_to(x=0, y=0, animate=False, immediate=True)
         self.refresh()
 
+    def _fit_virtual_size(self) -> None:
+        # tabs and escaped control characters widen a line a little: some room for them
+        wide = self.diff.width + 8 if self.diff.width > self.size.width else 0
+        self.virtual_size = Size(max(self.size.width, wide), len(self.diff.lines))
+
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.diff.lines))
+        self._fit_virtual_size()
 
     @property
     def top(self) -> int:
@@ -167,16 +172,19 @@ class DiffView(ScrollView, can_focus=True):
             return Strip([Segment(set_cell_size(text, width), DIM)])
         if index >= len(lines):
             return Strip.blank(width, self.rich_style)
-        key = (index, width)
-        strip = self._cache.get(key)
+        strip = self._cache.get(index)
         if strip is None:
-            strip = self._draw(index, width)
-            self._cache[key] = strip
+            strip = self._draw(index)
+            self._cache[index] = strip
             if len(self._cache) > CACHE_LINES:
                 self._cache.popitem(last=False)
-        return strip
+        x = int(self.scroll_offset.x)
+        kind = self.diff.kinds[index] if index < len(self.diff.kinds) else CONTEXT
+        base = self.rich_style + LINE_STYLE.get(kind, Style())
+        return strip.adjust_cell_length(x + width, base).crop(x, x + width)
 
-    def _draw(self, index: int, width: int) -> Strip:
+    def _draw(self, index: int) -> Strip:
+        """The whole line (the pane crops it to what is scrolled into view)."""
         line = self.diff.lines[index]
         kind = self.diff.kinds[index] if index < len(self.diff.kinds) else CONTEXT
         base = self.rich_style + LINE_STYLE.get(kind, Style())
@@ -190,7 +198,7 @@ class DiffView(ScrollView, can_focus=True):
         else:
             style = base if kind != CONTEXT else base + DIM  # "\ No newline at end of file"
             segs = [Segment(safe(line), style)]
-        return Strip(segs).crop(0, width).adjust_cell_length(width, base)
+        return Strip(segs)
 
 
 class FileList(ScrollView, can_focus=False):

@@ -145,3 +145,24 @@ async def test_a_plain_directory_job_shows_its_changed_paths(root: Root, tmp_pat
         assert [strip_text(view, y).rstrip() for y in range(2)] == ["A  new.txt", "M  src/a.py"]
         assert not screen.query_one(FileList).display
         assert "plain directory" in str(screen.query_one("#pane-title").render())
+
+
+async def test_long_lines_scroll_sideways(root: Root, tmp_path: Path) -> None:
+    jid = seed_work(root, tmp_path / "repo")
+    app = console(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.push_screen(DiffScreen(jid))
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), "the diff pane")
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        await until(pilot, lambda: screen.loaded, "the diff loaded")
+        view = screen.query_one(DiffView)
+        assert view.diff.width > view.size.width  # the parser's new signature is wider
+        await until(pilot, lambda: view.max_scroll_x > 8, "the diff's width laid out")
+        first = strip_text(view, 0)
+        await pilot.press("l")
+        await until(pilot, lambda: view.scroll_offset.x == 8, "a sideways scroll")
+        assert strip_text(view, 0).rstrip() == first[8:].rstrip()
+        await pilot.press("h")
+        await until(pilot, lambda: view.scroll_offset.x == 0, "back to the left edge")
