@@ -15,6 +15,7 @@ import time
 
 import bench_console
 import bench_core
+import bench_diff
 import bench_workers
 from _util import Row, fs_type, report, scratch_base
 
@@ -32,6 +33,7 @@ def main() -> int:
         ("core", bench_core.run),
         ("workers", bench_workers.run),
         ("console", bench_console.run),
+        ("diff pane", bench_diff.run),
     ):
         try:
             rows += fn()

@@ -98,6 +98,17 @@ class RubricItem(_Strict):
 AgentCommand = list[str] | str | None
 
 
+class Lineage(_Strict):
+    """Where a follow-up job comes from (``farro retry``): its parent, and what it
+    starts from. Kept in prompt.json, so it never changes."""
+
+    parent: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+    #: the parent's work commit this job starts from (``--from-work``); None: the usual base
+    from_work: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+    #: the parent's base branch, where this job's work lands by default (with ``from_work``)
+    base_branch: str | None = None
+
+
 class _JobFields(_Strict):
     """Fields a job definition shares between a submitted spec and prompt.json."""
 
@@ -115,6 +126,8 @@ class _JobFields(_Strict):
     judge_ignored: bool | None = None
     #: a plain directory's ignore rules, gitignore syntax (None: the setting)
     ignore_file: str | None = None
+    #: a follow-up's parent (``farro retry``); None for a job of its own
+    lineage: Lineage | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -264,6 +277,24 @@ class RubricVerdict(_Strict):
         return storable(v)
 
 
+class Landing(_Strict):
+    """The job's work brought into a branch of its repository by ``farro land``."""
+
+    at: datetime
+    by: str
+    into: str  # the branch
+    mode: Literal["squash", "merge", "ff-only"]
+    attempt: int  # whose work commit was landed
+    work_commit: str
+    onto: str  # the branch's tip before
+    commit: str  # the branch's tip after: the resulting commit
+
+    def text(self) -> str:
+        """``into main as 1a2b3c4d5e6f (squash), 2026-11-30 06:27:07Z by ops``."""
+        at = self.at.isoformat(timespec="seconds").replace("+00:00", "Z").replace("T", " ")
+        return f"into {self.into} as {self.commit[:12]} ({self.mode}), {at} by {self.by}"
+
+
 class Result(_Strict):
     attempt: int
     exit_code: int | None
@@ -280,6 +311,8 @@ class Result(_Strict):
     work: Work | None = None
     report: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    #: set by ``farro land``; the job stays succeeded (landing is no status change)
+    landed: Landing | None = None
 
     @field_validator("violations")
     @classmethod

@@ -305,7 +305,8 @@ def _planned_specs(
     for i, spec in enumerate(plan):
         if not isinstance(spec, dict):
             raise PlannerError(f"{name}: plan item {i} is not a job spec object")
-        labels = {**defaults.get("labels", {}), **(spec.get("labels") or {}), "goal": name}
+        batch = {"batch": os.path.splitext(os.path.basename(name))[0]}  # unless it names one
+        labels = {**batch, **defaults.get("labels", {}), **(spec.get("labels") or {}), "goal": name}
         out.append({**defaults, **spec, "labels": labels})
     return out
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, crash, fs, locks
+from farro_core import audit, crash, fs, locks, notify
 from farro_core.envelope import (
     SCHEMA_VERSION,
     Claim,
@@ -28,6 +28,7 @@ from farro_core.envelope import (
     JobSpec,
     Lifecycle,
     Prompt,
+    Result,
     Runtime,
     default_title,
     dump,
@@ -50,7 +51,7 @@ from farro_core.ids import check_id, new_id
 from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
 from farro_core.root import QUEUES, Root
 from farro_core.settings import Settings
-from farro_core.transitions import QUEUE_DIR, Actor, Status, check
+from farro_core.transitions import QUEUE_DIR, TERMINAL, Actor, Status, check
 
 PROMPT = "prompt.json"
 JOB = "job.json"
@@ -775,8 +776,75 @@ def commit(
                 audit.append(root, _audit(new, lc.status, actor, worker))
         finally:
             os.close(dfd)
+        out = Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest))
+        if to in TERMINAL and lc.status not in TERMINAL:
+            notify.finished(root, out)  # on_finish, in a thread: never holds up the commit
+        return out
+    raise NotFound(f"job {env.id} keeps moving; try again")
+
+
+def annotate(
+    env: Envelope,
+    actor: str,
+    reason: str,
+    *,
+    event: str,
+    result: Result,
+) -> Envelope:
+    """Replace a finished job's result in place: a record, not a transition.
+
+    What ``farro land`` writes. The job keeps its status, queue and reason; job.json
+    gets revision+1 (so every reader sees the change) and the audit a line of its
+    own ``event``. Refused unless the job is still at ``env``'s status and attempt,
+    since a result belongs to the attempt that made it.
+    """
+    root = Root(env.runtime.root)
+    path = env.runtime.path
+    for _ in range(5):
+        try:
+            dfd = _open_job_dir(path)
+        except FileNotFoundError:
+            path = root.locate(env.id)
+            continue
+        try:
+            with _commit_lock(dfd):
+                here = where(root, env.id, dfd)
+                if here is None:
+                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
+                lc = read_lifecycle(dfd, env.id)
+                if lc.status != env.status or lc.attempt != env.lifecycle.attempt:
+                    raise Conflict(
+                        f"job {env.id} moved on: it is {lc.status} at attempt {lc.attempt}, "
+                        f"not {env.status} at attempt {env.lifecycle.attempt}"
+                    )
+                new = Lifecycle.model_validate(
+                    {
+                        **lc.model_dump(),
+                        "result": result.model_dump(),
+                        "revision": lc.revision + 1,
+                        "updated_at": utcnow(),
+                    }
+                )
+                fs.write_at(dfd, JOB, dump(new))
+                audit.append(
+                    root,
+                    audit.record(
+                        job=new.id,
+                        frm=lc.status,
+                        to=new.status,
+                        actor=actor,
+                        worker=None,
+                        attempt=new.attempt,
+                        revision=new.revision,
+                        reason=reason,
+                        event=event,
+                        ts=new.updated_at,
+                    ),
+                )
+        finally:
+            os.close(dfd)
         return Envelope(
-            prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest)
+            prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here)
         )
     raise NotFound(f"job {env.id} keeps moving; try again")
 

@@ -45,6 +45,7 @@ class JobRow:
     reason: str
     verdict: str | None
     labels: dict[str, str] = field(default_factory=dict)
+    landed: str | None = None  # the branch ``farro land`` brought the work into
 
 
 def read_row(
@@ -148,6 +149,7 @@ def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
         raise TypeError(f"status {status!r} is not a job status")
     claim = _get(lc, "claim", dict, {}) if lc.get("claim") is not None else {}
     result = _get(lc, "result", dict, {}) if lc.get("result") is not None else {}
+    landing = result.get("landed")
     return JobRow(
         id=job_id,
         queue=queue,
@@ -166,6 +168,7 @@ def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
         reason=_get(lc, "reason", str, ""),
         verdict=_opt_str(result, "verdict"),
         labels=labels,
+        landed=_opt_str(landing, "into") if isinstance(landing, dict) else None,
     )
 
 

@@ -179,6 +179,21 @@ class Settings(BaseModel):
                 raise ValueError(f"{item!r} is not a variable name or pattern")
         return value
 
+    on_finish: Command = Field(
+        default=None,
+        description="run for every job that reaches succeeded, failed or killed: an argv "
+        "list (no shell) or a shell string; the job's JSON summary on stdin, `FARRO_*` "
+        "variables; its failure is logged in the job's history, never changes the job",
+        json_schema_extra={"default_text": "none"},
+    )
+    on_finish_timeout_s: float = Field(
+        default=30, gt=0, description="`on_finish` is killed (its process group) after this long"
+    )
+    bell_on_failure: bool = Field(
+        default=False,
+        description="the console rings the terminal bell with its notification of a failed job",
+    )
+
     @model_validator(mode="after")
     def _beats_often_enough(self) -> Settings:
         # else a healthy worker's job goes stale between two beats, which fences the

@@ -55,6 +55,9 @@ class AttemptCommit(_Strict):
 
 class Work(_Strict):
     branch: str | None = None
+    #: the repo's branch when the job took its base (its HEAD then): where ``farro land``
+    #: brings the work by default; None for a detached HEAD or a plain directory
+    base_branch: str | None = None
     commits: list[AttemptCommit] = Field(default_factory=list)
     changed: list[Change] = Field(default_factory=list)  # at most MAX_LISTED
     changed_count: int = 0
@@ -82,7 +85,8 @@ def summary(work: Work, base_commit: str | None) -> list[tuple[str, str]]:
     if work.branch:
         rows.append(("branch", work.branch))
     if base_commit:
-        rows.append(("base", base_commit))
+        on = f" (on {work.base_branch})" if work.base_branch else ""
+        rows.append(("base", base_commit + on))
     if work.commits:
         rows.append(
             (

@@ -222,6 +222,7 @@ class Worker:
                     self.root,
                     env,
                     known_base=env.lifecycle.result.base_commit if env.lifecycle.result else None,
+                    known_branch=_base_branch(env),
                     ignore_file=env.prompt.ignore_file or self.settings.ignore_file,
                 )
             except workspace.WorkspaceError as exc:
@@ -482,6 +483,11 @@ def stop_all(workers: list[Worker], *, release: bool = True, grace_s: float | No
     deadline = time.monotonic() + grace
     for w in workers:
         w.stop(release=release, grace_s=max(0.0, deadline - time.monotonic()))
+
+
+def _base_branch(env: Envelope) -> str | None:
+    res = env.lifecycle.result
+    return res.work.base_branch if res is not None and res.work is not None else None
 
 
 def _short(paths: list[str], limit: int = 20) -> str:

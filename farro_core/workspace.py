@@ -101,6 +101,7 @@ class Workspace:
     path: Path
     kind: str  # "worktree", "dir" or "work"
     base_commit: str | None = None
+    base_branch: str | None = None  # the repo's branch whose tip the base was
     repo: Path | None = None
     branch: str | None = None
     git_dir: Path | None = None  # the worktree's own git dir, found before the agent ran
@@ -309,13 +310,19 @@ def unusable(root: Root, given: str) -> str | None:
 
 
 def prepare(
-    root: Root, env: Envelope, *, known_base: str | None = None, ignore_file: str | None = None
+    root: Root,
+    env: Envelope,
+    *,
+    known_base: str | None = None,
+    ignore_file: str | None = None,
+    known_branch: str | None = None,
 ) -> Workspace:
     """Make the attempt's workspace ready and take whatever the judging needs beforehand.
 
     ``known_base`` is the base commit an earlier attempt recorded in job.json: it
     wins over the ref in the repo, which an agent could have moved. ``ignore_file``
-    names a plain directory's ignore rules (relative to the workspace).
+    names a plain directory's ignore rules (relative to the workspace);
+    ``known_branch`` the base branch an earlier attempt recorded with that base.
     """
     path, notes = resolve(root, env)
     if path is None:
@@ -326,7 +333,7 @@ def prepare(
             raise WorkspaceError(f"the job's work/ directory: {exc}") from None
         ws = Workspace(path=work, kind="work", notes=notes)
     elif _toplevel(path) == path:
-        ws = _prepare_worktree(root, env, path, known_base)
+        ws = _prepare_worktree(root, env, path, known_base, known_branch)
         ws.notes[:0] = notes
         return ws
     else:
@@ -365,7 +372,19 @@ def worktree_path(root: Root, job_id: str) -> Path:
     return root.path / "worktrees" / job_id
 
 
-def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | None) -> Workspace:
+def _base_branch(repo: Path, base: str) -> str | None:
+    """The repo's checked-out branch when its tip is ``base`` (None: detached, or moved)."""
+    proc = git(repo, "symbolic-ref", "-q", "HEAD", check=False)
+    ref = proc.stdout.strip()
+    if proc.returncode != 0 or not ref.startswith("refs/heads/"):
+        return None
+    tip = git(repo, "rev-parse", "--verify", "--quiet", ref + "^{commit}", check=False)
+    return ref.removeprefix("refs/heads/") if tip.stdout.strip() == base else None
+
+
+def _prepare_worktree(
+    root: Root, env: Envelope, repo: Path, known_base: str | None, known_branch: str | None
+) -> Workspace:
     job_id = env.id
     branch = f"farro/{job_id}"
     base_ref = f"refs/farro/{job_id}/base"
@@ -378,12 +397,28 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | N
             if base:
                 notes.append(f"{base_ref} had moved to {base[:12]}: set back to {known_base[:12]}")
         base = known_base
+    base_branch = known_branch if known_base else None
+    lineage = env.prompt.lineage
+    from_work = lineage.from_work if lineage is not None else None
+    if not base and from_work:
+        # a follow-up that continues its parent's work: that commit is its base
+        found = git(repo, "rev-parse", "--verify", "--quiet", from_work + "^{commit}", check=False)
+        if found.returncode != 0 or found.stdout.strip() != from_work:
+            raise WorkspaceError(
+                f"the parent's work commit {from_work[:12]} is not in {repo} any more"
+            )
+        base = from_work
+        base_branch = lineage.base_branch if lineage is not None else None
+        git(repo, "update-ref", base_ref, base)
+        notes.append(f"starting from job {lineage.parent if lineage else '?'}'s work {base[:12]}")
     if not base:
         head = git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
         base = head.stdout.strip()
         if head.returncode != 0 or not base:
             raise WorkspaceError(f"git repo {repo} has no commit yet: nothing to branch from")
         git(repo, "update-ref", base_ref, base)
+    if base_branch is None and not known_base and not from_work:
+        base_branch = _base_branch(repo, base)
     fs.make_private_dir(root.path / "worktrees")
     wt = worktree_path(root, job_id)
     off = filters_off(repo)
@@ -415,6 +450,7 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | N
         path=wt,
         kind="worktree",
         base_commit=base,
+        base_branch=base_branch,
         repo=repo,
         branch=branch,
         git_dir=git_dir,
@@ -789,6 +825,7 @@ def record(
         commits.append(AttemptCommit(attempt=attempt, commit=head))
     return Work(
         branch=ws.branch,
+        base_branch=ws.base_branch,
         commits=commits,
         changed=listed[:MAX_LISTED],
         changed_count=len(listed),

@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.actions import ActionParseResult
@@ -35,19 +36,23 @@ from textual.screen import Screen
 
 from farro_core import operations
 from farro_core.errors import FarroError
+from farro_core.job import load as load_job
 from farro_core.manager import ManagerStatus, current_manager
 from farro_core.operations import phrase
 from farro_core.root import Root
 from farro_core.status_files import WorkerSeen, live_first, workers_seen
-from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
+from farro_core.transitions import TERMINAL, Status, operator_can_kill, operator_can_requeue
 from farro_core.visible import visible as visible_text
 from farro_tui.commands import FarroCommands
 from farro_tui.messages import ActionDone, QueueChanged
 from farro_tui.safety import VISIBLE_FILTER
 from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
+from farro_tui.screens.diff import DiffScreen
+from farro_tui.screens.followup import FollowUp, NoteScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
+from farro_tui.screens.report import ReportScreen
 from farro_tui.screens.workers import WorkersScreen
 from farro_tui.store import Feeder, Store
 from farro_tui.view import TABS, ViewSpec, tilde_path, visible
@@ -55,19 +60,29 @@ from farro_tui.widgets.footer import FIRST as FOOTER_FIRST
 from farro_tui.widgets.queue_view import STATUS_LABEL, QueueView
 
 #: actions that change a job; ``--readonly`` hides them all
-STEERING = frozenset({"requeue", "kill"})
+STEERING = frozenset({"requeue", "kill", "land", "follow_up"})
 #: how long a hangup waits for a clean exit before leaving anyway
 HANGUP_EXIT_S = 3.0
-VERBS = {"requeue": ("Requeue", "requeued"), "kill": ("Kill", "killed")}
+VERBS = {
+    "requeue": ("Requeue", "requeued"),
+    "kill": ("Kill", "killed"),
+    "land": ("Land", "landed"),
+    "follow_up": ("Follow up", "created follow-up"),
+}
 #: actions shown disabled where they cannot act; pressing their key says why
 EXPLAINED = STEERING | {"log"}
 
 
 def can(verb: str, status: str | None) -> bool:
-    """Ask the transition table, never a hard-coded list."""
+    """Ask the transition table, never a hard-coded list (landing moves no job: a
+    succeeded one may land; ``farro land --force`` is for the rest)."""
     if status is None or status not in Status.__members__.values():
         return False
     s = Status(status)
+    if verb == "land":
+        return s is Status.SUCCEEDED
+    if verb == "follow_up":
+        return s in TERMINAL
     return operator_can_requeue(s) if verb == "requeue" else operator_can_kill(s)
 
 
@@ -112,6 +127,11 @@ class FarroApp(App[None]):
         Binding("p", "pause", "Pause", id="pause"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_farro", "Quit", id="quit"),
+        # the operator's loop after the agent (issue 13)
+        Binding("d", "diff", "Diff", id="diff", show=False),
+        Binding("m", "land", "Land", id="land", show=False),
+        Binding("u", "follow_up", "Follow up", id="follow_up", show=False),
+        Binding("b", "batch", "Batch", id="batch", show=False),
     ]
 
     def __init__(
@@ -285,7 +305,9 @@ class FarroApp(App[None]):
     def _queue_changed(self) -> None:
         self._feed_health()
         delta = self.feeder.take()
+        before = {i: self.store.status_of(i) for i in delta.rows}
         names_changed, rows_changed = self.store.apply(delta)
+        self._announce_failures(delta.rows, before)
         spec = self.spec
         default = spec.tab == 0 and not spec.filter and spec.sort == "status"
         outside_done = any(r is not None and r.queue != "done" for r in delta.rows.values())
@@ -298,6 +320,35 @@ class FarroApp(App[None]):
             hook = getattr(screen, "store_changed", None)
             if hook is not None:
                 hook()
+
+    def _announce_failures(self, rows: dict[str, Any], before: dict[str, str | None]) -> None:
+        """A job seen to fail (not one read failed already): a notification, and the
+        terminal bell when ``bell_on_failure`` is set."""
+        failed = [
+            (i, row)
+            for i, row in rows.items()
+            if row is not None
+            and row.status == "failed"
+            and before.get(i) not in (None, "failed", "done?")
+        ]
+        if not failed:
+            return
+        for job_id, row in failed[:3]:
+            self.notify(
+                visible_text(f"{row.title[:60]}: {row.reason[:120]}"),
+                title=f"Job {job_id} failed",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+        if len(failed) > 3:
+            self.notify(f"… and {len(failed) - 3} more failed", severity="error")
+        try:
+            ring = self.root.settings.bell_on_failure
+        except FarroError:
+            ring = False
+        if ring:
+            self.bell()
 
     def schedule_view(self) -> None:
         """Recompute the visible ids now, or soon: at most ~8 times a second."""
@@ -476,7 +527,7 @@ class FarroApp(App[None]):
         screen = self.screen
         if isinstance(screen, MainScreen):
             return screen.queue.selected
-        if isinstance(screen, JobScreen | LogScreen):
+        if isinstance(screen, JobScreen | LogScreen | DiffScreen):
             return screen.job_id
         return None
 
@@ -484,6 +535,20 @@ class FarroApp(App[None]):
         job_id = self.current_job()
         if job_id is not None:
             self.push_screen(LogScreen(job_id))
+
+    def action_diff(self) -> None:
+        job_id = self.current_job()
+        if job_id is not None and not isinstance(self.screen, DiffScreen):
+            self.push_screen(DiffScreen(job_id))
+
+    def action_batch(self) -> None:
+        """The batch of the current job (its ``batch`` label), else every job, live."""
+        if isinstance(self.screen, ReportScreen):
+            return
+        job_id = self.current_job()
+        row = self.store.rows.get(job_id) if job_id else None
+        batch = row.labels.get("batch") if row is not None else None
+        self.push_screen(ReportScreen(("batch", batch) if batch is not None else None))
 
     def action_workers(self) -> None:
         if not isinstance(self.screen, WorkersScreen):
@@ -493,7 +558,7 @@ class FarroApp(App[None]):
         self.push_screen(HelpScreen(self.help_rows(), self._help_notes()))
 
     def _help_notes(self) -> str:
-        notes = "Marked rows (space) are what r/x act on, even when a filter hides them."
+        notes = "Marked rows (space) are what r/x/m act on, even when a filter hides them."
         if self.readonly:
             notes += "\nRead-only: actions that change a job are hidden."
         return notes
@@ -508,6 +573,8 @@ class FarroApp(App[None]):
             ("everywhere", list(self.BINDINGS)),
             ("job", list(JobScreen.BINDINGS)),
             ("log", list(LogScreen.BINDINGS)),
+            ("diff", list(DiffScreen.BINDINGS)),
+            ("batch", list(ReportScreen.BINDINGS)),
             ("workers", list(WorkersScreen.BINDINGS)),
         ]
         seen: set[tuple[str, str]] = set()
@@ -544,7 +611,7 @@ class FarroApp(App[None]):
         if action in STEERING:
             if self.readonly:
                 return False
-            if not isinstance(self.screen, MainScreen | JobScreen | LogScreen):
+            if not isinstance(self.screen, MainScreen | JobScreen | LogScreen | DiffScreen):
                 return False
             ids = self.targets()
             if not any(
@@ -554,7 +621,7 @@ class FarroApp(App[None]):
             return True
         if action == "pause":
             return self.system is not None
-        if action == "log":
+        if action in ("log", "diff"):
             return self.current_job() is not None or None
         return True
 
@@ -600,6 +667,105 @@ class FarroApp(App[None]):
 
     def action_kill(self) -> None:
         self.steer("kill")
+
+    def action_land(self) -> None:
+        """Land the targets in order into the branch each was based on, once confirmed."""
+        if self.readonly:
+            return
+        ids = self.targets()
+        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
+        rows = {i: self.store.rows.get(i) for i in ids}
+        landed = {i for i, row in rows.items() if row is not None and row.landed}
+        legal = [i for i in ids if can("land", status[i]) and i not in landed]
+        skipped = len(ids) - len(legal)
+        if not legal:
+            self.notify(
+                "nothing to land: no selected job has succeeded and not landed yet",
+                severity="warning",
+            )
+            return
+        noun = "job" if len(legal) == 1 else "jobs"
+        lines = [f"Land {len(legal)} {noun}, in this order?"]
+        for i in legal[:4]:
+            row = rows[i]
+            into = _base_branch(self.root, i)
+            title = f" {row.title[:28]}" if row else ""
+            lines.append(escape(f"  {i}{title} → {into or '(no branch: farro land --into)'}"))
+        if len(legal) > 4:
+            lines.append(f"  … and {len(legal) - 4} more")
+        lines.append("Each goes into the branch it was based on (→), as one new commit;")
+        lines.append("landing stops at the first job whose work does not apply.")
+        if skipped:
+            lines.append(f"{skipped} skipped: not succeeded, or landed already (farro land).")
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.run_land(legal)
+
+        self.push_screen(ConfirmScreen("Land?", "\n".join(lines), yes="Land"), answered)
+
+    def action_follow_up(self) -> None:
+        """A note, a confirmation, then ``farro retry`` for the current job."""
+        job_id = self.current_job()
+        if self.readonly or job_id is None:
+            return
+        status = self.store.status_of(job_id) or self._status_on_screen()
+        if not can("follow_up", status):
+            self.notify(f"{job_id} is {status}: follow up a job once it has finished")
+            return
+        try:
+            env = load_job(self.root, job_id)
+        except FarroError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        res = env.lifecycle.result
+        has_work = bool(res and res.work and any(c.commit for c in res.work.commits))
+
+        def noted(got: FollowUp | None) -> None:
+            if got is None:
+                return
+            start = "its last work commit" if got.from_work else "the job's base, afresh"
+            body = "\n".join(
+                [
+                    escape(f"A new job: {env.prompt.title[:60]}"),
+                    "its prompt, then your note, then what failed:",
+                    escape(f"  {got.note[:200]}"),
+                    f"starting from {start}.",
+                ]
+            )
+
+            def answered(ok: bool | None) -> None:
+                if ok:
+                    self.run_follow_up(job_id, got)
+
+            self.push_screen(ConfirmScreen("Follow up?", body, yes="Create"), answered)
+
+        self.push_screen(NoteScreen(job_id, env.prompt.title, has_work=has_work), noted)
+
+    @work(thread=True, group="steer")
+    def run_follow_up(self, job_id: str, got: FollowUp) -> None:
+        from farro_core.followup import retry
+
+        try:
+            child = retry(self.root, job_id, got.note, from_work=got.from_work, by=self.operator)
+        except FarroError as exc:
+            self.post_message(ActionDone("follow_up", [], [(job_id, str(exc))]))
+            return
+        self.post_message(ActionDone("follow_up", [child.id], []))
+
+    @work(thread=True, group="steer")
+    def run_land(self, ids: list[str]) -> None:
+        """Off the UI thread: git runs for each job."""
+        from farro_core.land import LandStopped, land_all
+
+        try:
+            land_all(self.root, ids, by=self.operator)
+            self.post_message(ActionDone("land", ids, []))
+        except LandStopped as exc:
+            done = ids[: len(exc.done)]
+            self.post_message(ActionDone("land", done, [(exc.stopped_at, str(exc))]))
+        except FarroError as exc:
+            self.post_message(ActionDone("land", [], [(ids[0], str(exc))]))
 
     def steer(self, verb: str) -> None:
         """Confirm, then act on every target the table allows; say what was skipped."""
@@ -705,6 +871,8 @@ class FarroApp(App[None]):
         if main is not None:
             main.queue.marks.difference_update(msg.done)
         self.feeder.poke()
+        if msg.verb == "land" and msg.done:
+            self.feeder.want(msg.done)  # job.json changed in place in done/: read it again
         for screen in self.screen_stack:
             if isinstance(screen, JobScreen):
                 screen.reload()
@@ -754,6 +922,15 @@ class FarroApp(App[None]):
         self.quitting = True
         self.stop_system(release=release)
         self.call_from_thread(self.exit)
+
+
+def _base_branch(root: Root, job_id: str) -> str | None:
+    """The branch a job's work lands into by default (None: unknown, or unreadable)."""
+    try:
+        res = load_job(root, job_id).lifecycle.result
+    except FarroError:
+        return None
+    return res.work.base_branch if res is not None and res.work is not None else None
 
 
 def _user() -> str:

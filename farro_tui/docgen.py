@@ -196,11 +196,14 @@ WHERE = {
     "MainScreen": "queue",
     "JobScreen": "job",
     "LogScreen": "log",
+    "DiffScreen": "diff",
+    "ReportScreen": "batch",
     "WorkersScreen": "workers",
     "ConfirmScreen": "confirmation",
     "QuitScreen": "quit dialog",
     "SortScreen": "sort dialog",
     "HelpScreen": "help",
+    "NoteScreen": "follow-up note",
 }
 _KEY_SHOWN = {
     "question_mark": "?",

@@ -19,9 +19,13 @@ from typing import Any
 from farro_core.root import Root
 from farro_tui.app import FarroApp
 from farro_tui.screens.dialogs import ConfirmScreen
+from farro_tui.screens.diff import DiffScreen
+from farro_tui.screens.followup import NoteScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
+from farro_tui.screens.report import ReportScreen
 from farro_tui.seed import FIXED_NOW, seed_showcase
+from farro_tui.seed_work import seed_work
 
 # (file, keys from the main screen, what to wait for)
 SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
@@ -34,7 +38,14 @@ SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
     ("log", ("l",), lambda a: isinstance(a.screen, LogScreen)),
     ("confirm", ("j", "j", "space", "j", "j", "j", "j", "space", "r"),
      lambda a: isinstance(a.screen, ConfirmScreen)),
+    ("batch", ("b",), lambda a: isinstance(a.screen, ReportScreen) and a.screen.loads > 0),
 ]  # fmt: skip
+#: the operator's loop after the agent, on a root holding one job with real git work
+LOOP_SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
+    ("diff", ("d", "n", "n"), lambda a: isinstance(a.screen, DiffScreen) and a.screen.loaded),
+    ("land", ("m",), lambda a: isinstance(a.screen, ConfirmScreen)),
+    ("followup", ("u", *"Also handle a BOM", "ctrl+t"), lambda a: isinstance(a.screen, NoteScreen)),
+]
 
 
 async def _until(pilot: Any, cond: Callable[[], bool], timeout: float = 20) -> None:
@@ -59,7 +70,12 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
         os.environ["HOME"] = tmp  # the stat bar shows ~/root, the same on every machine
         root = Root.init(Path(tmp) / "root")
         seed_showcase(root)
-        for name, keys, ready in SHOTS:
+        work_root = Root.init(Path(tmp) / "loop")
+        seed_work(work_root, Path(tmp) / "repo")
+        for root, (name, keys, ready) in [
+            *((root, shot) for shot in SHOTS),
+            *((work_root, shot) for shot in LOOP_SHOTS),
+        ]:
             app = FarroApp(
                 root, no_workers=True, clock=lambda: FIXED_NOW, cursor_blink=False, watch=False
             )

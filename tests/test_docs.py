@@ -16,7 +16,16 @@ import pytest
 
 import farro_core
 from farro_core import audit, crash, errors
-from farro_core.envelope import Claim, JobSpec, Lifecycle, Prompt, Result, RubricItem, RubricVerdict
+from farro_core.envelope import (
+    Claim,
+    JobSpec,
+    Landing,
+    Lifecycle,
+    Prompt,
+    Result,
+    RubricItem,
+    RubricVerdict,
+)
 from farro_core.fsck import Finding
 from farro_core.listing import JobRow
 from farro_core.settings import Settings
@@ -181,6 +190,7 @@ MODELS: dict[str, set[str]] = {
     "Claim": set(Claim.model_fields),
     "Result": set(Result.model_fields),
     "RubricVerdict": set(RubricVerdict.model_fields),
+    "Landing": set(Landing.model_fields),
     "audit": set(
         audit.record(
             job="x", frm=None, to=None, actor="a", worker=None, attempt=0, revision=1, reason=""

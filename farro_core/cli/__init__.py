@@ -2,7 +2,8 @@
 
 One typer app (:mod:`.app`, with :func:`main` and the error mapping), the output
 helpers (:mod:`.render`), and one module per group of commands: :mod:`.submit`,
-:mod:`.inspect`, :mod:`.steer`, :mod:`.stats`, :mod:`.fsck`. Importing this
+:mod:`.inspect`, :mod:`.review` (diff, land, retry, report), :mod:`.steer`,
+:mod:`.stats`, :mod:`.fsck`. Importing this
 package registers every command on the app.
 
 Start-up time is part of the interface (``farro submit`` cold should take well
@@ -11,7 +12,7 @@ imports the parts of farro_core it needs.
 """
 
 # importing the command modules registers their commands on the app
-from farro_core.cli import fsck, inspect, stats, steer, submit  # noqa: F401
+from farro_core.cli import fsck, inspect, review, stats, steer, submit  # noqa: F401
 from farro_core.cli.app import app, main
 from farro_core.cli.render import _age, _clean, _duration, _table
 
@@ -28,6 +29,10 @@ ORDER = (
     "kill",
     "logs",
     "history",
+    "diff",
+    "land",
+    "retry",
+    "report",
     "stats",
     "doctor",
     "fsck",

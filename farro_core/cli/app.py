@@ -172,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 1
     except BaseException as exc:
         code = _map_exception(exc)
+    if "farro_core.notify" in sys.modules:  # a job this command finished: its on_finish
+        sys.modules["farro_core.notify"].wait_all()
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -164,7 +165,7 @@ def _report_line(report: dict[str, Any]) -> str | None:
     return visible(", ".join(parts)) if parts else None
 
 
-def _show_lines(env: "Envelope", now: float) -> list[str]:
+def _show_lines(env: "Envelope", now: float, children: Sequence[str] = ()) -> list[str]:
     from farro_core.transitions import Status
 
     p, lc = env.prompt, env.lifecycle
@@ -198,6 +199,11 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         lines.append(
             "labels     " + ", ".join(f"{visible(k)}={visible(v)}" for k, v in p.labels.items())
         )
+    if p.lineage is not None:
+        how = f", from its work {p.lineage.from_work[:12]}" if p.lineage.from_work else ""
+        lines.append(f"parent     {p.lineage.parent} (a follow-up{how})")
+    if children:
+        lines.append(f"follow-ups {', '.join(children)}")
     if lc.not_before is not None and lc.status is Status.QUEUED:
         lines.append(f"retry at   {_when(lc.not_before, now)}, backing off after a failed attempt")
     if lc.claim is not None:
@@ -251,6 +257,8 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         if n > 50:
             lines.append(f"    … {n - 50} more")
     lines += _work_lines(res)
+    if res.landed is not None:
+        lines.append(f"  landed   {_clean(res.landed.text())}")
     report = _report_line(res.report)
     if report:
         lines.append(f"  report   {report}")
@@ -290,8 +298,11 @@ def _work_json(res: "Result | None") -> dict[str, Any] | None:
 @app.command(short_help="Show a job: prompt, rubric, lifecycle and result.")
 def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Show one job: prompt, rubric, allowed paths, lifecycle and result."""
+    from farro_core.followup import children
+
     (job_id,) = _check_ids([job_id])
-    env = _load(_open(root), job_id)
+    r = _open(root)
+    env = _load(r, job_id)
     if as_json:
         _dump_json(
             {
@@ -299,12 +310,13 @@ def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
                 "lifecycle": env.lifecycle.model_dump(mode="json"),
                 "path": str(env.path),
                 "work": _work_json(env.lifecycle.result),
+                "follow_ups": children(r, job_id),
             }
         )
         return
     import time
 
-    for line in _show_lines(env, time.time()):
+    for line in _show_lines(env, time.time(), children(r, job_id)):
         _out(line)
 
 

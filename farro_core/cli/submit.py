@@ -262,6 +262,7 @@ def submit(
             raise
         if path != "-":
             _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
+            _batch_label(dicts, path)
         sources.append((name, validate(dicts, name)))
         specs += sources[-1][1]
     if prompt == "-":
@@ -339,3 +340,14 @@ def _anchor_workspaces(specs: list[dict[str, Any]], base: str) -> None:
         ws = spec.get("workspace")
         if isinstance(ws, str) and ws.strip() and not ws.startswith("~") and not os.path.isabs(ws):
             spec["workspace"] = os.path.normpath(os.path.join(base, ws))
+
+
+def _batch_label(specs: list[dict[str, Any]], path: str) -> None:
+    """``farro submit FILE``: each job gets ``batch=<file stem>`` unless it names a batch."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    for spec in specs:
+        labels = spec.get("labels")
+        if labels is None:
+            spec["labels"] = {"batch": stem}
+        elif isinstance(labels, dict) and "batch" not in labels:
+            labels["batch"] = stem

@@ -19,6 +19,7 @@ from textual.widgets import Static
 from farro_core import audit
 from farro_core.envelope import Envelope
 from farro_core.errors import FarroError
+from farro_core.followup import children_in
 from farro_core.fs import read_json
 from farro_core.humanize import duration
 from farro_core.job import kill_requested, load
@@ -66,6 +67,22 @@ def _work_section(w: Work, base_commit: str | None) -> list[RenderableType]:
     return out
 
 
+def _lineage_section(env: Envelope, children: list[str]) -> list[RenderableType]:
+    """Where the job comes from and its follow-ups (``<`` and ``>`` go there)."""
+    lineage = env.prompt.lineage
+    if lineage is None and not children:
+        return []
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bright_black", no_wrap=True)
+    grid.add_column()
+    if lineage is not None:
+        how = f", from its work {lineage.from_work[:12]}" if lineage.from_work else ""
+        grid.add_row("parent", f"{lineage.parent}{how}  (<)")
+    if children:
+        grid.add_row("follow-ups", f"{', '.join(children)}  (>)")
+    return [_section("Lineage"), grid]
+
+
 def attempts(env: Envelope) -> str:
     """The attempt line: what is used of the budget and what happens next, by status."""
     p, lc = env.prompt, env.lifecycle
@@ -81,7 +98,9 @@ def attempts(env: Envelope) -> str:
     return text + f", {lc.attempts_left(p.max_attempts)} automatic left)"
 
 
-def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> RenderableType:
+def render_job(
+    env: Envelope, history: list[dict[str, Any]], killing: bool, children: list[str] | None = None
+) -> RenderableType:
     """Every string of the job, its result and its history is shown through visible()."""
     p, lc = env.prompt, env.lifecycle
     parts: list[RenderableType] = []
@@ -187,6 +206,9 @@ def render_job(env: Envelope, history: list[dict[str, Any]], killing: bool) -> R
 
     if r is not None and r.work is not None:
         why += _work_section(r.work, r.base_commit)
+    if r is not None and r.landed is not None:
+        why.append(Text(f"landed {visible(r.landed.text())}", style="bold cyan"))
+    why += _lineage_section(env, children or [])
 
     parts += why + about
     parts.append(_section("Prompt"))
@@ -225,6 +247,9 @@ class JobScreen(Screen[None]):
         Binding("down,j", "scroll(1)", "Down", show=False),
         Binding("g,home", "scroll_home", "Top", show=False),
         Binding("G,end", "scroll_end", "Bottom", show=False),
+        # lineage (issue 13)
+        Binding("less_than_sign", "parent", "Parent", id="job_parent", show=False),
+        Binding("greater_than_sign", "child", "Follow-up", id="job_child", show=False),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -233,6 +258,7 @@ class JobScreen(Screen[None]):
         self.env: Envelope | None = None
         self.raw = False
         self._revision: int | None = None
+        self.follow_ups: list[str] = []
 
     @property
     def farro(self) -> FarroApp:
@@ -266,14 +292,15 @@ class JobScreen(Screen[None]):
             self.app.call_from_thread(self._show, said)
             return
         history, _ = audit.tail(root, self.job_id, 1000)  # bounded, however long the log
+        children = children_in(history)
         killing = kill_requested(env.path, env.lifecycle.attempt) is not None
         if self.raw:
             body: RenderableType = Group(
                 *(self._raw_file(env, name) for name in ("prompt.json", "job.json"))
             )
         else:
-            body = render_job(env, history, killing and env.status == "in-progress")
-        self.app.call_from_thread(self._loaded, env, body)
+            body = render_job(env, history, killing and env.status == "in-progress", children)
+        self.app.call_from_thread(self._loaded, env, body, children)
 
     @staticmethod
     def _raw_file(env: Envelope, name: str) -> RenderableType:
@@ -285,8 +312,9 @@ class JobScreen(Screen[None]):
             Text(f"\n{name}", style="bold underline"), Syntax(text, "json", theme="ansi_dark")
         )
 
-    def _loaded(self, env: Envelope, body: RenderableType) -> None:
+    def _loaded(self, env: Envelope, body: RenderableType, children: list[str]) -> None:
         self.env = env
+        self.follow_ups = children
         self._revision = env.lifecycle.revision
         self._show(body)
         self.refresh_bindings()
@@ -296,6 +324,22 @@ class JobScreen(Screen[None]):
         mode = "raw JSON" if self.raw else ""
         title = f" Job {self.job_id}" + (f"  [{mode}]" if mode else "")
         self.query_one("#pane-title", Static).update(title)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "parent":
+            return (self.env is not None and self.env.prompt.lineage is not None) or None
+        if action == "child":
+            return bool(self.follow_ups) or None
+        return True
+
+    def action_parent(self) -> None:
+        if self.env is not None and self.env.prompt.lineage is not None:
+            self.app.push_screen(JobScreen(self.env.prompt.lineage.parent))
+
+    def action_child(self) -> None:
+        """The newest follow-up (a job pane, so esc comes back here)."""
+        if self.follow_ups:
+            self.app.push_screen(JobScreen(self.follow_ups[-1]))
 
     def action_raw(self) -> None:
         self.raw = not self.raw

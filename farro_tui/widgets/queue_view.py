@@ -43,6 +43,7 @@ VERDICT_STYLE = {
     "failed": Style(color="red"),
     "ungraded": Style(color="bright_black"),
 }
+LANDED_STYLE = Style(color="cyan", bold=True)
 STATUS_LABEL = {"in-progress": "running"}
 DIM = Style(color="bright_black")
 NARROW_BELOW = 100
@@ -155,6 +156,8 @@ def row_cells(
                 style = Style(color="red" if frac > 0.8 else "yellow")
                 if w >= 16:
                     text = f"{text:<7} {bar(frac, w - 8)}"
+        elif col == "verdict" and row.landed:
+            text, style = "landed", LANDED_STYLE  # the work is in its branch: done with
         elif col == "verdict":
             text = row.verdict or ""
             style = VERDICT_STYLE.get(text, Style())

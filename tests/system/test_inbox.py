@@ -147,7 +147,7 @@ def test_a_goal_is_planned_by_the_demo_planner(tmp_path: Path) -> None:
     jobs = sorted(_jobs(root).values(), key=lambda e: e.id)
     assert [e.prompt.prompt for e in jobs] == ["write the docs", "add the tests", "x" * 120]
     assert len(jobs[2].prompt.title) <= 80
-    assert all(e.prompt.labels == {"team": "a", "goal": "goal.json"} for e in jobs)
+    assert all(e.prompt.labels == {"batch": "goal", "team": "a", "goal": "goal.json"} for e in jobs)
     assert all(e.prompt.priority == 3 for e in jobs)
     plan = json.loads((root.accepted / "goal.json.plan.json").read_text())
     assert len(plan["jobs"]) == 3

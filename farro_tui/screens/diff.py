@@ -1,0 +1,182 @@
+"""The diff pane: a job's change, file by file, one attempt at a time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from farro_core import diff as core_diff
+from farro_core.diff import Diff, Source
+from farro_core.errors import FarroError
+from farro_core.job import load
+from farro_core.visible import visible
+from farro_core.work import change_line
+from farro_tui.widgets.diff_view import DiffView, FileList, warm
+
+if TYPE_CHECKING:
+    from farro_tui.app import FarroApp
+
+
+def paths_as_diff(src: Source) -> Diff:
+    """A plain directory's changed paths, shown where a git diff would be."""
+    lines = [change_line(c) for c in src.changes]
+    if src.changed_count > len(src.changes):
+        lines.append(f"… {src.changed_count - len(src.changes)} more paths (farro show --json)")
+    return Diff(lines=lines, files=[], kinds=bytearray(b"o" * len(lines)))
+
+
+class DiffScreen(Screen[None]):
+    """``d`` on a job; ``n``/``p`` next and previous file, ``[``/``]`` earlier/later attempt."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("n", "file(1)", "Next file", id="file_next"),
+        Binding("p", "file(-1)", "Prev file", id="file_prev"),
+        Binding("left_square_bracket", "attempt(-1)", "Earlier", id="attempt_prev"),
+        Binding("right_square_bracket", "attempt(1)", "Later", id="attempt_next"),
+        Binding("h", "sideways(-8)", "Left", show=False),
+        Binding("l", "sideways(8)", "Right", show=False),
+        Binding("up,k", "scroll(-1)", "Up", show=False),
+        Binding("down,j", "scroll(1)", "Down", show=False),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
+        Binding("pagedown,ctrl+f,space", "page(1)", "Page down", show=False),
+        Binding("g,home", "edge(0)", "Top", show=False),
+        Binding("G,end", "edge(1)", "Bottom", show=False),
+    ]
+
+    def __init__(self, job_id: str, attempt: int | None = None) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.attempt = attempt
+        self.source: Source | None = None
+        self.error: str | None = None
+        self.loaded = False  # tests and the bench wait for this
+
+    @property
+    def farro(self) -> FarroApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(f" Diff {self.job_id} · loading…", id="pane-title")
+        with Horizontal(id="diff-body"):
+            yield FileList(id="diff-files")
+            yield DiffView(id="diff-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DiffView).focus()
+        self.reload()
+
+    def targets(self) -> list[str]:
+        return [self.job_id]
+
+    @work(thread=True, exclusive=True, group="diff-load")
+    def reload(self) -> None:
+        try:
+            env = load(self.farro.root, self.job_id)
+            src = core_diff.source(env, self.attempt)
+            parsed = core_diff.parse(core_diff.unified(src)) if src.is_git else paths_as_diff(src)
+            warm(parsed)
+        except FarroError as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self._loaded, src, parsed)
+
+    def _failed(self, why: str) -> None:
+        self.error = why
+        self.loaded = True
+        self.query_one(DiffView).show(Diff(lines=[], files=[]), empty_text=visible(why))
+        files = self.query_one(FileList)
+        files.show(Diff(lines=[], files=[]))
+        files.display = False
+        self.query_one("#pane-title", Static).update(f" Diff {self.job_id}")
+
+    def _loaded(self, src: Source, parsed: Diff) -> None:
+        self.source = src
+        self.attempt = src.attempt
+        self.error = None
+        empty = f"attempt {src.attempt} left nothing to commit" if src.is_git else "no path changed"
+        self.query_one(DiffView).show(parsed, empty_text=empty)
+        files = self.query_one(FileList)
+        files.show(parsed)
+        files.display = src.is_git
+        self._title(parsed)
+        self.loaded = True
+
+    def _title(self, parsed: Diff) -> None:
+        src = self.source
+        if src is None:
+            return
+        where = f"attempt {src.attempt} of {', '.join(map(str, src.attempts))}"
+        if src.is_git:
+            ins = sum(f.insertions for f in parsed.files)
+            dels = sum(f.deletions for f in parsed.files)
+            n = len(parsed.files)
+            base = (src.base or "")[:12]
+            work_commit = (src.commit or "none")[:12]
+            what = f"{n} file{'s' * (n != 1)} +{ins} -{dels} · {base}..{work_commit}"
+        else:
+            what = "changed paths (a plain directory: no line diff)"
+        self.query_one("#pane-title", Static).update(f" Diff {self.job_id} · {where} · {what}")
+
+    # ------------------------------------------------------------ moving
+
+    @on(DiffView.FileChanged)
+    def _file_changed(self, msg: DiffView.FileChanged) -> None:
+        self.query_one(FileList).current = msg.index
+
+    @on(FileList.Picked)
+    def _picked(self, msg: FileList.Picked) -> None:
+        self._goto_file(msg.index)
+
+    def _goto_file(self, index: int) -> None:
+        view = self.query_one(DiffView)
+        files = view.diff.files
+        if not files:
+            return
+        index = max(0, min(index, len(files) - 1))
+        view.goto_line(files[index].start)
+        self.query_one(FileList).current = index
+
+    def action_file(self, delta: int) -> None:
+        view = self.query_one(DiffView)
+        files = view.diff.files
+        if not files:
+            return
+        current = view.current_file()
+        if delta < 0 and current >= 0 and view.top > files[current].start:
+            self._goto_file(current)  # p first goes to the top of the file being read
+        else:
+            self._goto_file(current + delta)
+
+    def action_attempt(self, delta: int) -> None:
+        src = self.source
+        if src is None or len(src.attempts) < 2:
+            self.notify("only one attempt has work to show", severity="warning")
+            return
+        i = src.attempts.index(src.attempt) if src.attempt in src.attempts else 0
+        j = max(0, min(i + delta, len(src.attempts) - 1))
+        if j != i:
+            self.attempt = src.attempts[j]
+            self.loaded = False
+            self.reload()
+
+    def action_scroll(self, delta: int) -> None:
+        self.query_one(DiffView).scroll_relative(y=delta, animate=False, immediate=True)
+
+    def action_sideways(self, delta: int) -> None:
+        self.query_one(DiffView).scroll_relative(x=delta, animate=False, immediate=True)
+
+    def action_page(self, direction: int) -> None:
+        view = self.query_one(DiffView)
+        view.scroll_relative(y=direction * max(1, view.size.height - 1), animate=False)
+
+    def action_edge(self, end: int) -> None:
+        view = self.query_one(DiffView)
+        (view.scroll_end if end else view.scroll_home)(animate=False, immediate=True)
