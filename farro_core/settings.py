@@ -11,7 +11,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -122,6 +122,23 @@ class Settings(BaseModel):
         description="a plain-directory workspace's ignore rules (gitignore syntax), "
         "relative to the workspace or absolute",
         json_schema_extra={"default_text": "none"},
+    )
+    workspace_reuse: Literal["clean", "keep-ignored"] = Field(
+        default="clean",
+        description="what a worker's pooled worktree keeps between jobs: `clean` nothing "
+        "the last job wrote; `keep-ignored` also the files the base commit's .gitignore "
+        "ignores (warm caches such as node_modules or .venv)",
+    )
+    gc_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="run `farro gc` (its default selection) from the manager this often",
+        json_schema_extra={"default_text": "off"},
+    )
+    gc_keep_logs: int = Field(
+        default=10,
+        ge=1,
+        description="`farro gc` keeps this many of a finished job's latest attempt logs",
     )
 
     @model_validator(mode="after")

@@ -2,19 +2,23 @@
 
 Three kinds of workspace:
 
-* ``prompt.workspace`` is the top of a git work tree: the job gets its own git
-  worktree on branch ``farro/<id>`` under ``ROOT/worktrees/<id>/``. Not inside the
-  job directory, because a job directory moves between queues and git records
-  a worktree's path. The base commit (the repo's HEAD at the first attempt) is
-  kept as ``refs/farro/<id>/base`` and in the job's result, so every attempt is
-  judged against the same base, and every attempt starts from that base on a
-  clean tree; each attempt's work stays reachable as ``refs/farro/<id>/attempt-N``.
+* ``prompt.workspace`` is the top of a git work tree: the attempt runs in the
+  worker's pooled worktree of that repository under ``ROOT/worktrees/``
+  (:mod:`farro_core.pool`), reset to the base, HEAD detached; its work is
+  committed on branch ``farro/<id>``. Not inside the job directory, because a
+  job directory moves between queues and git records a worktree's path. The base
+  commit (the repo's HEAD at the first attempt) is kept as ``refs/farro/<id>/base``
+  and in the job's result, so every attempt is judged against the same base, and
+  every attempt starts from that base on a clean tree; each attempt's work stays
+  reachable as ``refs/farro/<id>/attempt-N``.
 * any other directory: the agent runs in place, judged by a before/after snapshot.
 * none: the job's own ``work/`` directory, also judged by a snapshot.
 
 The agent can run git in its worktree, so nothing git keeps there is trusted while
 judging: changes are the work tree's files compared with the base commit's tree
-(no index, so no skip-worktree or assume-unchanged bit can hide an edit), ignored
+(never the agent's index, so no skip-worktree or assume-unchanged bit can hide an
+edit; FARRO's own index of a pooled worktree only spares hashing the files whose
+stat data, ctime included, are as FARRO's checkout left them), ignored
 paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
 with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
 """
@@ -34,9 +38,9 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-from farro_core import fs
+from farro_core import fs, locks, pool
 from farro_core.envelope import Envelope, JobSpec
-from farro_core.errors import BadInput, FarroError, RootError
+from farro_core.errors import BadInput, FarroError, Refused, RootError
 from farro_core.root import Root
 from farro_core.work import MAX_LISTED, AttemptCommit, Change, Ignored, IgnoredTop, Work
 
@@ -48,6 +52,9 @@ _GIT_CONFIG = (
     "core.fsmonitor=false",
     "core.untrackedCache=false",
     "core.fileMode=true",
+    "core.checkStat=default",
+    "core.trustctime=true",
+    "core.ignoreStat=false",
     "core.autocrlf=false",
     "core.safecrlf=false",
     "core.sparseCheckout=false",
@@ -112,6 +119,7 @@ class Workspace:
     ignore_rules: str = ""
     work: Work | None = None  # filled in by the judging, for the job's result
     filters_off: tuple[str, ...] = ()  # read again when judging: the agent may add filters
+    slot: pool.Slot | None = None  # the pooled worktree, held until the worker lets go
 
 
 @dataclass
@@ -309,13 +317,21 @@ def unusable(root: Root, given: str) -> str | None:
 
 
 def prepare(
-    root: Root, env: Envelope, *, known_base: str | None = None, ignore_file: str | None = None
+    root: Root,
+    env: Envelope,
+    *,
+    known_base: str | None = None,
+    ignore_file: str | None = None,
+    slots: pool.Pool | None = None,
+    reuse: pool.Reuse = "clean",
 ) -> Workspace:
     """Make the attempt's workspace ready and take whatever the judging needs beforehand.
 
     ``known_base`` is the base commit an earlier attempt recorded in job.json: it
     wins over the ref in the repo, which an agent could have moved. ``ignore_file``
-    names a plain directory's ignore rules (relative to the workspace).
+    names a plain directory's ignore rules (relative to the workspace). A git
+    workspace runs in the worker's pooled worktree of that repository, taken from
+    ``slots`` (:mod:`farro_core.pool`) and reset per ``reuse``.
     """
     path, notes = resolve(root, env)
     if path is None:
@@ -326,7 +342,9 @@ def prepare(
             raise WorkspaceError(f"the job's work/ directory: {exc}") from None
         ws = Workspace(path=work, kind="work", notes=notes)
     elif _toplevel(path) == path:
-        ws = _prepare_worktree(root, env, path, known_base)
+        if slots is None:  # the caller keeps no pool: this workspace holds its slot
+            slots = pool.Pool(root)
+        ws = _prepare_worktree(root, env, path, known_base, slots, reuse)
         ws.notes[:0] = notes
         return ws
     else:
@@ -361,11 +379,14 @@ def _read_ignore_file(ws: Workspace, name: str) -> None:
     ws.notes.append(f"ignore rules read from {path}")
 
 
-def worktree_path(root: Root, job_id: str) -> Path:
-    return root.path / "worktrees" / job_id
-
-
-def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | None) -> Workspace:
+def _prepare_worktree(
+    root: Root,
+    env: Envelope,
+    repo: Path,
+    known_base: str | None,
+    slots: pool.Pool,
+    reuse: pool.Reuse,
+) -> Workspace:
     job_id = env.id
     branch = f"farro/{job_id}"
     base_ref = f"refs/farro/{job_id}/base"
@@ -384,29 +405,20 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | N
         if head.returncode != 0 or not base:
             raise WorkspaceError(f"git repo {repo} has no commit yet: nothing to branch from")
         git(repo, "update-ref", base_ref, base)
-    fs.make_private_dir(root.path / "worktrees")
-    wt = worktree_path(root, job_id)
+    # every attempt starts its branch from the base; its work moves it (commit_work)
+    git(repo, "update-ref", f"refs/heads/{branch}", base)
+    common = _common_dir(repo)
     off = filters_off(repo)
-    if os.path.lexists(wt):
-        if (
-            wt.is_symlink()
-            or _toplevel(wt) != Path(os.path.realpath(wt))
-            or _common_dir(wt) != _common_dir(repo)
-        ):
-            raise WorkspaceError(f"{wt} exists but is not a git worktree of {repo}: move it away")
-        # a fresh index first: a skip-worktree or assume-unchanged bit an earlier
-        # attempt left (its judging never ran: a crash) would keep its edit on disk
-        git(wt, "read-tree", base, config=off)
-        git(wt, "checkout", "-q", "-f", "--no-recurse-submodules", "-B", branch, base, config=off)
-        git(wt, "clean", "-q", "-ffdx")
-        notes.append(f"worktree {wt} reset to base {base[:12]} on branch {branch}")
-    else:
-        # forget our own registration if its directory is gone; never `worktree prune`,
-        # which would also drop the operator's worktrees that are missing for now
-        git(repo, "worktree", "remove", "--force", str(wt), check=False)
-        git(repo, "worktree", "add", "-q", "-f", "-B", branch, str(wt), base, config=off)
-        notes.append(f"worktree {wt} created on branch {branch} at base {base[:12]}")
-    git_dir = Path(git(wt, "rev-parse", "--absolute-git-dir").stdout.strip())
+    slot = slots.slot(common)
+    try:
+        notes.append(_reset_slot(root, slot, repo, common, base, off, reuse))
+    except (WorkspaceError, OSError) as exc:
+        notes.append(f"worktree {slot.path} could not be reset ({exc}): made anew")
+        notes.append(_create_slot(root, slot, repo, common, base, off))
+    meta = slot.meta()
+    if meta is None:
+        raise WorkspaceError(f"{slot.meta_file} is unreadable", retriable=True)
+    wt = slot.path
     try:
         dotgit = fs.read_file(wt / ".git", limit=1 << 16)
     except (OSError, ValueError) as exc:
@@ -417,9 +429,162 @@ def _prepare_worktree(root: Root, env: Envelope, repo: Path, known_base: str | N
         base_commit=base,
         repo=repo,
         branch=branch,
-        git_dir=git_dir,
+        git_dir=Path(meta["git_dir"]),
         dotgit=dotgit,
         notes=notes,
+        slot=slot,
+    )
+
+
+def _create_slot(
+    root: Root, slot: pool.Slot, repo: Path, common: Path, base: str, off: tuple[str, ...]
+) -> str:
+    """A new worktree for the slot (whatever was there is removed first)."""
+    slot.trusted = None
+    with _repo_lock(root, common):
+        _discard_locked(slot.path, slot.meta(), common, repo)
+        for f in (slot.meta_file, slot.index_file):
+            f.unlink(missing_ok=True)
+        # forget our own registration if its directory is gone; never `worktree prune`,
+        # which would also drop the operator's worktrees that are missing for now
+        git(repo, "worktree", "remove", "--force", "--force", str(slot.path), check=False)
+        git(repo, "worktree", "add", "-q", "-f", "--detach", str(slot.path), base, config=off)
+    git_dir = Path(git(slot.path, "rev-parse", "--absolute-git-dir").stdout.strip())
+    fs.write_json(
+        slot.meta_file,
+        {"common_dir": str(common), "git_dir": str(git_dir), "repo": str(repo)},
+        durable=False,
+    )
+    shutil.copyfile(git_dir / "index", slot.index_file)
+    slot.trusted = pool.file_digest(slot.index_file)
+    return f"worktree {slot.path} created at base {base[:12]}"
+
+
+class _RepoLock:
+    def __init__(self, root: Root, common: Path) -> None:
+        self.root, self.common = root, common
+        self.held: locks.Flock | None = None
+
+    def __enter__(self) -> None:
+        try:
+            self.held = pool.git_lock(self.root, self.common)
+        except Refused as exc:
+            raise WorkspaceError(str(exc), retriable=True) from None
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.held is not None:
+            self.held.release()
+
+
+def _repo_lock(root: Root, common: Path) -> _RepoLock:
+    """Around worktree add and remove: concurrent ones race in git itself."""
+    return _RepoLock(root, common)
+
+
+def _discard_locked(path: Path, meta: dict[str, str] | None, common: Path, repo: Path) -> None:
+    """Remove a slot's worktree and its registration in the repo (repo lock held).
+
+    The registration is removed only when it is the one FARRO recorded and its
+    ``gitdir`` file still names this path: never another worktree's.
+    """
+    if meta is not None:
+        git_dir = Path(meta["git_dir"])
+        if git_dir.parent == common / "worktrees" and git_dir.is_dir():
+            try:
+                link = fs.read_file(git_dir / "gitdir", limit=1 << 16).decode().strip()
+            except (OSError, ValueError, UnicodeDecodeError):
+                link = ""
+            if os.path.realpath(link) == os.path.realpath(path / ".git"):
+                pool.remove_tree(git_dir)
+    pool.remove_tree(path)
+
+
+def discard_slot(root: Root, slot_dir: Path, meta: dict[str, str] | None) -> None:
+    """Remove a pooled worktree whose slot lock the caller holds (``farro gc``)."""
+    common = Path(meta["common_dir"]) if meta else None
+    if common is None:
+        pool.remove_tree(slot_dir)
+        return
+    with _repo_lock(root, common):
+        _discard_locked(slot_dir, meta, common, Path(meta.get("repo", "")) if meta else common)
+
+
+def _put_dotgit(wt: Path, git_dir: Path) -> None:
+    """The worktree's ``.git`` file as git writes it: the agent may have changed it."""
+    want = f"gitdir: {git_dir}\n".encode()
+    try:
+        now = fs.read_file(wt / ".git", limit=1 << 16)
+    except (OSError, ValueError):
+        now = None
+    if now != want:
+        pool.remove_tree(wt / ".git")
+        fs.write_file(wt / ".git", want, 0o644, durable=False)
+
+
+def _reset_slot(
+    root: Root,
+    slot: pool.Slot,
+    repo: Path,
+    common: Path,
+    base: str,
+    off: tuple[str, ...],
+    reuse: pool.Reuse,
+) -> str:
+    """Reset a slot's worktree to ``base``: tracked files as in base, nothing else left."""
+    meta = slot.meta()
+    if (
+        meta is None
+        or meta["common_dir"] != str(common)
+        or not os.path.isdir(slot.path)
+        or os.path.islink(slot.path)
+    ):
+        return _create_slot(root, slot, repo, common, base, off)
+    git_dir = Path(meta["git_dir"])
+    if git_dir.parent != common / "worktrees" or not git_dir.is_dir():
+        raise WorkspaceError(f"its git dir {git_dir} is gone")
+    _put_dotgit(slot.path, git_dir)
+    fs.write_file(git_dir / "gitdir", f"{slot.path}/.git\n".encode(), 0o644, durable=False)
+    idx = {"GIT_INDEX_FILE": str(slot.index_file)}
+    trusted = slot.index_trusted()
+    slot.trusted = None
+
+    def g(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return git_bytes(
+            slot.path,
+            f"--git-dir={git_dir}",
+            f"--work-tree={slot.path}",
+            *args,
+            config=off,
+            env=idx,
+        )
+
+    if not trusted:  # no stat data: every file is compared and written again
+        slot.index_file.unlink(missing_ok=True)
+        g("read-tree", base)
+    g("checkout", "-q", "-f", "--no-recurse-submodules", "--detach", base)
+    out = g("ls-files", "-z", "--others", "--directory").stdout
+    left = [os.fsdecode(p) for p in out.split(b"\0") if p]
+    kept = 0
+    if reuse == "keep-ignored" and left:
+        probe = Workspace(path=slot.path, kind="worktree", base_commit=base, git_dir=git_dir)
+        probe.filters_off = off
+        scratch = _scratch_ignores(probe)
+        if scratch is not None:
+            try:
+                keep = _check_ignore(scratch, left)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            kept = len(keep)
+            left = [p for p in left if p not in keep]
+    for rel in left:
+        pool.remove_tree(slot.path / rel.rstrip("/"))
+    shutil.copyfile(slot.index_file, git_dir / "index")
+    slot.trusted = pool.file_digest(slot.index_file)
+    how = "" if trusted else " (every file checked: the slot was not this worker's)"
+    keep_note = f", {kept} ignored entr{'y' if kept == 1 else 'ies'} kept" if kept else ""
+    return (
+        f"worktree {slot.path} reused: reset to base {base[:12]}{how}, "
+        f"{len(left)} untracked entr{'y' if len(left) == 1 else 'ies'} removed{keep_note}"
     )
 
 
@@ -543,6 +708,7 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
     base = _base_tree(ws)
     files = snapshot(ws.path)
     dotgit = files.pop(".git", None)
+    dirty = _stat_dirty(ws)
     kinds: dict[str, str] = {}
     try:
         now = fs.read_file(ws.path / ".git", limit=1 << 16) if dotgit is not None else None
@@ -574,6 +740,8 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
         if (mode == "100755") != bool(st_mode & stat.S_IXUSR):
             kinds[path] = "T"
             continue
+        if dirty is not None and path not in dirty:
+            continue  # as FARRO's checkout wrote it, by git's stat check (ctime included)
         try:
             same = _blob_of_file(algo, ws.path / path) == oid
         except OSError:
@@ -597,6 +765,25 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
     for p in new:
         kinds[p] = "A"
     return kinds, new
+
+
+def _stat_dirty(ws: Workspace) -> set[str] | None:
+    """The tracked paths whose stat data differ from FARRO's own index of the slot
+    (None: no index to trust, hash every file).
+
+    That index was written by FARRO's checkout at the base, before the agent ran,
+    and is used only while its bytes are what FARRO wrote; git's stat check
+    includes the ctime, which a write changes and no agent can set back, and git
+    compares the content of an entry written within the index's own timestamp.
+    """
+    slot = ws.slot
+    if slot is None or not slot.index_trusted():
+        return None
+    idx = {"GIT_INDEX_FILE": str(slot.index_file)}
+    proc = _wt(ws, "diff-files", "-z", "--name-only", "--no-renames", env=idx, check=False)
+    if proc.returncode != 0 or not slot.index_trusted():
+        return None
+    return {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
 
 
 def _scratch_ignores(ws: Workspace) -> Path | None:
@@ -740,7 +927,9 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
     head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
     _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
     _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
-    _wt(ws, "symbolic-ref", "HEAD", f"refs/heads/{ws.branch}")
+    # detached: a pooled worktree never holds the branch checked out, so the
+    # operator can check it out, land it or delete it anywhere
+    _wt(ws, "update-ref", "--no-deref", "HEAD", head)
     _wt(ws, "read-tree", head)  # the worktree's index matches its new HEAD
     return head
 
