@@ -1441,6 +1441,56 @@ def fsck(
         raise _Failed(_report(1, msg))
 
 
+@app.command(short_help="Remove the worktrees, branches and logs FARRO no longer needs.")
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
+    ] = False,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Only jobs finished this long ago (30d, 12h, 90m, 45s).",
+            show_default=False,
+        ),
+    ] = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
+    as_json: JsonOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Remove what FARRO made and no longer needs, and print what it freed.
+
+    Worktrees no live worker holds; the farro/<id> branches and refs/farro/<id>/*
+    refs of finished jobs (succeeded ones only when --status names succeeded, or
+    once landed); attempt logs beyond gc_keep_logs. Queued, running and stale
+    jobs are never touched; every removal is written to the audit log.
+    """
+    from dataclasses import asdict
+
+    from farro_core import gc as collect
+    from farro_core.errors import BadInput
+
+    age = collect.parse_duration(older_than) if older_than is not None else None
+    wanted = _statuses(status) if status is not None else None
+    for s in wanted or []:
+        if s not in collect.FINISHED:
+            raise BadInput(
+                f"--status {s}: gc only touches finished jobs ({_or(list(collect.FINISHED))})"
+            )
+    labels = _labels(label or [])
+    r = _open(root)
+    report = collect.run(r, dry_run=dry_run, older_than_s=age, statuses=wanted, labels=labels)
+    if as_json:
+        body = asdict(report)
+        _dump_json(body)
+        return
+    for line in report.lines:
+        _out(_clean(("would: " if dry_run else "") + line))
+    _out(report.summary())
+
+
 def _report(code: int, msg: str) -> int:
     _err(msg)
     return code

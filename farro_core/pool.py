@@ -251,7 +251,13 @@ def scan(root: Root) -> list[SlotInfo]:
                     body = json.loads(fs.read_file(meta_path, limit=1 << 16))
                 except (OSError, ValueError):
                     body = None
-                meta = body if isinstance(body, dict) else None
+                meta = (
+                    {k: v for k, v in body.items() if isinstance(v, str)}
+                    if isinstance(body, dict)
+                    else None
+                )
+                if meta is not None and not {"common_dir", "git_dir"} <= meta.keys():
+                    meta = None
                 out.append(SlotInfo(key_dir, n, not free, meta))
         finally:
             os.close(dir_fd)

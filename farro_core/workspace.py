@@ -441,8 +441,8 @@ def _create_slot(
 ) -> str:
     """A new worktree for the slot (whatever was there is removed first)."""
     slot.trusted = None
-    with _repo_lock(root, common):
-        _discard_locked(slot.path, slot.meta(), common, repo)
+    with repo_lock(root, common):
+        _discard_locked(slot.path, slot.meta(), common)
         for f in (slot.meta_file, slot.index_file):
             f.unlink(missing_ok=True)
         # forget our own registration if its directory is gone; never `worktree prune`,
@@ -476,12 +476,12 @@ class _RepoLock:
             self.held.release()
 
 
-def _repo_lock(root: Root, common: Path) -> _RepoLock:
+def repo_lock(root: Root, common: Path) -> _RepoLock:
     """Around worktree add and remove: concurrent ones race in git itself."""
     return _RepoLock(root, common)
 
 
-def _discard_locked(path: Path, meta: dict[str, str] | None, common: Path, repo: Path) -> None:
+def _discard_locked(path: Path, meta: dict[str, str] | None, common: Path) -> None:
     """Remove a slot's worktree and its registration in the repo (repo lock held).
 
     The registration is removed only when it is the one FARRO recorded and its
@@ -505,8 +505,8 @@ def discard_slot(root: Root, slot_dir: Path, meta: dict[str, str] | None) -> Non
     if common is None:
         pool.remove_tree(slot_dir)
         return
-    with _repo_lock(root, common):
-        _discard_locked(slot_dir, meta, common, Path(meta.get("repo", "")) if meta else common)
+    with repo_lock(root, common):
+        _discard_locked(slot_dir, meta, common)
 
 
 def _put_dotgit(wt: Path, git_dir: Path) -> None:
