@@ -904,8 +904,10 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
         return None
     tmp = Path(tempfile.mkdtemp(prefix="farro-index-"))
     try:
-        idx = {"GIT_INDEX_FILE": str(tmp / "index")}
-        _wt(ws, "read-tree", ws.base_commit, env=idx)
+        index = tmp / "index"
+        idx = {"GIT_INDEX_FILE": str(index)}
+        if not _copy_trusted_index(ws, index):
+            _wt(ws, "read-tree", ws.base_commit, env=idx)
         stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
         _wt(
             ws,
@@ -918,20 +920,35 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
             env=idx,
         )
         tree = _wt(ws, "write-tree", env=idx).stdout.decode().strip()
+        base_tree = _wt(ws, "rev-parse", ws.base_commit + "^{tree}").stdout.decode().strip()
+        if tree == base_tree:
+            return None
+        msg = f"farro: job {job_id} attempt {attempt}".encode()
+        head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
+        _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
+        _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
+        # detached: a pooled worktree never holds the branch checked out, so the
+        # operator can check it out, land it or delete it anywhere
+        _wt(ws, "update-ref", "--no-deref", "HEAD", head)
+        # the worktree's index matches its new HEAD (with stat data, when FARRO's
+        # own index was the start, so a rubric's git status need not hash every file)
+        shutil.copyfile(index, ws.git_dir / "index")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    base_tree = _wt(ws, "rev-parse", ws.base_commit + "^{tree}").stdout.decode().strip()
-    if tree == base_tree:
-        return None
-    msg = f"farro: job {job_id} attempt {attempt}".encode()
-    head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
-    _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
-    _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
-    # detached: a pooled worktree never holds the branch checked out, so the
-    # operator can check it out, land it or delete it anywhere
-    _wt(ws, "update-ref", "--no-deref", "HEAD", head)
-    _wt(ws, "read-tree", head)  # the worktree's index matches its new HEAD
     return head
+
+
+def _copy_trusted_index(ws: Workspace, dest: Path) -> bool:
+    """Copy FARRO's own index of the slot (the base's tree, with stat data) to ``dest``,
+    when it is still what FARRO wrote; False: start from the base with ``read-tree``."""
+    slot = ws.slot
+    if slot is None or slot.trusted is None:
+        return False
+    try:
+        shutil.copyfile(slot.index_file, dest)
+    except OSError:
+        return False
+    return pool.file_digest(dest) == slot.trusted
 
 
 def diffstat(ws: Workspace, head: str | None, found: Changes) -> list[Change]:
