@@ -81,6 +81,8 @@ class Slot:
     lock: locks.Flock
     #: sha256 of the slot's index as FARRO last wrote it; None: not trusted
     trusted: str | None = None
+    #: the base may hold submodules (judging then reads every file)
+    gitlinks: bool = True
 
     @property
     def name(self) -> str:
@@ -108,6 +110,17 @@ class Slot:
         ):
             return None
         return {k: body[k] for k in ("common_dir", "git_dir")}
+
+    def trust_index(self) -> None:
+        """Record the slot's index as FARRO just wrote it (after a checkout at the base)."""
+        try:
+            data = self.index_file.read_bytes()
+        except OSError:
+            self.trusted = None
+            return
+        self.trusted = hashlib.sha256(data).hexdigest()
+        # mode 160000 as stored in an index entry; a false hit only costs speed
+        self.gitlinks = b"\x00\x00\xe0\x00" in data
 
     def index_trusted(self) -> bool:
         return self.trusted is not None and file_digest(self.index_file) == self.trusted

@@ -456,7 +456,7 @@ def _create_slot(
         durable=False,
     )
     shutil.copyfile(git_dir / "index", slot.index_file)
-    slot.trusted = pool.file_digest(slot.index_file)
+    slot.trust_index()
     return f"worktree {slot.path} created at base {base[:12]}"
 
 
@@ -558,6 +558,8 @@ def _reset_slot(
             env=idx,
         )
 
+    for rel in nested_dotgits(slot.path):  # git would not list them, nor what is around them
+        pool.remove_tree(slot.path / rel)
     if not trusted:  # no stat data: every file is compared and written again
         slot.index_file.unlink(missing_ok=True)
         g("read-tree", base)
@@ -579,7 +581,7 @@ def _reset_slot(
     for rel in left:
         pool.remove_tree(slot.path / rel.rstrip("/"))
     shutil.copyfile(slot.index_file, git_dir / "index")
-    slot.trusted = pool.file_digest(slot.index_file)
+    slot.trust_index()
     how = "" if trusted else " (every file checked: the slot was not this worker's)"
     keep_note = f", {kept} ignored entr{'y' if kept == 1 else 'ies'} kept" if kept else ""
     return (
@@ -652,10 +654,12 @@ def _wt(
     )
 
 
-def _base_tree(ws: Workspace) -> dict[str, tuple[str, str]]:
-    """The base commit's tree: path -> (mode, object id)."""
+def _base_tree(ws: Workspace, paths: Sequence[str] = ()) -> dict[str, tuple[str, str]]:
+    """The base commit's tree (only ``paths``, when given): path -> (mode, object id)."""
     assert ws.base_commit is not None
-    out = _wt(ws, "ls-tree", "-r", "-z", "--full-tree", ws.base_commit).stdout
+    lit = ("--literal-pathspecs",) if paths else ()
+    args = ("ls-tree", "-r", "-z", "--full-tree", ws.base_commit, "--", *paths)
+    out = _wt(ws, *lit, *args).stdout
     tree: dict[str, tuple[str, str]] = {}
     for rec in out.split(b"\0"):
         if not rec:
@@ -703,19 +707,27 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
     """Every changed path (A/M/D/T) against the base tree, and the paths that are new.
 
     The work tree is read directly and each file hashed as git would store it;
-    git's index is not consulted, so no flag set in it can hide a change.
+    the agent's index is not consulted, so no flag set in it can hide a change.
+    With FARRO's own index of a pooled worktree intact (:func:`_scan_trusted`),
+    only the paths git's stat check flags are looked at.
     """
-    base = _base_tree(ws)
-    files = snapshot(ws.path)
-    dotgit = files.pop(".git", None)
-    dirty = _stat_dirty(ws)
     kinds: dict[str, str] = {}
-    try:
-        now = fs.read_file(ws.path / ".git", limit=1 << 16) if dotgit is not None else None
-    except (OSError, ValueError):
-        now = None
-    if now != ws.dotgit:
+    if _dotgit_changed(ws):
         kinds[".git"] = "M"  # the worktree's link to its repo: never the agent's to change
+    scanned = _scan_trusted(ws)
+    if scanned is None:
+        base = _base_tree(ws)
+        files = snapshot(ws.path)
+        files.pop(".git", None)
+        new = {p for p in files if p not in base}
+    else:
+        dirty, new = scanned
+        base = _base_tree(ws, sorted(dirty)) if dirty else {}
+        files = {}
+        for p in dirty:
+            entry = _entry(ws.path, p)
+            if entry is not None:
+                files[p] = entry
     algo = _object_hash(ws)
     suspects: list[str] = []  # raw bytes differ: maybe only eol conversion (attributes)
     for path, (mode, oid) in base.items():
@@ -740,15 +752,13 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
         if (mode == "100755") != bool(st_mode & stat.S_IXUSR):
             kinds[path] = "T"
             continue
-        if dirty is not None and path not in dirty:
-            continue  # as FARRO's checkout wrote it, by git's stat check (ctime included)
         try:
             same = _blob_of_file(algo, ws.path / path) == oid
         except OSError:
             same = False
         if not same:
             suspects.append(path)
-    if suspects and any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in base):
+    if suspects and _has_attributes(ws, base if scanned is None else None):
         # a checkout may convert line endings; what git would store is what counts
         stdin = b"".join(os.fsencode(p) + b"\n" for p in suspects if "\n" not in p)
         proc = _wt(ws, "hash-object", "--stdin-paths", stdin=stdin, check=False)
@@ -761,39 +771,150 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
         suspects = [p for p in suspects if p not in same_ids]
     for p in suspects:
         kinds[p] = "M"
-    new = {p for p in files if p not in base}
     for p in new:
         kinds[p] = "A"
     return kinds, new
 
 
-def _stat_dirty(ws: Workspace) -> set[str] | None:
-    """The tracked paths whose stat data differ from FARRO's own index of the slot
-    (None: no index to trust, hash every file).
+def _dotgit_changed(ws: Workspace) -> bool:
+    """Whether the worktree's ``.git`` is other than the file FARRO wrote."""
+    try:
+        st = os.lstat(ws.path / ".git")
+    except FileNotFoundError:
+        return ws.dotgit is not None
+    except OSError:
+        return True
+    if not stat.S_ISREG(st.st_mode):
+        return True
+    try:
+        now = fs.read_file(ws.path / ".git", limit=1 << 16)
+    except (OSError, ValueError):
+        return True
+    return now != ws.dotgit
+
+
+def _entry(top: Path, rel: str) -> Entry | None:
+    """One path's snapshot entry (None: no file there), never following a symlink."""
+    try:
+        st = os.lstat(top / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return None  # a directory where a file was: the file is gone, as in a snapshot
+    target = None
+    kind = "f" if stat.S_ISREG(st.st_mode) else "o"
+    if stat.S_ISLNK(st.st_mode):
+        kind = "l"
+        try:
+            target = os.readlink(top / rel)
+        except OSError:
+            target = None
+    return (kind, st.st_size, st.st_mtime_ns, st.st_mode, target)
+
+
+def nested_dotgits(top: Path) -> list[str]:
+    """Every entry named ``.git`` below ``top`` (its own ``.git`` aside).
+
+    Git lists none of them, nor what a directory holding one contains, as
+    untracked; so they are looked for here, by name (no stat: the walk is cheap).
+    """
+    found: list[str] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            it = os.scandir(top / rel if rel else top)
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                name = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.name == ".git":
+                    if rel:
+                        found.append(name)
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(name)
+                except OSError:
+                    continue
+    return found
+
+
+def _has_attributes(ws: Workspace, base: dict[str, tuple[str, str]] | None) -> bool:
+    """Whether the base commit holds a .gitattributes file anywhere."""
+    if base is not None:
+        return any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in base)
+    return bool(_base_files_named(ws, ".gitattributes"))
+
+
+def _base_files_named(ws: Workspace, name: str) -> list[tuple[str, str, str]]:
+    """(path, mode, oid) of the base's files called ``name``: from FARRO's own index of
+    the slot when it is intact (the base's tree exactly), else from the base tree."""
+    slot = ws.slot
+    if slot is not None and slot.index_trusted():
+        idx = {"GIT_INDEX_FILE": str(slot.index_file)}
+        out = _wt(ws, "ls-files", "-s", "-z", "--", f":(glob,top)**/{name}", env=idx).stdout
+        if slot.index_trusted():
+            found = []
+            for rec in out.split(b"\0"):
+                if not rec:
+                    continue
+                meta, _, path = rec.partition(b"\t")
+                mode, oid, _stage = meta.decode().split(" ")
+                found.append((os.fsdecode(path), mode, oid))
+            return found
+    return [
+        (p, mode, oid) for p, (mode, oid) in _base_tree(ws).items() if p.rsplit("/", 1)[-1] == name
+    ]
+
+
+def _scan_trusted(ws: Workspace) -> tuple[set[str], set[str]] | None:
+    """The base paths git's stat check flags, and every new path, from one ``ls-files``
+    against FARRO's own index of the slot; None when that index cannot be trusted or
+    the base has submodules (their directories hide what is inside from git).
 
     That index was written by FARRO's checkout at the base, before the agent ran,
-    and is used only while its bytes are what FARRO wrote; git's stat check
+    and is used only while its bytes are what FARRO wrote. Git's stat check
     includes the ctime, which a write changes and no agent can set back, and git
     compares the content of an entry written within the index's own timestamp.
+    Untracked entries are listed with no ignore rule at all; a nested repository
+    shows as a directory and is walked here, as a snapshot would be; an entry
+    named ``.git`` below the top (git lists neither it nor what is around it)
+    sends the judging the slow way.
     """
     slot = ws.slot
-    if slot is None or not slot.index_trusted():
+    if slot is None or slot.gitlinks or not slot.index_trusted():
+        return None
+    if _dotgit_changed(ws) or nested_dotgits(ws.path):  # what git hides: read every file
         return None
     idx = {"GIT_INDEX_FILE": str(slot.index_file)}
-    proc = _wt(ws, "diff-files", "-z", "--name-only", "--no-renames", env=idx, check=False)
+    proc = _wt(ws, "ls-files", "-z", "-t", "-m", "-d", "-o", env=idx, check=False)
     if proc.returncode != 0 or not slot.index_trusted():
         return None
-    return {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
+    dirty: set[str] = set()
+    new: set[str] = set()
+    for rec in proc.stdout.split(b"\0"):
+        if len(rec) < 3:
+            continue
+        tag, path = rec[:1], os.fsdecode(rec[2:])
+        if tag != b"?":
+            dirty.add(path)
+        elif path.endswith("/"):
+            sub = path.rstrip("/")
+            new.update(f"{sub}/{p}" for p in snapshot(ws.path / sub))
+        elif path != ".git":
+            new.add(path)
+    return dirty, new
 
 
 def _scratch_ignores(ws: Workspace) -> Path | None:
     """A scratch repo holding only the base commit's .gitignore files (None: there are none)."""
     assert ws.base_commit is not None
-    base = _base_tree(ws)
     wanted = [
         (p, oid)
-        for p, (mode, oid) in base.items()
-        if p.rsplit("/", 1)[-1] == ".gitignore" and mode in ("100644", "100755")
+        for p, mode, oid in _base_files_named(ws, ".gitignore")
+        if mode in ("100644", "100755")
     ]
     if not wanted:
         return None

@@ -21,7 +21,8 @@ WRITE_EVERYWHERE = (
     "echo ignored > trace.log; mkdir -p cache && echo x > cache/data.log; "
     "mkdir nested && git -C nested init -q && echo n > nested/f; "
     "mkdir locked && echo x > locked/f && chmod 500 locked; "
-    "ln -s /etc/passwd link; chmod 000 src/a.py"
+    "ln -s /etc/passwd link; chmod 000 src/a.py; echo junk > docs/.git; "
+    "mkdir -p n2/.git && echo x > n2/.git/HEAD && echo y > n2/f"
 )
 #: the next job fails unless the worktree is exactly the base commit
 CHECK_PRISTINE = (
@@ -29,6 +30,7 @@ CHECK_PRISTINE = (
     'test "$(cat docs/guide.md)" = guide && '
     "test ! -e new.txt && test ! -e deep && test ! -e trace.log && test ! -e cache && "
     "test ! -e nested && test ! -e locked && test ! -L link && "
+    "test ! -e docs/.git && test ! -e n2 && "
     "echo ok >> src/ok.py"
 )
 #: and git sees a clean worktree (the agent's own git: not for planted-config tests)
@@ -190,3 +192,18 @@ def test_a_reused_worktree_has_its_link_restored(wroot: Root, tmp_path: Path) ->
     assert os.path.realpath(
         workspace.git(slot.path, "rev-parse", "--git-common-dir").stdout.strip()
     ) == os.path.realpath(repo / ".git")
+
+
+def test_a_file_named_git_below_the_top_is_judged(wroot: Root, tmp_path: Path) -> None:
+    """Git lists no ``.git`` entry below the top, nor what a directory holding one holds."""
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot)
+    for agent, expected in (
+        ("true", []),
+        ("echo junk > docs/.git", ["docs/.git"]),
+        ("mkdir -p n/.git && echo x > n/.git/HEAD && echo y > n/f", ["n/.git/HEAD", "n/f"]),
+    ):
+        submit(wroot, "x", agent=sh(agent), workspace=str(repo), allowed_paths=["src/**"])
+        out = w.run_once()
+        assert out is not None and out.lifecycle.result is not None
+        assert out.lifecycle.result.violations == expected, agent
