@@ -15,7 +15,9 @@ import time
 
 import bench_console
 import bench_core
+import bench_scale
 import bench_workers
+import bench_workspace
 from _util import Row, fs_type, report, scratch_base
 
 
@@ -31,6 +33,8 @@ def main() -> int:
     for name, fn in (
         ("core", bench_core.run),
         ("workers", bench_workers.run),
+        ("workspace", bench_workspace.run),
+        ("scale", bench_scale.run),
         ("console", bench_console.run),
     ):
         try:

@@ -819,23 +819,24 @@ def nested_dotgits(top: Path) -> list[str]:
     untracked; so they are looked for here, by name (no stat: the walk is cheap).
     """
     found: list[str] = []
-    stack = [""]
+    base = os.fspath(top)
+    cut = len(base) + 1
+    stack = [base]
     while stack:
-        rel = stack.pop()
+        here = stack.pop()
         try:
-            it = os.scandir(top / rel if rel else top)
+            it = os.scandir(here)
         except OSError:
             continue
         with it:
             for entry in it:
-                name = f"{rel}/{entry.name}" if rel else entry.name
                 if entry.name == ".git":
-                    if rel:
-                        found.append(name)
+                    if here != base:
+                        found.append(entry.path[cut:])
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(name)
+                        stack.append(entry.path)
                 except OSError:
                     continue
     return found
