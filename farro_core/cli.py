@@ -1457,6 +1457,13 @@ def gc(
     ] = None,
     status: SelStatusOpt = None,
     label: SelLabelOpt = None,
+    archive: Annotated[
+        bool,
+        typer.Option(
+            "--archive",
+            help="Also move the selected finished jobs (needs --older-than) to ROOT/archive/.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     root: RootOpt = None,
 ) -> None:
@@ -1465,7 +1472,8 @@ def gc(
     Worktrees no live worker holds; the farro/<id> branches and refs/farro/<id>/*
     refs of finished jobs (succeeded ones only when --status names succeeded, or
     once landed); attempt logs beyond gc_keep_logs. Queued, running and stale
-    jobs are never touched; every removal is written to the audit log.
+    jobs are never touched; every removal is written to the audit log. --archive
+    moves old finished jobs to ROOT/archive/ (show, history and logs still read them).
     """
     from dataclasses import asdict
 
@@ -1480,8 +1488,17 @@ def gc(
                 f"--status {s}: gc only touches finished jobs ({_or(list(collect.FINISHED))})"
             )
     labels = _labels(label or [])
+    if archive and age is None:
+        raise BadInput("--archive needs --older-than: which finished jobs are old enough")
     r = _open(root)
-    report = collect.run(r, dry_run=dry_run, older_than_s=age, statuses=wanted, labels=labels)
+    report = collect.run(
+        r,
+        dry_run=dry_run,
+        older_than_s=age,
+        statuses=wanted,
+        labels=labels,
+        archive=archive,
+    )
     if as_json:
         body = asdict(report)
         _dump_json(body)

@@ -9,7 +9,10 @@ What it removes, and only that:
 * the ``farro/<id>`` branch and ``refs/farro/<id>/*`` refs of selected finished
   jobs. By default every finished job but the succeeded ones (their branch is the
   work) unless a landing is recorded; ``--status succeeded`` names them explicitly;
-* attempt logs of selected finished jobs beyond the latest ``gc_keep_logs``.
+* attempt logs of selected finished jobs beyond the latest ``gc_keep_logs``;
+* with ``--archive``, the selected finished jobs older than ``--older-than``
+  move to ``ROOT/archive/`` (under their commit lock), where ``show``,
+  ``history`` and ``logs`` still find them; no transition moves them again.
 
 Queued, running and stale jobs are never selected. Refs are removed only where
 the job's own record (its branch in the result) says FARRO made them. Every
@@ -28,9 +31,10 @@ from pathlib import Path
 
 from farro_core import audit, fs, locks, pool, workspace
 from farro_core.envelope import Envelope, utcnow
-from farro_core.errors import BadInput, FarroError, NotFound
+from farro_core.errors import BadInput, FarroError, NotFound, Refused
 from farro_core.ids import ID_PATTERN
-from farro_core.job import load
+from farro_core.job import load, read_lifecycle, where
+from farro_core.locks import COMMIT_LOCK
 from farro_core.operations import select
 from farro_core.root import Root
 
@@ -49,6 +53,7 @@ class Report:
     refs: int = 0
     worktrees: int = 0
     logs: int = 0
+    archived: int = 0
     lines: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -60,6 +65,12 @@ class Report:
             f"{'' if self.logs == 1 else 's'}, {self.branches} branch"
             f"{'' if self.branches == 1 else 'es'} and {self.refs} other ref"
             f"{'' if self.refs == 1 else 's'}"
+            + (
+                f"; {'would move' if self.dry_run else 'moved'} {self.archived} job"
+                f"{'' if self.archived == 1 else 's'} to archive/"
+                if self.archived
+                else ""
+            )
         )
 
 
@@ -134,8 +145,15 @@ def run(
     statuses: Collection[str] | None = None,
     labels: Mapping[str, str] | None = None,
     keep_logs: int | None = None,
+    archive: bool = False,
 ) -> Report:
-    """One collection; ``statuses`` None is the default selection (see the module)."""
+    """One collection; ``statuses`` None is the default selection (see the module).
+
+    ``archive`` moves the selected finished jobs (``older_than_s`` is then required)
+    into ``ROOT/archive/``, where show, history and logs still find them.
+    """
+    if archive and older_than_s is None:
+        raise BadInput("--archive needs --older-than: which finished jobs are old enough")
     report = Report(dry_run=dry_run)
     keep = root.settings.gc_keep_logs if keep_logs is None else keep_logs
     _worktrees(root, report)
@@ -152,10 +170,37 @@ def run(
         if cutoff is not None and env.lifecycle.updated_at.timestamp() > cutoff:
             continue
         _logs(root, env, keep, report)
-        if env.status == "succeeded" and not explicit and not _landed(env):
-            continue
-        _refs(root, env, report)
+        if env.status != "succeeded" or explicit or _landed(env):
+            _refs(root, env, report)
+        if archive:
+            _archive(root, env, report)
     return report
+
+
+def _archive(root: Root, env: Envelope, report: Report) -> None:
+    """Move a finished job's directory to ``ROOT/archive/``, under its commit lock."""
+    fs.make_private_dir(root.archive)
+    try:
+        dfd = fs.open_dir(env.runtime.path)
+    except OSError:
+        return  # it moved meanwhile (requeued?): not ours to archive now
+    try:
+        try:
+            held = locks.lock(dfd, COMMIT_LOCK, timeout=10.0)
+        except Refused:
+            return
+        try:
+            here = where(root, env.id, dfd)
+            if here is None or read_lifecycle(dfd, env.id).status not in FINISHED:
+                return
+            if not report.dry_run:
+                fs.move(here, root.archive / env.id)
+            report.archived += 1
+            _audit(root, report, env.id, f"moved {here} to {root.archive / env.id}")
+        finally:
+            held.release()
+    finally:
+        os.close(dfd)
 
 
 def _landed(env: Envelope) -> bool:

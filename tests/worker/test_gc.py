@@ -103,3 +103,27 @@ def test_gc_older_than_spares_recent_jobs(wroot: Root, tmp_path: Path) -> None:
     code, _, err = cli("gc", "--older-than", "1h", "--root", str(wroot.path))
     assert code == 0, err
     assert _refs(repo, bad.id)
+
+
+def test_gc_archive_moves_old_finished_jobs_where_show_and_logs_still_read(
+    wroot: Root, tmp_path: Path
+) -> None:
+    w = make_worker(wroot, max_attempts=1)
+    done = submit(wroot, "old", agent=sh("echo hello-from-agent"), max_attempts=1)
+    queued = submit(wroot, "waiting", agent=sh("true"))
+    out = w.run_once()
+    assert out is not None and out.id == done.id and out.status == "succeeded"
+    code, _, err = cli("gc", "--archive", "--root", str(wroot.path))
+    assert code == 2 and "--older-than" in err  # how old is old: never a guess
+    code, out_text, err = cli("gc", "--archive", "--older-than", "0s", "--root", str(wroot.path))
+    assert code == 0, err
+    assert "moved 1 job to archive/" in out_text, out_text
+    assert (wroot.path / "archive" / done.id / "job.json").is_file()
+    assert not (wroot.path / "done" / done.id).exists()
+    assert (wroot.path / "incoming" / queued.id).is_dir()  # queued: never touched
+    code, shown, err = cli("show", done.id, "--root", str(wroot.path))
+    assert code == 0 and "succeeded" in shown, err
+    code, logged, err = cli("logs", done.id, "--root", str(wroot.path))
+    assert code == 0 and "hello-from-agent" in logged, err
+    code, hist, err = cli("history", done.id, "--root", str(wroot.path))
+    assert code == 0 and "archive" in hist, (hist, err)
