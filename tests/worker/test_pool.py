@@ -207,3 +207,34 @@ def test_a_file_named_git_below_the_top_is_judged(wroot: Root, tmp_path: Path) -
         out = w.run_once()
         assert out is not None and out.lifecycle.result is not None
         assert out.lifecycle.result.violations == expected, agent
+
+
+def test_workers_making_worktrees_of_one_repo_at_once_do_not_race(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """git itself races on concurrent `worktree add` of one repo: the repo lock serialises."""
+    import threading
+
+    repo = make_repo(tmp_path / "repo")
+    envs = [submit(wroot, f"j{i}", workspace=str(repo)) for i in range(4)]
+    pools = [pool.Pool(wroot) for _ in envs]
+    errors: list[BaseException] = []
+    paths: list[Path] = []
+
+    def one(env: Envelope, slots: pool.Pool) -> None:
+        try:
+            paths.append(workspace.prepare(wroot, env, slots=slots).path)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(e, p)) for e, p in zip(envs, pools, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(paths)) == 4
+    for p in paths:
+        assert (p / "README.md").read_text() == "readme\n"
+    for slots in pools:
+        slots.close()
