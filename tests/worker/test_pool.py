@@ -22,7 +22,7 @@ WRITE_EVERYWHERE = (
     "mkdir nested && git -C nested init -q && echo n > nested/f; "
     "mkdir locked && echo x > locked/f && chmod 500 locked; "
     "ln -s /etc/passwd link; chmod 000 src/a.py; echo junk > docs/.git; "
-    "mkdir -p n2/.git && echo x > n2/.git/HEAD && echo y > n2/f"
+    "mkdir -p n2/.git && echo x > n2/.git/HEAD && echo y > n2/f; chmod 000 docs"
 )
 #: the next job fails unless the worktree is exactly the base commit
 CHECK_PRISTINE = (
