@@ -489,14 +489,18 @@ def _discard_locked(path: Path, meta: dict[str, str] | None, common: Path) -> No
     """
     if meta is not None:
         git_dir = Path(meta["git_dir"])
-        if git_dir.parent == common / "worktrees" and git_dir.is_dir():
-            try:
-                link = fs.read_file(git_dir / "gitdir", limit=1 << 16).decode().strip()
-            except (OSError, ValueError, UnicodeDecodeError):
-                link = ""
-            if os.path.realpath(link) == os.path.realpath(path / ".git"):
-                pool.remove_tree(git_dir)
+        if git_dir.parent == common / "worktrees" and _registered_here(git_dir, path):
+            pool.remove_tree(git_dir)
     pool.remove_tree(path)
+
+
+def _registered_here(git_dir: Path, path: Path) -> bool:
+    """Whether the worktree registration ``git_dir`` names ``path`` (its ``gitdir`` file)."""
+    try:
+        link = fs.read_file(git_dir / "gitdir", limit=1 << 16).decode().strip()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return os.path.realpath(link) == os.path.realpath(path / ".git")
 
 
 def discard_slot(root: Root, slot_dir: Path, meta: dict[str, str] | None) -> None:
@@ -542,6 +546,9 @@ def _reset_slot(
     git_dir = Path(meta["git_dir"])
     if git_dir.parent != common / "worktrees" or not git_dir.is_dir():
         raise WorkspaceError(f"its git dir {git_dir} is gone")
+    if not _registered_here(git_dir, slot.path):
+        # slot-N.json is writable by an agent: never adopt another worktree's registration
+        raise WorkspaceError(f"{git_dir} is not the registration of {slot.path}")
     _put_dotgit(slot.path, git_dir)
     fs.write_file(git_dir / "gitdir", f"{slot.path}/.git\n".encode(), 0o644, durable=False)
     idx = {"GIT_INDEX_FILE": str(slot.index_file)}

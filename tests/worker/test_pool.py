@@ -238,3 +238,28 @@ def test_workers_making_worktrees_of_one_repo_at_once_do_not_race(
         assert (p / "README.md").read_text() == "readme\n"
     for slots in pools:
         slots.close()
+
+
+def test_a_tampered_slot_record_never_adopts_the_operators_worktree(
+    wroot: Root, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    mine = tmp_path / "feature"
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(mine))
+    admin = Path(git(mine, "rev-parse", "--absolute-git-dir"))
+    link = (admin / "gitdir").read_text()
+    head = git(mine, "rev-parse", "HEAD")
+    (mine / "wip.txt").write_text("the operator's work in progress\n")
+    w = make_worker(wroot)
+    tamper = f'sed -i \'s#"git_dir": "[^"]*"#"git_dir": "{admin}"#\' ../slot-1.json'
+    submit(wroot, "a", agent=sh(tamper), workspace=str(repo))
+    first = w.run_once()
+    assert first is not None and first.status == "succeeded", first.lifecycle.reason
+    assert str(admin) in (pooled_worktrees(wroot)[0].parent / "slot-1.json").read_text()
+    submit(wroot, "b", agent=sh(CHECK_PRISTINE), workspace=str(repo), allowed_paths=["**"])
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    assert (admin / "gitdir").read_text() == link
+    assert git(mine, "rev-parse", "HEAD") == head
+    assert git(mine, "branch", "--show-current") == "feature"
+    assert (mine / "wip.txt").read_text() == "the operator's work in progress\n"
