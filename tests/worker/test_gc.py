@@ -14,7 +14,7 @@ from farro_core.cli import main
 from farro_core.job import load
 from farro_core.root import Root
 
-from .helpers import git, make_repo, make_worker, pooled_worktrees, sh, submit
+from .helpers import git, make_repo, make_worker, pooled_worktrees, sh, submit, wait_until
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -127,3 +127,22 @@ def test_gc_archive_moves_old_finished_jobs_where_show_and_logs_still_read(
     assert code == 0 and "hello-from-agent" in logged, err
     code, hist, err = cli("history", done.id, "--root", str(wroot.path))
     assert code == 0 and "archive" in hist, (hist, err)
+
+
+def test_the_manager_runs_gc_when_told_to(wroot: Root, tmp_path: Path) -> None:
+    from farro_core.manager import Manager
+
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    bad = submit(wroot, "bad", agent=sh("exit 3"), workspace=str(repo), max_attempts=1)
+    out = w.run_once()
+    assert out is not None and out.status == "failed"
+    w.stop()
+    assert pooled_worktrees(wroot) and _refs(repo, bad.id)
+    m = Manager(wroot, wroot.settings.model_copy(update={"gc_interval_s": 0.05}), retry_s=0.05)
+    m.start()
+    try:
+        wait_until(lambda: not pooled_worktrees(wroot) and not _refs(repo, bad.id), 30, "gc")
+    finally:
+        m.stop()
+    assert any(r.get("event") == "gc" for r in read(wroot))
