@@ -1504,7 +1504,7 @@ def gc(
         _dump_json(body)
         return
     for line in report.lines:
-        _out(_clean(("would: " if dry_run else "") + line))
+        _out(_clean(line))
     _out(report.summary())
 
 

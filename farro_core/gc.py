@@ -86,6 +86,9 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
 
 
+_DRY = {"removed": "remove", "moved": "move"}
+
+
 def _size(n: int) -> str:
     if n < 1024:
         return f"{n} B"
@@ -122,9 +125,12 @@ def _usage(path: Path) -> tuple[int, int]:
 
 
 def _audit(root: Root, report: Report, job: str | None, what: str) -> None:
-    report.lines.append(what)
+    """One removal: said, and (unless dry) written to the audit log."""
     if report.dry_run:
+        verb, _, rest = what.partition(" ")
+        report.lines.append(f"would {_DRY.get(verb, verb)} {rest}")
         return
+    report.lines.append(what)
     audit.append(
         root,
         {

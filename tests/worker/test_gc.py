@@ -61,6 +61,12 @@ def test_gc_removes_what_is_not_needed_and_keeps_the_rest(wroot: Root, tmp_path:
     assert len(pooled_worktrees(wroot)) == 1 and _refs(repo, bad.id)
 
     w.stop()  # its worktree is free now
+    code, out, err = cli("gc", "--dry-run", "--root", str(wroot.path))
+    assert code == 0, err
+    assert f"would remove refs/heads/farro/{bad.id} in {repo}" in out, out
+    assert "would remove worktree" in out and "would free" in out
+    assert len(pooled_worktrees(wroot)) == 1 and _refs(repo, bad.id)  # dry: nothing gone
+    assert not [r for r in read(wroot) if r.get("event") == "gc"]
     wroot.path.joinpath("farro.toml").write_text("gc_keep_logs = 1\n")
     root = Root.open(wroot.path)
     code, out, err = cli("gc", "--root", str(root.path))
