@@ -76,9 +76,9 @@ def bench_submit_cold(base: Path, cli: list[str], runs: int) -> Row:
     m = median(walls)
     return Row(
         f"farro submit wall (n={runs})",
-        "<= 150 ms",
+        "<= 100 ms",
         f"median {ms(m)}, p90 {ms(pct(walls, 90))}",
-        m <= 0.150,
+        m <= 0.100,
     )
 
 
@@ -144,7 +144,7 @@ def run(jobs: int = 200, big_n: int = 100_000, submit_runs: int = 15) -> list[Ro
         if cli is not None:
             rows.append(bench_submit_cold(base, cli, submit_runs))
         else:
-            rows.append(Row("farro submit wall", "<= 150 ms", "not run", None, "no farro CLI"))
+            rows.append(Row("farro submit wall", "<= 100 ms", "not run", None, "no farro CLI"))
         t = time.perf_counter()
         big = generate(base / "big", done=big_n - 1000, queued=1000, check=True)
         small = generate(base / "small", done=1000, queued=1000, check=True)

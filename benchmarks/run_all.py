@@ -16,7 +16,9 @@ import time
 import bench_console
 import bench_core
 import bench_diff
+import bench_scale
 import bench_workers
+import bench_workspace
 from _util import Row, fs_type, report, scratch_base
 
 
@@ -32,6 +34,8 @@ def main() -> int:
     for name, fn in (
         ("core", bench_core.run),
         ("workers", bench_workers.run),
+        ("workspace", bench_workspace.run),
+        ("scale", bench_scale.run),
         ("console", bench_console.run),
         ("diff pane", bench_diff.run),
     ):

@@ -225,6 +225,7 @@ def create_many(
     by = created_by or _default_creator()
     start = utcnow()
     staged: list[tuple[Path, Prompt, Lifecycle]] = []
+    batch = len(specs) > 1
     try:
         for i, spec in enumerate(specs):
             # a microsecond apart: "oldest first" is the batch's own order, whatever its ids
@@ -245,13 +246,15 @@ def create_many(
             staged.append((stage, prompt, lc))
             crash.point("create.staged")  # an empty staging dir: fsck quarantines it after an hour
             dfd = fs.open_dir(stage)
-            try:
-                fs.write_at(dfd, PROMPT, dump(prompt), mode=0o444)
+            try:  # a batch's files are made durable all at once, below
+                fs.write_at(dfd, PROMPT, dump(prompt), mode=0o444, durable=not batch)
                 crash.point("create.prompt_written")
-                fs.write_at(dfd, JOB, dump(lc))
+                fs.write_at(dfd, JOB, dump(lc), durable=not batch)
                 crash.point("create.job_written")  # complete but unpublished: still only in tmp/
             finally:
                 os.close(dfd)
+        if batch:
+            _sync_stages([stage for stage, _, _ in staged])
         if any(spec.id for spec in specs) or settings.max_queued:
             from filelock import FileLock  # only caller ids and max_queued need it: light submit
 
@@ -328,10 +331,14 @@ def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
         crash.point("create.intent_written")  # nothing published; recovery publishes all
         try:
             for i, (stage, prompt, lc) in enumerate(staged):
-                fs.move(stage, root.incoming / prompt.id)
+                # no fsync per rename: the intent rolls a torn batch forward, and both
+                # directories are fsynced once below, before the intent goes
+                fs.rename_noreplace(stage, root.incoming / prompt.id)
                 _published(root, lc)
                 if i == 0:
                     crash.point("create.batch_partial")  # recovery publishes the rest
+            fs.fsync_dir(root.incoming)
+            fs.fsync_dir(root.tmp)
         except BaseException as exc:
             raise _BatchCommitted(
                 f"batch interrupted after its intent was recorded ({exc}); "
@@ -341,6 +348,34 @@ def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
         fs.fsync_dir(root.tmp)
     finally:
         os.close(fd)  # drops the flock that tells recovery we are alive
+
+
+#: fsyncs issued at once for a batch: the journal commits concurrent ones together
+_SYNC_THREADS = 32
+
+
+def _sync_stages(stages: list[Path]) -> None:
+    """fsync every staged file and staging directory of a batch, many at a time.
+
+    The same fsyncs as one job's create, issued concurrently: the filesystem
+    journal commits the waiting ones together, so a batch of 10,000 costs a few
+    commits, not 30,000 in a row. All are done before the intent is written.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(stage: Path) -> None:
+        for name in (PROMPT, JOB):
+            fd = os.open(stage / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                fs.fsync(fd)
+            finally:
+                os.close(fd)
+        fs.fsync_dir(stage)
+
+    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(stages))) as pool:
+        for _ in pool.map(one, stages):
+            pass
+    fs.fsync_dir(stages[0].parent)
 
 
 class _BatchCommitted(DurabilityError):

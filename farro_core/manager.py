@@ -12,7 +12,8 @@ the watchdog (stale marking and the stale policy), the processes left by this
 host's dead workers and managers (:func:`procs.reap_orphans`), and once a minute tmp/
 leftovers older than an hour to quarantine (fsck's rule). The inbox thread
 ingests request files; it is separate because a planner may take minutes,
-and staleness must never wait for a planner.
+and staleness must never wait for a planner. With ``gc_interval_s`` set, a third
+thread runs ``farro gc`` (its default selection) that often.
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ class Manager:
             threading.Thread(target=self._run, name="farro-manager", daemon=True),
             threading.Thread(target=self._run_inbox, name="farro-inbox", daemon=True),
         ]
+        if self.settings.gc_interval_s is not None:
+            self._threads.append(
+                threading.Thread(target=self._run_gc, name="farro-gc", daemon=True)
+            )
         for t in self._threads:
             t.start()
 
@@ -284,6 +289,22 @@ class Manager:
                 log.exception("watchdog sweep failed; trying again next interval")
             self._wake_sweep.wait(self.settings.watchdog_interval_s)
             self._wake_sweep.clear()
+
+    def _run_gc(self) -> None:
+        """``farro gc`` with its default selection every ``gc_interval_s``, while managing;
+        its own thread, as git may take a while and staleness must not wait for it."""
+        from farro_core import gc
+
+        interval = self.settings.gc_interval_s or 0.0
+        while not self._stop.wait(interval):
+            if not self._holding.is_set():
+                continue
+            try:
+                report = gc.run(self.root)
+                if report.lines:
+                    log.info("gc: %s", report.summary())
+            except Exception:
+                log.exception("gc failed; trying again next interval")
 
     def _run_inbox(self) -> None:
         last = None

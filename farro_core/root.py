@@ -50,6 +50,7 @@ class Root:
         self.accepted = self.inbox / "accepted"
         self.rejected = self.inbox / "rejected"
         self.audit_file = path / "audit" / "audit.jsonl"
+        self.archive = path / "archive"  # finished jobs `farro gc --archive` moved aside
         self.run = path / "run"
         self.workers_dir = self.run / "workers"
         self.manager_lock = self.run / "manager.lock"
@@ -104,6 +105,8 @@ class Root:
                 candidate = self.path / q / job_id
                 if os.path.lexists(candidate):
                     return candidate
+            if os.path.lexists(self.archive / job_id):  # read-only there: no commit moves it
+                return self.archive / job_id
         raise NotFound(f"no job {job_id} in {self.path}")
 
     def ids(self, queue: str) -> list[str]:

@@ -193,6 +193,23 @@ class Settings(BaseModel):
         default=False,
         description="the console rings the terminal bell with its notification of a failed job",
     )
+    workspace_reuse: Literal["clean", "keep-ignored"] = Field(
+        default="clean",
+        description="what a worker's pooled worktree keeps between jobs: `clean` nothing "
+        "the last job wrote; `keep-ignored` also the files the base commit's .gitignore "
+        "ignores (warm caches such as node_modules or .venv)",
+    )
+    gc_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="run `farro gc` (its default selection) from the manager this often",
+        json_schema_extra={"default_text": "off"},
+    )
+    gc_keep_logs: int = Field(
+        default=10,
+        ge=1,
+        description="`farro gc` keeps this many of a finished job's latest attempt logs",
+    )
 
     @model_validator(mode="after")
     def _beats_often_enough(self) -> Settings:

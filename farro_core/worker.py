@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from farro_core import fs, globs, job, outcome, procs, rubric, runner, workspace
+from farro_core import fs, globs, job, outcome, pool, procs, rubric, runner, workspace
 from farro_core.envelope import Envelope, Result, RubricVerdict, utcnow
 from farro_core.errors import Conflict, NotFound
 from farro_core.identity import WorkerIdentity
@@ -64,6 +64,8 @@ class Worker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._status = WorkerStatus(name, "idle", None, None, utcnow(), 0)
+        #: this worker's pooled worktrees, one per repository, held until it stops
+        self.pool = pool.Pool(root)
 
     # ------------------------------------------------------------ control
 
@@ -118,6 +120,7 @@ class Worker:
                 if release:
                     self._release.set()
                 thread.join()
+        self.pool.close()
         self._set("stopped")
 
     def status(self) -> WorkerStatus:
@@ -224,6 +227,8 @@ class Worker:
                     known_base=env.lifecycle.result.base_commit if env.lifecycle.result else None,
                     known_branch=_base_branch(env),
                     ignore_file=env.prompt.ignore_file or self.settings.ignore_file,
+                    slots=self.pool,
+                    reuse=self.settings.workspace_reuse,
                 )
             except workspace.WorkspaceError as exc:
                 now = utcnow()

@@ -2,19 +2,23 @@
 
 Three kinds of workspace:
 
-* ``prompt.workspace`` is the top of a git work tree: the job gets its own git
-  worktree on branch ``farro/<id>`` under ``ROOT/worktrees/<id>/``. Not inside the
-  job directory, because a job directory moves between queues and git records
-  a worktree's path. The base commit (the repo's HEAD at the first attempt) is
-  kept as ``refs/farro/<id>/base`` and in the job's result, so every attempt is
-  judged against the same base, and every attempt starts from that base on a
-  clean tree; each attempt's work stays reachable as ``refs/farro/<id>/attempt-N``.
+* ``prompt.workspace`` is the top of a git work tree: the attempt runs in the
+  worker's pooled worktree of that repository under ``ROOT/worktrees/``
+  (:mod:`farro_core.pool`), reset to the base, HEAD detached; its work is
+  committed on branch ``farro/<id>``. Not inside the job directory, because a
+  job directory moves between queues and git records a worktree's path. The base
+  commit (the repo's HEAD at the first attempt) is kept as ``refs/farro/<id>/base``
+  and in the job's result, so every attempt is judged against the same base, and
+  every attempt starts from that base on a clean tree; each attempt's work stays
+  reachable as ``refs/farro/<id>/attempt-N``.
 * any other directory: the agent runs in place, judged by a before/after snapshot.
 * none: the job's own ``work/`` directory, also judged by a snapshot.
 
 The agent can run git in its worktree, so nothing git keeps there is trusted while
 judging: changes are the work tree's files compared with the base commit's tree
-(no index, so no skip-worktree or assume-unchanged bit can hide an edit), ignored
+(never the agent's index, so no skip-worktree or assume-unchanged bit can hide an
+edit; FARRO's own index of a pooled worktree only spares hashing the files whose
+stat data, ctime included, are as FARRO's checkout left them), ignored
 paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
 with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
 """
@@ -34,9 +38,9 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-from farro_core import fs
+from farro_core import fs, locks, pool
 from farro_core.envelope import Envelope, JobSpec
-from farro_core.errors import BadInput, FarroError, RootError
+from farro_core.errors import BadInput, FarroError, Refused, RootError
 from farro_core.root import Root
 from farro_core.work import MAX_LISTED, AttemptCommit, Change, Ignored, IgnoredTop, Work
 
@@ -48,6 +52,9 @@ _GIT_CONFIG = (
     "core.fsmonitor=false",
     "core.untrackedCache=false",
     "core.fileMode=true",
+    "core.checkStat=default",
+    "core.trustctime=true",
+    "core.ignoreStat=false",
     "core.autocrlf=false",
     "core.safecrlf=false",
     "core.sparseCheckout=false",
@@ -113,6 +120,7 @@ class Workspace:
     ignore_rules: str = ""
     work: Work | None = None  # filled in by the judging, for the job's result
     filters_off: tuple[str, ...] = ()  # read again when judging: the agent may add filters
+    slot: pool.Slot | None = None  # the pooled worktree, held until the worker lets go
 
 
 @dataclass
@@ -315,14 +323,18 @@ def prepare(
     *,
     known_base: str | None = None,
     ignore_file: str | None = None,
+    slots: pool.Pool | None = None,
+    reuse: pool.Reuse = "clean",
     known_branch: str | None = None,
 ) -> Workspace:
     """Make the attempt's workspace ready and take whatever the judging needs beforehand.
 
     ``known_base`` is the base commit an earlier attempt recorded in job.json: it
     wins over the ref in the repo, which an agent could have moved. ``ignore_file``
-    names a plain directory's ignore rules (relative to the workspace);
-    ``known_branch`` the base branch an earlier attempt recorded with that base.
+    names a plain directory's ignore rules (relative to the workspace). A git
+    workspace runs in the worker's pooled worktree of that repository, taken from
+    ``slots`` (:mod:`farro_core.pool`) and reset per ``reuse``. ``known_branch`` is
+    the base branch an earlier attempt recorded with that base.
     """
     path, notes = resolve(root, env)
     if path is None:
@@ -333,7 +345,9 @@ def prepare(
             raise WorkspaceError(f"the job's work/ directory: {exc}") from None
         ws = Workspace(path=work, kind="work", notes=notes)
     elif _toplevel(path) == path:
-        ws = _prepare_worktree(root, env, path, known_base, known_branch)
+        if slots is None:  # the caller keeps no pool: this workspace holds its slot
+            slots = pool.Pool(root)
+        ws = _prepare_worktree(root, env, path, known_base, known_branch, slots, reuse)
         ws.notes[:0] = notes
         return ws
     else:
@@ -368,10 +382,6 @@ def _read_ignore_file(ws: Workspace, name: str) -> None:
     ws.notes.append(f"ignore rules read from {path}")
 
 
-def worktree_path(root: Root, job_id: str) -> Path:
-    return root.path / "worktrees" / job_id
-
-
 def _base_branch(repo: Path, base: str) -> str | None:
     """The repo's checked-out branch when its tip is ``base`` (None: detached, or moved)."""
     proc = git(repo, "symbolic-ref", "-q", "HEAD", check=False)
@@ -383,7 +393,13 @@ def _base_branch(repo: Path, base: str) -> str | None:
 
 
 def _prepare_worktree(
-    root: Root, env: Envelope, repo: Path, known_base: str | None, known_branch: str | None
+    root: Root,
+    env: Envelope,
+    repo: Path,
+    known_base: str | None,
+    known_branch: str | None,
+    slots: pool.Pool,
+    reuse: pool.Reuse,
 ) -> Workspace:
     job_id = env.id
     branch = f"farro/{job_id}"
@@ -419,29 +435,20 @@ def _prepare_worktree(
         git(repo, "update-ref", base_ref, base)
     if base_branch is None and not known_base and not from_work:
         base_branch = _base_branch(repo, base)
-    fs.make_private_dir(root.path / "worktrees")
-    wt = worktree_path(root, job_id)
+    # every attempt starts its branch from the base; its work moves it (commit_work)
+    git(repo, "update-ref", f"refs/heads/{branch}", base)
+    common = _common_dir(repo)
     off = filters_off(repo)
-    if os.path.lexists(wt):
-        if (
-            wt.is_symlink()
-            or _toplevel(wt) != Path(os.path.realpath(wt))
-            or _common_dir(wt) != _common_dir(repo)
-        ):
-            raise WorkspaceError(f"{wt} exists but is not a git worktree of {repo}: move it away")
-        # a fresh index first: a skip-worktree or assume-unchanged bit an earlier
-        # attempt left (its judging never ran: a crash) would keep its edit on disk
-        git(wt, "read-tree", base, config=off)
-        git(wt, "checkout", "-q", "-f", "--no-recurse-submodules", "-B", branch, base, config=off)
-        git(wt, "clean", "-q", "-ffdx")
-        notes.append(f"worktree {wt} reset to base {base[:12]} on branch {branch}")
-    else:
-        # forget our own registration if its directory is gone; never `worktree prune`,
-        # which would also drop the operator's worktrees that are missing for now
-        git(repo, "worktree", "remove", "--force", str(wt), check=False)
-        git(repo, "worktree", "add", "-q", "-f", "-B", branch, str(wt), base, config=off)
-        notes.append(f"worktree {wt} created on branch {branch} at base {base[:12]}")
-    git_dir = Path(git(wt, "rev-parse", "--absolute-git-dir").stdout.strip())
+    slot = slots.slot(common)
+    try:
+        notes.append(_reset_slot(root, slot, repo, common, base, off, reuse))
+    except (WorkspaceError, OSError) as exc:
+        notes.append(f"worktree {slot.path} could not be reset ({exc}): made anew")
+        notes.append(_create_slot(root, slot, repo, common, base, off))
+    meta = slot.meta()
+    if meta is None:
+        raise WorkspaceError(f"{slot.meta_file} is unreadable", retriable=True)
+    wt = slot.path
     try:
         dotgit = fs.read_file(wt / ".git", limit=1 << 16)
     except (OSError, ValueError) as exc:
@@ -453,9 +460,171 @@ def _prepare_worktree(
         base_branch=base_branch,
         repo=repo,
         branch=branch,
-        git_dir=git_dir,
+        git_dir=Path(meta["git_dir"]),
         dotgit=dotgit,
         notes=notes,
+        slot=slot,
+    )
+
+
+def _create_slot(
+    root: Root, slot: pool.Slot, repo: Path, common: Path, base: str, off: tuple[str, ...]
+) -> str:
+    """A new worktree for the slot (whatever was there is removed first)."""
+    slot.trusted = None
+    with repo_lock(root, common):
+        _discard_locked(slot.path, slot.meta(), common)
+        for f in (slot.meta_file, slot.index_file):
+            f.unlink(missing_ok=True)
+        # forget our own registration if its directory is gone; never `worktree prune`,
+        # which would also drop the operator's worktrees that are missing for now
+        git(repo, "worktree", "remove", "--force", "--force", str(slot.path), check=False)
+        git(repo, "worktree", "add", "-q", "-f", "--detach", str(slot.path), base, config=off)
+    git_dir = Path(git(slot.path, "rev-parse", "--absolute-git-dir").stdout.strip())
+    fs.write_json(
+        slot.meta_file,
+        {"common_dir": str(common), "git_dir": str(git_dir), "repo": str(repo)},
+        durable=False,
+    )
+    shutil.copyfile(git_dir / "index", slot.index_file)
+    slot.trust_index()
+    return f"worktree {slot.path} created at base {base[:12]}"
+
+
+class _RepoLock:
+    def __init__(self, root: Root, common: Path) -> None:
+        self.root, self.common = root, common
+        self.held: locks.Flock | None = None
+
+    def __enter__(self) -> None:
+        try:
+            self.held = pool.git_lock(self.root, self.common)
+        except Refused as exc:
+            raise WorkspaceError(str(exc), retriable=True) from None
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.held is not None:
+            self.held.release()
+
+
+def repo_lock(root: Root, common: Path) -> _RepoLock:
+    """Around worktree add and remove: concurrent ones race in git itself."""
+    return _RepoLock(root, common)
+
+
+def _discard_locked(path: Path, meta: dict[str, str] | None, common: Path) -> None:
+    """Remove a slot's worktree and its registration in the repo (repo lock held).
+
+    The registration is removed only when it is the one FARRO recorded and its
+    ``gitdir`` file still names this path: never another worktree's.
+    """
+    if meta is not None:
+        git_dir = Path(meta["git_dir"])
+        if git_dir.parent == common / "worktrees" and _registered_here(git_dir, path):
+            pool.remove_tree(git_dir)
+    pool.remove_tree(path)
+
+
+def _registered_here(git_dir: Path, path: Path) -> bool:
+    """Whether the worktree registration ``git_dir`` names ``path`` (its ``gitdir`` file)."""
+    try:
+        link = fs.read_file(git_dir / "gitdir", limit=1 << 16).decode().strip()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return os.path.realpath(link) == os.path.realpath(path / ".git")
+
+
+def discard_slot(root: Root, slot_dir: Path, meta: dict[str, str] | None) -> None:
+    """Remove a pooled worktree whose slot lock the caller holds (``farro gc``)."""
+    common = Path(meta["common_dir"]) if meta else None
+    if common is None:
+        pool.remove_tree(slot_dir)
+        return
+    with repo_lock(root, common):
+        _discard_locked(slot_dir, meta, common)
+
+
+def _put_dotgit(wt: Path, git_dir: Path) -> None:
+    """The worktree's ``.git`` file as git writes it: the agent may have changed it."""
+    want = f"gitdir: {git_dir}\n".encode()
+    try:
+        now = fs.read_file(wt / ".git", limit=1 << 16)
+    except (OSError, ValueError):
+        now = None
+    if now != want:
+        pool.remove_tree(wt / ".git")
+        fs.write_file(wt / ".git", want, 0o644, durable=False)
+
+
+def _reset_slot(
+    root: Root,
+    slot: pool.Slot,
+    repo: Path,
+    common: Path,
+    base: str,
+    off: tuple[str, ...],
+    reuse: pool.Reuse,
+) -> str:
+    """Reset a slot's worktree to ``base``: tracked files as in base, nothing else left."""
+    meta = slot.meta()
+    if (
+        meta is None
+        or meta["common_dir"] != str(common)
+        or not os.path.isdir(slot.path)
+        or os.path.islink(slot.path)
+    ):
+        return _create_slot(root, slot, repo, common, base, off)
+    git_dir = Path(meta["git_dir"])
+    if git_dir.parent != common / "worktrees" or not git_dir.is_dir():
+        raise WorkspaceError(f"its git dir {git_dir} is gone")
+    if not _registered_here(git_dir, slot.path):
+        # slot-N.json is writable by an agent: never adopt another worktree's registration
+        raise WorkspaceError(f"{git_dir} is not the registration of {slot.path}")
+    _put_dotgit(slot.path, git_dir)
+    fs.write_file(git_dir / "gitdir", f"{slot.path}/.git\n".encode(), 0o644, durable=False)
+    idx = {"GIT_INDEX_FILE": str(slot.index_file)}
+    trusted = slot.index_trusted()
+    slot.trusted = None
+
+    def g(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return git_bytes(
+            slot.path,
+            f"--git-dir={git_dir}",
+            f"--work-tree={slot.path}",
+            *args,
+            config=off,
+            env=idx,
+        )
+
+    for rel in nested_dotgits(slot.path):  # git would not list them, nor what is around them
+        pool.remove_tree(slot.path / rel)
+    if not trusted:  # no stat data: every file is compared and written again
+        slot.index_file.unlink(missing_ok=True)
+        g("read-tree", base)
+    g("checkout", "-q", "-f", "--no-recurse-submodules", "--detach", base)
+    out = g("ls-files", "-z", "--others", "--directory").stdout
+    left = [os.fsdecode(p) for p in out.split(b"\0") if p]
+    kept = 0
+    if reuse == "keep-ignored" and left:
+        probe = Workspace(path=slot.path, kind="worktree", base_commit=base, git_dir=git_dir)
+        probe.filters_off = off
+        scratch = _scratch_ignores(probe)
+        if scratch is not None:
+            try:
+                keep = _check_ignore(scratch, left)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            kept = len(keep)
+            left = [p for p in left if p not in keep]
+    for rel in left:
+        pool.remove_tree(slot.path / rel.rstrip("/"))
+    shutil.copyfile(slot.index_file, git_dir / "index")
+    slot.trust_index()
+    how = "" if trusted else " (every file checked: the slot was not this worker's)"
+    keep_note = f", {kept} ignored entr{'y' if kept == 1 else 'ies'} kept" if kept else ""
+    return (
+        f"worktree {slot.path} reused: reset to base {base[:12]}{how}, "
+        f"{len(left)} untracked entr{'y' if len(left) == 1 else 'ies'} removed{keep_note}"
     )
 
 
@@ -523,10 +692,12 @@ def _wt(
     )
 
 
-def _base_tree(ws: Workspace) -> dict[str, tuple[str, str]]:
-    """The base commit's tree: path -> (mode, object id)."""
+def _base_tree(ws: Workspace, paths: Sequence[str] = ()) -> dict[str, tuple[str, str]]:
+    """The base commit's tree (only ``paths``, when given): path -> (mode, object id)."""
     assert ws.base_commit is not None
-    out = _wt(ws, "ls-tree", "-r", "-z", "--full-tree", ws.base_commit).stdout
+    lit = ("--literal-pathspecs",) if paths else ()
+    args = ("ls-tree", "-r", "-z", "--full-tree", ws.base_commit, "--", *paths)
+    out = _wt(ws, *lit, *args).stdout
     tree: dict[str, tuple[str, str]] = {}
     for rec in out.split(b"\0"):
         if not rec:
@@ -574,18 +745,27 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
     """Every changed path (A/M/D/T) against the base tree, and the paths that are new.
 
     The work tree is read directly and each file hashed as git would store it;
-    git's index is not consulted, so no flag set in it can hide a change.
+    the agent's index is not consulted, so no flag set in it can hide a change.
+    With FARRO's own index of a pooled worktree intact (:func:`_scan_trusted`),
+    only the paths git's stat check flags are looked at.
     """
-    base = _base_tree(ws)
-    files = snapshot(ws.path)
-    dotgit = files.pop(".git", None)
     kinds: dict[str, str] = {}
-    try:
-        now = fs.read_file(ws.path / ".git", limit=1 << 16) if dotgit is not None else None
-    except (OSError, ValueError):
-        now = None
-    if now != ws.dotgit:
+    if _dotgit_changed(ws):
         kinds[".git"] = "M"  # the worktree's link to its repo: never the agent's to change
+    scanned = _scan_trusted(ws)
+    if scanned is None:
+        base = _base_tree(ws)
+        files = snapshot(ws.path)
+        files.pop(".git", None)
+        new = {p for p in files if p not in base}
+    else:
+        dirty, new = scanned
+        base = _base_tree(ws, sorted(dirty)) if dirty else {}
+        files = {}
+        for p in dirty:
+            entry = _entry(ws.path, p)
+            if entry is not None:
+                files[p] = entry
     algo = _object_hash(ws)
     suspects: list[str] = []  # raw bytes differ: maybe only eol conversion (attributes)
     for path, (mode, oid) in base.items():
@@ -616,7 +796,7 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
             same = False
         if not same:
             suspects.append(path)
-    if suspects and any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in base):
+    if suspects and _has_attributes(ws, base if scanned is None else None):
         # a checkout may convert line endings; what git would store is what counts
         stdin = b"".join(os.fsencode(p) + b"\n" for p in suspects if "\n" not in p)
         proc = _wt(ws, "hash-object", "--stdin-paths", stdin=stdin, check=False)
@@ -629,20 +809,151 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
         suspects = [p for p in suspects if p not in same_ids]
     for p in suspects:
         kinds[p] = "M"
-    new = {p for p in files if p not in base}
     for p in new:
         kinds[p] = "A"
     return kinds, new
 
 
+def _dotgit_changed(ws: Workspace) -> bool:
+    """Whether the worktree's ``.git`` is other than the file FARRO wrote."""
+    try:
+        st = os.lstat(ws.path / ".git")
+    except FileNotFoundError:
+        return ws.dotgit is not None
+    except OSError:
+        return True
+    if not stat.S_ISREG(st.st_mode):
+        return True
+    try:
+        now = fs.read_file(ws.path / ".git", limit=1 << 16)
+    except (OSError, ValueError):
+        return True
+    return now != ws.dotgit
+
+
+def _entry(top: Path, rel: str) -> Entry | None:
+    """One path's snapshot entry (None: no file there), never following a symlink."""
+    try:
+        st = os.lstat(top / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return None  # a directory where a file was: the file is gone, as in a snapshot
+    target = None
+    kind = "f" if stat.S_ISREG(st.st_mode) else "o"
+    if stat.S_ISLNK(st.st_mode):
+        kind = "l"
+        try:
+            target = os.readlink(top / rel)
+        except OSError:
+            target = None
+    return (kind, st.st_size, st.st_mtime_ns, st.st_mode, target)
+
+
+def nested_dotgits(top: Path) -> list[str]:
+    """Every entry named ``.git`` below ``top`` (its own ``.git`` aside).
+
+    Git lists none of them, nor what a directory holding one contains, as
+    untracked; so they are looked for here, by name (no stat: the walk is cheap).
+    """
+    found: list[str] = []
+    base = os.fspath(top)
+    cut = len(base) + 1
+    stack = [base]
+    while stack:
+        here = stack.pop()
+        try:
+            it = os.scandir(here)
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                if entry.name == ".git":
+                    if here != base:
+                        found.append(entry.path[cut:])
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                except OSError:
+                    continue
+    return found
+
+
+def _has_attributes(ws: Workspace, base: dict[str, tuple[str, str]] | None) -> bool:
+    """Whether the base commit holds a .gitattributes file anywhere."""
+    if base is not None:
+        return any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in base)
+    return bool(_base_files_named(ws, ".gitattributes"))
+
+
+def _base_files_named(ws: Workspace, name: str) -> list[tuple[str, str, str]]:
+    """(path, mode, oid) of the base's files called ``name``: from FARRO's own index of
+    the slot when it is intact (the base's tree exactly), else from the base tree."""
+    slot = ws.slot
+    if slot is not None and slot.index_trusted():
+        idx = {"GIT_INDEX_FILE": str(slot.index_file)}
+        out = _wt(ws, "ls-files", "-s", "-z", "--", f":(glob,top)**/{name}", env=idx).stdout
+        if slot.index_trusted():
+            found = []
+            for rec in out.split(b"\0"):
+                if not rec:
+                    continue
+                meta, _, path = rec.partition(b"\t")
+                mode, oid, _stage = meta.decode().split(" ")
+                found.append((os.fsdecode(path), mode, oid))
+            return found
+    return [
+        (p, mode, oid) for p, (mode, oid) in _base_tree(ws).items() if p.rsplit("/", 1)[-1] == name
+    ]
+
+
+def _scan_trusted(ws: Workspace) -> tuple[set[str], set[str]] | None:
+    """The base paths git's stat check flags, and every new path, from one ``ls-files``
+    against FARRO's own index of the slot; None when that index cannot be trusted or
+    the base has submodules (their directories hide what is inside from git).
+
+    That index was written by FARRO's checkout at the base, before the agent ran,
+    and is used only while its bytes are what FARRO wrote. Git's stat check
+    includes the ctime, which a write changes and no agent can set back, and git
+    compares the content of an entry written within the index's own timestamp.
+    Untracked entries are listed with no ignore rule at all; a nested repository
+    shows as a directory and is walked here, as a snapshot would be; an entry
+    named ``.git`` below the top (git lists neither it nor what is around it)
+    sends the judging the slow way.
+    """
+    slot = ws.slot
+    if slot is None or slot.gitlinks or not slot.index_trusted():
+        return None
+    if _dotgit_changed(ws) or nested_dotgits(ws.path):  # what git hides: read every file
+        return None
+    idx = {"GIT_INDEX_FILE": str(slot.index_file)}
+    proc = _wt(ws, "ls-files", "-z", "-t", "-m", "-d", "-o", env=idx, check=False)
+    if proc.returncode != 0 or not slot.index_trusted():
+        return None
+    dirty: set[str] = set()
+    new: set[str] = set()
+    for rec in proc.stdout.split(b"\0"):
+        if len(rec) < 3:
+            continue
+        tag, path = rec[:1], os.fsdecode(rec[2:])
+        if tag != b"?":
+            dirty.add(path)
+        elif path.endswith("/"):
+            sub = path.rstrip("/")
+            new.update(f"{sub}/{p}" for p in snapshot(ws.path / sub))
+        elif path != ".git":
+            new.add(path)
+    return dirty, new
+
+
 def _scratch_ignores(ws: Workspace) -> Path | None:
     """A scratch repo holding only the base commit's .gitignore files (None: there are none)."""
     assert ws.base_commit is not None
-    base = _base_tree(ws)
     wanted = [
         (p, oid)
-        for p, (mode, oid) in base.items()
-        if p.rsplit("/", 1)[-1] == ".gitignore" and mode in ("100644", "100755")
+        for p, mode, oid in _base_files_named(ws, ".gitignore")
+        if mode in ("100644", "100755")
     ]
     if not wanted:
         return None
@@ -753,8 +1064,10 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
         return None
     tmp = Path(tempfile.mkdtemp(prefix="farro-index-"))
     try:
-        idx = {"GIT_INDEX_FILE": str(tmp / "index")}
-        _wt(ws, "read-tree", ws.base_commit, env=idx)
+        index = tmp / "index"
+        idx = {"GIT_INDEX_FILE": str(index)}
+        if not _copy_trusted_index(ws, index):
+            _wt(ws, "read-tree", ws.base_commit, env=idx)
         stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
         _wt(
             ws,
@@ -767,18 +1080,35 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
             env=idx,
         )
         tree = _wt(ws, "write-tree", env=idx).stdout.decode().strip()
+        base_tree = _wt(ws, "rev-parse", ws.base_commit + "^{tree}").stdout.decode().strip()
+        if tree == base_tree:
+            return None
+        msg = f"farro: job {job_id} attempt {attempt}".encode()
+        head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
+        _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
+        _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
+        # detached: a pooled worktree never holds the branch checked out, so the
+        # operator can check it out, land it or delete it anywhere
+        _wt(ws, "update-ref", "--no-deref", "HEAD", head)
+        # the worktree's index matches its new HEAD (with stat data, when FARRO's
+        # own index was the start, so a rubric's git status need not hash every file)
+        shutil.copyfile(index, ws.git_dir / "index")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    base_tree = _wt(ws, "rev-parse", ws.base_commit + "^{tree}").stdout.decode().strip()
-    if tree == base_tree:
-        return None
-    msg = f"farro: job {job_id} attempt {attempt}".encode()
-    head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
-    _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
-    _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
-    _wt(ws, "symbolic-ref", "HEAD", f"refs/heads/{ws.branch}")
-    _wt(ws, "read-tree", head)  # the worktree's index matches its new HEAD
     return head
+
+
+def _copy_trusted_index(ws: Workspace, dest: Path) -> bool:
+    """Copy FARRO's own index of the slot (the base's tree, with stat data) to ``dest``,
+    when it is still what FARRO wrote; False: start from the base with ``read-tree``."""
+    slot = ws.slot
+    if slot is None or slot.trusted is None:
+        return False
+    try:
+        shutil.copyfile(slot.index_file, dest)
+    except OSError:
+        return False
+    return pool.file_digest(dest) == slot.trusted
 
 
 def diffstat(ws: Workspace, head: str | None, found: Changes) -> list[Change]:

@@ -36,6 +36,7 @@ ORDER = (
     "stats",
     "doctor",
     "fsck",
+    "gc",
 )
 
 

@@ -100,11 +100,11 @@ def test_create_many_is_all_or_nothing_on_a_failure_in_the_middle(
     real = fs.write_at
     calls = []
 
-    def failing(dfd: int, name: str, data: bytes, mode: int = 0o600) -> None:
+    def failing(dfd: int, name: str, data: bytes, mode: int = 0o600, **kw: bool) -> None:
         calls.append(name)
         if len(calls) == 5:  # the third job's prompt.json
             raise OSError(28, "No space left on device")
-        real(dfd, name, data, mode)
+        real(dfd, name, data, mode, **kw)
 
     monkeypatch.setattr(fs, "write_at", failing)
     before = snapshot(root)

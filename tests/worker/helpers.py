@@ -119,3 +119,8 @@ def make_plain(path: Path) -> Path:
     (path / "docs").mkdir()
     (path / "docs" / "guide.md").write_text("guide\n")
     return path
+
+
+def pooled_worktrees(root: Root) -> list[Path]:
+    """The pooled worktrees under the root (``ROOT/worktrees/<repo key>/slot-N``)."""
+    return sorted(p for p in (root.path / "worktrees").glob("*/slot-*") if p.is_dir())

@@ -321,12 +321,14 @@ def test_a_later_attempt_starts_clean_despite_index_flags(wroot: Root, tmp_path:
     assert first.status == "failed" and first.lifecycle.result is not None
     assert first.lifecycle.result.violations == ["README.md"]
     operations.requeue(wroot, first.id)
-    second = make_worker(wroot).run_once()
+    w = make_worker(wroot)
+    second = w.run_once()
     assert second is not None and second.status == "succeeded", second.lifecycle.reason
     res = second.lifecycle.result
     assert res is not None and res.work is not None
     assert [c.path for c in res.work.changed] == ["src/ok.py"]
-    assert (wroot.path / "worktrees" / second.id / "README.md").read_text() == "readme\n"
+    wt = next(iter(w.pool.slots.values())).path
+    assert (wt / "README.md").read_text() == "readme\n"
 
 
 def test_prepare_resets_index_flags_an_unjudged_attempt_left(wroot: Root, tmp_path: Path) -> None:
@@ -336,6 +338,8 @@ def test_prepare_resets_index_flags_an_unjudged_attempt_left(wroot: Root, tmp_pa
     ws = workspace.prepare(wroot, env)
     (ws.path / "README.md").write_text("sneaky\n")
     git(ws.path, "update-index", "--skip-worktree", "README.md")
+    assert ws.slot is not None
+    ws.slot.release()  # its worker crashed: the next one takes the worktree over
     again = workspace.prepare(wroot, env, known_base=ws.base_commit)
     assert again.path == ws.path
     assert (ws.path / "README.md").read_text() == "readme\n"

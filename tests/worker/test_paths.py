@@ -10,7 +10,7 @@ import pytest
 from farro_core.envelope import Envelope
 from farro_core.root import Root
 
-from .helpers import git, make_plain, make_repo, make_worker, sh, submit
+from .helpers import git, make_plain, make_repo, make_worker, pooled_worktrees, sh, submit
 
 ALLOW = ["src/**"]
 
@@ -59,7 +59,7 @@ def test_git_worktree(
     branch = f"farro/{out.id}"
     assert git(repo, "log", "-1", "--format=%s", branch) == f"farro: job {out.id} attempt 1"
     assert git(repo, "rev-parse", f"{branch}~1") == head
-    assert (wroot.path / "worktrees" / out.id).is_dir()
+    assert len(pooled_worktrees(wroot)) == 1
     assert oct(os.stat(wroot.path / "worktrees").st_mode & 0o777) == "0o700"
 
 

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 from farro_core.root import Root
-from farro_core.workspace import worktree_path
 
 from .helpers import git, make_repo, make_worker, sh, submit
 
@@ -30,14 +29,15 @@ def test_a_missing_worktree_of_the_operator_is_not_pruned(wroot: Root, tmp_path:
     assert str(mine) in _registered(repo)
 
     script = 'echo "$FARRO_ATTEMPT" >> src/a.py; test "$FARRO_ATTEMPT" = 2'
-    env = submit(wroot, "edit", agent=sh(script), workspace=str(repo), max_attempts=2)
+    submit(wroot, "edit", agent=sh(script), workspace=str(repo), max_attempts=2)
     w = make_worker(wroot, retry_backoff_s=0)
     out = w.run_once()
     assert out is not None and out.status == "queued", out.lifecycle.reason
     assert str(mine) in _registered(repo), "the operator's worktree registration was pruned"
 
-    # the job's own worktree directory removed by hand: the next attempt makes it again
-    wt = worktree_path(wroot, env.id)
+    # the worker's worktree directory removed by hand: the next attempt makes it again
+    slot = next(iter(w.pool.slots.values()))
+    wt = slot.path
     shutil.rmtree(wt)
     out = w.run_once()
     assert out is not None and out.status == "succeeded", out.lifecycle.reason

@@ -1,0 +1,277 @@
+"""Pooled worktrees: each worker keeps one worktree per repository and reuses it.
+
+A fresh ``git worktree add`` writes the whole checkout; reusing a worktree costs
+only what differs between two bases. Layout, under ``ROOT/worktrees/<repo key>/``
+(the key names the repository's common git dir, so one repo has one pool)::
+
+    slot-N/        the worktree
+    slot-N.lock    flock held by the worker using it, for as long as the worker lives
+    slot-N.json    the repository and the worktree's git dir, as FARRO registered them
+    slot-N.index   FARRO's own index of the worktree, written by FARRO's checkout
+    git.lock       taken around ``git worktree add/remove`` (git races on one repo)
+
+The flock is the ownership: two workers never share a slot, and a worker killed
+with -9 drops its lock with its process, so the next worker that needs a slot of
+that repository takes the dead one's over and resets it. A slot is created only
+when every existing slot is held, so slots never outnumber the workers that ran
+at once, and disk stays one checkout per worker.
+
+Isolation. Before each attempt the slot is reset to the attempt's base: a forced
+detached checkout through FARRO's own index (the agent's index is never read),
+then every untracked entry removed (ignored ones too, unless ``workspace_reuse``
+is ``keep-ignored``: then only those the base commit's ``.gitignore`` files
+ignore are kept). FARRO's index records the stat data git saw when it wrote the
+files; a file the agent touched has another ctime (which no agent can set back),
+so git rewrites it. That index is trusted only while the worker that wrote it
+holds it and its bytes hash as they did: a slot taken over from a dead worker is
+reset from an index with no stat data, which rewrites every file. Anything that
+goes wrong while resetting discards the slot and makes it anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from farro_core import fs, locks
+from farro_core.root import Root
+
+Reuse = Literal["clean", "keep-ignored"]
+_SLOT = re.compile(r"^slot-([1-9][0-9]{0,5})$")
+GIT_LOCK = "git.lock"
+GIT_LOCK_TIMEOUT_S = 300.0
+
+
+def pool_dir(root: Root) -> Path:
+    return root.path / "worktrees"
+
+
+def repo_key(common_dir: Path) -> str:
+    """``<name>-<hash>``: readable, and unique per common git dir."""
+    real = os.path.realpath(common_dir)
+    name = Path(real).name
+    if name == ".git":
+        name = Path(real).parent.name
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name.removesuffix(".git"))[:40] or "repo"
+    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:12]
+    return f"{name}-{digest}"
+
+
+def file_digest(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+@dataclass
+class Slot:
+    """One pooled worktree, held (flocked) by the worker that uses it."""
+
+    key_dir: Path
+    number: int
+    lock: locks.Flock
+    #: sha256 of the slot's index as FARRO last wrote it; None: not trusted
+    trusted: str | None = None
+    #: the base may hold submodules (judging then reads every file)
+    gitlinks: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"slot-{self.number}"
+
+    @property
+    def path(self) -> Path:
+        return self.key_dir / self.name
+
+    @property
+    def meta_file(self) -> Path:
+        return self.key_dir / f"{self.name}.json"
+
+    @property
+    def index_file(self) -> Path:
+        return self.key_dir / f"{self.name}.index"
+
+    def meta(self) -> dict[str, str] | None:
+        try:
+            body = fs.read_json(self.meta_file, limit=1 << 16)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in ("common_dir", "git_dir")
+        ):
+            return None
+        return {k: body[k] for k in ("common_dir", "git_dir")}
+
+    def trust_index(self) -> None:
+        """Record the slot's index as FARRO just wrote it (after a checkout at the base)."""
+        try:
+            data = self.index_file.read_bytes()
+        except OSError:
+            self.trusted = None
+            return
+        self.trusted = hashlib.sha256(data).hexdigest()
+        # mode 160000 as stored in an index entry; a false hit only costs speed
+        self.gitlinks = b"\x00\x00\xe0\x00" in data
+
+    def index_trusted(self) -> bool:
+        return self.trusted is not None and file_digest(self.index_file) == self.trusted
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __del__(self) -> None:  # a worker dropped without stop(): its slot is free again
+        self.lock.release()
+
+
+@dataclass
+class Pool:
+    """The slots one worker holds, one per repository, until :meth:`close`."""
+
+    root: Root
+    slots: dict[str, Slot] = field(default_factory=dict)
+
+    def slot(self, common_dir: Path) -> Slot:
+        """This worker's slot for the repository: the one it holds, a free one, or a new one."""
+        key = repo_key(common_dir)
+        held = self.slots.get(key)
+        if held is not None and not held.lock.released:
+            return held
+        key_dir = pool_dir(self.root) / key
+        fs.make_private_dir(pool_dir(self.root))
+        fs.make_private_dir(key_dir)
+        dir_fd = fs.open_dir(key_dir)
+        try:
+            while True:
+                taken = _numbers(key_dir)
+                for n in taken:
+                    got = locks.try_lock(dir_fd, f"slot-{n}.lock")
+                    if got is not None:
+                        self.slots[key] = Slot(key_dir, n, got)
+                        return self.slots[key]
+                n = (max(taken) + 1) if taken else 1
+                try:  # O_EXCL: two workers picking the same new number make one slot
+                    os.close(
+                        os.open(
+                            f"slot-{n}.lock",
+                            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                            0o600,
+                            dir_fd=dir_fd,
+                        )
+                    )
+                except FileExistsError:
+                    continue
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        """Let go of every slot (the worktrees stay for the next worker)."""
+        for slot in self.slots.values():
+            slot.release()
+        self.slots.clear()
+
+
+def _numbers(key_dir: Path) -> list[int]:
+    out = []
+    for name in os.listdir(key_dir):
+        if name.endswith(".lock") and (m := _SLOT.fullmatch(name[: -len(".lock")])):
+            out.append(int(m.group(1)))
+    return sorted(out)
+
+
+def git_lock(root: Root, common_dir: Path) -> locks.Flock:
+    """The repository's lock around ``git worktree add/remove`` (git races there)."""
+    key_dir = pool_dir(root) / repo_key(common_dir)
+    fs.make_private_dir(pool_dir(root))
+    fs.make_private_dir(key_dir)
+    dir_fd = fs.open_dir(key_dir)
+    try:
+        return locks.lock(dir_fd, GIT_LOCK, timeout=GIT_LOCK_TIMEOUT_S)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` (file, symlink or tree), making directories writable on the way:
+    an agent may leave a read-only directory behind. Symlinks are never followed."""
+
+    def fix(_func: object, p: str, _exc: object) -> None:
+        parent = os.path.dirname(p)
+        try:
+            os.chmod(parent, stat.S_IRWXU)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, stat.S_IRWXU)
+                shutil.rmtree(p, onerror=fix)
+            else:
+                os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path, onerror=fix)
+    else:
+        try:
+            os.unlink(path)
+        except PermissionError:
+            os.chmod(path.parent, stat.S_IRWXU)
+            os.unlink(path)
+
+
+@dataclass
+class SlotInfo:
+    """A slot on disk, as ``farro gc`` sees it."""
+
+    key_dir: Path
+    number: int
+    in_use: bool
+    meta: dict[str, str] | None
+
+
+def scan(root: Root) -> list[SlotInfo]:
+    """Every slot under the root, and whether a live worker holds it."""
+    out: list[SlotInfo] = []
+    top = pool_dir(root)
+    try:
+        keys = sorted(os.listdir(top))
+    except FileNotFoundError:
+        return out
+    for key in keys:
+        key_dir = top / key
+        if key.startswith(".") or not stat.S_ISDIR(os.lstat(key_dir).st_mode):
+            continue
+        dir_fd = fs.open_dir(key_dir)
+        try:
+            numbers = set(_numbers(key_dir))
+            for name in os.listdir(key_dir):
+                if m := _SLOT.fullmatch(name):
+                    numbers.add(int(m.group(1)))
+            for n in sorted(numbers):
+                free = locks.is_free(dir_fd, f"slot-{n}.lock")
+                meta_path = key_dir / f"slot-{n}.json"
+                try:
+                    body = json.loads(fs.read_file(meta_path, limit=1 << 16))
+                except (OSError, ValueError):
+                    body = None
+                meta = (
+                    {k: v for k, v in body.items() if isinstance(v, str)}
+                    if isinstance(body, dict)
+                    else None
+                )
+                if meta is not None and not {"common_dir", "git_dir"} <= meta.keys():
+                    meta = None
+                out.append(SlotInfo(key_dir, n, not free, meta))
+        finally:
+            os.close(dir_fd)
+    return out

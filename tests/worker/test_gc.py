@@ -1,0 +1,154 @@
+"""``farro gc``: removes only what FARRO made and no longer needs, and says so."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from farro_core import operations
+from farro_core.audit import read
+from farro_core.cli import main
+from farro_core.job import load
+from farro_core.root import Root
+
+from .helpers import git, make_repo, make_worker, pooled_worktrees, sh, submit, wait_until
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    with CliRunner().isolation() as (out, err, _):
+        code = main(list(args))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def _refs(repo: Path, job_id: str) -> list[str]:
+    out = git(repo, "for-each-ref", "--format=%(refname)", f"refs/heads/farro/{job_id}")
+    out += "\n" + git(repo, "for-each-ref", "--format=%(refname)", f"refs/farro/{job_id}/")
+    return [r for r in out.split() if r]
+
+
+def test_gc_removes_what_is_not_needed_and_keeps_the_rest(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "farro/mine")  # the operator's own branch in FARRO's namespace
+    w = make_worker(wroot, retry_backoff_s=0)
+    ok = submit(wroot, "ok", agent=sh("echo x >> src/a.py"), workspace=str(repo))
+    bad = submit(wroot, "bad", agent=sh("echo x >> src/a.py; exit 3"), workspace=str(repo))
+    again = submit(wroot, "again", agent=sh("echo y >> src/a.py; exit 3"), workspace=str(repo))
+    for _ in range(3 * 3):
+        if w.run_once() is None:
+            break
+    assert load(wroot, ok.id).status == "succeeded"
+    assert load(wroot, bad.id).status == "failed"
+    operations.requeue(wroot, again.id)  # queued again: its refs are never touched
+    for job_id in (ok.id, bad.id, again.id):
+        assert _refs(repo, job_id), job_id
+    logs = wroot.locate(bad.id) / "logs"
+    assert sorted(p.name for p in logs.glob("attempt-*.log")) == [
+        "attempt-1.log",
+        "attempt-2.log",
+        "attempt-3.log",
+    ]
+    assert len(pooled_worktrees(wroot)) == 1
+
+    # a live worker's worktree is kept
+    code, out, err = cli("gc", "--dry-run", "--root", str(wroot.path))
+    assert code == 0, err
+    assert "would free" in out and "0 worktrees" in out and "2 branches" not in out
+    assert len(pooled_worktrees(wroot)) == 1 and _refs(repo, bad.id)
+
+    w.stop()  # its worktree is free now
+    code, out, err = cli("gc", "--dry-run", "--root", str(wroot.path))
+    assert code == 0, err
+    assert f"would remove refs/heads/farro/{bad.id} in {repo}" in out, out
+    assert "would remove worktree" in out and "would free" in out
+    assert len(pooled_worktrees(wroot)) == 1 and _refs(repo, bad.id)  # dry: nothing gone
+    assert not [r for r in read(wroot) if r.get("event") == "gc"]
+    wroot.path.joinpath("farro.toml").write_text("gc_keep_logs = 1\n")
+    root = Root.open(wroot.path)
+    code, out, err = cli("gc", "--root", str(root.path))
+    assert code == 0, err
+    assert pooled_worktrees(root) == []
+    assert _refs(repo, bad.id) == []  # failed: gone
+    assert _refs(repo, ok.id)  # succeeded, not landed: kept by default
+    assert _refs(repo, again.id)  # queued: never touched
+    assert git(repo, "rev-parse", "--verify", "farro/mine")  # not FARRO's: never touched
+    assert [p.name for p in logs.glob("attempt-*.log")] == ["attempt-3.log"]
+    assert "freed" in out and "1 worktree" in out and "1 branch" in out, out
+    gc_lines = [r for r in read(root) if r.get("event") == "gc"]
+    assert any(f"refs/heads/farro/{bad.id}" in r["reason"] for r in gc_lines)
+    assert any("removed worktree" in r["reason"] for r in gc_lines)
+    assert git(repo, "status", "--porcelain") == ""
+
+    # naming succeeded explicitly takes its branch too; the next job makes a worktree anew
+    code, out, err = cli("gc", "--status", "succeeded", "--json", "--root", str(root.path))
+    assert code == 0, err
+    assert json.loads(out)["branches"] == 1 and _refs(repo, ok.id) == []
+    w2 = make_worker(root)
+    submit(root, "later", agent=sh("echo z >> src/a.py"), workspace=str(repo), priority=100)
+    out_env = w2.run_once()
+    assert out_env is not None and out_env.status == "succeeded", out_env.lifecycle.reason
+
+
+def test_gc_refuses_bad_input_with_one_line(wroot: Root) -> None:
+    for args in (("--older-than", "soon"), ("--status", "queued"), ("--label", "x")):
+        code, out, err = cli("gc", *args, "--root", str(wroot.path))
+        assert code == 2, (args, out, err)
+        assert err.startswith("farro: ") and err.count("\n") == 1, err
+
+
+def test_gc_older_than_spares_recent_jobs(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    bad = submit(wroot, "bad", agent=sh("exit 3"), workspace=str(repo), max_attempts=1)
+    out = w.run_once()
+    assert out is not None and out.status == "failed"
+    code, _, err = cli("gc", "--older-than", "1h", "--root", str(wroot.path))
+    assert code == 0, err
+    assert _refs(repo, bad.id)
+
+
+def test_gc_archive_moves_old_finished_jobs_where_show_and_logs_still_read(
+    wroot: Root, tmp_path: Path
+) -> None:
+    w = make_worker(wroot, max_attempts=1)
+    done = submit(wroot, "old", agent=sh("echo hello-from-agent"), max_attempts=1)
+    queued = submit(wroot, "waiting", agent=sh("true"))
+    out = w.run_once()
+    assert out is not None and out.id == done.id and out.status == "succeeded"
+    code, _, err = cli("gc", "--archive", "--root", str(wroot.path))
+    assert code == 2 and "--older-than" in err  # how old is old: never a guess
+    code, out_text, err = cli("gc", "--archive", "--older-than", "0s", "--root", str(wroot.path))
+    assert code == 0, err
+    assert "moved 1 job to archive/" in out_text, out_text
+    assert (wroot.path / "archive" / done.id / "job.json").is_file()
+    assert not (wroot.path / "done" / done.id).exists()
+    assert (wroot.path / "incoming" / queued.id).is_dir()  # queued: never touched
+    code, shown, err = cli("show", done.id, "--root", str(wroot.path))
+    assert code == 0 and "succeeded" in shown, err
+    code, logged, err = cli("logs", done.id, "--root", str(wroot.path))
+    assert code == 0 and "hello-from-agent" in logged, err
+    code, hist, err = cli("history", done.id, "--root", str(wroot.path))
+    assert code == 0 and "archive" in hist, (hist, err)
+
+
+def test_the_manager_runs_gc_when_told_to(wroot: Root, tmp_path: Path) -> None:
+    from farro_core.manager import Manager
+
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    bad = submit(wroot, "bad", agent=sh("exit 3"), workspace=str(repo), max_attempts=1)
+    out = w.run_once()
+    assert out is not None and out.status == "failed"
+    w.stop()
+    assert pooled_worktrees(wroot) and _refs(repo, bad.id)
+    m = Manager(wroot, wroot.settings.model_copy(update={"gc_interval_s": 0.05}), retry_s=0.05)
+    m.start()
+    try:
+        wait_until(lambda: not pooled_worktrees(wroot) and not _refs(repo, bad.id), 30, "gc")
+    finally:
+        m.stop()
+    assert any(r.get("event") == "gc" for r in read(wroot))

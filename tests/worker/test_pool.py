@@ -1,0 +1,265 @@
+"""Pooled worktrees: one per worker and repository, reused, and nothing leaks between jobs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from farro_core import pool, workspace
+from farro_core.envelope import Envelope
+from farro_core.root import Root
+
+from .helpers import git, make_repo, make_worker, pooled_worktrees, sh, submit
+
+#: the first job writes everywhere a later job could see it
+WRITE_EVERYWHERE = (
+    "echo sneaky >> README.md; echo sneaky >> src/a.py; rm docs/guide.md; "
+    "echo untracked > new.txt; mkdir -p deep/er && echo x > deep/er/f; "
+    "echo ignored > trace.log; mkdir -p cache && echo x > cache/data.log; "
+    "mkdir nested && git -C nested init -q && echo n > nested/f; "
+    "mkdir locked && echo x > locked/f && chmod 500 locked; "
+    "ln -s /etc/passwd link; chmod 000 src/a.py; echo junk > docs/.git; "
+    "mkdir -p n2/.git && echo x > n2/.git/HEAD && echo y > n2/f; chmod 000 docs"
+)
+#: the next job fails unless the worktree is exactly the base commit
+CHECK_PRISTINE = (
+    'test "$(cat README.md)" = readme && test "$(cat src/a.py)" = "A = 1" && '
+    'test "$(cat docs/guide.md)" = guide && '
+    "test ! -e new.txt && test ! -e deep && test ! -e trace.log && test ! -e cache && "
+    "test ! -e nested && test ! -e locked && test ! -L link && "
+    "test ! -e docs/.git && test ! -e n2 && "
+    "echo ok >> src/ok.py"
+)
+#: and git sees a clean worktree (the agent's own git: not for planted-config tests)
+CHECK_CLEAN_GIT = 'test -z "$(git status --porcelain --ignored)" && ' + CHECK_PRISTINE
+
+
+def _run(root: Root, agent: str, repo: Path, worker_name: str = "w1", **kw: object) -> Envelope:
+    submit(root, "x", agent=sh(agent), workspace=str(repo), allowed_paths=["**"], **kw)
+    w = make_worker(root, worker_name)
+    out = w.run_once()
+    assert out is not None
+    return out
+
+
+def test_nothing_a_job_wrote_is_seen_by_the_next(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot)
+    submit(wroot, "a", agent=sh(WRITE_EVERYWHERE), workspace=str(repo), allowed_paths=["**"])
+    first = w.run_once()
+    assert first is not None and first.status == "succeeded", first.lifecycle.reason
+    for _ in range(2):
+        submit(wroot, "b", agent=sh(CHECK_CLEAN_GIT), workspace=str(repo), allowed_paths=["**"])
+        out = w.run_once()
+        assert out is not None and out.status == "succeeded", out.lifecycle.reason
+        assert git(repo, "show", f"farro/{out.id}:src/ok.py") == "ok"
+    assert len(pooled_worktrees(wroot)) == 1  # one worker, one repo: one worktree, reused
+    # the first job's work is still on its branch, and the branch is free to check out
+    assert git(repo, "show", f"farro/{first.id}:new.txt") == "untracked"
+    assert git(repo, "branch", "--list", f"farro/{first.id}") != ""
+    git(repo, "branch", "-D", f"farro/{first.id}")
+    assert git(repo, "status", "--porcelain") == ""  # the operator's checkout untouched
+
+
+def test_a_worker_killed_mid_job_leaves_a_worktree_the_next_one_cleans(
+    wroot: Root, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    env = submit(wroot, "x", workspace=str(repo))
+    script = (
+        "import os, sys\n"
+        "from farro_core import pool, workspace\n"
+        "from farro_core.job import load\n"
+        "from farro_core.root import Root\n"
+        "root = Root.open(sys.argv[1])\n"
+        "env = load(root, sys.argv[2])\n"
+        "ws = workspace.prepare(root, env, slots=pool.Pool(root))\n"
+        "(ws.path / 'README.md').write_text('dead\\n')\n"
+        "(ws.path / 'junk.log').write_text('junk\\n')\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(wroot.path), env.id], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    (dead,) = pooled_worktrees(wroot)
+    assert (dead / "junk.log").exists()
+    out = _run(wroot, CHECK_PRISTINE + " && test ! -e junk.log", repo)
+    assert out.status == "succeeded", out.lifecycle.reason
+    assert pooled_worktrees(wroot) == [dead]  # taken over, not a second one
+
+
+def test_two_workers_never_share_and_slots_stay_bounded(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    common = Path(git(repo, "rev-parse", "--absolute-git-dir"))
+    a, b = pool.Pool(wroot), pool.Pool(wroot)
+    sa, sb = a.slot(common), b.slot(common)
+    assert sa.path != sb.path and a.slot(common) is sa
+    a.close()
+    c = pool.Pool(wroot)
+    assert c.slot(common).path == sa.path  # a free slot is taken before a new one is made
+    b.close()
+    c.close()
+    w = make_worker(wroot)
+    for _ in range(4):
+        submit(wroot, "x", agent=sh("echo x >> README.md"), workspace=str(repo))
+        out = w.run_once()
+        assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    assert len(pooled_worktrees(wroot)) == 1
+
+
+def test_keep_ignored_keeps_only_what_the_base_ignores(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")  # .gitignore: *.log
+    w = make_worker(wroot, workspace_reuse="keep-ignored")
+    write = (
+        "echo warm > cache.log; echo x > new.txt; echo sneaky >> README.md; echo '' > .gitignore"
+    )
+    submit(wroot, "a", agent=sh(write), workspace=str(repo), allowed_paths=["**"])
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded"
+    check = (
+        'test "$(cat cache.log)" = warm && test ! -e new.txt && test "$(cat README.md)" = readme'
+    )
+    submit(wroot, "b", agent=sh(check), workspace=str(repo), allowed_paths=["**"])
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+
+
+def test_planted_git_config_runs_nothing_in_later_jobs(wroot: Root, tmp_path: Path) -> None:
+    """Hooks, fsmonitor and filters an agent plants in its worktree's or the repo's config."""
+    repo = make_repo(tmp_path / "repo")
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.sh"
+    evil.write_text(f'#!/bin/sh\necho "$0 $*" >> {marker}\ncat\n')
+    evil.chmod(0o755)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for hook in ("post-checkout", "pre-commit", "post-commit", "reference-transaction"):
+        (hooks / hook).write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
+        (hooks / hook).chmod(0o755)
+    plant = (
+        "git config extensions.worktreeConfig true; "
+        f"git config --worktree core.hooksPath {hooks}; "
+        f"git config --worktree core.fsmonitor {evil}; "
+        f"git config core.fsmonitor {evil}; "
+        f"git config filter.evil.clean {evil}; git config filter.evil.smudge {evil}; "
+        "git config core.checkStat minimal; git config core.trustctime false; "
+        "echo '* filter=evil' > .gitattributes"
+    )
+    first = _run(wroot, plant, repo)
+    assert first.status == "succeeded", first.lifecycle.reason
+    w = make_worker(wroot)
+    for _ in range(2):
+        submit(wroot, "b", agent=sh(CHECK_PRISTINE), workspace=str(repo), allowed_paths=["**"])
+        out = w.run_once()
+        assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    # the later agents run no git, so anything that ran was run by FARRO's own git
+    assert not marker.exists(), marker.read_text()
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(wroot: Root, tmp_path: Path) -> None:
+    """The judging's stat shortcut: a same-size edit with the mtime set back is judged."""
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot)
+    submit(wroot, "warm", agent=sh("true"), workspace=str(repo), allowed_paths=["src/**"])
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded"
+    sneaky = (
+        "touch -r README.md ../.ref-$$; echo README > README.md; "
+        "touch -r ../.ref-$$ README.md; rm ../.ref-$$"
+    )
+    submit(wroot, "edit", agent=sh(sneaky), workspace=str(repo), allowed_paths=["src/**"])
+    out = w.run_once()
+    assert out is not None and out.status == "failed"
+    assert out.lifecycle.result is not None and out.lifecycle.result.violations == ["README.md"]
+
+
+def test_a_reused_worktree_has_its_link_restored(wroot: Root, tmp_path: Path) -> None:
+    """An agent that points its worktree's .git elsewhere changes nothing for the next job."""
+    repo = make_repo(tmp_path / "repo")
+    other = make_repo(tmp_path / "other")
+    w = make_worker(wroot)
+    gitdir = Path(git(other, "rev-parse", "--absolute-git-dir"))
+    submit(wroot, "a", agent=sh(f"echo 'gitdir: {gitdir}' > .git"), workspace=str(repo))
+    first = w.run_once()
+    assert first is not None
+    submit(wroot, "b", agent=sh(CHECK_PRISTINE), workspace=str(repo), allowed_paths=["**"])
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    assert git(other, "status", "--porcelain") == ""
+    slot = next(iter(w.pool.slots.values()))
+    assert os.path.realpath(
+        workspace.git(slot.path, "rev-parse", "--git-common-dir").stdout.strip()
+    ) == os.path.realpath(repo / ".git")
+
+
+def test_a_file_named_git_below_the_top_is_judged(wroot: Root, tmp_path: Path) -> None:
+    """Git lists no ``.git`` entry below the top, nor what a directory holding one holds."""
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot)
+    for agent, expected in (
+        ("true", []),
+        ("echo junk > docs/.git", ["docs/.git"]),
+        ("mkdir -p n/.git && echo x > n/.git/HEAD && echo y > n/f", ["n/.git/HEAD", "n/f"]),
+    ):
+        submit(wroot, "x", agent=sh(agent), workspace=str(repo), allowed_paths=["src/**"])
+        out = w.run_once()
+        assert out is not None and out.lifecycle.result is not None
+        assert out.lifecycle.result.violations == expected, agent
+
+
+def test_workers_making_worktrees_of_one_repo_at_once_do_not_race(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """git itself races on concurrent `worktree add` of one repo: the repo lock serialises."""
+    import threading
+
+    repo = make_repo(tmp_path / "repo")
+    envs = [submit(wroot, f"j{i}", workspace=str(repo)) for i in range(4)]
+    pools = [pool.Pool(wroot) for _ in envs]
+    errors: list[BaseException] = []
+    paths: list[Path] = []
+
+    def one(env: Envelope, slots: pool.Pool) -> None:
+        try:
+            paths.append(workspace.prepare(wroot, env, slots=slots).path)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(e, p)) for e, p in zip(envs, pools, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(paths)) == 4
+    for p in paths:
+        assert (p / "README.md").read_text() == "readme\n"
+    for slots in pools:
+        slots.close()
+
+
+def test_a_tampered_slot_record_never_adopts_the_operators_worktree(
+    wroot: Root, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    mine = tmp_path / "feature"
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(mine))
+    admin = Path(git(mine, "rev-parse", "--absolute-git-dir"))
+    link = (admin / "gitdir").read_text()
+    head = git(mine, "rev-parse", "HEAD")
+    (mine / "wip.txt").write_text("the operator's work in progress\n")
+    w = make_worker(wroot)
+    tamper = f'sed -i \'s#"git_dir": "[^"]*"#"git_dir": "{admin}"#\' ../slot-1.json'
+    submit(wroot, "a", agent=sh(tamper), workspace=str(repo))
+    first = w.run_once()
+    assert first is not None and first.status == "succeeded", first.lifecycle.reason
+    assert str(admin) in (pooled_worktrees(wroot)[0].parent / "slot-1.json").read_text()
+    submit(wroot, "b", agent=sh(CHECK_PRISTINE), workspace=str(repo), allowed_paths=["**"])
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    assert (admin / "gitdir").read_text() == link
+    assert git(mine, "rev-parse", "HEAD") == head
+    assert git(mine, "branch", "--show-current") == "feature"
+    assert (mine / "wip.txt").read_text() == "the operator's work in progress\n"
