@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import fs, locks
 from farro_core.errors import Refused
@@ -33,15 +34,6 @@ def dfd(tmp_path: Path) -> Iterator[int]:
     fd = fs.open_dir(tmp_path)
     yield fd
     os.close(fd)
-
-
-def wait_for(cond: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def start_holder(path: Path, name: str) -> subprocess.Popen[str]:
@@ -155,12 +147,12 @@ def test_exclusive_across_processes(tmp_path: Path, dfd: int) -> None:
 
 
 def test_sigkilled_holder_frees_the_lock(tmp_path: Path, dfd: int) -> None:
-    proc = start_holder(tmp_path, claim_lock_name(1))
-    assert not locks.is_free(dfd, claim_lock_name(1))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    with start_holder(tmp_path, claim_lock_name(1)) as proc:  # closes its pipes after the kill
+        assert not locks.is_free(dfd, claim_lock_name(1))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    assert wait_for(lambda: locks.is_free(dfd, claim_lock_name(1)))
+    wait_until(lambda: locks.is_free(dfd, claim_lock_name(1)), "the claim lock to be free")
     got = locks.try_lock(dfd, claim_lock_name(1))
     assert got is not None
     got.release()

@@ -165,17 +165,6 @@ def process_state(pid: int) -> str:
     return raw[raw.rindex(b")") + 2 :].split()[0].decode()
 
 
-def wait_until(cond: Any, what: str, timeout: float = DEADLINE_S) -> None:
-    """Poll ``cond()`` until true, failing the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while not cond():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
 # ---------------------------------------------------------------- checking a root
 
 

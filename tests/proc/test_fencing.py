@@ -14,6 +14,8 @@ import signal
 import time
 from pathlib import Path
 
+from support import wait_until
+
 from farro_core import job, operations
 from farro_core.envelope import JobSpec
 from farro_core.fsck import fsck
@@ -25,7 +27,7 @@ from farro_core.transitions import Actor, Status
 from farro_core.watchdog import Watchdog
 
 from .child import EXIT_CONFLICT, EXIT_OK
-from .helpers import Child, audit_lines, children, process_state, scan, wait_until
+from .helpers import Child, audit_lines, children, process_state, scan
 
 
 def _new_job(root: Root) -> str:

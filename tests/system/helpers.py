@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
+
+from support import wait_until
 
 from farro_core import audit, job
 from farro_core.envelope import Envelope
@@ -117,29 +118,6 @@ def processes() -> Iterator[list[Headless]]:
     finally:
         for p in started:
             p.close()
-
-
-def wait_until(cond: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while not cond():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def wait_for(get: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
-    found: list[T] = []
-
-    def cond() -> bool:
-        value = get()
-        if value is not None:
-            found.append(value)
-        return bool(found)
-
-    wait_until(cond, what, timeout)
-    return found[0]
 
 
 def load(root: Root, job_id: str) -> Envelope | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import wait_for, wait_until
 
 from farro_core import operations
 from farro_core import procs as units
@@ -26,16 +27,7 @@ from farro_core.root import Root
 from farro_core.settings import Settings
 from farro_core.transitions import Status
 
-from .helpers import (
-    DEADLINE_S,
-    PYTHON,
-    Headless,
-    child_env,
-    make_root,
-    status_is,
-    wait_for,
-    wait_until,
-)
+from .helpers import DEADLINE_S, PYTHON, Headless, child_env, make_root, status_is
 
 NAMES = ("leader", "setsid", "double", "nohup")
 PLAN = '[{"prompt": "planned", "agent": ["true"]}]'

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from farro_core.api import submit
 from farro_core.transitions import Status
@@ -21,7 +22,6 @@ from .helpers import (
     nothing_in_progress,
     status_is,
     transitions,
-    wait_for,
 )
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from support import wait_for
+
 from farro_core import operations
 from farro_core.api import submit
 from farro_core.root import Root
 from farro_core.system import System
 from farro_core.transitions import Status
 
-from .helpers import PYTHON, child_env, make_root, status_is, transitions, wait_for
+from .helpers import PYTHON, child_env, make_root, status_is, transitions
 
 #: dies only at SIGKILL, kill_grace_s after its SIGTERM
 IGNORES_TERM = "trap '' TERM; sleep 600"

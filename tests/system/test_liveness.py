@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from support import wait_for, wait_until
 
 from farro_core import job, operations
 from farro_core.api import submit
@@ -17,16 +18,7 @@ from farro_core.manager import current_manager, read_holder
 from farro_core.system import System
 from farro_core.transitions import Status
 
-from .helpers import (
-    Headless,
-    load,
-    make_root,
-    status_is,
-    terminal_commits,
-    transitions,
-    wait_for,
-    wait_until,
-)
+from .helpers import Headless, load, make_root, status_is, terminal_commits, transitions
 
 
 def test_kill9_mid_job_goes_stale_then_is_requeued_and_finishes(

@@ -17,11 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import wait_until
+
 from farro_core import job
 from farro_core.root import Root
 from farro_core.transitions import Status
 
-from .helpers import PYTHON, wait_until
+from .helpers import PYTHON
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BIN = Path(sys.executable).parent

@@ -7,13 +7,15 @@ import os
 import time
 from pathlib import Path
 
+from support import wait_for, wait_until
+
 from farro_core import demo, listing
 from farro_core.api import submit
 from farro_core.root import Root
 from farro_core.system import System
 from farro_core.transitions import Status
 
-from .helpers import make_root, nothing_in_progress, status_is, wait_for, wait_until
+from .helpers import make_root, nothing_in_progress, status_is
 
 #: attempts 1 and 2 run "for ever"; attempt 3 finishes at once
 THIRD_TIME_LUCKY = 'if [ "$FARRO_ATTEMPT" -ge 3 ]; then echo ok; else sleep 60; fi'

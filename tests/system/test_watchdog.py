@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_for, wait_until
 
 from farro_core import crash, job, watchdog
 from farro_core.api import submit
@@ -16,7 +17,7 @@ from farro_core.manager import sweep_tmp
 from farro_core.system import System
 from farro_core.transitions import Actor, Status
 
-from .helpers import PYTHON, child_env, make_root, status_is, wait_for, wait_until
+from .helpers import PYTHON, child_env, make_root, status_is
 
 CLAIM_IN_A_CHILD = (
     "import sys\nfrom farro_core.root import Root\nfrom farro_core import job\n"

@@ -12,10 +12,12 @@ import os
 import subprocess
 from pathlib import Path
 
+from support import wait_until
+
 from farro_core.root import Root
 from farro_core.system import System
 
-from .helpers import PYTHON, child_env, make_root, wait_until
+from .helpers import PYTHON, child_env, make_root
 
 
 def git_repo(path: Path, *, commit: bool) -> Path:

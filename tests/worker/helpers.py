@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,17 +40,6 @@ def make_worker(root: Root, name: str = "w1", **overrides: Any) -> Worker:
 def sh(script: str) -> list[str]:
     """An agent as an argv list: a small shell script (placeholders in argv items only)."""
     return ["/bin/sh", "-c", script]
-
-
-def wait_until(pred: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def load(root: Root, job_id: str) -> Envelope:

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import job, operations
 from farro_core.envelope import Envelope
@@ -25,7 +26,7 @@ from farro_core.identity import WorkerIdentity
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 
-from .helpers import load, make_worker, sh, submit, wait_until
+from .helpers import load, make_worker, sh, submit
 
 
 def test_status_file_is_written_as_the_worker_starts(wroot: Root) -> None:
@@ -70,8 +71,8 @@ def test_a_planted_attempt_log_fails_the_attempt_with_a_clear_reason(
     try:
         done = wait_until(
             lambda: load(wroot, env.id).status not in (Status.QUEUED, Status.IN_PROGRESS),
-            10,
             "the attempt to be judged",
+            10,
         )
         assert done
     finally:
@@ -165,10 +166,10 @@ def test_an_error_starting_the_heartbeat_gives_the_claim_back(
     env = submit(wroot, "x", agent=sh("true"), max_attempts=2)
     w = make_worker(wroot, retry_backoff_s=0)
     w.start()
-    done = wait_until(lambda: load(wroot, env.id).status is Status.SUCCEEDED, 30, "the retry")
+    done = wait_until(lambda: load(wroot, env.id).status is Status.SUCCEEDED, "the retry", 30)
     assert done
     after = load(wroot, env.id)
     assert after.lifecycle.attempt == 2
     assert not job.holds_claim(wroot, env.id, 1)
     # the claim of attempt 2 is released right after its final commit, not before it
-    wait_until(lambda: not job.holds_claim(wroot, env.id, 2), 30, "attempt 2's claim released")
+    wait_until(lambda: not job.holds_claim(wroot, env.id, 2), "attempt 2's claim released", 30)

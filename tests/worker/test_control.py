@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import audit, job, operations, runner, workspace
 from farro_core.envelope import Envelope, utcnow
@@ -19,16 +20,7 @@ from farro_core.transitions import Actor, Status
 from farro_core.worker import stop_all
 
 from . import helpers
-from .helpers import (
-    current_log,
-    load,
-    make_worker,
-    pid_alive,
-    sh,
-    status_is,
-    submit,
-    wait_until,
-)
+from .helpers import current_log, load, make_worker, pid_alive, sh, status_is, submit
 
 # writes its pid and a background child's pid into the job dir, then sleeps
 SLEEPER = sh(
@@ -44,7 +36,8 @@ def pids(env: Envelope) -> list[int]:
 def started(root: Root, job_id: str) -> Envelope:
     wait_until(lambda: "started" in current_log(root, job_id), what="the agent to start")
     return wait_until(
-        lambda: (load(root, job_id).path / "child.pid").exists() and load(root, job_id)
+        lambda: (load(root, job_id).path / "child.pid").exists() and load(root, job_id),
+        '(load(root, job_id).path / "child.pid").exists() and load(root, job_id)',
     )
 
 
@@ -58,7 +51,7 @@ def test_control_kill_within_about_a_second(wroot: Root) -> None:
     assert time.monotonic() - t0 < 1.5
     assert out.status == "killed" and out.lifecycle.reason.startswith("killed by tester")
     assert out.lifecycle.result is not None and out.lifecycle.result.killed
-    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), 3, "the group dead")
+    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), "the group dead", 3)
     assert "SIGTERM" in current_log(wroot, env.id)
 
 
@@ -120,14 +113,14 @@ def test_backoff_honoured_then_budget_exhausted(wroot: Root) -> None:
     delay1 = (nb1 - first.lifecycle.updated_at).total_seconds()
     assert 0.3 < delay1 <= 0.45
     assert w.run_once() is None, "claimed before not_before"
-    wait_until(lambda: utcnow() >= nb1, 5)
-    second = wait_until(w.run_once, 5, "the retry")
+    wait_until(lambda: utcnow() >= nb1, "utcnow() >= nb1", 5)
+    second = wait_until(w.run_once, "the retry", 5)
     assert second.lifecycle.attempt == 2 and second.status == "queued"
     nb2 = second.lifecycle.not_before
     assert nb2 is not None
     assert 0.7 < (nb2 - second.lifecycle.updated_at).total_seconds() <= 0.85  # doubled
     assert w.run_once() is None
-    third = wait_until(w.run_once, 5, "the last retry")
+    third = wait_until(w.run_once, "the last retry", 5)
     assert third.lifecycle.attempt == 3 and third.status == "failed"
     assert (
         "agent exited 3" in third.lifecycle.reason and "no attempts left" in third.lifecycle.reason
@@ -164,7 +157,9 @@ def test_stop_without_release_waits_for_the_attempt(wroot: Root) -> None:
     env = submit(wroot, "short", agent=sh("echo started; sleep 1; echo finished"))
     w = make_worker(wroot)
     w.start()
-    wait_until(lambda: "started" in current_log(wroot, env.id))
+    wait_until(
+        lambda: "started" in current_log(wroot, env.id), '"started" in current_log(wroot, env.id)'
+    )
     w.stop(release=False, grace_s=0.1)
     out = load(wroot, env.id)
     assert out.status == "succeeded", out.lifecycle.reason
@@ -182,7 +177,7 @@ def test_pause_and_resume(wroot: Root) -> None:
     time.sleep(0.5)  # a bounded look for something that must NOT happen
     assert load(wroot, env.id).status == "queued"
     w.resume()
-    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5, "the job after resume")
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), "the job after resume", 5)
 
 
 def test_pause_lets_the_running_attempt_finish(wroot: Root) -> None:
@@ -190,22 +185,24 @@ def test_pause_lets_the_running_attempt_finish(wroot: Root) -> None:
     other = submit(wroot, "y", agent=["true"])
     w = make_worker(wroot)
     w.start()
-    wait_until(lambda: "started" in current_log(wroot, env.id))
+    wait_until(
+        lambda: "started" in current_log(wroot, env.id), '"started" in current_log(wroot, env.id)'
+    )
     w.pause()
-    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
-    wait_until(lambda: w.status().state == "paused")
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success", 5)
+    wait_until(lambda: w.status().state == "paused", 'w.status().state == "paused"')
     assert load(wroot, other.id).status == "queued"
 
 
 def test_wake_claims_without_waiting_for_the_rescan(wroot: Root) -> None:
     w = make_worker(wroot, rescan_s=60)
     w.start()
-    wait_until(lambda: w.status().state == "idle")
+    wait_until(lambda: w.status().state == "idle", 'w.status().state == "idle"')
     time.sleep(0.1)  # the loop is now inside its 60 s wait
     env = submit(wroot, "x", agent=["true"])
     t0 = time.monotonic()
     w.wake()
-    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success", 5)
     assert time.monotonic() - t0 < 3
 
 
@@ -213,7 +210,7 @@ def test_rescan_finds_jobs_without_a_wake(wroot: Root) -> None:
     w = make_worker(wroot, rescan_s=0.2)
     w.start()
     env = submit(wroot, "x", agent=["true"])
-    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success", 5)
 
 
 def _in_thread(w: helpers.Worker) -> tuple[threading.Thread, list[Envelope | None]]:
@@ -238,7 +235,7 @@ def test_fenced_after_stale_and_requeue(wroot: Root) -> None:
     requeued = operations.requeue(wroot, env.id, by="tester")
     t.join(5)
     assert not t.is_alive() and box == [None]
-    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), 3, "agent killed")
+    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), "agent killed", 3)
     now = load(wroot, env.id)
     assert now.status == "queued" and now.lifecycle.revision == requeued.lifecycle.revision
     assert now.lifecycle.result is None and now.path == wroot.incoming / env.id
@@ -288,7 +285,10 @@ def test_commit_refused_when_fenced_after_the_last_check(
     )
     w = make_worker(wroot)
     t, box = _in_thread(w)
-    running = wait_until(lambda: "started" in current_log(wroot, env.id) and load(wroot, env.id))
+    running = wait_until(
+        lambda: "started" in current_log(wroot, env.id) and load(wroot, env.id),
+        '"started" in current_log(wroot, env.id) and load(wroot, env.id)',
+    )
     stale = job.commit(running, Status.STALE, Actor.WATCHDOG, "test")
     Path(stale.path / "go").touch()
     t.join(5)
@@ -360,10 +360,13 @@ def test_heartbeat_goes_on_during_a_slow_rubric_check(wroot: Root) -> None:
     checks = [{"id": "slow", "check": 'echo checking > "$FARRO_JOB_DIR/checking"; sleep 1.5'}]
     env = submit(wroot, "x", agent=["true"], rubric=checks)
     make_worker(wroot).start()
-    path = wait_until(lambda: (p := load(wroot, env.id).path / "checking").exists() and p.parent)
+    path = wait_until(
+        lambda: (p := load(wroot, env.id).path / "checking").exists() and p.parent,
+        '(p := load(wroot, env.id).path / "checking").exists() and p.parent',
+    )
     first = (path / "heartbeat").stat().st_mtime
-    wait_until(lambda: (path / "heartbeat").stat().st_mtime > first + 0.3, 3, "a later heartbeat")
-    wait_until(lambda: status_is(wroot, env.id, "succeeded"), 5)
+    wait_until(lambda: (path / "heartbeat").stat().st_mtime > first + 0.3, "a later heartbeat", 3)
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success", 5)
 
 
 def test_fenced_during_a_rubric_check(wroot: Root) -> None:
@@ -371,7 +374,10 @@ def test_fenced_during_a_rubric_check(wroot: Root) -> None:
     env = submit(wroot, "x", agent=["true"], rubric=checks)
     w = make_worker(wroot)
     t, box = _in_thread(w)
-    path = wait_until(lambda: (p := load(wroot, env.id).path / "checking").exists() and p.parent)
+    path = wait_until(
+        lambda: (p := load(wroot, env.id).path / "checking").exists() and p.parent,
+        '(p := load(wroot, env.id).path / "checking").exists() and p.parent',
+    )
     job.commit(load(wroot, env.id), Status.STALE, Actor.WATCHDOG, "test")
     assert path.exists()
     t.join(5)

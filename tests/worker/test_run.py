@@ -12,21 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import runner
 from farro_core.root import Root
 
-from .helpers import (
-    PYTHON,
-    current_log,
-    load,
-    make_worker,
-    pid_alive,
-    sh,
-    status_is,
-    submit,
-    wait_until,
-)
+from .helpers import PYTHON, current_log, load, make_worker, pid_alive, sh, status_is, submit
 
 DUMP = """
 import json, os, sys
@@ -248,7 +239,10 @@ def test_status_file_and_worker_name_checked(wroot: Root) -> None:
     w = make_worker(wroot, "w-7")
     w.start()
     path = wroot.workers_dir / "w-7.json"
-    wait_until(lambda: path.exists() and json.loads(path.read_text())["state"] == "idle")
+    wait_until(
+        lambda: path.exists() and json.loads(path.read_text())["state"] == "idle",
+        'path.exists() and json.loads(path.read_text())["state"] == "idle"',
+    )
     body = json.loads(path.read_text())
     assert body["pid"] == os.getpid() and body["name"] == "w-7" and body["jobs_done"] == 0
     w.stop()
