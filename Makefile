@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= $(CURDIR)/.demo-root
 
-.PHONY: test lint typecheck pytest demo bench screenshots torture tools docs clean
+.PHONY: test check lint typecheck pytest demo bench screenshots torture tools docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,7 +34,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP) tools
 	$(BIN)/pytest -q
 
+# everything: lint, types, every test (slow and torture-marked ones included)
 test: lint typecheck pytest
+
+# the edit loop (under a minute): lint, types, and the tests not marked slow
+check: lint typecheck
+	$(BIN)/pytest -q -x -m "not slow"
 
 demo: $(STAMP)
 	$(BIN)/farro-tui --demo --root $(DEMO_ROOT)

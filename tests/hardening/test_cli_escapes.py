@@ -185,7 +185,8 @@ def test_a_hostile_file_name_in_the_workspace_shows_as_text(root: Root) -> None:
     assert first_dangerous(shown) is None and escaped("VIOL") in shown
     data = json.loads(farro(root, "show", "--json", env.id))
     assert data["lifecycle"]["result"]["violations"] == [name]
-    console = Console(width=300, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    console.print(render_job(done, [], killing=False))
+    with open(os.devnull, "w") as sink:
+        console = Console(width=300, record=True, file=sink)
+        console.print(render_job(done, [], killing=False))
     pane = console.export_text()
     assert first_dangerous(pane) is None and escaped("VIOL") in pane

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import io
 import time
 from pathlib import Path
 
@@ -25,7 +25,7 @@ def content_text(screen: JobScreen) -> str:
     """The job pane's text as a terminal would show it."""
     from rich.console import Console
 
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(screen.query_one("#job-content", Static).content)
     return console.export_text()
 
