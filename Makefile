@@ -24,9 +24,11 @@ tools:
 	  command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null 2>&1; } || true
 
+# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check farro_core farro_tui tests benchmarks
 	$(BIN)/ruff format --check farro_core farro_tui tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy farro_core farro_tui
