@@ -40,3 +40,10 @@ def test_public_api_is_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_core_ships_its_type_hints() -> None:
+    """`import farro_core` is a documented API: py.typed tells type checkers to read its hints."""
+    from importlib.resources import files
+
+    assert files("farro_core").joinpath("py.typed").is_file()
