@@ -30,8 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check farro_core farro_tui tests benchmarks
 	$(BIN)/lint-imports
 
+# strict on farro_core; the console, tests and benchmarks are checked too (tests not strictly)
 typecheck: $(STAMP)
 	$(BIN)/mypy farro_core farro_tui
+	$(BIN)/mypy tests benchmarks
 
 pytest: $(STAMP) tools
 	$(BIN)/pytest -q

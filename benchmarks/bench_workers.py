@@ -21,6 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 import shutil
 import signal
 import subprocess
@@ -152,7 +156,7 @@ def fsync_profile(base: Path, n: int = 50) -> tuple[float, float]:
     real = os.fsync
     costs: list[float] = []
 
-    def counting(fd: int) -> None:
+    def counting(fd: FileDescriptorLike) -> None:
         t = time.perf_counter()
         real(fd)
         costs.append(time.perf_counter() - t)

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from farro_core import job
 from farro_core.cli import main
-from farro_core.envelope import Result, RubricVerdict, parse_spec, utcnow
+from farro_core.envelope import Envelope, Result, RubricVerdict, parse_spec, utcnow
 from farro_core.identity import WorkerIdentity
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
@@ -60,7 +60,7 @@ def submit(root: Root, prompt: str = "do the thing", **fields: Any) -> str:
     return job.create(root, parse_spec({"prompt": prompt, **fields})).id
 
 
-def claimed(root: Root, name: str = "w1") -> job.Envelope:
+def claimed(root: Root, name: str = "w1") -> Envelope:
     env = job.claim(root, WorkerIdentity.current(name))
     assert env is not None
     return env
@@ -412,7 +412,7 @@ def test_kill_running_without_worker_times_out(root: Root) -> None:
 # ---------------------------------------------------------------- logs
 
 
-def _live_job_with_log(root: Root, text: bytes) -> tuple[str, job.Envelope, Path]:
+def _live_job_with_log(root: Root, text: bytes) -> tuple[str, Envelope, Path]:
     job_id = submit(root)
     env = claimed(root)
     logs = root.active / job_id / "logs"

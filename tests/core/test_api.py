@@ -58,7 +58,7 @@ def test_every_export_resolves() -> None:
 
 def test_error_exit_codes() -> None:
     assert FarroError.exit_code == 1
-    refused = [errors.Refused, errors.NotFound, errors.AlreadyExists]
+    refused: list[type[FarroError]] = [errors.Refused, errors.NotFound, errors.AlreadyExists]
     refused += [errors.IllegalTransition, errors.Conflict, errors.QueueFull]
     for cls in refused:
         assert issubclass(cls, errors.Refused) and cls.exit_code == 1

@@ -8,6 +8,7 @@ import stat
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -629,7 +630,8 @@ def test_claim_checks_given_ids_before_they_touch_a_path(root: Root) -> None:
 @pytest.mark.parametrize("field", ["id", "created_at", "schema_version"])
 def test_commit_never_rewrites_the_identity_of_a_job(root: Root, field: str) -> None:
     env = job.create(root, spec())
-    value = {"id": "another-job-0001", "created_at": utcnow(), "schema_version": "1.0.1"}[field]
+    values: dict[str, Any] = {"id": "another-job-0001", "created_at": utcnow()}
+    value = {**values, "schema_version": "1.0.1"}[field]
     before = snapshot(root)
     with pytest.raises(ValueError, match=field):
         job.commit(env, S.KILLED, A.OPERATOR, "x", **{field: value})

@@ -308,7 +308,6 @@ def test_log_write_failure_never_blocks_the_agent(
     agent that prints more than a pipe holds finishes instead of blocking until its timeout."""
     import time
 
-    from farro_core import runner
     from farro_core.worker import Worker
 
     real_write = os.write
@@ -321,7 +320,7 @@ def test_log_write_failure_never_blocks_the_agent(
             written["n"] += len(data)
         return real_write(fd, data)
 
-    monkeypatch.setattr(runner.os, "write", full_disk_after_4k)
+    monkeypatch.setattr(os, "write", full_disk_after_4k)
     agent = [sys.executable, "-c", "import sys; sys.stdout.write('x' * 1_000_000); print('end')"]
     env = make_job(root, "noisy", agent=agent, timeout_s=20, max_attempts=1)
     t = time.monotonic()

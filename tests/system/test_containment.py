@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,7 @@ def test_every_ending_kills_every_escapee(
         "check-timeout": Status.FAILED,
     }
     for name, status in expected.items():
-        got = wait_for(lambda n=name, s=status: status_is(root, jobs[n].id, s), f"{name} {status}")
+        got = wait_for(partial(status_is, root, jobs[name].id, status), f"{name} {status}")
         assert got.lifecycle.result is not None
     wait_until(lambda: (root.inbox / "accepted" / "goal.json").exists(), "the goal accepted")
     for name, group in pids.items():
@@ -200,18 +201,18 @@ def test_kill_9_of_the_worker_then_the_next_worker_or_manager_reaps(
         assert b.wait() == 0, b.log()
         all_gone(again, "after the manager stopped mid-plan")
     else:
-        b = subprocess.Popen(
+        w = subprocess.Popen(
             [PYTHON, "-c", WORKER_ONLY, str(root.path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=child_env(),
         )
         try:
-            assert b.stdout is not None and b.stdout.readline() == b"started\n"
+            assert w.stdout is not None and w.stdout.readline() == b"started\n"
             all_gone(escapees, "after the next worker started")
         finally:
-            b.communicate(b"", timeout=DEADLINE_S)
-        assert b.returncode == 0
+            w.communicate(b"", timeout=DEADLINE_S)
+        assert w.returncode == 0
 
 
 PLANNER_TIMEOUT = (

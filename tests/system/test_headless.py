@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_stop_signal_drains_releases_the_running_job_and_exits_0(
     procs.append(a)
     envs = [submit(root, f"long job {i}") for i in range(2)]
     for env in envs:
-        wait_for(lambda e=env: status_is(root, e.id, Status.IN_PROGRESS), "both claimed")
+        wait_for(partial(status_is, root, env.id, Status.IN_PROGRESS), "both claimed")
 
     a.signal(sig)
     sent = time.monotonic()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from farro_core import crash, inbox, job, operations
+from farro_core.envelope import Envelope
 from farro_core.root import Root
 from farro_core.transitions import Status
 
@@ -30,7 +31,7 @@ def _put(root: Root, name: str, body: object | str) -> Path:
     return root.inbox / name
 
 
-def _jobs(root: Root) -> dict[str, job.Envelope]:
+def _jobs(root: Root) -> dict[str, Envelope]:
     return {i: job.load(root, i) for q in ("incoming", "active", "done") for i in root.ids(q)}
 
 

@@ -8,6 +8,7 @@ that is killed while another is awaited counts as killed, never as refused.
 from __future__ import annotations
 
 import subprocess
+from functools import partial
 from pathlib import Path
 
 from support import wait_for
@@ -38,7 +39,7 @@ def _running_pair(root: Root, system: System) -> tuple[str, str]:
     fast = submit(root, "dies at SIGTERM", id="zzzz-fast", agent=["sleep", "600"]).id
     system.start()
     for jid in (slow, fast):
-        wait_for(lambda j=jid: status_is(root, j, Status.IN_PROGRESS), f"{jid} running")
+        wait_for(partial(status_is, root, jid, Status.IN_PROGRESS), f"{jid} running")
     return slow, fast
 
 

@@ -5,17 +5,25 @@ from __future__ import annotations
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from support import wait_for, wait_until
 
 from farro_core import demo, listing
 from farro_core.api import submit
+from farro_core.envelope import Envelope
 from farro_core.root import Root
 from farro_core.system import System
 from farro_core.transitions import Status
 
 from .helpers import make_root, nothing_in_progress, status_is
+
+
+def attempt_runs(root: Root, job_id: str, attempt: int) -> Envelope | None:
+    env = status_is(root, job_id, Status.IN_PROGRESS)
+    return env if env is not None and env.lifecycle.attempt == attempt else None
+
 
 #: attempts 1 and 2 run "for ever"; attempt 3 finishes at once
 THIRD_TIME_LUCKY = 'if [ "$FARRO_ATTEMPT" -ge 3 ]; then echo ok; else sleep 60; fi'
@@ -34,16 +42,14 @@ def test_start_stop_restart_in_one_process(tmp_path: Path, systems: list[System]
     assert snap.running and len(snap.workers) == 2
     assert len({w.name for w in snap.workers}) == 2
     for env in envs:
-        wait_for(lambda e=env: status_is(root, e.id, Status.IN_PROGRESS), "attempt 1 runs")
+        wait_for(partial(status_is, root, env.id, Status.IN_PROGRESS), "attempt 1 runs")
     wait_until(lambda: system.snapshot().manager.role == "here", "this System manages")
     wait_until(lambda: {w.state for w in system.snapshot().workers} == {"busy"}, "both busy")
 
     system.restart()  # releases both jobs, then claims them again: attempt 2
     for env in envs:
         wait_for(
-            lambda e=env: (
-                (x := status_is(root, e.id, Status.IN_PROGRESS)) and x.lifecycle.attempt == 2
-            ),
+            partial(attempt_runs, root, env.id, 2),
             "attempt 2 runs after the restart",
         )
 
@@ -58,7 +64,7 @@ def test_start_stop_restart_in_one_process(tmp_path: Path, systems: list[System]
 
     system.start()  # the same object again: attempt 3 succeeds
     for env in envs:
-        wait_for(lambda e=env: status_is(root, e.id, Status.SUCCEEDED), "attempt 3 finishes")
+        wait_for(partial(status_is, root, env.id, Status.SUCCEEDED), "attempt 3 finishes")
     system.stop()
     assert not system.running
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from farro_core import audit, fsck, operations
-from farro_core.envelope import load_lifecycle
+from farro_core.envelope import Lifecycle, load_lifecycle
 from farro_core.errors import FarroError
 from farro_core.manager import current_manager
 from farro_core.root import QUEUES, Root
@@ -308,7 +308,7 @@ def check(root: Root, prompts: dict[str, bytes], markers: Path, report: Report) 
     strays = set(where) - set(prompts)
     if strays:
         report.problems.append(f"entries that are no submitted job: {sorted(strays)[:5]}")
-    finals: dict[str, object] = {}
+    finals: dict[str, Lifecycle] = {}
     for job_id, body in prompts.items():
         qs = where.get(job_id, [])
         if len(qs) != 1:
@@ -383,7 +383,7 @@ def check(root: Root, prompts: dict[str, bytes], markers: Path, report: Report) 
             revisions[rec["job"]].append(int(rec["revision"]))
     for job_id, lc in finals.items():
         have = set(revisions.get(job_id, []))
-        want = set(range(1, lc.revision + 1))  # type: ignore[attr-defined]
+        want = set(range(1, lc.revision + 1))
         if not want <= have:
             report.audit_gaps += 1
             report.problems.append(f"{job_id}: revisions {sorted(want - have)} not audited")

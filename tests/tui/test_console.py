@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.screen import Screen
 from textual.widgets import Log, Static
 
 from farro_core.root import Root
@@ -21,7 +23,7 @@ from .conftest import FakeSystem, S, console, make, ready, record_notes, until
 SIZES = [(80, 24), (120, 40)]
 
 
-def content_text(screen: JobScreen) -> str:
+def content_text(screen: Screen[Any]) -> str:
     """The job pane's text as a terminal would show it."""
     from rich.console import Console
 
@@ -63,7 +65,7 @@ async def test_status_tabs(root: Root, mixed: dict[str, str], size: tuple[int, i
         }
         for key, ids in expect.items():
             await pilot.press(key)
-            await until(pilot, lambda ids=ids: sorted(shown(app)) == ids, f"tab {key}")
+            await until(pilot, lambda ids=ids: sorted(shown(app)) == ids, f"tab {key}")  # type: ignore[misc]
         await pilot.press("1")
         await until(pilot, lambda: len(shown(app)) == 6, "tab 1 shows all")
         # the default order: what runs first, then stale, queued, then history newest first

@@ -129,7 +129,7 @@ async def test_the_sorted_column_shows_its_arrow_at_80_columns(root: Root) -> No
 
         for col, label in (("attempt", "TRY▲"), ("status", "STATUS ▲"), ("worker", "by WORKER")):
             app.set_sort(col)
-            await until(pilot, lambda label=label: label in heading(), f"{col} sorted: {label}")
+            await until(pilot, lambda label=label: label in heading(), f"{col} sorted: {label}")  # type: ignore[misc]
             assert heading().count("▲") == 1
 
 

@@ -11,15 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import wait_until
+from support import wait_for, wait_until
 
 from farro_core import audit, job, operations, runner, workspace
 from farro_core.envelope import Envelope, utcnow
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
-from farro_core.worker import stop_all
+from farro_core.worker import Worker, stop_all
 
-from . import helpers
 from .helpers import current_log, load, make_worker, pid_alive, sh, status_is, submit
 
 # writes its pid and a background child's pid into the job dir, then sleeps
@@ -35,8 +34,8 @@ def pids(env: Envelope) -> list[int]:
 
 def started(root: Root, job_id: str) -> Envelope:
     wait_until(lambda: "started" in current_log(root, job_id), what="the agent to start")
-    return wait_until(
-        lambda: (load(root, job_id).path / "child.pid").exists() and load(root, job_id),
+    return wait_for(
+        lambda: load(root, job_id) if (load(root, job_id).path / "child.pid").exists() else None,
         '(load(root, job_id).path / "child.pid").exists() and load(root, job_id)',
     )
 
@@ -213,7 +212,7 @@ def test_rescan_finds_jobs_without_a_wake(wroot: Root) -> None:
     wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success", 5)
 
 
-def _in_thread(w: helpers.Worker) -> tuple[threading.Thread, list[Envelope | None]]:
+def _in_thread(w: Worker) -> tuple[threading.Thread, list[Envelope | None]]:
     box: list[Envelope | None] = []
     t = threading.Thread(target=lambda: box.append(w.run_once()), daemon=True)
     t.start()
@@ -285,8 +284,8 @@ def test_commit_refused_when_fenced_after_the_last_check(
     )
     w = make_worker(wroot)
     t, box = _in_thread(w)
-    running = wait_until(
-        lambda: "started" in current_log(wroot, env.id) and load(wroot, env.id),
+    running = wait_for(
+        lambda: load(wroot, env.id) if "started" in current_log(wroot, env.id) else None,
         '"started" in current_log(wroot, env.id) and load(wroot, env.id)',
     )
     stale = job.commit(running, Status.STALE, Actor.WATCHDOG, "test")
@@ -360,8 +359,8 @@ def test_heartbeat_goes_on_during_a_slow_rubric_check(wroot: Root) -> None:
     checks = [{"id": "slow", "check": 'echo checking > "$FARRO_JOB_DIR/checking"; sleep 1.5'}]
     env = submit(wroot, "x", agent=["true"], rubric=checks)
     make_worker(wroot).start()
-    path = wait_until(
-        lambda: (p := load(wroot, env.id).path / "checking").exists() and p.parent,
+    path = wait_for(
+        lambda: p.parent if (p := load(wroot, env.id).path / "checking").exists() else None,
         '(p := load(wroot, env.id).path / "checking").exists() and p.parent',
     )
     first = (path / "heartbeat").stat().st_mtime

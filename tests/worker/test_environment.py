@@ -43,7 +43,7 @@ def run_job(
         agent=[PYTHON, "-c", DUMP, str(agent_file)],
         rubric=[{"id": "env", "check": check}],
     )
-    out = make_worker(root, **settings).run_once()
+    out = make_worker(root, **settings).run_once()  # type: ignore[arg-type]
     assert out is not None and out.status == "succeeded", out.lifecycle.reason
     return json.loads(agent_file.read_text()), json.loads(check_file.read_text())
 
