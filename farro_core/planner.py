@@ -93,8 +93,12 @@ def run_planner(
                         f"planner {shown!r} timed out after {timeout_s:g} s{_stderr(err)}"
                     ) from None
     finally:
-        # whatever it left running dies with it, however the run ended
+        # whatever it left running dies with it, however the run ended; and its pipes
+        # are closed even when a cancel or a timeout cut communicate() short
         procs.end(unit, proc, None)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     if proc.returncode != 0:
         raise PlannerError(f"planner {shown!r} exited with status {proc.returncode}{_stderr(err)}")
     return parse_plan(out, shown, err)
