@@ -237,7 +237,7 @@ def _temp_leftovers(root: Root, path: Path, repair: bool) -> list[Finding | None
             if _claim_held(root, path, dfd):
                 return []
             return [_put_aside(root, path, s, False) for s in _suspects(path) if s[1] == "leftover"]
-        with job._commit_lock(dfd):
+        with job.commit_lock(dfd):
             if job.where(root, path.name, dfd) != path:
                 return []  # moved on: looked at in its new place, or by the next fsck
             if _claim_held(root, path, dfd):
@@ -345,7 +345,7 @@ def _move_locked(root: Root, path: Path, lc: Lifecycle) -> bool:
     except FileNotFoundError:
         return False
     try:
-        with job._commit_lock(dfd):
+        with job.commit_lock(dfd):
             here = job.where(root, path.name, dfd)
             now = job.read_lifecycle(dfd, path.name)
             dest = root.path / QUEUE_DIR[now.status] / path.name
@@ -457,7 +457,7 @@ def _recover_locked(root: Root, jid: str, lc: Lifecycle) -> Finding | None:
     except (FarroError, OSError):
         return None  # gone meanwhile
     try:
-        with job._commit_lock(dfd):
+        with job.commit_lock(dfd):
             if job.read_lifecycle(dfd, jid).revision != lc.revision:
                 return None  # moved on: that commit audited itself (or the next fsck sees a gap)
             have = _audited_now(root, jid)

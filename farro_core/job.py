@@ -600,7 +600,7 @@ def _try_claim(
         return None
     crash.point("claim.locked")  # lock freed by the kernel; job.json untouched: still queued
     try:
-        with _commit_lock(dfd, timeout=CLAIM_COMMIT_WAIT_S):
+        with commit_lock(dfd, timeout=CLAIM_COMMIT_WAIT_S):
             lc = read_lifecycle(dfd, job_id)  # step 2: re-read under the commit lock
             if (
                 lc.status is not Status.QUEUED
@@ -709,8 +709,12 @@ class _LockBusy(Refused):
     """The commit lock stayed busy for the whole wait (its holder may be stopped)."""
 
 
-class _commit_lock:
-    """Hold ``.commit.lock`` of an open job directory for one read-check-write."""
+class commit_lock:
+    """Hold ``.commit.lock`` of an open job directory for one read-check-write.
+
+    Public: besides :func:`commit`, the watchdog and fsck take it around their own
+    read-check-move of a job, so none of them acts on a job.json another is replacing.
+    """
 
     def __init__(self, dfd: int, timeout: float = 10.0) -> None:
         self._dfd = dfd
@@ -777,7 +781,7 @@ def commit(
             path = root.locate(env.id)
             continue
         try:
-            with _commit_lock(dfd):
+            with commit_lock(dfd):
                 crash.point("commit.locked")  # lock freed by the kernel, nothing written
                 here = where(root, env.id, dfd)  # moves happen only under this lock
                 if here is None:

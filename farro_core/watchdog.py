@@ -260,7 +260,7 @@ class Watchdog:
         except FileNotFoundError:
             return  # its commit moved it meanwhile
         try:
-            with job._commit_lock(dfd):
+            with job.commit_lock(dfd):
                 here = job.where(self.root, env.id, dfd)
                 now = job.read_lifecycle(dfd, env.id)
                 dest = self.root.path / QUEUE_DIR[now.status] / env.id

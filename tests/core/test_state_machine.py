@@ -253,7 +253,7 @@ class FarroMachine(RuleBasedStateMachine):
         try:
             held = locks.try_lock(dfd, claim_lock_name(m.attempt + 1))  # step 1
             assert held is not None
-            with job._commit_lock(dfd):  # step 2
+            with job.commit_lock(dfd):  # step 2
                 lc = job.read_lifecycle(dfd, jid)
                 me = WorkerIdentity.current("doomed")
                 new = lc.model_copy(
