@@ -846,7 +846,7 @@ def annotate(
             path = root.locate(env.id)
             continue
         try:
-            with _commit_lock(dfd):
+            with commit_lock(dfd):
                 here = where(root, env.id, dfd)
                 if here is None:
                     raise NotFound(f"job {env.id} left the queue (quarantined?)")

@@ -173,7 +173,7 @@ class Watchdog:
         except FileNotFoundError:
             return  # gone meanwhile
         try:
-            with job._commit_lock(dfd):
+            with job.commit_lock(dfd):
                 if job.where(self.root, job_id, dfd) != path:
                     return  # moved meanwhile
                 if job.duplicate_of(self.root, job_id, dfd) is None:

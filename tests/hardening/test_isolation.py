@@ -15,13 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from farro_core import audit, inbox, job, specfile
+from farro_core.envelope import Envelope
 from farro_core.identity import WorkerIdentity
 from farro_core.locks import CLAIMS
 from farro_core.root import Root
@@ -37,7 +38,9 @@ ME = WorkerIdentity.current("isolation")
 pytestmark = pytest.mark.timeout(120)  # a hang fails the test, it never stalls the suite
 
 
-def farro(*args: str, preexec: object = None) -> subprocess.CompletedProcess[str]:
+def farro(
+    *args: str, preexec: Callable[[], object] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FARRO_")}
     return subprocess.run(
         [FARRO, *args],
@@ -68,7 +71,7 @@ def immutable(path: Path) -> Iterator[None]:
         subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
-def dead_in_progress(root: Root, prompt: str) -> job.Envelope:
+def dead_in_progress(root: Root, prompt: str) -> Envelope:
     """A job in progress whose worker is gone: its claim lock is free."""
     made = make_job(root, prompt)
     env = job.claim(root, ME, ids=[made.id])
@@ -77,7 +80,7 @@ def dead_in_progress(root: Root, prompt: str) -> job.Envelope:
     return env
 
 
-def finished(root: Root, prompt: str = "done once") -> job.Envelope:
+def finished(root: Root, prompt: str = "done once") -> Envelope:
     env = dead_in_progress(root, prompt)
     return job.commit(env, Status.SUCCEEDED, Actor.AGENT, "finished")
 
@@ -272,7 +275,7 @@ def test_fsck_repair_names_a_job_it_cannot_move_and_repairs_the_others(root: Roo
 # ---------------------------------------------------------------- readers never block
 
 
-def _failed_attempt(root: Root) -> job.Envelope:
+def _failed_attempt(root: Root) -> Envelope:
     env = dead_in_progress(root, "has a log")
     return job.commit(env, Status.FAILED, Actor.AGENT, "failed")
 

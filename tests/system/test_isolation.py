@@ -14,12 +14,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import wait_for, wait_until
 
 from farro_core import audit, job
 from farro_core.root import Root
 from farro_core.transitions import Status
 
-from .helpers import Headless, make_root, status_is, terminal_commits, wait_for, wait_until
+from .helpers import Headless, make_root, status_is, terminal_commits
 
 pytestmark = pytest.mark.timeout(180)
 

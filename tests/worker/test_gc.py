@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from support import wait_until
 from typer.testing import CliRunner
 
 from farro_core import operations
@@ -14,7 +15,7 @@ from farro_core.cli import main
 from farro_core.job import load
 from farro_core.root import Root
 
-from .helpers import git, make_repo, make_worker, pooled_worktrees, sh, submit, wait_until
+from .helpers import git, make_repo, make_worker, pooled_worktrees, sh, submit
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -148,7 +149,7 @@ def test_the_manager_runs_gc_when_told_to(wroot: Root, tmp_path: Path) -> None:
     m = Manager(wroot, wroot.settings.model_copy(update={"gc_interval_s": 0.05}), retry_s=0.05)
     m.start()
     try:
-        wait_until(lambda: not pooled_worktrees(wroot) and not _refs(repo, bad.id), 30, "gc")
+        wait_until(lambda: not pooled_worktrees(wroot) and not _refs(repo, bad.id), "gc", 30)
     finally:
         m.stop()
     assert any(r.get("event") == "gc" for r in read(wroot))

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import wait_until
+
 from farro_core import audit, notify
 from farro_core.root import Root
 
-from .helpers import FAST, make_worker, pid_alive, sh, submit, wait_until
+from .helpers import FAST, make_worker, pid_alive, sh, submit
 
 FARRO = str(Path(sys.executable).with_name("farro"))
 

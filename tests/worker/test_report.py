@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from farro_core.root import Root
 
@@ -28,7 +29,7 @@ def agent(cost: float, tokens: int, code: int = 0) -> str:
 
 
 def make_batch(root: Root, tmp_path: Path) -> dict[str, str]:
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {"title": "ok one", "prompt": "x", "agent": agent(0.10, 1000)},
         {"title": "ok two", "prompt": "x", "agent": agent(0.30, 3000)},
         {

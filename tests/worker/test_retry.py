@@ -97,7 +97,7 @@ def test_from_work_continues_the_parents_work_and_lands_both(wroot: Root, tmp_pa
     assert res is not None and res.base_commit == work  # started from the parent's work
     assert res.work is not None and res.work.base_branch == "main"
     log = (out.path / "logs" / "attempt-1.log").read_text()
-    assert f"starting from job {pid}'s work {work[:12]}" in log
+    assert work is not None and f"starting from job {pid}'s work {work[:12]}" in log
 
 
 def test_from_work_child_lands_with_its_parents_change(wroot: Root, tmp_path: Path) -> None:

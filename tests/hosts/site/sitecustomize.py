@@ -57,4 +57,4 @@ def _sleep(secs: float) -> None:
 
 
 if os.environ.get("FAKETIME"):
-    time.sleep = _sleep
+    time.sleep = _sleep  # type: ignore[assignment]
