@@ -1,0 +1,334 @@
+"""Agent presets: the real coding-agent CLIs, run non-interactively, read back.
+
+A preset turns ``agent = "claude"`` (or a table with a model, extra args and
+allowed tools) into a command line that runs without a terminal and prints the
+CLI's structured output, plus the environment the CLI needs for that. After the
+run it reads that output back (the end of the attempt's output) into the same
+result fields for every agent (:data:`REPORT_KEYS`), and classifies a failure:
+an authentication error or a context overflow fails the job at once, a rate
+limit or an unreachable model endpoint is retried with backoff, even where the
+CLI exited 0. Each CLI's variables and output format were read from its
+installed package (see README.md, "Agents").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from farro_core.envelope import AgentPreset
+
+#: the result fields a preset fills, the same for every agent (README.md, "Agents")
+REPORT_KEYS = {
+    "agent": "the preset that ran",
+    "cost_usd": "what the run cost, in USD, as the CLI reports it",
+    "tokens_in": "input tokens not read from a cache",
+    "tokens_out": "output tokens",
+    "tokens_cache_read": "input tokens read from the prompt cache",
+    "tokens_cache_write": "input tokens written to the prompt cache",
+    "turns": "model turns the CLI counted",
+    "session_id": "the CLI's session id (to resume or look it up)",
+    "summary": "the agent's final message",
+    "permission_denials": "tools the CLI refused to run, by name",
+    "failure": "auth, rate_limit, context, unreachable or error: why the run failed",
+}
+
+#: the fields the console's job pane always shows, before the report's other scalars
+MONEY_KEYS = frozenset(
+    {"cost_usd", "tokens_in", "tokens_out", "tokens_cache_read", "tokens_cache_write", "turns"}
+)
+
+
+def report_money(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Cost, tokens and turns of a result's report, as (label, text) rows; absent ones skipped."""
+    rows: list[tuple[str, str]] = []
+    cost = _num(report.get("cost_usd"))
+    if cost is not None:
+        rows.append(("cost", f"${cost:.4f}"))
+    tin, tout = _int(report.get("tokens_in")), _int(report.get("tokens_out"))
+    if tin is not None or tout is not None:
+        rows.append(("tokens", f"{tin or 0:,} in / {tout or 0:,} out"))
+    read, wrote = _int(report.get("tokens_cache_read")), _int(report.get("tokens_cache_write"))
+    if read is not None or wrote is not None:
+        rows.append(("cache", f"{read or 0:,} read / {wrote or 0:,} written"))
+    turns = _int(report.get("turns"))
+    if turns is not None:
+        rows.append(("turns", str(turns)))
+    return rows
+
+
+FailureKind = Literal["auth", "rate_limit", "context", "unreachable", "error"]
+#: kinds no retry can fix: the job fails at once
+FATAL: frozenset[str] = frozenset({"auth", "context"})
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    message: str
+    retry_after_s: float | None = None
+
+    @property
+    def fatal(self) -> bool:
+        return self.kind in FATAL
+
+
+@dataclass
+class Parsed:
+    report: dict[str, Any] = field(default_factory=dict)
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A preset made concrete: what to run, with which variables, and how to read it."""
+
+    preset: str
+    argv: list[str]
+    env: dict[str, str]  # set in the agent's environment unless already there
+    parse: Callable[[bytes, int], Parsed]
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    binary: str
+    package: str  # where it is installed from
+    argv: Callable[[AgentPreset], list[str]]
+    env: dict[str, str]
+    #: what the user must configure: None when it is there, else what is missing
+    missing: Callable[[Mapping[str, str]], str | None]
+    parse: Callable[[bytes, int], Parsed]
+
+
+class NotConfigured(Exception):
+    """The preset needs configuration the agent's environment lacks (no retry fixes it)."""
+
+
+# ---------------------------------------------------------------- shared
+
+
+def json_lines(tail: bytes) -> list[dict[str, Any]]:
+    """Every line of ``tail`` that is a JSON object (the CLI's other output is skipped)."""
+    out: list[dict[str, Any]] = []
+    for line in tail.decode(errors="replace").splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _clean(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if v is not None}
+
+
+_RETRY_IN = re.compile(r"(?:try again|retry) in (\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)?", re.I)
+
+
+def retry_after(text: str) -> float | None:
+    """A "try again in 20s" in an error message, in seconds."""
+    m = _RETRY_IN.search(text)
+    if not m:
+        return None
+    value = float(m.group(1))
+    return value / 1000 if m.group(2) == "ms" else value
+
+
+def classify(status: int | None, message: str) -> FailureKind:
+    """An API error by its HTTP status, else by its words."""
+    low = message.lower()
+    if status in (401, 403) or any(
+        w in low
+        for w in ("invalid api key", "authentication", "unauthorized", "api key", "not logged in")
+    ):
+        return "auth"
+    if status in (429, 529, 503) or any(
+        w in low for w in ("rate limit", "rate_limit", "overloaded", "too many requests", "quota")
+    ):
+        return "rate_limit"
+    if any(
+        w in low
+        for w in (
+            "prompt is too long",
+            "context window",
+            "context length",
+            "context_length_exceeded",
+            "maximum context",
+            "too many tokens",
+        )
+    ):
+        return "context"
+    if status is None and any(
+        w in low
+        for w in (
+            "connection refused",
+            "econnrefused",
+            "enotfound",
+            "connection error",
+            "could not connect",
+            "cannot connect",
+            "unreachable",
+            "timed out",
+            "network",
+        )
+    ):
+        return "unreachable"
+    return "error"
+
+
+def _missing_key(
+    names: tuple[str, ...], files: tuple[str, ...], what: str
+) -> Callable[[Mapping[str, str]], str | None]:
+    def check(environ: Mapping[str, str]) -> str | None:
+        if any(environ.get(n) for n in names):
+            return None
+        home = environ.get("HOME", "")
+        for f in files:
+            path = Path(os.path.expandvars(f.replace("~", home, 1)) if home else f)
+            if path.is_file():
+                return None
+        keys = " or ".join(names)
+        return f"{what}: set {keys} in the agent's environment (and let env_allow pass it)"
+
+    return check
+
+
+# ---------------------------------------------------------------- Claude Code
+
+
+def _claude_argv(p: AgentPreset) -> list[str]:
+    argv = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+    argv += ["--permission-mode", "acceptEdits"]
+    if p.model:
+        argv += ["--model", p.model]
+    if p.allow_tools:
+        argv += ["--allowedTools", *p.allow_tools]
+    return argv + list(p.args)
+
+
+def parse_claude(tail: bytes, exit_code: int) -> Parsed:
+    """``--output-format stream-json``: the last ``{"type": "result"}`` line says it all."""
+    lines = json_lines(tail)
+    results = [x for x in lines if x.get("type") == "result"]
+    if not results:
+        why = "Claude Code printed no result (its output ends without one)"
+        return Parsed({"agent": "claude", "failure": "error"}, Failure("error", why))
+    r = results[-1]
+    usage: dict[str, Any] = r["usage"] if isinstance(r.get("usage"), dict) else {}
+    denials = r.get("permission_denials")
+    names = [
+        str(d.get("tool_name"))
+        for d in (denials if isinstance(denials, list) else [])
+        if isinstance(d, dict)
+    ]
+    summary = r.get("result")
+    report = _clean(
+        {
+            "agent": "claude",
+            "cost_usd": _num(r.get("total_cost_usd")),
+            "tokens_in": _int(usage.get("input_tokens")),
+            "tokens_out": _int(usage.get("output_tokens")),
+            "tokens_cache_read": _int(usage.get("cache_read_input_tokens")),
+            "tokens_cache_write": _int(usage.get("cache_creation_input_tokens")),
+            "turns": _int(r.get("num_turns")),
+            "session_id": r.get("session_id") if isinstance(r.get("session_id"), str) else None,
+            "summary": summary if isinstance(summary, str) else None,
+            "permission_denials": names or None,
+        }
+    )
+    failure: Failure | None = None
+    status = _int(r.get("api_error_status"))
+    message = summary if isinstance(summary, str) else str(r.get("subtype", "error"))
+    if r.get("is_error") or str(r.get("subtype", "")).startswith("error"):
+        kind = classify(status, message)
+        if r.get("terminal_reason") == "prompt_too_long":
+            kind = "context"
+        delay = None
+        retries = [x for x in lines if x.get("subtype") == "api_retry"]
+        if retries and (ms := _num(retries[-1].get("retry_delay_ms"))) is not None:
+            delay = ms / 1000
+        failure = Failure(kind, f"Claude Code: {' '.join(message.split())[:300]}", delay)
+    elif not report.get("turns"):
+        failure = Failure("error", "Claude Code ended after zero turns")
+    if failure is not None:
+        report["failure"] = failure.kind
+    return Parsed(report, failure)
+
+
+# ---------------------------------------------------------------- the table
+
+PRESETS: dict[str, Spec] = {
+    "claude": Spec(
+        name="claude",
+        binary="claude",
+        package="npm @anthropic-ai/claude-code",
+        argv=_claude_argv,
+        env={
+            # FARRO retries (with backoff, and a 401 not at all); the CLI's own ten
+            # retries would hold a bad key for minutes
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        },
+        missing=_missing_key(
+            ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"),
+            ("~/.claude/.credentials.json",),
+            "the claude preset has no key",
+        ),
+        parse=parse_claude,
+    ),
+}
+
+
+def resolve(preset: AgentPreset, environ: Mapping[str, str]) -> Resolved:
+    """The preset's command; raises :class:`NotConfigured` naming what is missing."""
+    spec = PRESETS.get(preset.preset)
+    if spec is None:
+        raise NotConfigured(f"the {preset.preset} preset is not available in this FARRO yet")
+    env = {k: v for k, v in spec.env.items() if k not in environ}
+    missing = spec.missing({**environ, **env})
+    if missing is not None:
+        raise NotConfigured(missing)
+    return Resolved(preset.preset, spec.argv(preset), env, spec.parse)
+
+
+def version(binary: str, path: str | None = None, timeout_s: float = 20) -> str | None:
+    """``binary --version``'s first line, or None when it is not installed or fails."""
+    exe = shutil.which(binary, path=path)
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--version"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).decode(errors="replace").strip()
+    return text.splitlines()[0] if text else None
