@@ -94,6 +94,7 @@ class Resolved:
     argv: list[str]
     env: dict[str, str]  # set in the agent's environment unless already there
     parse: Callable[[bytes, int], Parsed]
+    stuck: Callable[[bytes], Failure | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class Spec:
     #: what the user must configure: None when it is there, else what is missing
     missing: Callable[[Mapping[str, str]], str | None]
     parse: Callable[[bytes, int], Parsed]
+    #: a failure the CLI's output shows while it runs, which it will not end by itself
+    stuck: Callable[[bytes], Failure | None] | None = None
 
 
 class NotConfigured(Exception):
@@ -193,6 +196,7 @@ def classify(status: int | None, message: str) -> FailureKind:
             "unreachable",
             "timed out",
             "network",
+            "error sending request",
         )
     ):
         return "unreachable"
@@ -278,6 +282,120 @@ def parse_claude(tail: bytes, exit_code: int) -> Parsed:
     return Parsed(report, failure)
 
 
+# ---------------------------------------------------------------- Codex
+
+
+def _codex_argv(p: AgentPreset) -> list[str]:
+    # the prompt comes on stdin ("-"); a plain-directory workspace is no git repo
+    argv = ["codex", "exec", "--json", "--sandbox", "workspace-write", "--skip-git-repo-check"]
+    if p.model:
+        argv += ["--model", p.model]
+    if p.allow_tools:
+        raise NotConfigured(
+            "the codex preset takes no allow_tools: its sandbox (--sandbox) decides; "
+            "pass other flags in args"
+        )
+    return [*argv, *p.args, "-"]
+
+
+def _codex_home(environ: Mapping[str, str]) -> Path:
+    home = environ.get("CODEX_HOME")
+    return Path(home) if home else Path(environ.get("HOME", "~")).expanduser() / ".codex"
+
+
+def _codex_missing(environ: Mapping[str, str]) -> str | None:
+    """The key variable of the configured model provider, else OpenAI's or a login."""
+    import tomllib
+
+    home = _codex_home(environ)
+    config = home / "config.toml"
+    try:
+        data = tomllib.loads(config.read_text()) if config.is_file() else {}
+    except (OSError, ValueError) as exc:
+        return f"the codex preset cannot read {config}: {exc}"
+    provider = data.get("model_provider")
+    table = data.get("model_providers")
+    providers: dict[str, Any] = table if isinstance(table, dict) else {}
+    if isinstance(provider, str) and provider in providers:
+        entry = providers[provider]
+        key = entry.get("env_key") if isinstance(entry, dict) else None
+        if isinstance(key, str) and key and not environ.get(key):
+            return (
+                f"the codex preset's model provider {provider!r} ({config}) reads its key "
+                f"from {key}: set it in the agent's environment (and let env_allow pass it)"
+            )
+        return None
+    if any(environ.get(n) for n in ("OPENAI_API_KEY", "CODEX_API_KEY")):
+        return None
+    if (home / "auth.json").is_file():
+        return None
+    return (
+        "the codex preset has no key: set OPENAI_API_KEY or CODEX_API_KEY in the agent's "
+        f"environment, or configure a model provider in {config}"
+    )
+
+
+_HTTP_STATUS = re.compile(r"\bstatus:? (\d{3})\b")
+
+
+def parse_codex(tail: bytes, exit_code: int) -> Parsed:
+    """``codex exec --json``: thread.started, item.completed, turn.completed / turn.failed."""
+    lines = json_lines(tail)
+    report: dict[str, Any] = {"agent": "codex"}
+    fresh = out = cached = written = 0
+    turns = 0
+    failure: Failure | None = None
+    for x in lines:
+        kind = x.get("type")
+        if kind == "thread.started" and isinstance(x.get("thread_id"), str):
+            report["session_id"] = x["thread_id"]
+        elif kind == "turn.completed":
+            turns += 1
+            u = x.get("usage") if isinstance(x.get("usage"), dict) else {}
+            assert isinstance(u, dict)
+            cached += _int(u.get("cached_input_tokens")) or 0
+            # OpenAI counts cached input inside input_tokens: kept apart here
+            fresh += (_int(u.get("input_tokens")) or 0) - (_int(u.get("cached_input_tokens")) or 0)
+            out += _int(u.get("output_tokens")) or 0
+            written += _int(u.get("cache_write_input_tokens")) or 0
+        elif kind == "item.completed" and isinstance(x.get("item"), dict):
+            item = x["item"]
+            if item.get("type") == "agent_message" and isinstance(item.get("text"), str):
+                report["summary"] = item["text"]
+        elif kind == "turn.failed":
+            err = x.get("error") if isinstance(x.get("error"), dict) else {}
+            assert isinstance(err, dict)
+            message = str(err.get("message") or "turn failed")
+            m = _HTTP_STATUS.search(message)
+            kind_ = classify(int(m.group(1)) if m else None, message)
+            failure = Failure(
+                kind_, f"Codex: {' '.join(message.split())[:300]}", retry_after(message)
+            )
+    if turns:
+        report.update(
+            tokens_in=max(0, fresh),
+            tokens_out=out,
+            tokens_cache_read=cached,
+            tokens_cache_write=written,
+        )
+    report["turns"] = turns
+    if failure is None and not turns:
+        failure = Failure("error", "Codex ended without completing a turn")
+    if failure is not None:
+        report["failure"] = failure.kind
+    return Parsed(report, failure)
+
+
+def codex_stuck(tail: bytes) -> Failure | None:
+    """Codex waits for the network forever when the endpoint is unreachable."""
+    waits = tail.count(b"Reconnecting... waiting for network")
+    if waits >= 3:
+        return Failure(
+            "unreachable", "Codex: the model endpoint is unreachable (waiting for network)"
+        )
+    return None
+
+
 # ---------------------------------------------------------------- the table
 
 PRESETS: dict[str, Spec] = {
@@ -300,6 +418,16 @@ PRESETS: dict[str, Spec] = {
         ),
         parse=parse_claude,
     ),
+    "codex": Spec(
+        name="codex",
+        binary="codex",
+        package="npm @openai/codex",
+        argv=_codex_argv,
+        env={},
+        missing=_codex_missing,
+        parse=parse_codex,
+        stuck=codex_stuck,
+    ),
 }
 
 
@@ -312,7 +440,8 @@ def resolve(preset: AgentPreset, environ: Mapping[str, str]) -> Resolved:
     missing = spec.missing({**environ, **env})
     if missing is not None:
         raise NotConfigured(missing)
-    return Resolved(preset.preset, spec.argv(preset), env, spec.parse)
+    argv = spec.argv(preset)
+    return Resolved(preset.preset, argv, env, spec.parse, spec.stuck)
 
 
 def version(binary: str, path: str | None = None, timeout_s: float = 20) -> str | None:
@@ -332,3 +461,24 @@ def version(binary: str, path: str | None = None, timeout_s: float = 20) -> str 
         return None
     text = (out.stdout or out.stderr).decode(errors="replace").strip()
     return text.splitlines()[0] if text else None
+
+
+def listing(environ: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Each preset: its command, its variables, whether its CLI is here, what is missing."""
+    rows: list[dict[str, Any]] = []
+    for name, spec in PRESETS.items():
+        path = environ.get("PATH")
+        exe = shutil.which(spec.binary, path=path)
+        env = {k: v for k, v in spec.env.items() if k not in environ}
+        rows.append(
+            {
+                "preset": name,
+                "package": spec.package,
+                "command": spec.argv(AgentPreset(preset=name)),
+                "env": env,
+                "installed": exe,
+                "version": version(spec.binary, path) if exe else None,
+                "missing": spec.missing({**environ, **env}),
+            }
+        )
+    return rows

@@ -330,7 +330,7 @@ def _flag_spec(
     if allow:
         spec["allowed_paths"] = list(allow)
     if agent is not None:
-        spec["agent"] = agent
+        spec["agent"] = _agent_flag(agent)
     if workspace is not None:
         # the worker runs elsewhere: a path typed at a shell means this shell's cwd
         spec["workspace"] = (
@@ -1438,6 +1438,55 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     ):
         _out("  " + line)
     _out(f"contain   {_containment_line(here, workers)}")
+
+
+# ---------------------------------------------------------------- agents (presets)
+
+
+def _agent_flag(value: str) -> Any:
+    """``--agent``: a preset name, a shell string, or JSON (an argv list, a preset table)."""
+    import json
+
+    from farro_core.errors import BadInput
+
+    if not value.lstrip().startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise BadInput(f"--agent {visible(value[:60])}: not valid JSON ({exc})") from None
+
+
+@app.command(short_help="List the agent presets: command, CLI installed, version.")
+def agents(as_json: JsonOpt = False, root: RootOpt = None) -> None:
+    """Each agent preset: the command it runs, its CLI's version, what it still needs.
+
+    What it needs is checked against the environment agents get (the root's
+    env_allow / env_deny, when a root is found).
+    """
+    from farro_core import agents as presets
+    from farro_core.errors import FarroError
+    from farro_core.settings import Settings
+
+    settings = Settings()
+    try:
+        settings = _open(root).settings
+    except FarroError:
+        if root is not None:
+            raise
+    rows = presets.listing(settings.passed_env(os.environ))
+    if as_json:
+        _dump_json(rows)
+        return
+    for row in rows:
+        where = f"{row['version'] or 'installed'} ({row['installed']})"
+        state = where if row["installed"] else f"not installed (from {row['package']})"
+        _out(visible(f"{row['preset']:<8}{state}"))
+        _out(visible(f"        command  {' '.join(row['command'])}"))
+        if row["env"]:
+            env = " ".join(f"{k}={v}" for k, v in row["env"].items())
+            _out(visible(f"        sets     {env}"))
+        _out(visible(f"        needs    {row['missing'] or 'nothing more: ready'}"))
 
 
 # ---------------------------------------------------------------- fsck

@@ -73,6 +73,7 @@ class Attempt:
     error: str | None = None  # the agent could not even start
     fatal: bool = False  # the error is one no retry can fix (e.g. an unusable workspace)
     retry_after_s: float | None = None  # the model API asked to wait this long (a preset saw it)
+    stuck: agents.Failure | None = None  # a preset's CLI showed a failure it does not end on
     report: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -462,7 +463,17 @@ def run(
         target=_feed, args=(proc, env.prompt.prompt.encode()), daemon=True, name="farro-stdin"
     ).start()
     try:
-        _watch(env, proc, unit, settings, sink, attempt, release, lost)
+        _watch(
+            env,
+            proc,
+            unit,
+            settings,
+            sink,
+            attempt,
+            release,
+            lost,
+            preset.stuck if preset else None,
+        )
     finally:
         # everything the agent left running (daemons, setsid'd or double-forked children)
         # dies with it, and an exception in the watch loop never leaves the agent behind
@@ -493,7 +504,9 @@ def read_preset(preset: agents.Resolved, attempt: Attempt, sink: AttemptLog) -> 
     """The preset's fields from the CLI's own output; its failure, classified."""
     parsed = preset.parse(sink.tail, attempt.exit_code or 0)
     attempt.report.update(parsed.report)
-    failure = parsed.failure
+    failure = attempt.stuck or parsed.failure
+    if failure is not None:
+        attempt.report["failure"] = failure.kind
     if failure is None or attempt.error is not None:
         return
     what = {
@@ -550,13 +563,20 @@ def _watch(
     attempt: Attempt,
     release: Callable[[], bool],
     lost: Callable[[], str | None],
+    stuck: Callable[[bytes], agents.Failure | None] | None = None,
 ) -> None:
     deadline = time.monotonic() + env.prompt.timeout_s
     term_at: float | None = None
+    seen = 0  # output bytes the stuck check has looked at
     while not procs.wait_exit(proc, TICK_S):
         now = time.monotonic()
         why = None
-        if term_at is None:
+        if term_at is None and stuck is not None and sink.agent_bytes != seen:
+            seen = sink.agent_bytes
+            attempt.stuck = stuck(sink.tail)
+            if attempt.stuck is not None:
+                why = attempt.stuck.message
+        if term_at is None and why is None:
             if (who := job.kill_requested(env.path, attempt.number)) is not None:
                 attempt.killed_by = who
                 why = f"kill requested by {who}"

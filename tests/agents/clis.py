@@ -18,6 +18,7 @@ import pytest
 #: the versions the presets are tested with (README.md, "Agents", says the same)
 PINNED = {
     "claude": ("npm", "@anthropic-ai/claude-code", "2.1.332"),
+    "codex": ("npm", "@openai/codex", "0.171.0"),
 }
 
 

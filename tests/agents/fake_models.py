@@ -188,7 +188,86 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ OpenAI Responses
 
     def _responses(self, body: dict[str, Any]) -> None:
-        raise NotImplementedError
+        script = self.server.script
+        items = body.get("input") or []
+        answered = any(
+            isinstance(i, dict) and str(i.get("type", "")).endswith("_call_output") for i in items
+        )
+        tools = {
+            str(t.get("name")): str(t.get("type"))
+            for t in body.get("tools") or []
+            if isinstance(t, dict)
+        }
+        n = len(script.requests)
+        if not answered and tools:
+            out = self._responses_edit(tools, n)
+        else:
+            out = {
+                "type": "message",
+                "id": f"msg_{n}",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": script.summary, "annotations": []}],
+            }
+        usage = {
+            "input_tokens": USAGE["input"],
+            "input_tokens_details": {"cached_tokens": USAGE["cache_read"]},
+            "output_tokens": USAGE["output"],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": USAGE["input"] + USAGE["output"],
+        }
+        rid = f"resp_{n}"
+
+        def events() -> Iterator[tuple[str | None, dict[str, Any]]]:
+            yield (
+                "response.created",
+                {"type": "response.created", "response": {"id": rid, "status": "in_progress"}},
+            )
+            yield (
+                "response.output_item.done",
+                {"type": "response.output_item.done", "output_index": 0, "item": out},
+            )
+            yield (
+                "response.completed",
+                {
+                    "type": "response.completed",
+                    "response": {"id": rid, "status": "completed", "output": [out], "usage": usage},
+                },
+            )
+
+        self._sse(events())
+
+    def _responses_edit(self, tools: dict[str, str], n: int) -> dict[str, Any]:
+        """The edit as Codex's own apply_patch tool (freeform or function), else a shell."""
+        script = self.server.script
+        body = "".join(f"+{line}\n" for line in script.content.splitlines())
+        patch = f"*** Begin Patch\n*** Add File: {script.path}\n{body}*** End Patch\n"
+        if tools.get("apply_patch") == "custom":
+            return {
+                "type": "custom_tool_call",
+                "id": f"ctc_{n}",
+                "call_id": f"call_{n}",
+                "name": "apply_patch",
+                "input": patch,
+                "status": "completed",
+            }
+        if "apply_patch" in tools:
+            args: dict[str, Any] = {"input": patch}
+            name = "apply_patch"
+        elif "exec_command" in tools:  # Codex runs an apply_patch heredoc itself
+            args = {"cmd": f"apply_patch <<'PATCH'\n{patch}PATCH\n"}
+            name = "exec_command"
+        else:
+            name = "shell" if "shell" in tools else next(iter(tools))
+            args = {"command": ["apply_patch", patch]}
+        return {
+            "type": "function_call",
+            "id": f"fc_{n}",
+            "call_id": f"call_{n}",
+            "name": name,
+            "arguments": json.dumps(args),
+            "status": "completed",
+        }
 
     def _chat(self, body: dict[str, Any]) -> None:
         raise NotImplementedError
