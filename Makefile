@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= $(CURDIR)/.demo-root
 
-.PHONY: test lint typecheck pytest demo bench screenshots torture tools docs clean
+.PHONY: test test-agents lint typecheck pytest demo bench screenshots torture tools docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,7 +28,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy farro_core farro_tui
 
 pytest: $(STAMP) tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/agents
+
+# the agent presets with the real CLIs (npm, PyPI; cached in ~/.cache/farro-agents)
+# against fake model servers: CI runs it after `make test`
+test-agents: $(STAMP)
+	$(BIN)/pytest -q tests/agents
 
 test: lint typecheck pytest
 

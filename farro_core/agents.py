@@ -396,6 +396,115 @@ def codex_stuck(tail: bytes) -> Failure | None:
     return None
 
 
+# ---------------------------------------------------------------- Aider
+
+
+def _aider_argv(p: AgentPreset) -> list[str]:
+    argv = ["aider", "--message-file", "{prompt_file}", "--yes-always"]
+    # FARRO commits; .aider* stays out of .gitignore and out of the workspace
+    argv += ["--no-auto-commits", "--no-dirty-commits", "--no-gitignore", "--map-tokens", "0"]
+    argv += ["--chat-history-file", "{job_dir}/logs/aider.chat.history.md"]
+    argv += ["--input-history-file", "{job_dir}/logs/aider.input.history"]
+    argv += ["--no-check-update", "--no-show-release-notes", "--no-show-model-warnings"]
+    argv += ["--analytics-disable", "--no-pretty", "--no-fancy-input"]
+    if p.model:
+        argv += ["--model", p.model]
+    if p.allow_tools:
+        raise NotConfigured("the aider preset takes no allow_tools: it runs no tools of its own")
+    return [*argv, *p.args]
+
+
+_AIDER_TOKENS = re.compile(
+    r"Tokens: ([\d.]+k?) sent(?:, ([\d.]+k?) cache write)?(?:, ([\d.]+k?) cache hit)?, "
+    r"([\d.]+k?) received\."
+)
+_AIDER_COST = re.compile(r"Cost: \$([\d.]+) message, \$([\d.]+) session\.")
+_AIDER_ERROR = re.compile(r"litellm\.(\w+):\s*(.*)")
+_AIDER_KINDS: dict[str, FailureKind] = {
+    "AuthenticationError": "auth",
+    "PermissionDeniedError": "auth",
+    "RateLimitError": "rate_limit",
+    "ServiceUnavailableError": "rate_limit",
+    "ContextWindowExceededError": "context",
+    "APIConnectionError": "unreachable",
+    "Timeout": "unreachable",
+}
+
+
+def _tokens(text: str | None) -> int:
+    if not text:
+        return 0
+    return round(float(text[:-1]) * 1000) if text.endswith("k") else int(float(text))
+
+
+def _aider_failure(text: str) -> Failure | None:
+    found = _AIDER_ERROR.findall(text)
+    if not found:
+        if "exceeds the" in text and "context window" in text:
+            return Failure("context", "Aider: the chat exceeds the model's context window")
+        return None
+    name, message = found[-1]
+    message = message.split(" Retrying in ")[0]
+    if "connection error" in message.lower():  # litellm wraps it as an InternalServerError
+        kind: FailureKind = "unreachable"
+    else:
+        kind = _AIDER_KINDS.get(name, classify(None, f"{name} {message}"))
+    return Failure(kind, f"Aider: {message[:300]}", retry_after(message))
+
+
+def parse_aider(tail: bytes, exit_code: int) -> Parsed:
+    """Aider prints no JSON: its per-message "Tokens: …" and "Cost: …" lines are read."""
+    text = " ".join(tail.decode(errors="replace").split())
+    report: dict[str, Any] = {"agent": "aider"}
+    sent = written = hit = got = 0
+    turns = 0
+    for m in _AIDER_TOKENS.finditer(text):
+        turns += 1
+        sent += _tokens(m.group(1))
+        written += _tokens(m.group(2))
+        hit += _tokens(m.group(3))
+        got += _tokens(m.group(4))
+    if turns:
+        # aider's "sent" counts the cache's tokens too: kept apart here
+        report.update(
+            tokens_in=max(0, sent - written - hit),
+            tokens_out=got,
+            tokens_cache_read=hit,
+            tokens_cache_write=written,
+        )
+    report["turns"] = turns
+    costs = _AIDER_COST.findall(text)
+    if costs:
+        report["cost_usd"] = float(costs[-1][1])
+    edits = re.findall(r"Applied edit to (\S+)", text)
+    if edits:
+        report["summary"] = "Applied edits to " + ", ".join(dict.fromkeys(edits))
+    failure = _aider_failure(text)
+    if failure is None and not turns:
+        failure = Failure("error", "Aider made no model call (exit 0 is no success here)")
+    if failure is not None:
+        report["failure"] = failure.kind
+    return Parsed(report, failure)
+
+
+def _aider_missing(environ: Mapping[str, str]) -> str | None:
+    """Its key depends on the model's provider (litellm's variable names): any *_API_KEY."""
+    if any(k.endswith("_API_KEY") and v for k, v in environ.items()):
+        return None
+    return (
+        "the aider preset has no key: set its model provider's key variable (OPENAI_API_KEY, "
+        "ANTHROPIC_API_KEY, …) in the agent's environment (and let env_allow pass it)"
+    )
+
+
+def aider_stuck(tail: bytes) -> Failure | None:
+    """Aider retries a rate limit or a lost endpoint itself for a minute: FARRO does it."""
+    text = " ".join(tail.decode(errors="replace").split())
+    if "Retrying in" not in text:
+        return None
+    return _aider_failure(text) or Failure("error", "Aider: retrying a failed model call")
+
+
 # ---------------------------------------------------------------- the table
 
 PRESETS: dict[str, Spec] = {
@@ -427,6 +536,17 @@ PRESETS: dict[str, Spec] = {
         missing=_codex_missing,
         parse=parse_codex,
         stuck=codex_stuck,
+    ),
+    "aider": Spec(
+        name="aider",
+        binary="aider",
+        package="pip aider-chat",
+        argv=_aider_argv,
+        # litellm's price list is read from the package, not fetched at each start
+        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+        missing=_aider_missing,
+        parse=parse_aider,
+        stuck=aider_stuck,
     ),
 }
 

@@ -50,6 +50,10 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_NAME": "farro",
     "GIT_COMMITTER_EMAIL": "farro@localhost",
 }
+#: the variables that give git's config that identity (``git config user.name`` answers)
+GIT_CONFIG_IDENTITY = tuple(
+    f"GIT_CONFIG_{k}" for k in ("COUNT", "KEY_0", "VALUE_0", "KEY_1", "VALUE_1")
+)
 _PLACEHOLDER = re.compile(r"\{(prompt_file|workspace|job_dir)\}")
 _SHELL_REF = {
     "prompt_file": '"$FARRO_PROMPT_FILE"',
@@ -227,7 +231,8 @@ def agent_env(
 
     The worker's own environment as ``env_allow`` / ``env_deny`` let it through
     (``FARRO_*`` always passes), ``PYTHONUNBUFFERED=1`` and a git identity
-    (``GIT_AUTHOR_*`` / ``GIT_COMMITTER_*``, farro) unless set, and the job's
+    (``GIT_AUTHOR_*`` / ``GIT_COMMITTER_*``, farro, and ``user.name`` / ``user.email``
+    through ``GIT_CONFIG_*``) unless set, and the job's
     ``FARRO_*`` variables; the unit adds ``FARRO_UNIT_TOKEN``.
     """
     attempt = env.lifecycle.attempt
@@ -237,6 +242,14 @@ def agent_env(
         # an agent that commits has an identity, so none writes one into the shared
         # .git/config (Aider does when git has none), where concurrent jobs collide
         out.setdefault(name, value)
+    if "GIT_CONFIG_COUNT" not in out:  # `git config user.name` answers too (Aider asks it)
+        out.update(
+            GIT_CONFIG_COUNT="2",
+            GIT_CONFIG_KEY_0="user.name",
+            GIT_CONFIG_VALUE_0=out["GIT_AUTHOR_NAME"],
+            GIT_CONFIG_KEY_1="user.email",
+            GIT_CONFIG_VALUE_1=out["GIT_AUTHOR_EMAIL"],
+        )
     out.update(
         FARRO_JOB_ID=env.id,
         FARRO_JOB_DIR=str(env.path),

@@ -19,6 +19,7 @@ import pytest
 PINNED = {
     "claude": ("npm", "@anthropic-ai/claude-code", "2.1.332"),
     "codex": ("npm", "@openai/codex", "0.171.0"),
+    "aider": ("pip", "aider-chat", "0.86.1"),
 }
 
 

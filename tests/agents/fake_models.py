@@ -270,7 +270,57 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _chat(self, body: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Chat Completions, as Aider uses it: the edit is a whole-file block in the text."""
+        script = self.server.script
+        msgs = body.get("messages") or []
+        said = [m for m in msgs if isinstance(m, dict) and m.get("role") == "assistant"]
+        n = len(script.requests)
+        if any(script.path in str(m.get("content")) for m in said):
+            text = script.summary
+        else:
+            text = f"{script.path}\n```\n{script.content}```\n"
+        usage = {
+            "prompt_tokens": USAGE["input"],
+            "completion_tokens": USAGE["output"],
+            "total_tokens": USAGE["input"] + USAGE["output"],
+            "prompt_tokens_details": {"cached_tokens": USAGE["cache_read"]},
+        }
+        base = {"id": f"chatcmpl-{n}", "created": 0, "model": body.get("model", "gpt-fake")}
+        if not body.get("stream"):
+            reply = {
+                **base,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+            self._send(200, json.dumps(reply).encode(), "application/json")
+            return
+
+        def events() -> Iterator[tuple[str | None, dict[str, Any]]]:
+            chunk = {**base, "object": "chat.completion.chunk"}
+            yield (
+                None,
+                {
+                    **chunk,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": text},
+                            "finish_reason": None,
+                        }
+                    ],
+                },
+            )
+            yield None, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            yield None, {**chunk, "choices": [], "usage": usage}
+
+        self._sse(events())
 
 
 class _Server(ThreadingHTTPServer):

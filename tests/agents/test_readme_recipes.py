@@ -29,9 +29,8 @@ def recipes() -> dict[tuple[str, str], str]:
 
 
 def test_the_readme_has_a_recipe_for_each_tested_preset() -> None:
-    assert {("claude", "farro.toml"), ("codex", "farro.toml"), ("codex", "config.toml")} <= set(
-        recipes()
-    )
+    want = {("claude", "farro.toml"), ("codex", "farro.toml"), ("codex", "config.toml")}
+    assert want | {("aider", "farro.toml")} <= set(recipes())
 
 
 def _root(tmp_path: Path, farro_toml: str) -> Root:
@@ -82,4 +81,17 @@ def test_the_codex_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.setenv(key, "sk-fake")
         _job_runs(_root(tmp_path, recipes()[("codex", "farro.toml")]), make_repo(tmp_path / "repo"))
+        assert fake.script.requests
+
+
+def test_the_aider_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = install("aider")
+    settings = recipes()[("aider", "farro.toml")]
+    (tmp_path / "home").mkdir()
+    with FakeModel("chat") as fake:
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+        monkeypatch.setenv("OPENAI_API_BASE", f"{fake.url}/v1")
+        _job_runs(_root(tmp_path, settings), make_repo(tmp_path / "repo"))
         assert fake.script.requests
