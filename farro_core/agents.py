@@ -505,6 +505,124 @@ def aider_stuck(tail: bytes) -> Failure | None:
     return _aider_failure(text) or Failure("error", "Aider: retrying a failed model call")
 
 
+# ---------------------------------------------------------------- Gemini CLI
+
+
+def _gemini_argv(p: AgentPreset) -> list[str]:
+    # -p "" runs headless; the prompt on stdin is its input
+    argv = ["gemini", "--output-format", "stream-json", "--approval-mode", "auto_edit", "-p", ""]
+    if p.model:
+        argv += ["--model", p.model]
+    if p.allow_tools:
+        argv += ["--allowed-tools", *p.allow_tools]
+    return [*argv, *p.args]
+
+
+def _gemini_settings(environ: Mapping[str, str]) -> list[Path]:
+    home = environ.get("GEMINI_CLI_HOME") or environ.get("HOME", "~")
+    paths = [Path(home).expanduser() / ".gemini" / "settings.json"]
+    if environ.get("GEMINI_CLI_SYSTEM_SETTINGS_PATH"):
+        paths.append(Path(environ["GEMINI_CLI_SYSTEM_SETTINGS_PATH"]))
+    return paths
+
+
+def _gemini_missing(environ: Mapping[str, str]) -> str | None:
+    """A key, and the auth method chosen in its settings (headless mode asks nobody)."""
+    if not any(environ.get(n) for n in ("GEMINI_API_KEY", "GOOGLE_API_KEY")) and not (
+        environ.get("GOOGLE_CLOUD_PROJECT") or environ.get("GOOGLE_GENAI_USE_VERTEXAI")
+    ):
+        return (
+            "the gemini preset has no key: set GEMINI_API_KEY (or GOOGLE_API_KEY) in the "
+            "agent's environment (and let env_allow pass it)"
+        )
+    settings = _gemini_settings(environ)
+    for path in settings:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        security = data.get("security") if isinstance(data, dict) else None
+        auth = security.get("auth") if isinstance(security, dict) else None
+        if isinstance(auth, dict) and auth.get("selectedType"):
+            return None
+    return (
+        f"the gemini preset needs an auth method chosen in {settings[0]}: "
+        '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+    )
+
+
+def parse_gemini(tail: bytes, exit_code: int) -> Parsed:
+    """``--output-format stream-json``: init, message, tool_use, result with its stats."""
+    lines = json_lines(tail)
+    report: dict[str, Any] = {"agent": "gemini"}
+    summary: list[str] = []
+    tools = 0
+    result: dict[str, Any] | None = None
+    for x in lines:
+        kind = x.get("type")
+        if kind == "init" and isinstance(x.get("session_id"), str):
+            report["session_id"] = x["session_id"]
+        elif kind == "message" and x.get("role") == "assistant":
+            if not x.get("delta"):
+                summary = []
+            summary.append(str(x.get("content", "")))
+        elif kind == "tool_use":
+            tools += 1
+            summary = []
+        elif kind == "result":
+            result = x
+    if summary:
+        report["summary"] = "".join(summary)
+    if result is None:
+        why = "Gemini CLI printed no result (its output ends without one)"
+        report["failure"] = "error"
+        return Parsed(report, Failure("error", why))
+    stats: dict[str, Any] = result["stats"] if isinstance(result.get("stats"), dict) else {}
+    report.update(
+        _clean(
+            {
+                "tokens_in": _int(stats.get("input")),  # input_tokens less the cached
+                "tokens_out": _int(stats.get("output_tokens")),
+                "tokens_cache_read": _int(stats.get("cached")),
+            }
+        )
+    )
+    report["turns"] = tools + (1 if "summary" in report else 0)
+    failure: Failure | None = None
+    if result.get("status") != "success":
+        err = result.get("error") if isinstance(result.get("error"), dict) else {}
+        assert isinstance(err, dict)
+        message = str(err.get("message") or "error")
+        m = re.search(r'"code":\s*(\d{3})', message)
+        failure = Failure(
+            classify(int(m.group(1)) if m else None, message),
+            f"Gemini CLI: {' '.join(message.split())[:300]}",
+            retry_after(message),
+        )
+    elif not report["turns"]:
+        failure = Failure("error", "Gemini CLI ended after zero turns")
+    if failure is not None:
+        report["failure"] = failure.kind
+    return Parsed(report, failure)
+
+
+_GEMINI_RETRY = re.compile(
+    r"Attempt \d+ failed(?: with status (\d{3}))?\. Retrying with backoff\.\.\.(.*)"
+)
+
+
+def gemini_stuck(tail: bytes) -> Failure | None:
+    """Gemini CLI retries a rate limit or a lost endpoint itself, for minutes: FARRO does it."""
+    found = _GEMINI_RETRY.findall(tail.decode(errors="replace"))
+    if not found:
+        return None
+    status, rest = found[-1]
+    kind = classify(int(status) if status else None, rest)
+    if "fetch failed" in rest:
+        kind = "unreachable"
+    return Failure(kind, f"Gemini CLI: {' '.join(rest.split())[:300]}", retry_after(rest))
+
+
 # ---------------------------------------------------------------- the table
 
 PRESETS: dict[str, Spec] = {
@@ -547,6 +665,17 @@ PRESETS: dict[str, Spec] = {
         missing=_aider_missing,
         parse=parse_aider,
         stuck=aider_stuck,
+    ),
+    "gemini": Spec(
+        name="gemini",
+        binary="gemini",
+        package="npm @google/gemini-cli",
+        argv=_gemini_argv,
+        # the worktree is FARRO's: trusted, or headless mode would refuse to edit it
+        env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
+        missing=_gemini_missing,
+        parse=parse_gemini,
+        stuck=gemini_stuck,
     ),
 }
 

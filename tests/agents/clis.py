@@ -20,6 +20,7 @@ PINNED = {
     "claude": ("npm", "@anthropic-ai/claude-code", "2.1.332"),
     "codex": ("npm", "@openai/codex", "0.171.0"),
     "aider": ("pip", "aider-chat", "0.86.1"),
+    "gemini": ("npm", "@google/gemini-cli", "0.61.0"),
 }
 
 

@@ -21,7 +21,7 @@ from .clis import install
 from .fake_models import FakeModel
 
 README = Path(__file__).parents[2] / "README.md"
-_RECIPE = re.compile(r"<!-- recipe: (\w+) ([\w.]+) -->\n```toml\n(.*?)```", re.S)
+_RECIPE = re.compile(r"<!-- recipe: (\w+) ([\w.]+) -->\n```(?:toml|json)\n(.*?)```", re.S)
 
 
 def recipes() -> dict[tuple[str, str], str]:
@@ -30,6 +30,7 @@ def recipes() -> dict[tuple[str, str], str]:
 
 def test_the_readme_has_a_recipe_for_each_tested_preset() -> None:
     want = {("claude", "farro.toml"), ("codex", "farro.toml"), ("codex", "config.toml")}
+    want |= {("gemini", "farro.toml"), ("gemini", "settings.json")}
     assert want | {("aider", "farro.toml")} <= set(recipes())
 
 
@@ -93,5 +94,20 @@ def test_the_aider_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
         monkeypatch.setenv("OPENAI_API_BASE", f"{fake.url}/v1")
+        _job_runs(_root(tmp_path, settings), make_repo(tmp_path / "repo"))
+        assert fake.script.requests
+
+
+def test_the_gemini_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = install("gemini")
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "settings.json").write_text(recipes()[("gemini", "settings.json")])
+    with FakeModel("gemini") as fake:
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("GEMINI_API_KEY", "fake-key")
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
+        settings = recipes()[("gemini", "farro.toml")]
         _job_runs(_root(tmp_path, settings), make_repo(tmp_path / "repo"))
         assert fake.script.requests
