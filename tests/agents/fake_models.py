@@ -30,6 +30,8 @@ class Script:
     summary: str = "Wrote the file as asked."
     #: HTTP errors to answer with, one per request, before behaving
     fail: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    #: ask for this shell command (Claude's Bash tool) instead of the Write
+    bash: str | None = None
     #: an HTTP error to answer every request with, once ``fail`` is used up
     fail_always: tuple[int, dict[str, str], str] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -131,7 +133,12 @@ class _Handler(BaseHTTPRequestHandler):
             isinstance(c, dict) and c.get("type") == "tool_result" for c in content
         )
         tools = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
-        if "Write" in tools and not answered:
+        if script.bash is not None and "Bash" in tools and not answered:
+            block = {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {}}
+            args = json.dumps({"command": script.bash, "description": "run it"})
+            blocks = [(block, {"type": "input_json_delta", "partial_json": args})]
+            stop = "tool_use"
+        elif "Write" in tools and not answered:
             path = f"{cwd_of(body)}/{script.path}"
             block = {"type": "tool_use", "id": "toolu_01", "name": "Write", "input": {}}
             args = json.dumps({"file_path": path, "content": script.content})

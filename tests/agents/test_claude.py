@@ -58,13 +58,10 @@ def agent_env(
 
 def _run(wroot: Root, repo: Path, **kw: object) -> str:
     kw.setdefault("agent", "claude")
-    env = submit(
-        wroot,
-        "Write hello.txt saying hello.",
-        workspace=str(repo),
-        rubric=[{"id": "hello", "check": "grep -q 'hello from the fake model' hello.txt"}],
-        **kw,
+    kw.setdefault(
+        "rubric", [{"id": "hello", "check": "grep -q 'hello from the fake model' hello.txt"}]
     )
+    env = submit(wroot, "Write hello.txt saying hello.", workspace=str(repo), **kw)
     return env.id
 
 
@@ -181,3 +178,49 @@ def test_the_preset_table_form_passes_model_and_allowed_tools(
     log = (load(wroot, job_id).path / "logs" / "attempt-1.log").read_text()
     command = json.loads(log.split("[farro] command: ", 1)[1].splitlines()[0])
     assert command[command.index("--allowedTools") + 1] == "Bash(pytest:*)"
+
+
+def test_a_context_overflow_fails_at_once(
+    wroot: Root, tmp_path: Path, agent_env: FakeModel
+) -> None:
+    too_long = "prompt is too long: 250000 tokens > 200000 maximum"
+    body = json.dumps(
+        {"type": "error", "error": {"type": "invalid_request_error", "message": too_long}}
+    )
+    agent_env.script.fail_always = (400, {}, body)
+    repo = make_repo(tmp_path / "repo")
+    _run(wroot, repo, max_attempts=3)
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.status == "failed", out.lifecycle.reason
+    assert out.lifecycle.attempt == 1
+    assert "context overflow (context)" in out.lifecycle.reason
+
+
+def test_a_command_not_in_allow_tools_is_a_permission_denial(
+    wroot: Root, tmp_path: Path, agent_env: FakeModel
+) -> None:
+    agent_env.script.bash = "python3 -c \"open('ran.txt', 'w')\""
+    repo = make_repo(tmp_path / "repo")
+    job_id = _run(wroot, repo, rubric=[])
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.lifecycle.result is not None
+    assert out.lifecycle.result.report["permission_denials"] == ["Bash"]
+    assert not (wroot.path / "worktrees" / job_id / "ran.txt").exists()
+    shown = subprocess.run(
+        [FARRO, "show", "--root", str(wroot.path), job_id], capture_output=True, text=True
+    )
+    assert "denied Bash" in shown.stdout
+
+
+def test_allow_tools_lets_it_run_the_command(
+    wroot: Root, tmp_path: Path, agent_env: FakeModel
+) -> None:
+    agent_env.script.bash = "python3 -c \"open('ran.txt', 'w')\""
+    repo = make_repo(tmp_path / "repo")
+    agent = {"preset": "claude", "allow_tools": ["Bash(python3:*)"]}
+    job_id = _run(wroot, repo, rubric=[], agent=agent, allowed_paths=["ran.txt"])
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    assert out.lifecycle.result is not None
+    assert "permission_denials" not in out.lifecycle.result.report
+    assert git(repo, "show", "--stat", f"farro/{job_id}").count("ran.txt") == 1
