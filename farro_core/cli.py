@@ -1464,6 +1464,8 @@ def agents(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     What it needs is checked against the environment agents get (the root's
     env_allow / env_deny, when a root is found).
     """
+    import shlex
+
     from farro_core import agents as presets
     from farro_core.errors import FarroError
     from farro_core.settings import Settings
@@ -1482,7 +1484,7 @@ def agents(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         where = f"{row['version'] or 'installed'} ({row['installed']})"
         state = where if row["installed"] else f"not installed (from {row['package']})"
         _out(visible(f"{row['preset']:<8}{state}"))
-        _out(visible(f"        command  {' '.join(row['command'])}"))
+        _out(visible(f"        command  {shlex.join(row['command'])}"))
         if row["env"]:
             env = " ".join(f"{k}={v}" for k, v in row["env"].items())
             _out(visible(f"        sets     {env}"))

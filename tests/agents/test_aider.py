@@ -30,7 +30,8 @@ AUTH_401 = (
 RATE_429 = (
     429,
     {},
-    '{"error":{"message":"Rate limit reached.","type":"requests","code":"rate_limit_exceeded"}}',
+    '{"error":{"message":"Rate limit reached. Please try again in 1.5s.","type":"requests",'
+    '"code":"rate_limit_exceeded"}}',
 )
 
 
@@ -104,10 +105,12 @@ def test_a_429_is_retried_by_farro(wroot: Root, tmp_path: Path, fake: FakeModel)
     fake.script.fail_always = RATE_429  # aider would retry for a minute: FARRO ends it
     repo = make_repo(tmp_path / "repo")
     _run(wroot, repo, allowed_paths=["hello.txt"])
-    w = make_worker(wroot)
+    w = make_worker(wroot, retry_backoff_s=0)
     first = w.run_once()
     assert first is not None and first.status == "queued", first.lifecycle.reason
     assert "rate limited (rate_limit)" in first.lifecycle.reason
+    # the API's "try again in 1.5s", longer than FARRO's own backoff, is honoured
+    assert "retry in 1.5s" in first.lifecycle.reason
     assert first.lifecycle.not_before is not None
     fake.script.fail_always = None
     out = wait_until(w.run_once, timeout=120, what="the retry")

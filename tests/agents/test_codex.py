@@ -118,7 +118,7 @@ def test_a_429_is_retried_after_its_delay(wroot: Root, tmp_path: Path, fake: Fak
     first = w.run_once()
     assert first is not None and first.status == "queued", first.lifecycle.reason
     lc = first.lifecycle
-    assert "rate limited (rate_limit)" in lc.reason
+    assert "rate limited (rate_limit)" in lc.reason, lc.reason
     assert lc.result is not None and lc.not_before is not None
     out = wait_until(w.run_once, timeout=120, what="the retry")
     assert out.status == "succeeded", out.lifecycle.reason
