@@ -32,7 +32,9 @@ pytest: $(STAMP) tools
 
 # the agent presets with the real CLIs (npm, PyPI; cached in ~/.cache/farro-agents)
 # against fake model servers: CI runs it after `make test`
-test-agents: $(STAMP)
+test-agents: $(STAMP) tools
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null 2>&1; } || true
 	$(BIN)/pytest -q tests/agents
 
 test: lint typecheck pytest

@@ -11,6 +11,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def install(name: str) -> Path:
                 cmd = [npm, "install", "--prefix", str(where), "--no-audit", "--no-fund"]
                 cmd.append(f"{package}@{version}")
             else:
-                cmd = ["python3", "-m", "venv", str(where)]
+                cmd = [sys.executable, "-m", "venv", str(where)]
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
             if out.returncode == 0 and kind == "pip":
                 pip = [str(where / "bin" / "python"), "-m", "pip", "install", "--quiet"]
