@@ -408,7 +408,12 @@ def submit(
         ),
     ] = None,
     agent: Annotated[
-        str | None, typer.Option(metavar="CMD", help="Agent command for this job.")
+        str | None,
+        typer.Option(
+            metavar="CMD",
+            help="Agent for this job: a preset (claude, codex, gemini, aider), a shell "
+            "command, or JSON (an argv list or a preset table).",
+        ),
     ] = None,
     workspace: Annotated[
         str | None, typer.Option(metavar="PATH", help="Workspace: a git repo or a directory.")
