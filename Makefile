@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= $(CURDIR)/.demo-root
 
-.PHONY: test check lint typecheck pytest demo bench screenshots torture tools docs clean
+.PHONY: test test-agents check lint typecheck pytest demo bench screenshots torture tools docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,10 +36,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy tests benchmarks
 
 pytest: $(STAMP) tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/agents
+
+# the agent presets with the real CLIs (npm, PyPI; cached in ~/.cache/farro-agents)
+# against fake model servers: part of `make test`
+test-agents: $(STAMP) tools
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null 2>&1; } || true
+	$(BIN)/pytest -q tests/agents
 
 # everything: lint, types, every test (slow and torture-marked ones included)
-test: lint typecheck pytest
+test: lint typecheck pytest test-agents
 
 # the edit loop (under a minute): lint, types, and the tests not marked slow
 check: lint typecheck

@@ -95,7 +95,53 @@ class RubricItem(_Strict):
         return v
 
 
-AgentCommand = list[str] | str | None
+#: the agent presets FARRO knows (farro_core.agents): a bare string naming one is that preset
+PRESETS = ("claude", "codex", "gemini", "aider")
+
+
+class AgentPreset(_Strict):
+    """``{preset = "claude", model = "…", args = [...], allow_tools = [...]}``."""
+
+    preset: Literal["claude", "codex", "gemini", "aider"]
+    model: str | None = None
+    args: list[str] = Field(default_factory=list)
+    allow_tools: list[str] = Field(default_factory=list)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or v.startswith("-")):
+            raise ValueError(f"model {v!r} must be a model name")
+        return v
+
+    @field_validator("args", "allow_tools")
+    @classmethod
+    def _items(cls, v: list[str]) -> list[str]:
+        if any(not a for a in v):
+            raise ValueError("items may not be empty")
+        return v
+
+
+def agent_text(agent: AgentPreset | list[str] | str) -> str:
+    """An agent in one line, for people: ``claude preset (model m, allow Bash)``, argv joined."""
+    if isinstance(agent, str):
+        return agent
+    if isinstance(agent, list):
+        return " ".join(agent)
+    extra = [f"model {agent.model}"] if agent.model else []
+    extra += [f"allow {', '.join(agent.allow_tools)}"] if agent.allow_tools else []
+    extra += [f"args {' '.join(agent.args)}"] if agent.args else []
+    return f"{agent.preset} preset" + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def as_preset(v: Any) -> Any:
+    """A bare preset name (``"claude"``) is that preset; anything else is left as given."""
+    if isinstance(v, str) and v.strip() in PRESETS:
+        return AgentPreset(preset=v.strip())
+    return v
+
+
+AgentCommand = AgentPreset | list[str] | str | None
 
 
 class Lineage(_Strict):
@@ -184,6 +230,11 @@ class _JobFields(_Strict):
         if v is not None and not v.strip():
             raise ValueError("ignore_file may not be empty (omit it for none)")
         return v
+
+    @field_validator("agent", mode="before")
+    @classmethod
+    def _preset_name(cls, v: Any) -> Any:
+        return as_preset(v)
 
     @field_validator("agent")
     @classmethod

@@ -64,6 +64,8 @@ def decide(
     left = lc.attempts_left(max_attempts)
     if left > 0:
         delay = settings.backoff(lc.attempt - lc.attempt_base)
+        if attempt.retry_after_s is not None:  # the model API's retry-after, when longer
+            delay = max(delay, attempt.retry_after_s)
         when = (now or utcnow()) + timedelta(seconds=delay)
         return Decision(
             Status.QUEUED,

@@ -31,8 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from farro_core import fs, identity, job, procs
-from farro_core.envelope import Envelope, utcnow
+from farro_core import agents, fs, identity, job, procs
+from farro_core.envelope import AgentPreset, Envelope, utcnow
 from farro_core.errors import Corrupt, FarroError, RootError
 from farro_core.settings import Settings
 
@@ -42,9 +42,20 @@ TICK_S = 0.1  # how often the runner looks at the agent, control/kill and the cl
 READ_CHUNK = 1 << 16
 DRAIN_S = 5.0  # how long the output may still flow after the agent's unit is gone
 TAIL_BYTES = 4096  # the end of the agent's output, kept to explain an exit 126/127
+PRESET_TAIL_BYTES = 1 << 20  # a preset's CLI ends with its result JSON: keep enough of it
 RESULT_FILE_MAX = 1 << 20
 #: an agent's report is nested at most this deep (it is kept inside job.json)
 REPORT_MAX_DEPTH = 16
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "farro",
+    "GIT_AUTHOR_EMAIL": "farro@localhost",
+    "GIT_COMMITTER_NAME": "farro",
+    "GIT_COMMITTER_EMAIL": "farro@localhost",
+}
+#: the variables that give git's config that identity (``git config user.name`` answers)
+GIT_CONFIG_IDENTITY = tuple(
+    f"GIT_CONFIG_{k}" for k in ("COUNT", "KEY_0", "VALUE_0", "KEY_1", "VALUE_1")
+)
 _PLACEHOLDER = re.compile(r"\{(prompt_file|workspace|job_dir)\}")
 _SHELL_REF = {
     "prompt_file": '"$FARRO_PROMPT_FILE"',
@@ -67,6 +78,8 @@ class Attempt:
     released: bool = False  # the worker stopped and gave the job back
     error: str | None = None  # the agent could not even start
     fatal: bool = False  # the error is one no retry can fix (e.g. an unusable workspace)
+    retry_after_s: float | None = None  # the model API asked to wait this long (a preset saw it)
+    stuck: agents.Failure | None = None  # a preset's CLI showed a failure it does not end on
     report: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -121,7 +134,8 @@ class AttemptLog:
         self.cap = cap
         self.agent_bytes = 0
         self.truncated = False
-        self.tail = b""  # the last TAIL_BYTES of the agent's output
+        self.tail = b""  # the last tail_max bytes of the agent's output
+        self.tail_max = TAIL_BYTES
         #: why writing the log failed (e.g. a full disk); output is then drained and dropped
         self.error: str | None = None
         self._lock = threading.Lock()
@@ -132,7 +146,7 @@ class AttemptLog:
 
     def output(self, data: bytes) -> None:
         with self._lock:
-            self.tail = (self.tail + data)[-TAIL_BYTES:]
+            self.tail = (self.tail + data)[-self.tail_max :]
             if self.truncated:
                 return
             room = self.cap - self.agent_bytes
@@ -160,6 +174,7 @@ class AttemptLog:
         """A log that drops everything (its place was refused, see :class:`LogRefused`)."""
         sink = cls.__new__(cls)
         sink.fd, sink.cap, sink.agent_bytes, sink.truncated, sink.tail = -1, cap, 0, False, b""
+        sink.tail_max = TAIL_BYTES
         sink.error, sink._lock = None, threading.Lock()
         return sink
 
@@ -217,12 +232,26 @@ def agent_env(
     """The environment of the agent and of the rubric checks.
 
     The worker's own environment as ``env_allow`` / ``env_deny`` let it through
-    (``FARRO_*`` always passes), ``PYTHONUNBUFFERED=1`` unless set, and the job's
+    (``FARRO_*`` always passes), ``PYTHONUNBUFFERED=1`` and a git identity
+    (``GIT_AUTHOR_*`` / ``GIT_COMMITTER_*``, farro, and ``user.name`` / ``user.email``
+    through ``GIT_CONFIG_*``) unless set, and the job's
     ``FARRO_*`` variables; the unit adds ``FARRO_UNIT_TOKEN``.
     """
     attempt = env.lifecycle.attempt
     out = settings.passed_env(os.environ) if settings is not None else dict(os.environ)
     out.setdefault("PYTHONUNBUFFERED", "1")  # Python agents then stream their output
+    for name, value in GIT_IDENTITY.items():
+        # an agent that commits has an identity, so none writes one into the shared
+        # .git/config (Aider does when git has none), where concurrent jobs collide
+        out.setdefault(name, value)
+    if "GIT_CONFIG_COUNT" not in out:  # `git config user.name` answers too (Aider asks it)
+        out.update(
+            GIT_CONFIG_COUNT="2",
+            GIT_CONFIG_KEY_0="user.name",
+            GIT_CONFIG_VALUE_0=out["GIT_AUTHOR_NAME"],
+            GIT_CONFIG_KEY_1="user.email",
+            GIT_CONFIG_VALUE_1=out["GIT_AUTHOR_EMAIL"],
+        )
     out.update(
         FARRO_JOB_ID=env.id,
         FARRO_JOB_DIR=str(env.path),
@@ -396,6 +425,18 @@ def run(
         "workspace": environ["FARRO_WORKSPACE"],
         "job_dir": environ["FARRO_JOB_DIR"],
     }
+    preset: agents.Resolved | None = None
+    if isinstance(agent, AgentPreset):
+        try:
+            preset = agents.resolve(agent, environ)
+        except agents.NotConfigured as exc:  # before anything runs: no retry can fix it
+            attempt.error, attempt.fatal = str(exc), True
+            sink.note(attempt.error)
+            attempt.finished_at = utcnow()
+            return attempt
+        environ.update(preset.env)
+        sink.tail_max = PRESET_TAIL_BYTES
+        agent = preset.argv
     argv = command(agent, values)
     sink.note(f"command: {json.dumps(argv)}")
     try:
@@ -436,7 +477,17 @@ def run(
         target=_feed, args=(proc, env.prompt.prompt.encode()), daemon=True, name="farro-stdin"
     ).start()
     try:
-        _watch(env, proc, unit, settings, sink, attempt, release, lost)
+        _watch(
+            env,
+            proc,
+            unit,
+            settings,
+            sink,
+            attempt,
+            release,
+            lost,
+            preset.stuck if preset else None,
+        )
     finally:
         # everything the agent left running (daemons, setsid'd or double-forked children)
         # dies with it, and an exception in the watch loop never leaves the agent behind
@@ -458,7 +509,31 @@ def run(
         attempt.error, attempt.fatal = _shell_error(agent, code, sink.tail), True
         sink.note(attempt.error)
     attempt.report = read_report(env, sink)
+    if preset is not None and not stopped:
+        read_preset(preset, attempt, sink)
     return attempt
+
+
+def read_preset(preset: agents.Resolved, attempt: Attempt, sink: AttemptLog) -> None:
+    """The preset's fields from the CLI's own output; its failure, classified."""
+    parsed = preset.parse(sink.tail, attempt.exit_code or 0)
+    attempt.report.update(parsed.report)
+    failure = attempt.stuck or parsed.failure
+    if failure is not None:
+        attempt.report["failure"] = failure.kind
+    if failure is None or attempt.error is not None:
+        return
+    what = {
+        "auth": "authentication failed",
+        "rate_limit": "rate limited",
+        "context": "context overflow",
+        "unreachable": "model endpoint unreachable",
+        "error": "the agent reported an error",
+    }[failure.kind]
+    attempt.error = f"{what} ({failure.kind}): {failure.message}"
+    attempt.fatal = failure.fatal
+    attempt.retry_after_s = failure.retry_after_s
+    sink.note(attempt.error + (" (no retry)" if failure.fatal else ""))
 
 
 def _start_error(exc: OSError, argv: list[str], workspace: Path) -> tuple[str, bool]:
@@ -502,13 +577,20 @@ def _watch(
     attempt: Attempt,
     release: Callable[[], bool],
     lost: Callable[[], str | None],
+    stuck: Callable[[bytes], agents.Failure | None] | None = None,
 ) -> None:
     deadline = time.monotonic() + env.prompt.timeout_s
     term_at: float | None = None
+    seen = 0  # output bytes the stuck check has looked at
     while not procs.wait_exit(proc, TICK_S):
         now = time.monotonic()
         why = None
-        if term_at is None:
+        if term_at is None and stuck is not None and sink.agent_bytes != seen:
+            seen = sink.agent_bytes
+            attempt.stuck = stuck(sink.tail)
+            if attempt.stuck is not None:
+                why = attempt.stuck.message
+        if term_at is None and why is None:
             if (who := job.kill_requested(env.path, attempt.number)) is not None:
                 attempt.killed_by = who
                 why = f"kill requested by {who}"

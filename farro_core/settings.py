@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from farro_core.bounded import loads_toml
-from farro_core.envelope import explain
+from farro_core.envelope import AgentPreset, as_preset, explain
 from farro_core.errors import BadInput
 from farro_core.fs import read_file
 
@@ -47,10 +47,11 @@ class Settings(BaseModel):
     workers: int = Field(
         default=2, ge=0, le=256, description="embedded workers per console / headless process"
     )
-    agent: Command = Field(
+    agent: AgentPreset | Command = Field(
         default=None,
-        description="the agent command of jobs that name none: an argv list (no shell) "
-        "or a shell string",
+        description="the agent of jobs that name none: a preset (`claude`, `codex`, `gemini`, "
+        "`aider`, or a table `{preset = …, model = …, args = […], allow_tools = […]}`), "
+        "an argv list (no shell) or a shell string",
         json_schema_extra={"default_text": "the bundled demo agent"},
     )
     planner: Command = Field(
@@ -163,6 +164,11 @@ class Settings(BaseModel):
         '"fallback": never cgroups',
     )
 
+    @field_validator("agent", mode="before")
+    @classmethod
+    def _preset_name(cls, value: Any) -> Any:
+        return as_preset(value)
+
     @field_validator("env_allow", "env_deny", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -222,7 +228,7 @@ class Settings(BaseModel):
             )
         return self
 
-    def agent_argv(self) -> list[str] | str:
+    def agent_argv(self) -> AgentPreset | list[str] | str:
         return self.agent if self.agent is not None else demo_command("farro_core.demo_agent")
 
     def planner_argv(self) -> list[str] | str:

@@ -35,6 +35,7 @@ ORDER = (
     "report",
     "stats",
     "doctor",
+    "agents",
     "fsck",
     "gc",
 )

@@ -154,6 +154,12 @@ def _verdict_text(res: "Result") -> str:
     return "not judged"
 
 
+def _agent_shown(agent: Any) -> str:
+    from farro_core.envelope import agent_text
+
+    return visible(agent_text(agent)) if agent is not None else "(the configured agent)"
+
+
 def _report_line(report: dict[str, Any]) -> str | None:
     parts = []
     cost = report.get("cost_usd")
@@ -162,6 +168,19 @@ def _report_line(report: dict[str, Any]) -> str | None:
     tin, tout = report.get("tokens_in"), report.get("tokens_out")
     if isinstance(tin, int) and isinstance(tout, int):
         parts.append(f"tokens {tin:,} in / {tout:,} out")
+    # --- agent presets (farro_core.agents): cache, turns, failure kind
+    read, wrote = report.get("tokens_cache_read"), report.get("tokens_cache_write")
+    if isinstance(read, int) and isinstance(wrote, int):
+        parts.append(f"cache {read:,} read / {wrote:,} written")
+    turns = report.get("turns")
+    if isinstance(turns, int) and not isinstance(turns, bool):
+        parts.append(f"turns {turns}")
+    for key in ("agent", "failure"):
+        if isinstance(report.get(key), str):
+            parts.append(f"{key} {report[key]}")
+    denied = report.get("permission_denials")
+    if isinstance(denied, list) and denied:
+        parts.append("denied " + ", ".join(str(d) for d in denied[:5]))
     return visible(", ".join(parts)) if parts else None
 
 
@@ -192,7 +211,7 @@ def _show_lines(env: "Envelope", now: float, children: Sequence[str] = ()) -> li
         f"priority   {p.priority}    timeout {_duration(p.timeout_s)}    "
         f"max attempts {p.max_attempts}",
         f"workspace  {visible(p.workspace) if p.workspace else '(the job dir work/)'}",
-        f"agent      {visible(str(p.agent)) if p.agent is not None else '(the configured agent)'}",
+        f"agent      {_agent_shown(p.agent)}",
         f"allowed    {', '.join(visible(a) for a in p.allowed_paths)}",
     ]
     if p.labels:

@@ -257,3 +257,37 @@ def doctor(as_json: JsonOpt = False, root: RootOpt = None) -> None:
             _out(_clean(line))
     if report.failed:
         raise _Failed(1)
+
+
+@app.command(short_help="List the agent presets: command, CLI installed, version.")
+def agents(as_json: JsonOpt = False, root: RootOpt = None) -> None:
+    """Each agent preset: the command it runs, its CLI's version, what it still needs.
+
+    What it needs is checked against the environment agents get (the root's
+    env_allow / env_deny, when a root is found).
+    """
+    import shlex
+
+    from farro_core import agents as presets
+    from farro_core.errors import FarroError
+    from farro_core.settings import Settings
+
+    settings = Settings()
+    try:
+        settings = _open(root).settings
+    except FarroError:
+        if root is not None:
+            raise
+    rows = presets.listing(settings.passed_env(os.environ))
+    if as_json:
+        _dump_json(rows)
+        return
+    for row in rows:
+        where = f"{row['version'] or 'installed'} ({row['installed']})"
+        state = where if row["installed"] else f"not installed (from {row['package']})"
+        _out(visible(f"{row['preset']:<8}{state}"))
+        _out(visible(f"        command  {shlex.join(row['command'])}"))
+        if row["env"]:
+            env = " ".join(f"{k}={v}" for k, v in row["env"].items())
+            _out(visible(f"        sets     {env}"))
+        _out(visible(f"        needs    {row['missing'] or 'nothing more: ready'}"))

@@ -116,7 +116,7 @@ def _flag_spec(
     if allow:
         spec["allowed_paths"] = list(allow)
     if agent is not None:
-        spec["agent"] = agent
+        spec["agent"] = _agent_flag(agent)
     if workspace is not None:
         # the worker runs elsewhere: a path typed at a shell means this shell's cwd
         spec["workspace"] = (
@@ -179,7 +179,12 @@ def submit(
         ),
     ] = None,
     agent: Annotated[
-        str | None, typer.Option(metavar="CMD", help="Agent command for this job.")
+        str | None,
+        typer.Option(
+            metavar="CMD",
+            help="Agent for this job: a preset (claude, codex, gemini, aider), a shell "
+            "command, or JSON (an argv list or a preset table).",
+        ),
     ] = None,
     workspace: Annotated[
         str | None, typer.Option(metavar="PATH", help="Workspace: a git repo or a directory.")
@@ -351,3 +356,17 @@ def _batch_label(specs: list[dict[str, Any]], path: str) -> None:
             spec["labels"] = {"batch": stem}
         elif isinstance(labels, dict) and "batch" not in labels:
             labels["batch"] = stem
+
+
+def _agent_flag(value: str) -> Any:
+    """``--agent``: a preset name, a shell string, or JSON (an argv list, a preset table)."""
+    import json
+
+    from farro_core.errors import BadInput
+
+    if not value.lstrip().startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise BadInput(f"--agent {_clean(value[:60])}: not valid JSON ({exc})") from None

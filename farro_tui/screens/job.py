@@ -17,7 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from farro_core import audit
-from farro_core.envelope import Envelope
+from farro_core.agents import MONEY_KEYS, report_money
+from farro_core.envelope import Envelope, agent_text
 from farro_core.errors import FarroError
 from farro_core.followup import children_in
 from farro_core.fs import read_json
@@ -144,8 +145,7 @@ def render_job(
     workspace = visible(p.workspace) if p.workspace else f"{env.path.parent.name}/{env.id}/work"
     grid.add_row("workspace", Text(workspace))
     if p.agent is not None:
-        agent = p.agent if isinstance(p.agent, str) else " ".join(p.agent)
-        grid.add_row("agent", Text(visible(agent)))
+        grid.add_row("agent", Text(visible(agent_text(p.agent))))
     about.append(grid)
 
     r = lc.result
@@ -165,8 +165,15 @@ def render_job(
         res.add_row("exit code", f"{r.exit_code}" + (f" ({', '.join(flags)})" if flags else ""))
         res.add_row("attempt", f"{r.attempt}: {_ts(r.started_at)} → {_ts(r.finished_at)}")
         res.add_row("duration", duration(r.duration_s))
-        # whatever the agent reported (cost, tokens, a summary): its scalars, as given
-        shown = [(k, v) for k, v in r.report.items() if isinstance(v, str | int | float | bool)]
+        # --- agent presets: cost and tokens always, whatever the report's size
+        for label, text in report_money(r.report):
+            res.add_row(label, Text(visible(text)))
+        # whatever else the agent reported (a summary, …): its scalars, as given
+        shown = [
+            (k, v)
+            for k, v in r.report.items()
+            if isinstance(v, str | int | float | bool) and k not in MONEY_KEYS
+        ]
         for key, value in shown[:12]:
             name = visible(str(key).replace("_", " "))[:20]
             res.add_row(Text(name), Text(visible(str(value))[:300]))

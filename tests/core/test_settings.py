@@ -51,7 +51,8 @@ def test_toml_command_list(root: Root) -> None:
     s = load_settings(root.path)
     assert s.agent_argv() == ["claude", "-p", "{prompt_file}"]
     assert s.keys == {"quit": "ctrl+q"}
-    assert Settings().agent_argv()[-1] == "farro_core.demo_agent"
+    argv = Settings().agent_argv()
+    assert isinstance(argv, list) and argv[-1] == "farro_core.demo_agent"
 
 
 def test_unknown_key_refused_naming_file_and_key(root: Root) -> None:

@@ -10,6 +10,7 @@ import pytest
 from farro_core.errors import BadInput
 from farro_core.planner import run_planner
 from farro_core.root import Root
+from farro_core.runner import GIT_CONFIG_IDENTITY, GIT_IDENTITY
 from farro_core.settings import Settings, load_settings
 
 from .helpers import PYTHON, make_worker, submit
@@ -69,7 +70,18 @@ def test_by_default_the_whole_worker_environment_passes(wroot: Root, tmp_path: P
     for env in (agent, check):
         assert all(env[k] == v for k, v in SECRETS.items())
         assert farro_vars(env) >= JOB_VARS and env["PYTHONUNBUFFERED"] == "1"
+        # a git identity, so no agent writes one into the repository's shared .git/config
+        assert all(env[k] == v for k, v in GIT_IDENTITY.items())
+        assert env["GIT_CONFIG_KEY_0"] == "user.name" and env["GIT_CONFIG_VALUE_0"] == "farro"
     assert agent["FARRO_UNIT_TOKEN"] != check["FARRO_UNIT_TOKEN"], "a unit each"
+
+
+def test_a_git_identity_of_the_worker_is_kept(
+    wroot: Root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Ada")
+    agent, _ = run_job(wroot, tmp_path)
+    assert agent["GIT_AUTHOR_NAME"] == "Ada" and agent["GIT_COMMITTER_NAME"] == "farro"
 
 
 def test_env_deny_keeps_cloud_credentials_away(wroot: Root, tmp_path: Path) -> None:
@@ -84,7 +96,8 @@ def test_env_deny_keeps_cloud_credentials_away(wroot: Root, tmp_path: Path) -> N
 def test_env_allow_passes_only_what_it_names(wroot: Root, tmp_path: Path) -> None:
     agent, check = run_job(wroot, tmp_path, env_allow=["PATH", "LANG", "MY_*"], env_deny=["MY_*"])
     for env in (agent, check):
-        assert set(env) - farro_vars(env) <= {"PATH", "LANG", "PYTHONUNBUFFERED", "PWD"}
+        given = {"PATH", "LANG", "PYTHONUNBUFFERED", "PWD", *GIT_IDENTITY, *GIT_CONFIG_IDENTITY}
+        assert set(env) - farro_vars(env) <= given
         assert "HOME" not in env and "AWS_PROFILE" not in env and "MY_TOOL_HOME" not in env
         assert JOB_VARS | {"FARRO_CUSTOM"} <= farro_vars(env)
 
