@@ -17,7 +17,8 @@ from typing import Any
 
 from farro_core import fs
 from farro_core.bounded import loads_json
-from farro_core.envelope import Lifecycle, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Lifecycle
 from farro_core.root import Root
 
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from farro_core import bounded
+from farro_core.clock import utcnow
 from farro_core.errors import BadInput, Corrupt
 from farro_core.globs import check_glob
 from farro_core.ids import ID_PATTERN
@@ -43,10 +44,6 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_has_nul(v) for v in value)
     return False
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_schema_version(value: str) -> str:

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from farro_core import audit, fs, locks, pool, workspace
-from farro_core.envelope import Envelope, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Envelope
 from farro_core.errors import BadInput, FarroError, NotFound, Refused
 from farro_core.ids import ID_PATTERN
 from farro_core.job import load, read_lifecycle, where

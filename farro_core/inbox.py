@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from farro_core import crash, fs, fsclock, job, specfile, workspace
-from farro_core.envelope import JobSpec, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import JobSpec
 from farro_core.errors import AlreadyExists, BadInput, FarroError, QueueFull
 from farro_core.identity import host
 from farro_core.ids import derived_id

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from farro_core import audit, crash, fs, locks, notify
+from farro_core.clock import utcnow
 from farro_core.envelope import (
     SCHEMA_VERSION,
     Claim,
@@ -34,7 +35,6 @@ from farro_core.envelope import (
     dump,
     load_lifecycle,
     load_prompt,
-    utcnow,
 )
 from farro_core.errors import (
     AlreadyExists,

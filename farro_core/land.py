@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Literal
 
 from farro_core import job
+from farro_core.clock import utcnow
 from farro_core.diff import OID
-from farro_core.envelope import Envelope, Landing, utcnow
+from farro_core.envelope import Envelope, Landing
 from farro_core.errors import BadInput, Refused
 from farro_core.root import Root
 from farro_core.transitions import Status

@@ -31,7 +31,7 @@ from typing import Literal
 from filelock import FileLock, Timeout
 
 from farro_core import fs, fsclock, locks, procs
-from farro_core.envelope import utcnow
+from farro_core.clock import utcnow
 from farro_core.errors import FarroError
 from farro_core.fsck import tmp_leftovers
 from farro_core.identity import boot_id, host, pid_started_at

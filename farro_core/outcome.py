@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from farro_core.envelope import Lifecycle, RubricVerdict, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Lifecycle, RubricVerdict
 from farro_core.rubric import could_not_run, state_of
 from farro_core.runner import Attempt
 from farro_core.settings import Settings

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from farro_core import fs
-from farro_core.envelope import utcnow
+from farro_core.clock import utcnow
 from farro_core.errors import AlreadyExists
 from farro_core.root import Root
 

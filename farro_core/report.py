@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from farro_core import job
-from farro_core.envelope import Envelope, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Envelope
 from farro_core.errors import BadInput, FarroError
 from farro_core.listing import JobRow, scan
 from farro_core.root import Root

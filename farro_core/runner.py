@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from farro_core import agents, fs, identity, job, procs
-from farro_core.envelope import AgentPreset, Envelope, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import AgentPreset, Envelope
 from farro_core.errors import Corrupt, FarroError, RootError
 from farro_core.settings import Settings
 

@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from farro_core import fs, globs, job, outcome, pool, procs, rubric, runner, workspace
-from farro_core.envelope import Envelope, Result, RubricVerdict, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Envelope, Result, RubricVerdict
 from farro_core.errors import Conflict, NotFound
 from farro_core.identity import WorkerIdentity
 from farro_core.root import Root

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from farro_core import job
 from farro_core.cli import main
-from farro_core.envelope import Envelope, Result, RubricVerdict, parse_spec, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Envelope, Result, RubricVerdict, parse_spec
 from farro_core.identity import WorkerIdentity
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from farro_core import fs, job, locks
 from farro_core.cli import _age, _duration, main
-from farro_core.envelope import Result, parse_spec, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Result, parse_spec
 from farro_core.identity import WorkerIdentity, pid_started_at
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status

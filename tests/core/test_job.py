@@ -14,7 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from farro_core import fs, job, locks
-from farro_core.envelope import JobSpec, Lifecycle, Result, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import JobSpec, Lifecycle, Result
 from farro_core.errors import (
     AlreadyExists,
     BadInput,

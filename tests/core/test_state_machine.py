@@ -33,7 +33,8 @@ from hypothesis.stateful import (
 )
 
 from farro_core import audit, fs, job, locks, operations
-from farro_core.envelope import Claim, Envelope, dump, load_lifecycle, parse_spec, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Claim, Envelope, dump, load_lifecycle, parse_spec
 from farro_core.errors import AlreadyExists, Conflict, IllegalTransition
 from farro_core.fsck import fsck
 from farro_core.identity import WorkerIdentity

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from farro_core import job
-from farro_core.envelope import Result, parse_spec, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Result, parse_spec
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 from farro_tui.screens.job import JobScreen

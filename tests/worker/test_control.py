@@ -14,7 +14,8 @@ import pytest
 from support import wait_for, wait_until
 
 from farro_core import audit, job, operations, runner, workspace
-from farro_core.envelope import Envelope, utcnow
+from farro_core.clock import utcnow
+from farro_core.envelope import Envelope
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 from farro_core.worker import Worker, stop_all
