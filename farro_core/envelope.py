@@ -29,21 +29,12 @@ from farro_core.errors import BadInput, Corrupt
 from farro_core.globs import check_glob
 from farro_core.ids import ID_PATTERN
 from farro_core.transitions import Status
+from farro_core.validation import explain, nul_at
 from farro_core.work import Work
 
 SCHEMA_VERSION = "1.0.0"
 MAX_PROMPT_BYTES = 1 << 20
 _RUBRIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\0" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def check_schema_version(value: str) -> str:
@@ -179,8 +170,6 @@ class _JobFields(_Strict):
             raise ValueError("prompt may not be empty")
         if len(v.encode()) > MAX_PROMPT_BYTES:
             raise ValueError(f"prompt exceeds {MAX_PROMPT_BYTES} bytes")
-        if "\0" in v:
-            raise ValueError("prompt may not contain NUL")
         return v
 
     @field_validator("title")
@@ -202,7 +191,7 @@ class _JobFields(_Strict):
         An after-validator: a before-validator would make strict JSON validation
         see Python objects, and refuse every datetime string in prompt.json.
         """
-        if _has_nul(self.model_dump(mode="python")):
+        if nul_at(self.model_dump(mode="python")) is not None:
             raise ValueError("a job spec may not contain NUL characters")
         return self
 
@@ -236,9 +225,9 @@ class _JobFields(_Strict):
     @field_validator("agent")
     @classmethod
     def _agent(cls, v: AgentCommand) -> AgentCommand:
-        if isinstance(v, list) and (not v or any(not a or "\0" in a for a in v)):
+        if isinstance(v, list) and (not v or not all(v)):
             raise ValueError("agent argv must be a non-empty list of non-empty strings")
-        if isinstance(v, str) and (not v.strip() or "\0" in v):
+        if isinstance(v, str) and not v.strip():
             raise ValueError("agent command may not be empty")
         return v
 
@@ -254,7 +243,7 @@ class _JobFields(_Strict):
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if not key or len(key) > 128 or "\0" in key:
+            if not key or len(key) > 128:
                 raise ValueError(f"label key {key!r} must be 1-128 characters")
         return v
 
@@ -453,32 +442,6 @@ def dump(model: BaseModel) -> bytes:
     return (model.model_dump_json(indent=2) + "\n").encode()
 
 
-def explain(exc: ValidationError, where: str = "") -> str:
-    """One line naming every field pydantic refused and why."""
-    parts = []
-    errors = exc.errors()
-    for err in errors[:_MAX_EXPLAINED]:
-        loc = ".".join(_loc(x) for x in err["loc"]) or "(top level)"
-        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        parts.append(f"{loc}: {msg}")
-    if len(errors) > _MAX_EXPLAINED:
-        parts.append(f"and {len(errors) - _MAX_EXPLAINED} more")
-    prefix = f"{where}: " if where else ""
-    return prefix + "; ".join(parts)
-
-
-_MAX_EXPLAINED = 8
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def _loc(part: str | int) -> str:
-    """A field name as is; a key from the input (a label, say) quoted, so it stays one line."""
-    text = str(part)
-    return text if _PLAIN_KEY.fullmatch(text) else ascii(text)
-
-
 def parse_spec(data: Any, where: str = "spec") -> JobSpec:
     """Validate one job spec; raise :class:`BadInput` with every problem on one line."""
     if not isinstance(data, dict):
@@ -487,7 +450,7 @@ def parse_spec(data: Any, where: str = "spec") -> JobSpec:
         bounded.check(data)
     except bounded.Unbounded as exc:
         raise BadInput(f"{where}: {exc}") from None
-    if _has_nul(data):  # before any field's own check, so the reason is always this one
+    if nul_at(data) is not None:  # before any field's own check, so the reason is always this one
         raise BadInput(f"{where}: a job spec may not contain NUL characters")
     try:
         return JobSpec.model_validate(data, strict=True)

@@ -26,9 +26,10 @@ from pydantic import (
 )
 
 from farro_core.bounded import loads_toml
-from farro_core.envelope import AgentPreset, as_preset, explain
+from farro_core.envelope import AgentPreset, as_preset
 from farro_core.errors import BadInput
 from farro_core.fs import read_file
+from farro_core.validation import explain
 
 Command = list[str] | str | None
 

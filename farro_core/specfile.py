@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from farro_core import bounded
 from farro_core.errors import BadInput
+from farro_core.validation import nul_at
 
 if TYPE_CHECKING:
     from farro_core.envelope import JobSpec
@@ -144,20 +145,15 @@ def check_unique_ids(specs: Sequence[JobSpec], name: str) -> None:
             seen.add(spec.id)
 
 
-def _check_strings(value: Any, where: str, path: str = "") -> None:
-    """Refuse NUL anywhere in a spec: it cannot reach argv, env or a file name intact."""
-    if isinstance(value, str):
-        if "\0" in value:
-            raise BadInput(f"{where}: {path or '(value)'}: may not contain NUL")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and "\0" in key:
-                raise BadInput(f"{where}: {path or '(top level)'}: a key may not contain NUL")
-            _check_strings(item, where, sub)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_strings(item, where, f"{path}.{i}" if path else str(i))
+def _check_strings(value: Any, where: str) -> None:
+    """Refuse NUL anywhere in a spec, naming where: it cannot reach argv, env or a file name."""
+    found = nul_at(value)
+    if found is None:
+        return
+    path, in_key = found
+    if in_key:
+        raise BadInput(f"{where}: {path or '(top level)'}: a key may not contain NUL")
+    raise BadInput(f"{where}: {path or '(value)'}: may not contain NUL")
 
 
 def _kind(value: Any) -> str:
