@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -47,6 +48,10 @@ def check_schema_version(value: str) -> str:
     if not re.fullmatch(r"\d+\.\d+\.\d+", value):
         raise ValueError(f"schema_version {value!r} is not MAJOR.MINOR.PATCH")
     return value
+
+
+#: every file's schema_version: this major version, MAJOR.MINOR.PATCH
+SchemaVersion = Annotated[str, AfterValidator(check_schema_version)]
 
 
 class _Strict(BaseModel):
@@ -251,28 +256,18 @@ class _JobFields(_Strict):
 class JobSpec(_JobFields):
     """What a user submits. ``id`` is optional: create assigns a fresh one."""
 
-    schema_version: str | None = None
+    schema_version: SchemaVersion | None = None
     id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
-
-    @field_validator("schema_version")
-    @classmethod
-    def _version(cls, v: str | None) -> str | None:
-        return None if v is None else check_schema_version(v)
 
 
 class Prompt(_JobFields):
     """prompt.json: the job's definition, immutable from creation on."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     id: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
     title: str
     created_at: datetime
     created_by: str
-
-    @field_validator("schema_version")
-    @classmethod
-    def _version(cls, v: str) -> str:
-        return check_schema_version(v)
 
 
 class Claim(_Strict):
@@ -372,7 +367,7 @@ class Result(_Strict):
 class Lifecycle(_Strict):
     """job.json. A commit makes a new value with ``revision + 1``; nothing mutates it."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     id: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
     status: Status
     attempt: int = Field(ge=0)
@@ -385,11 +380,6 @@ class Lifecycle(_Strict):
     reason: str = ""
     created_at: datetime
     updated_at: datetime
-
-    @field_validator("schema_version")
-    @classmethod
-    def _version(cls, v: str) -> str:
-        return check_schema_version(v)
 
     @field_validator("reason")
     @classmethod
