@@ -28,6 +28,21 @@ def host() -> str:
     return override if override is not None else socket.gethostname()
 
 
+def operator() -> str:
+    """The person behind this process, as the audit names them: the account's name.
+
+    One answer for the CLI, the console and job creation alike, so the audit never
+    names one person two ways. Not $USER (it can say anything); the uid when the
+    account has no name (a container's arbitrary uid).
+    """
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
 def name_part(host_name: str) -> str:
     """``host_name`` as the start of a worker name: ``[A-Za-z0-9][A-Za-z0-9_.@-]*``, at
     most 48 characters. A name that had to change gets a hash of the original, so two

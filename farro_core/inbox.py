@@ -327,7 +327,7 @@ def _saved_plan(plan_file: Path, sha: str) -> list[dict[str, Any]] | None:
 
 
 def _created_by(name: str) -> str:
-    return f"{job._default_creator()} via inbox/{name}"
+    return f"{job.default_creator()} via inbox/{name}"
 
 
 def _missing(root: Root, specs: list[JobSpec], explicit: set[str], name: str) -> list[JobSpec]:

@@ -222,7 +222,7 @@ def create_many(
     """
     settings = root.settings
     _check_room(root, settings, len(specs))  # cheap early refusal; checked again to publish
-    by = created_by or _default_creator()
+    by = created_by or default_creator()
     start = utcnow()
     staged: list[tuple[Path, Prompt, Lifecycle]] = []
     batch = len(specs) > 1
@@ -490,16 +490,11 @@ def create(root: Root, spec: JobSpec, *, created_by: str | None = None) -> Envel
     return create_many(root, [spec], created_by=created_by)[0]
 
 
-def _default_creator() -> str:
-    import pwd
+def default_creator() -> str:
+    """``created_by`` when the caller names nobody: the operator at this host."""
+    from farro_core.identity import host, operator
 
-    from farro_core.identity import host
-
-    try:
-        user = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        user = str(os.getuid())
-    return f"{user}@{host()}"
+    return f"{operator()}@{host()}"
 
 
 # ---------------------------------------------------------------- claim

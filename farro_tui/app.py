@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import os
 import signal
 import threading
@@ -36,6 +35,7 @@ from textual.screen import Screen
 
 from farro_core import operations
 from farro_core.errors import FarroError
+from farro_core.identity import operator
 from farro_core.job import load as load_job
 from farro_core.manager import ManagerStatus, current_manager
 from farro_core.operations import phrase
@@ -162,7 +162,7 @@ class FarroApp(App[None]):
         self.store = Store()
         self.feeder = Feeder(root, self._feeder_ready, watch=watch, rescan_s=self._rescan_s())
         self.spec = ViewSpec()
-        self.operator = f"{_user()}@tui"
+        self.operator = f"{operator()}@tui"
         self._view_timer: Any = None
         self._last_view = 0.0
         self._feed_failure: str | None = None  # as last told to the operator
@@ -931,10 +931,3 @@ def _base_branch(root: Root, job_id: str) -> str | None:
     except FarroError:
         return None
     return res.work.base_branch if res is not None and res.work is not None else None
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

@@ -97,12 +97,10 @@ def _check_ids(ids: Iterable[str]) -> list[str]:
 
 
 def _operator() -> str:
-    import pwd
+    """Who is acting, as the audit names them (the same in the console and the inbox)."""
+    from farro_core.identity import operator
 
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return os.environ.get("USER") or str(os.getuid())
+    return operator()
 
 
 def _labels(items: Sequence[str]) -> dict[str, str]:

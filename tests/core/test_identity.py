@@ -153,3 +153,17 @@ def test_headless_with_a_hostile_host_name_runs_and_stops_cleanly(tmp_path: Path
         out = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, out
     assert "Traceback" not in out
+
+
+def test_one_operator_name_whatever_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI, the console and job creation name the operator one way: the account's name.
+    ($USER or $LOGNAME saying otherwise made the audit name one person two ways.)"""
+    import pwd
+
+    from farro_core import job
+    from farro_core.identity import operator
+
+    monkeypatch.setenv("USER", "somebody-else")
+    monkeypatch.setenv("LOGNAME", "somebody-else")
+    assert operator() == pwd.getpwuid(os.getuid()).pw_name
+    assert job.default_creator().startswith(f"{operator()}@")
