@@ -18,30 +18,30 @@ from farro_core.root import Root
 from farro_core.transitions import QUEUE_DIR, Actor, Status, allowed
 
 _PHRASE = {
-    Status.SUCCEEDED: "has already succeeded",
-    Status.FAILED: "has already failed",
-    Status.KILLED: "was already killed",
-    Status.IN_PROGRESS: "is running",
+    Status.SUCCEEDED.value: "has already succeeded",
+    Status.FAILED.value: "has already failed",
+    Status.KILLED.value: "was already killed",
+    Status.IN_PROGRESS.value: "is running",
+    "gone": "has left the queues (quarantined?)",
 }
 _VALUES = frozenset(s.value for s in Status)
 
 
-def phrase(status: Status) -> str:
-    """A job's status as words for a refusal: 'has already succeeded', 'is queued'."""
-    return _PHRASE.get(status, f"is {status}")
+def phrase(status: Status | str) -> str:
+    """A job's status as words for a refusal: 'has already succeeded', 'is queued'.
+
+    The one wording for the CLI and the console; besides the statuses it knows
+    ``gone`` (the job left the queues) and says ``is X`` of anything else.
+    """
+    return _PHRASE.get(str(status), f"is {status}")
 
 
 def phrase_now(root: Root, job_id: str) -> str:
     """The status a job is in now, as words for a refusal: it may have moved since the
-    refused move read it (``is running (in-progress)``, ``has left the queues``)."""
+    refused move read it (``is running``, ``has left the queues``)."""
     from farro_core.listing import job_state
 
-    status, _ = job_state(root, job_id)
-    if status == "gone":
-        return "has left the queues (quarantined?)"
-    if status == Status.IN_PROGRESS:
-        return "is running (in-progress)"
-    return phrase(Status(status)) if status in _VALUES else f"is {status}"
+    return phrase(job_state(root, job_id)[0])
 
 
 def select(

@@ -98,10 +98,7 @@ def refusal(verb: str, status: dict[str, str | None]) -> str:
         return f"no job under the cursor; {rule}"
     if len(status) == 1:
         ((job_id, st),) = status.items()
-        if st is None:
-            known = "is not read yet"
-        else:
-            known = phrase(Status(st)) if st in Status.__members__.values() else f"is {st}"
+        known = "is not read yet" if st is None else phrase(st)
         return f"job {job_id} {known}; {rule}"
     counts = Counter(STATUS_LABEL.get(st, st) if st else "unread" for st in status.values())
     which = ", ".join(f"{n} {st}" for st, n in sorted(counts.items()))

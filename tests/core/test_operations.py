@@ -217,8 +217,26 @@ def test_a_refusal_names_the_status_the_job_is_in_now(root: Root) -> None:
     env = job.create(root, spec())
     assert operations.phrase_now(root, env.id) == "is queued"
     c = claimed(root)
-    assert operations.phrase_now(root, env.id) == "is running (in-progress)"
+    assert operations.phrase_now(root, env.id) == "is running"
     job.commit(c, S.SUCCEEDED, A.AGENT, "ok")
     job.release_claim(c)
     assert operations.phrase_now(root, env.id) == "has already succeeded"
     assert operations.phrase_now(root, "abcdefgh0000") == "has left the queues (quarantined?)"
+
+
+def test_the_cli_refuses_in_the_consoles_words(root: Root) -> None:
+    """One phrase for a status in refusals: `farro requeue` of a running job says what the
+    console says ('is running'), and a job gone from the queues is named so."""
+    from typer.testing import CliRunner
+
+    from farro_core.cli import app
+
+    job.create(root, spec())
+    env = claimed(root)
+    try:
+        ran = CliRunner().invoke(app, ["requeue", "--root", str(root.path), env.id])
+    finally:
+        job.release_claim(env)
+    assert ran.exit_code == 1
+    assert f"job {env.id} is running; only stale or failed jobs can be requeued" in ran.output
+    assert operations.phrase("gone") == "has left the queues (quarantined?)"
