@@ -1,16 +1,14 @@
 """Run FARRO's workers headless on a root until SIGTERM/SIGINT.
 
-The benchmarks run ``farro-tui --workers-only``; this module runs the same
-System object itself for the ``--no-fsync`` what-if.
+The benchmarks run ``farro-tui --workers-only``; this module runs the same code
+(farro_tui.headless.run) in-process for the ``--no-fsync`` what-if.
 
     python benchmarks/_headless.py ROOT WORKERS [--no-fsync]
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -29,22 +27,15 @@ def command(root: Path, workers: int, *, no_fsync: bool = False) -> list[str]:
 
 
 def main() -> int:
+    """``farro-tui --workers-only`` itself (farro_tui.headless.run), with fsync patched out."""
     import os
 
     if "--no-fsync" in sys.argv:
         os.fsync = lambda fd: None
 
-    from farro_core.root import Root
-    from farro_core.system import System
+    from farro_tui.headless import run
 
-    system = System(Root.open(sys.argv[1]), workers=int(sys.argv[2]))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    system.start()
-    done.wait()
-    system.stop()
-    return 0
+    return run(Path(sys.argv[1]), workers=int(sys.argv[2]))
 
 
 if __name__ == "__main__":
