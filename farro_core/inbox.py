@@ -166,12 +166,8 @@ def _why(exc: BaseException) -> str:
 
 
 def _queue_full(root: Root, settings: Settings, need: int = 1) -> str | None:
-    if not settings.max_queued:
-        return None
-    queued = root.count("incoming")
-    if queued + need > settings.max_queued:
-        return f"queue full: {queued} queued (max_queued is {settings.max_queued}); waiting"
-    return None
+    full = job.queue_full(root, settings, need)
+    return None if full is None else f"{full}; waiting"
 
 
 def ingest_file(

@@ -303,12 +303,22 @@ def _published(root: Root, lc: Lifecycle, reason: str | None = None) -> None:
     )
 
 
-def _check_room(root: Root, settings: Settings, n: int) -> None:
-    """Backpressure: refuse ``n`` more jobs when incoming/ would exceed ``max_queued``."""
+def queue_full(root: Root, settings: Settings, n: int = 1) -> str | None:
+    """Backpressure: why ``n`` more jobs would overfill incoming/ (``max_queued``), or None.
+
+    The one check for submit (refused at once) and the inbox (which waits).
+    """
     if settings.max_queued:
         queued = root.count("incoming")
         if queued + n > settings.max_queued:
-            raise QueueFull(f"queue full: {queued} queued (max_queued is {settings.max_queued})")
+            return f"queue full: {queued} queued (max_queued is {settings.max_queued})"
+    return None
+
+
+def _check_room(root: Root, settings: Settings, n: int) -> None:
+    full = queue_full(root, settings, n)
+    if full is not None:
+        raise QueueFull(full)
 
 
 def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
