@@ -302,7 +302,7 @@ def _check_job(
         detail = f"status {lc.status} belongs in {QUEUE_DIR[lc.status]}/"
         if repair:
             try:
-                if not _move_locked(root, path, lc):
+                if job.move_misplaced(root, path, lc) is None:
                     return lc  # it moved on meanwhile (a live job): nothing to repair
                 out.append(Finding("misplaced", rel, detail, f"moved to {_rel(root, want)}", True))
                 path = want
@@ -332,29 +332,6 @@ def _check_job(
         else:
             out.append(Finding("stale", rel, detail, "would mark stale"))
     return lc
-
-
-def _move_locked(root: Root, path: Path, lc: Lifecycle) -> bool:
-    """Move a misplaced job where its status says; False when it moved on meanwhile.
-
-    A live commit passes through "new job.json, old directory" under the commit lock,
-    so the job is looked at again under that lock before anything moves.
-    """
-    try:
-        dfd = fs.open_dir(path)
-    except FileNotFoundError:
-        return False
-    try:
-        with job.commit_lock(dfd):
-            here = job.where(root, path.name, dfd)
-            now = job.read_lifecycle(dfd, path.name)
-            dest = root.path / QUEUE_DIR[now.status] / path.name
-            if here is None or now.revision != lc.revision or here == dest:
-                return False
-            fs.move(here, dest)
-            return True
-    finally:
-        os.close(dfd)
 
 
 #: revisions above this are not tracked one by one (no real job gets near it)

@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -891,6 +891,39 @@ def annotate(
             prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here)
         )
     raise NotFound(f"job {env.id} keeps moving; try again")
+
+
+def move_misplaced(
+    root: Root,
+    path: Path,
+    lc: Lifecycle,
+    on_moved: Callable[[Lifecycle], None] | None = None,
+) -> Lifecycle | None:
+    """Finish the move a crash cut short: put the job in the queue dir its status names.
+
+    A crash between a commit's job.json write and its directory move leaves a job
+    in the wrong dir (queued in active/, where no worker looks). A live commit passes
+    through that state too, under the commit lock, so the job is read again under
+    that lock first. Returns its lifecycle once moved (``on_moved`` has run under the
+    lock), None if it was gone or moved on meanwhile. Used by the watchdog and fsck.
+    """
+    try:
+        dfd = fs.open_dir(path)
+    except FileNotFoundError:
+        return None
+    try:
+        with commit_lock(dfd):
+            here = where(root, path.name, dfd)
+            now = read_lifecycle(dfd, path.name)
+            dest = root.path / QUEUE_DIR[now.status] / path.name
+            if here is None or now.revision != lc.revision or here == dest:
+                return None
+            fs.move(here, dest)
+            if on_moved is not None:
+                on_moved(now)
+            return now
+    finally:
+        os.close(dfd)
 
 
 def request_kill(env: Envelope, by: str) -> None:

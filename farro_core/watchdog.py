@@ -256,23 +256,14 @@ class Watchdog:
         would, and audit the revision the crash kept out of the log."""
         lc = env.lifecycle
         try:
-            dfd = fs.open_dir(path)
-        except FileNotFoundError:
-            return  # its commit moved it meanwhile
-        try:
-            with job.commit_lock(dfd):
-                here = job.where(self.root, env.id, dfd)
-                now = job.read_lifecycle(dfd, env.id)
-                dest = self.root.path / QUEUE_DIR[now.status] / env.id
-                if here is None or now.revision != lc.revision or here == dest:
-                    # moved on meanwhile, or the commit we raced finished its own move
-                    return
-                fs.move(here, dest)
-                audit.recovered(self.root, now, "watchdog")
+            moved = job.move_misplaced(
+                self.root, path, lc, lambda now: audit.recovered(self.root, now, "watchdog")
+            )
         except (FarroError, OSError) as exc:
+            # reported by the sweep, naming the job; the other jobs are still looked at
             raise FarroError(f"could not move it to {QUEUE_DIR[lc.status]}/: {exc}") from exc
-        finally:
-            os.close(dfd)
+        if moved is None:
+            return  # gone, moved on meanwhile, or the commit we raced finished its own move
         where = f"{path.parent.name}/"
         log.warning(
             "job %s was %s in %s: moved to %s/", env.id, lc.status, where, QUEUE_DIR[lc.status]
