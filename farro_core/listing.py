@@ -13,6 +13,7 @@ import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from farro_core import fs
@@ -48,6 +49,21 @@ class JobRow:
     landed: str | None = None  # the branch ``farro land`` brought the work into
 
 
+def peek_status(path: Path) -> str | None:
+    """The status job.json under ``path`` names, without model validation: the cheap
+    read (None when unreadable). The watchdog's scan of incoming/ uses it."""
+    try:
+        data = fs.read_json(path / "job.json", limit=1 << 20)
+    except (OSError, ValueError):
+        return None
+    return _status(data)
+
+
+def _status(data: object) -> str | None:
+    status = data.get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) else None
+
+
 def read_row(
     root: Root, queue: str, job_id: str, statuses: Collection[str] | None = None
 ) -> JobRow | None:
@@ -65,7 +81,7 @@ def read_row(
             lc = fs.read_json_at(dfd, "job.json")
             if not isinstance(lc, dict):
                 raise TypeError(f"job.json holds a {type(lc).__name__}, not an object")
-            status = lc.get("status")
+            status = _status(lc)
             if statuses is not None and status in _STATUSES and status not in statuses:
                 return None
             # keyed by creation too: a reused id (quarantined, then created again) is new

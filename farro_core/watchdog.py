@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, fs, fsclock, job
+from farro_core import audit, fs, fsclock, job, listing
 from farro_core.envelope import Envelope
 from farro_core.errors import Conflict, FarroError, IllegalTransition, NotFound
 from farro_core.ids import ID_PATTERN
@@ -140,7 +140,7 @@ class Watchdog:
             if other is not None:
                 duplicates.append((job_id, other))
                 continue
-            status = _peek_status(self.root.incoming / job_id)
+            status = listing.peek_status(self.root.incoming / job_id)
             if status is not None and status != Status.QUEUED:
                 # in-progress (crash after claim step 3) or terminal (crash after a commit
                 # wrote job.json, before its move): never remembered, looked at until it moves
@@ -278,13 +278,3 @@ class Watchdog:
             return None  # it moved on meanwhile: whoever moved it was right
         except (FarroError, OSError) as exc:
             raise FarroError(f"could not mark it {to}: {exc}") from exc
-
-
-def _peek_status(path: Path) -> str | None:
-    """job.json's status without model validation (the cheap read of listing.py)."""
-    try:
-        data = fs.read_json(path / job.JOB, limit=1 << 20)
-    except (OSError, ValueError):
-        return None
-    status = data.get("status") if isinstance(data, dict) else None
-    return status if isinstance(status, str) else None

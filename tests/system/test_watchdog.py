@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import wait_for, wait_until
 
-from farro_core import crash, job, watchdog
+from farro_core import crash, job, listing, watchdog
 from farro_core.api import submit
 from farro_core.identity import WorkerIdentity
 from farro_core.manager import sweep_tmp
@@ -54,8 +54,8 @@ def test_unchanged_queued_jobs_are_read_once_not_every_sweep(
     for e in envs:
         os.utime(root.incoming / e.id, (then, then))
     peeks: list[Path] = []
-    real = watchdog._peek_status
-    monkeypatch.setattr(watchdog, "_peek_status", lambda p: peeks.append(p) or real(p))
+    real = listing.peek_status
+    monkeypatch.setattr(listing, "peek_status", lambda p: peeks.append(p) or real(p))
     dog = watchdog.Watchdog(root)
     dog.sweep()
     assert len(peeks) == 20
