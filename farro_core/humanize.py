@@ -1,17 +1,64 @@
-"""How FARRO writes a span of time for people: the CLI and the console agree."""
+"""How FARRO writes times and spans for people: the CLI and the console agree.
+
+One module, so that a job's age, a run time and a stored timestamp read the same
+in ``farro ls``, ``farro show`` and every pane of the console.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 
-def duration(seconds: float | None, missing: str = "") -> str:
-    """Whole seconds in the two largest units: ``42s``, ``3m12s``, ``2h05m``, ``4d03h``."""
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration(seconds: float | None, missing: str = "", *, parts: int = 2) -> str:
+    """Whole seconds in the largest units: ``42s``, ``3m12s``, ``2h05m``, ``4d03h``.
+
+    ``parts=1`` keeps the largest unit only (``3m``, ``2h``): for narrow columns.
+    """
     if seconds is None:
         return missing
     s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    for i, (name, size) in enumerate(_UNITS):
+        if s >= size or size == 1:
+            text = f"{s // size}{name}"
+            if parts > 1 and size > 1:
+                sub_name, sub_size = _UNITS[i + 1]
+                text += f"{s % size // sub_size:02d}{sub_name}"
+            return text
+    raise AssertionError("unreachable: the last unit is one second")
+
+
+def run_time(seconds: float) -> str:
+    """A run time or a setting: ``0.4s`` and ``12.5s`` below a minute, round units
+    (``5m``, ``2h``) as such, else like :func:`duration`."""
+    if seconds < 60:
+        if seconds == int(seconds):
+            return f"{int(seconds)}s"
+        return f"{seconds:.2f}s" if seconds < 0.1 else f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole % 3600 == 0:
+        return f"{whole // 3600}h" if whole < 86400 else duration(whole)
+    if whole % 60 == 0 and whole < 3600:
+        return f"{whole // 60}m"
+    return duration(whole)
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    """A stored ISO time (``...Z`` or ``+00:00``), or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def timestamp(value: datetime | str | None, missing: str = "-") -> str:
+    """A stored UTC time to the second: ``2026-11-25 17:04:25Z``."""
+    if value is None or value == "":
+        return missing
+    text = value if isinstance(value, str) else value.isoformat()
+    text = text.replace("T", " ").replace("+00:00", "Z")
+    head, _, tail = text.partition(".")
+    return head + ("Z" if tail.endswith("Z") else "") if tail else text

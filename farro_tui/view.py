@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from farro_core.humanize import duration, parse_ts
 from farro_core.listing import JobRow
 from farro_tui.store import Store
 
@@ -60,15 +61,6 @@ class ViewSpec:
             return re.compile(self.filter, re.IGNORECASE | re.MULTILINE)
         except re.error:
             return re.compile(re.escape(self.filter), re.IGNORECASE)
-
-
-def parse_ts(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def run_seconds(row: JobRow, now: datetime) -> float | None:
@@ -229,11 +221,4 @@ def fmt_age(created: str, now: datetime) -> str:
     ts = parse_ts(created)
     if ts is None:
         return ""
-    s = max(0, int((now - ts).total_seconds()))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
+    return duration((now - ts).total_seconds(), parts=1)

@@ -29,14 +29,10 @@ def _clean(text: str, keep_newlines: bool = False) -> str:
 
 
 def _parse_ts(value: str | None) -> float | None:
-    from datetime import datetime
+    from farro_core.humanize import parse_ts
 
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
+    ts = parse_ts(value)
+    return None if ts is None else ts.timestamp()
 
 
 def _age(seconds: float | None) -> str:
@@ -48,16 +44,9 @@ def _age(seconds: float | None) -> str:
 
 def _duration(seconds: float) -> str:
     """A run time or a setting: ``0.4s`` and ``12.5s`` below a minute, then like :func:`_age`."""
-    if seconds < 60:
-        if seconds == int(seconds):
-            return f"{int(seconds)}s"
-        return f"{seconds:.2f}s" if seconds < 0.1 else f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole % 3600 == 0:
-        return f"{whole // 3600}h" if whole < 86400 else _age(whole)
-    if whole % 60 == 0 and whole < 3600:
-        return f"{whole // 60}m"
-    return _age(whole)
+    from farro_core.humanize import run_time
+
+    return run_time(seconds)
 
 
 def _plural(n: int, word: str, many: str | None = None) -> str:
@@ -66,11 +55,9 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
 
 def _short_ts(value: str | None) -> str:
     """``2026-11-25T17:04:25.123456Z`` -> ``2026-11-25 17:04:25Z`` (UTC, as stored)."""
-    if not value:
-        return "-"
-    text = value.replace("T", " ").replace("+00:00", "Z")
-    head, _, tail = text.partition(".")
-    return head + ("Z" if tail.endswith("Z") else "") if tail else text
+    from farro_core.humanize import timestamp
+
+    return timestamp(value)
 
 
 def _when(value: "datetime | str | None", now: float) -> str:

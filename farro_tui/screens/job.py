@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -22,7 +23,7 @@ from farro_core.envelope import Envelope, agent_text
 from farro_core.errors import FarroError
 from farro_core.followup import children_in
 from farro_core.fs import read_json
-from farro_core.humanize import duration
+from farro_core.humanize import duration, timestamp
 from farro_core.job import kill_requested, load
 from farro_core.transitions import TERMINAL, Status
 from farro_core.visible import visible
@@ -37,11 +38,8 @@ CHANGE_STYLE = {"A": "green", "D": "red", "M": "", "T": "yellow"}
 MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("?", "bright_black")}
 
 
-def _ts(value: Any) -> str:
-    if value is None:
-        return "—"
-    text = value.isoformat() if hasattr(value, "isoformat") else visible(str(value))
-    return text.replace("+00:00", "Z").replace("T", " ")[:19] + "Z"
+def _ts(value: datetime | str | None) -> str:
+    return visible(timestamp(value, missing="—"))
 
 
 def _section(title: str) -> Text:
