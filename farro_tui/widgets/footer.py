@@ -19,7 +19,7 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 #: shown first, in this order: what changes or explains a job
-FIRST = ("requeue", "kill", "log", "follow")
+FIRST = ("requeue", "kill", "land", "follow_up", "diff", "log", "follow", "batch")
 #: always shown, last
 PINNED = ("help", "quit_farro")
 
