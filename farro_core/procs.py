@@ -22,6 +22,10 @@ is never judged dead from here (cgroups can be shared across pid namespaces, as
 with containers or tests/hosts' "hosts" on one kernel). :func:`reap_orphans` kills
 the units whose owner died (a worker or manager killed with SIGKILL); workers run
 it when they start, the manager at every sweep.
+
+Why one file of ~600 lines: the two mechanisms answer one question (which
+processes belong to this unit, and how to end them all), and a change to one must
+be read against the other.
 """
 
 from __future__ import annotations

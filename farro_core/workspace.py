@@ -21,6 +21,10 @@ edit; FARRO's own index of a pooled worktree only spares hashing the files whose
 stat data, ctime included, are as FARRO's checkout left them), ignored
 paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
 with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
+
+Why one file of ~850 lines: preparing a workspace and judging what changed in it
+must agree on every git setting and ignore rule; the snapshot kind (a plain
+directory) is the small tail.
 """
 
 from __future__ import annotations
