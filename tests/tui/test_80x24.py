@@ -13,7 +13,7 @@ from farro_tui.screens.dialogs import HelpScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 
-from .conftest import FakeSystem, S, console, make, ready, until
+from .helpers import FakeSystem, S, console, make, ready, until
 
 
 def footer_keys(app: Any) -> dict[str, FooterKey]:

@@ -18,7 +18,7 @@ from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
 from farro_tui.screens.workers import WorkersScreen
 
-from .conftest import FakeSystem, S, console, make, ready, record_notes, until
+from .helpers import FakeSystem, S, console, make, ready, record_notes, until
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -222,7 +222,7 @@ async def test_job_pane_and_raw_json(
 
 async def test_log_pane_tails_live_and_follow_toggles(root: Root) -> None:
     jid = make(root, S.QUEUED, "talkative")
-    from .conftest import claim
+    from .helpers import claim
 
     c = claim(root, jid)
     logs = c.path / "logs"
@@ -260,7 +260,7 @@ async def test_log_pane_tails_live_and_follow_toggles(root: Root) -> None:
 async def test_log_pane_earlier_attempts(root: Root) -> None:
     from farro_core import job
 
-    from .conftest import A, claim
+    from .helpers import A, claim
 
     jid = make(root, S.QUEUED, "tried twice", max_attempts=2)
     for attempt, to in ((1, S.QUEUED), (2, S.FAILED)):

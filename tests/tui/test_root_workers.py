@@ -13,7 +13,7 @@ from farro_core.identity import host
 from farro_core.root import Root
 from farro_tui.screens.workers import WorkersScreen
 
-from .conftest import FakeSystem, console, ready, until
+from .helpers import FakeSystem, console, ready, until
 
 
 def _status_file(root: Root, name: str, **body: object) -> None:

@@ -22,7 +22,7 @@ from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.seed import FIXED_NOW, seed_showcase
 
-from .conftest import until
+from .helpers import until
 
 SIZES = [(80, 24), (120, 40)]
 

@@ -18,8 +18,8 @@ from farro_core.root import Root
 from farro_tui.screens.dialogs import ConfirmScreen
 from farro_tui.screens.main import MainScreen
 
-from .conftest import A, S, claim, console, last_audit, make, ready, record_notes, status, until
-from .conftest import where as queue_of
+from .helpers import A, S, claim, console, last_audit, make, ready, record_notes, status, until
+from .helpers import where as queue_of
 
 SIZES = [(80, 24), (120, 40)]
 

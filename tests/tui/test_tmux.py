@@ -15,7 +15,7 @@ import pytest
 from farro_core import job
 from farro_core.root import Root
 
-from .conftest import S, last_audit, make, status
+from .helpers import S, last_audit, make, status
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

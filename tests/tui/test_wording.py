@@ -14,7 +14,7 @@ from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.widgets.queue_view import QueueHeader, row_cells
 
-from .conftest import A, S, claim, console, make, ready, until
+from .helpers import A, S, claim, console, make, ready, until
 from .test_console import content_text
 
 

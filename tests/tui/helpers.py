@@ -1,15 +1,14 @@
-"""Helpers for the console tests: jobs made by the real transactions, and waiting."""
+"""Helpers for the console tests: jobs made by the real transactions, waiting, stand-ins."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 
 from farro_core import audit, job
@@ -177,11 +176,6 @@ class FakeSystem:
             for w in self.workers
         )
         return FakeSnapshot(FakeManager(), states, self.paused, self.running)
-
-
-@pytest.fixture
-def fixed_clock() -> Iterator[Callable[[], datetime]]:
-    yield lambda: FIXED_NOW
 
 
 def now() -> datetime:
