@@ -64,16 +64,23 @@ def boot_id() -> str:
         return "unknown"
 
 
-def pid_started_at(pid: int) -> int | None:
-    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+def proc_stat(pid: int) -> list[bytes] | None:
+    """/proc/PID/stat from field 3 (state) on, or None when the process is gone.
+
+    The command name may contain spaces and parentheses: split after the last ')'.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             raw = fh.read()
     except OSError:
         return None
-    # the command name may contain spaces and parentheses: split after the last ')'
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def pid_started_at(pid: int) -> int | None:
+    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    fields = proc_stat(pid)
+    return None if fields is None else int(fields[19])
 
 
 def same_process(pid: int, started_at: int | None, host_name: str, boot: str) -> bool:

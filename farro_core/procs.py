@@ -48,7 +48,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from farro_core.identity import pid_started_at
+from farro_core.identity import pid_started_at, proc_stat
 
 log = logging.getLogger("farro.procs")
 
@@ -372,13 +372,8 @@ def _pids() -> list[int]:
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, session) of ``pid``, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    return fields[0].decode(), int(fields[1]), int(fields[3])
+    fields = proc_stat(pid)
+    return None if fields is None else (fields[0].decode(), int(fields[1]), int(fields[3]))
 
 
 def _token_of(pid: int) -> str | None:
