@@ -69,4 +69,4 @@ screenshots: $(STAMP)
 	$(BIN)/python -m farro_tui.screenshots screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
