@@ -34,11 +34,20 @@ def pids(env: Envelope) -> list[int]:
 
 
 def started(root: Root, job_id: str) -> Envelope:
-    wait_until(lambda: "started" in current_log(root, job_id), what="the agent to start")
-    return wait_for(
-        lambda: load(root, job_id) if (load(root, job_id).path / "child.pid").exists() else None,
-        '(load(root, job_id).path / "child.pid").exists() and load(root, job_id)',
-    )
+    """The running job once its agent wrote both pid files (whole lines: the agent echoes
+    'started' after them, but the runner's own log notes can say 'started' first)."""
+
+    def both_pids() -> Envelope | None:
+        env = load(root, job_id)
+        for name in ("agent", "child"):
+            try:
+                if not (env.path / f"{name}.pid").read_text().endswith("\n"):
+                    return None
+            except FileNotFoundError:
+                return None
+        return env
+
+    return wait_for(both_pids, "the agent and its child to write their pids")
 
 
 def test_control_kill_within_about_a_second(wroot: Root) -> None:
