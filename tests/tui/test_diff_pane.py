@@ -12,7 +12,7 @@ from farro_tui.screens.main import MainScreen
 from farro_tui.seed_work import seed_work
 from farro_tui.widgets.diff_view import DiffView, FileList
 
-from .conftest import console, make, ready, until
+from .helpers import console, make, ready, until
 
 
 def strip_text(view: DiffView | FileList, y: int) -> str:

@@ -8,7 +8,7 @@ from farro_core import job
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 
-from .conftest import console, make, ready, record_notes, until
+from .helpers import console, make, ready, record_notes, until
 
 
 async def _fail_one(root: Root) -> tuple[list[tuple[str, str]], int]:

@@ -15,7 +15,7 @@ from farro_tui.screens.job import JobScreen
 from farro_tui.screens.main import MainScreen
 from farro_tui.seed_work import seed_work
 
-from .conftest import console, make, ready, record_notes, until
+from .helpers import console, make, ready, record_notes, until
 from .test_console import content_text
 
 

@@ -17,7 +17,7 @@ from farro_core.root import Root
 from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
 
-from .conftest import S, console, make, ready, record_notes, until
+from .helpers import S, console, make, ready, record_notes, until
 
 pytestmark = pytest.mark.timeout(90)  # a frozen console fails the test, never the suite
 

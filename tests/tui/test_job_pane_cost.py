@@ -9,7 +9,7 @@ from farro_core.root import Root
 from farro_core.transitions import Actor, Status
 from farro_tui.screens.job import JobScreen
 
-from .conftest import claim, console, ready, until
+from .helpers import claim, console, ready, until
 from .test_console import content_text
 
 

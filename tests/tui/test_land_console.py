@@ -13,7 +13,7 @@ from farro_tui.screens.main import MainScreen
 from farro_tui.seed_work import seed_work
 from farro_tui.widgets.queue_view import row_cells
 
-from .conftest import console, make, ready, record_notes, until
+from .helpers import console, make, ready, record_notes, until
 
 
 def git(repo: Path, *args: str) -> str:

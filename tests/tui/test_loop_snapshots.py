@@ -23,7 +23,7 @@ from farro_tui.screens.report import ReportScreen
 from farro_tui.seed import FIXED_NOW, seed_showcase
 from farro_tui.seed_work import seed_follow_up, seed_work
 
-from .conftest import until
+from .helpers import until
 
 SIZES = [(80, 24), (120, 40)]
 

@@ -14,7 +14,7 @@ from farro_core.root import Root
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.report import ReportScreen
 
-from .conftest import console, make, ready, until
+from .helpers import console, make, ready, until
 
 
 async def test_b_shows_the_batch_and_follows_it_live(root: Root, tmp_path: Path) -> None:
