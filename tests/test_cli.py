@@ -800,3 +800,19 @@ def test_init_example_never_overwrites_and_refuses_before_making_the_root(
     assert os.listdir(taken) == ["mine.txt"] and not (tmp_path / "q").exists()
     r = cli("init", "--root", str(tmp_path / "q"), "--example", str(tmp_path / "q" / "repo"))
     assert r.code == 2 and "inside the root" in one_error(r)
+
+
+def test_init_example_that_cannot_be_made_leaves_no_root(tmp_path: Path) -> None:
+    # its parent is a file: the repository cannot be made, so neither is the root
+    (tmp_path / "afile").write_text("x")
+    r = cli("init", "--root", str(tmp_path / "q"), "--example", str(tmp_path / "afile" / "repo"))
+    assert r.code == 2 and "--example" in one_error(r)
+    assert not (tmp_path / "q").exists() and sorted(os.listdir(tmp_path)) == ["afile"]
+
+
+def test_init_example_with_a_root_that_cannot_be_made_leaves_no_repo(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    repo = tmp_path / "src" / "myrepo"
+    r = cli("init", "--root", str(tmp_path / "afile" / "q"), "--example", str(repo))
+    assert r.code != 0 and r.err.startswith("farro: ")
+    assert not repo.exists() and os.listdir(repo.parent) == []  # nothing built left aside

@@ -37,18 +37,22 @@ def init(
         from farro_core.errors import BadInput
 
         raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
-    if repo is not None:
-        from farro_core.example import check_target
+    from farro_core import example as ex
 
-        check_target(repo)  # refused before the root is made: nothing half done
+    # built aside before the root is made, placed after: nothing half done either way
+    built = ex.build(repo) if repo is not None else None
     existed = os.path.isdir(path / "incoming")
-    r = Root.init(path)
+    try:
+        r = Root.init(path)
+    except BaseException:
+        if built is not None:
+            ex.discard(built)
+        raise
     _out(f"FARRO root {'ready' if existed else 'created'} at {r.path}")
     if repo is not None:
-        from farro_core.example import create
-
-        made = create(repo)
-        _out(f"example repository {'created' if made else 'kept'} at {_clean(str(repo))}")
+        if built is not None:
+            ex.place(built, repo)
+        _out(f"example repository {'created' if built else 'kept'} at {_clean(str(repo))}")
     _doctor_warnings(r)
     if not existed:
         flag = "" if root is None else f" --root {r.path}"
