@@ -756,6 +756,28 @@ def test_submit_like_copies_a_job_with_the_given_fields_changed(root: Root) -> N
     assert third.allowed_paths == ["src/**", "tests/**"]
 
 
+def test_submit_like_copies_every_field_of_the_original(root: Root, tmp_path: Path) -> None:
+    # judge_ignored and ignore_file came with the judging work: a copy that dropped
+    # them would judge the same task by other rules
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "prompt": "p", "title": "t", "rubric": [{"id": "c", "description": "d", "check": "true"}],
+        "allowed_paths": ["src/**"], "workspace": str(tmp_path), "agent": ["true"],
+        "timeout_s": 90, "max_attempts": 2, "priority": 3, "labels": {"k": "v"},
+        "judge_ignored": True, "ignore_file": ".farroignore",
+    }))  # fmt: skip
+    made = cli("submit", "--root", str(root.path), str(spec))
+    assert made.code == 0, made.err
+    original = made.out.strip()
+    r = cli("submit", "--root", str(root.path), "--like", original)
+    assert r.code == 0, r.err
+    old, new = job.load(root, original).prompt, job.load(root, r.out.strip()).prompt
+    shared = set(old.model_dump()) - {"id", "schema_version", "created_at", "created_by", "labels"}
+    assert {f: getattr(new, f) for f in shared} == {f: getattr(old, f) for f in shared}
+    assert (new.judge_ignored, new.ignore_file) == (True, ".farroignore")
+    assert new.labels == {"k": "v", "like": original}
+
+
 def test_submit_like_bad_input_and_unknown_job(root: Root, tmp_path: Path) -> None:
     job_id = submit(root)
     spec = tmp_path / "a.json"

@@ -313,24 +313,18 @@ def submit(
         _out(env.id)
 
 
-_COPIED = {
-    "prompt",
-    "title",
-    "rubric",
-    "allowed_paths",
-    "workspace",
-    "agent",
-    "timeout_s",
-    "max_attempts",
-    "priority",
-    "labels",
-}
+def _copied() -> set[str]:
+    """Every field a spec and prompt.json share but the id: a field added later (as
+    judge_ignored and ignore_file were) is copied too, never silently dropped."""
+    from farro_core.envelope import JobSpec
+
+    return set(JobSpec.model_fields) - {"id", "schema_version"}
 
 
 def _like(original: "Envelope", flags: dict[str, Any], new_prompt: bool) -> dict[str, Any]:
     """The spec of a job like ``original`` with the flags' fields changed; its
     prompt.json is only read. The new job's label ``like`` names the original."""
-    base = original.prompt.model_dump(mode="json", include=_COPIED)
+    base = original.prompt.model_dump(mode="json", include=_copied())
     if new_prompt and "title" not in flags:
         del base["title"]  # a title follows its prompt unless given
     labels = {**base["labels"], **flags.get("labels", {}), "like": original.id}
