@@ -324,6 +324,14 @@ def test_show_human_summary(root: Root) -> None:
         assert needle in out, (needle, out)
 
 
+def test_show_names_the_jobs_own_judging_rules(root: Root) -> None:
+    plain = submit(root, "p")
+    own = submit(root, "p", judge_ignored=True, ignore_file="rules\x1b[2J")
+    assert "judging" not in cli("show", "--root", str(root.path), plain).out
+    out = cli("show", "--root", str(root.path), own).out
+    assert "judging    ignored paths are judged; ignore file rules\\x1b[2J\n" in out
+
+
 def test_show_json(root: Root) -> None:
     job_id = submit(root, "p", priority=3)
     data = json.loads(cli("show", "--root", str(root.path), "--json", job_id).out)

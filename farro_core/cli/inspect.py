@@ -198,6 +198,9 @@ def _show_lines(env: "Envelope", now: float) -> list[str]:
         lines.append(
             "labels     " + ", ".join(f"{visible(k)}={visible(v)}" for k, v in p.labels.items())
         )
+    judging = _judging(p.judge_ignored, p.ignore_file)
+    if judging:
+        lines.append(f"judging    {judging}")
     if lc.not_before is not None and lc.status is Status.QUEUED:
         lines.append(f"retry at   {_when(lc.not_before, now)}, backing off after a failed attempt")
     if lc.claim is not None:
@@ -462,3 +465,13 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
     rows = [[visible(cell) for cell in _history_row(rec)] for rec in records]
     for line in _table(["TIME", "FROM", "TO", "ATTEMPT", "BY", "REASON"], rows, right={3}):
         _out(line)
+
+
+def _judging(judge_ignored: bool | None, ignore_file: str | None) -> str:
+    """The job's own judging rules, where it overrides the settings (else empty)."""
+    said = []
+    if judge_ignored is not None:
+        said.append("ignored paths are judged" if judge_ignored else "ignored paths not judged")
+    if ignore_file is not None:
+        said.append(f"ignore file {visible(ignore_file)}")
+    return "; ".join(said)
