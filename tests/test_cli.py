@@ -484,6 +484,41 @@ def test_logs_follow_until_the_attempt_ends(root: Root) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_logs_follow_of_a_queued_job_waits_for_its_claim(root: Root) -> None:
+    # it used to exit 1 at once, saying `farro logs -f` works once a worker claimed it
+    job_id = submit(root)
+    proc = subprocess.Popen(
+        [FARRO, "logs", "-f", "--root", str(root.path), job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line == f"waiting for a worker to claim job {job_id} (ctrl-c stops)\n".encode()
+        env = claimed(root)
+        logs = root.active / job_id / "logs"
+        logs.mkdir()
+        (logs / "attempt-1.log").write_bytes(b"claimed at last\n")
+        job.commit(env, Status.SUCCEEDED, Actor.AGENT, "done", worker="w1")
+        job.release_claim(env)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (0, b"claimed at last\n", b"")
+
+
+def test_logs_follow_of_a_job_killed_before_it_ran_is_refused(root: Root) -> None:
+    job_id = submit(root)
+    job.commit(job.load(root, job_id), Status.KILLED, Actor.OPERATOR, "not needed")
+    r = cli("logs", "-f", "--root", str(root.path), job_id)
+    assert r.code == 1
+    assert one_error(r) == f"farro: job {job_id} is killed and has not run yet, so it has no log\n"
+
+
+@pytest.mark.timeout(60)
 def test_logs_follow_ctrl_c_exits_quietly(root: Root) -> None:
     job_id, env, _ = _live_job_with_log(root, b"running\n")
     proc = subprocess.Popen(

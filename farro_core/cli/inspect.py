@@ -350,11 +350,18 @@ def logs(
     if status == "gone":
         raise NotFound(f"no job {job_id} in {r.path}")
     if attempt is None:
+        if follow and current == 0 and status == "queued":
+            # `farro submit ... ; farro logs -f ID` is the natural first try: wait for a worker
+            sys.stderr.write(f"waiting for a worker to claim job {job_id} (ctrl-c stops)\n")
+            sys.stderr.flush()
+            while current == 0 and status == "queued":
+                time.sleep(0.2)
+                status, current = job_state(r, job_id)
+            if status == "gone":
+                raise NotFound(f"no job {job_id} in {r.path}")
         if current == 0:
-            raise Refused(
-                f"job {job_id} is {status} and has not run yet, so it has no log; "
-                "`farro logs -f` works once a worker has claimed it"
-            )
+            hint = "" if follow else "; `farro logs -f` waits for a worker to claim it"
+            raise Refused(f"job {job_id} is {status} and has not run yet, so it has no log{hint}")
         attempt = current
     elif attempt > current:
         raise Refused(
