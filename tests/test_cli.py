@@ -827,6 +827,9 @@ def test_submit_like_bad_input_and_unknown_job(root: Root, tmp_path: Path) -> No
     spec.write_text('{"prompt": "x"}')
     r = cli("submit", "--root", str(root.path), "--like", job_id, str(spec))
     assert r.code == 2 and "--like copies one job" in one_error(r)
+    # the label naming the original is --like's own: another value was silently replaced
+    r = cli("submit", "--root", str(root.path), "--like", job_id, "--label", "like=mine")
+    assert r.code == 2 and f"--like sets the label like={job_id}" in one_error(r)
     r = cli("submit", "--root", str(root.path), "--like", "../x")
     assert r.code == 2 and "invalid job id" in one_error(r)
     r = cli("submit", "--root", str(root.path), "--like", "01ZZZZZZZZZZZZZZZZZZZZZZZZ")

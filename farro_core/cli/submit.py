@@ -240,6 +240,9 @@ def submit(
         (like,) = _check_ids([like])
         if files:
             raise BadInput("--like copies one job: give no spec files with it")
+        for item in label or []:
+            if item.split("=", 1)[0].strip() == "like":
+                raise BadInput(f"--label {item}: --like sets the label like={like} itself")
     elif prompt is None and flags_given:
         raise BadInput(f"{flags_given[0]} needs --prompt (spec files carry their own fields)")
     elif prompt is None and not files:
