@@ -12,10 +12,12 @@ file in inbox/ shows the manager's planner at work.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from farro_core import fs, job, operations
 from farro_core.envelope import parse_spec
+from farro_core.errors import BadInput
 from farro_core.identity import WorkerIdentity
 from farro_core.root import Root
 
@@ -72,6 +74,23 @@ def _specs() -> list[tuple[str, dict[str, Any]]]:
             )
         ],
     ]  # fmt: skip
+
+
+def refuse_real_root(path: Path) -> None:
+    """Refuse to seed a root that is not a demo's: its jobs would run with the real
+    ``agent`` and planner (Claude Code on "Rotate the API keys"), at priority 10."""
+    if not os.path.isdir(path) or not os.listdir(path):
+        return
+    settings = path / "farro.toml"
+    try:
+        ours = settings.read_bytes().startswith(DEMO_TOML.splitlines()[0].encode())
+    except OSError:
+        ours = False
+    if not ours:
+        raise BadInput(
+            f"--demo {path}: not a demo root (its farro.toml is not the demo's); "
+            "give a new directory, or no --root for a temporary one"
+        )
 
 
 def write_settings(root: Root) -> bool:

@@ -89,27 +89,54 @@ def create(path: Path) -> bool:
     (the example made earlier, or any repository: nothing in it is touched);
     anything else there is refused, never overwritten.
     """
-    if check_target(path):
+    built = build(path)
+    if built is None:
         return False
+    place(built, path)
+    return True
+
+
+def build(path: Path) -> Path | None:
+    """Build the repository aside, beside ``path``; None when ``path`` is one to keep.
+
+    Split from :func:`place` so that ``farro init`` builds it before it makes the
+    root: a DIR that cannot be made then leaves no root behind.
+    """
+    if check_target(path):
+        return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        build = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        built = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
         raise BadInput(f"--example {path}: {exc.strerror or exc}") from None
-    try:  # built aside and renamed into place: never half made
+    try:
         for name, text in FILES.items():
-            file = build / name
+            file = built / name
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_text(text, encoding="utf-8")
-        _git(build, "init", "-q")
-        _git(build, "add", "-A")
-        _git(build, *_GIT_ID, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "example")
-        os.chmod(build, 0o755)  # mkdtemp made it 0700; a repository usually is not
-        os.rename(build, path)
+        _git(built, "init", "-q")
+        _git(built, "add", "-A")
+        _git(built, *_GIT_ID, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "example")
+        os.chmod(built, 0o755)  # mkdtemp made it 0700; a repository usually is not
     except BaseException:
-        shutil.rmtree(build, ignore_errors=True)  # our own, never visible under its name
+        discard(built)
         raise
-    return True
+    return built
+
+
+def place(built: Path, path: Path) -> None:
+    """Rename what :func:`build` made into place: never half made."""
+    try:
+        os.rename(built, path)
+    except BaseException as exc:
+        discard(built)
+        if isinstance(exc, OSError):
+            raise BadInput(f"--example {path}: {exc.strerror or exc}") from None
+        raise
+
+
+def discard(built: Path) -> None:
+    shutil.rmtree(built, ignore_errors=True)  # our own, never visible under its name
 
 
 def check_target(path: Path) -> bool:

@@ -227,7 +227,9 @@ def make_private_dir(path: Path) -> None:
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
-        if path.is_symlink() or not path.is_dir():
+        if path.is_symlink():  # to a directory too: "not a directory" would read as false
+            raise RootError(f"{path} is a symlink; FARRO follows no symlinks") from None
+        if not path.is_dir():
             raise RootError(f"{path} exists and is not a directory") from None
         return
     os.chmod(path, 0o700)

@@ -167,7 +167,7 @@ def run(
     explicit = statuses is not None
     wanted = [s for s in (statuses if statuses is not None else FINISHED) if s in FINISHED]
     cutoff = time.time() - older_than_s if older_than_s is not None else None
-    for job_id in select(root, wanted, labels):
+    for job_id in select(root, wanted, labels).ids:
         try:
             env = load(root, job_id)
         except FarroError:

@@ -44,24 +44,34 @@ def phrase_now(root: Root, job_id: str) -> str:
     return phrase(job_state(root, job_id)[0])
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What :func:`select` picked, and how many jobs it could not read to decide."""
+
+    ids: list[str]
+    unreadable: int
+
+
 def select(
     root: Root, statuses: Collection[str], labels: Mapping[str, str] | None = None
-) -> list[str]:
+) -> Selection:
     """Ids of the jobs in ``statuses`` that carry every label of ``labels``, oldest first.
 
     Reads only the queue directories those statuses live in (a requeue of failed
-    jobs never reads incoming/), with the listing's cheap reads.
+    jobs never reads incoming/), with the listing's cheap reads. A job whose files
+    cannot be read is counted, not picked: the caller says so, as ``farro ls`` does.
     """
     from farro_core.listing import oldest_first, scan
 
     queues = list(dict.fromkeys(QUEUE_DIR[Status(s)] for s in statuses))
     want = dict(labels or {})
-    rows = [
-        row
-        for row in scan(root, queues, statuses)
-        if row.status in statuses and all(row.labels.get(k) == v for k, v in want.items())
-    ]
-    return [row.id for row in sorted(rows, key=oldest_first)]
+    rows, unreadable = [], 0
+    for row in scan(root, queues, statuses):
+        if row.status == "corrupt":
+            unreadable += 1
+        elif row.status in statuses and all(row.labels.get(k) == v for k, v in want.items()):
+            rows.append(row)
+    return Selection([row.id for row in sorted(rows, key=oldest_first)], unreadable)
 
 
 def requeue(root: Root, job_id: str, *, by: str = "operator") -> Envelope:

@@ -170,6 +170,15 @@ class Settings(BaseModel):
     def _preset_name(cls, value: Any) -> Any:
         return as_preset(value)
 
+    @field_validator("ignore_file")
+    @classmethod
+    def _ignore_file(cls, value: str | None) -> str | None:
+        # refused here, not at run time: "" names the workspace itself, which every
+        # plain-directory job would then fail on
+        if value is not None and (not value.strip() or "\0" in value):
+            raise ValueError(f"{value!r} is not a file name (omit ignore_file for none)")
+        return value
+
     @field_validator("env_allow", "env_deny", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:

@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = _root_path(args)
         if args.demo:
-            from farro_core.demo import seed
+            from farro_core.demo import refuse_real_root, seed
 
+            refuse_real_root(path)
             seed(Root.init(path))
             print(f"{PROG}: demo root {path}", file=sys.stderr)
         if args.workers_only:

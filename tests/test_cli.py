@@ -325,6 +325,14 @@ def test_show_human_summary(root: Root) -> None:
         assert needle in out, (needle, out)
 
 
+def test_show_names_the_jobs_own_judging_rules(root: Root) -> None:
+    plain = submit(root, "p")
+    own = submit(root, "p", judge_ignored=True, ignore_file="rules\x1b[2J")
+    assert "judging" not in cli("show", "--root", str(root.path), plain).out
+    out = cli("show", "--root", str(root.path), own).out
+    assert "judging    ignored paths are judged; ignore file rules\\x1b[2J\n" in out
+
+
 def test_show_json(root: Root) -> None:
     job_id = submit(root, "p", priority=3)
     data = json.loads(cli("show", "--root", str(root.path), "--json", job_id).out)
@@ -474,6 +482,41 @@ def test_logs_follow_until_the_attempt_ends(root: Root) -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert out == b"last words\n" and err == b""
+
+
+@pytest.mark.timeout(60)
+def test_logs_follow_of_a_queued_job_waits_for_its_claim(root: Root) -> None:
+    # it used to exit 1 at once, saying `farro logs -f` works once a worker claimed it
+    job_id = submit(root)
+    proc = subprocess.Popen(
+        [FARRO, "logs", "-f", "--root", str(root.path), job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line == f"waiting for a worker to claim job {job_id} (ctrl-c stops)\n".encode()
+        env = claimed(root)
+        logs = root.active / job_id / "logs"
+        logs.mkdir()
+        (logs / "attempt-1.log").write_bytes(b"claimed at last\n")
+        job.commit(env, Status.SUCCEEDED, Actor.AGENT, "done", worker="w1")
+        job.release_claim(env)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (0, b"claimed at last\n", b"")
+
+
+def test_logs_follow_of_a_job_killed_before_it_ran_is_refused(root: Root) -> None:
+    job_id = submit(root)
+    job.commit(job.load(root, job_id), Status.KILLED, Actor.OPERATOR, "not needed")
+    r = cli("logs", "-f", "--root", str(root.path), job_id)
+    assert r.code == 1
+    assert one_error(r) == f"farro: job {job_id} is killed and has not run yet, so it has no log\n"
 
 
 @pytest.mark.timeout(60)
@@ -757,12 +800,37 @@ def test_submit_like_copies_a_job_with_the_given_fields_changed(root: Root) -> N
     assert third.allowed_paths == ["src/**", "tests/**"]
 
 
+def test_submit_like_copies_every_field_of_the_original(root: Root, tmp_path: Path) -> None:
+    # judge_ignored and ignore_file came with the judging work: a copy that dropped
+    # them would judge the same task by other rules
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "prompt": "p", "title": "t", "rubric": [{"id": "c", "description": "d", "check": "true"}],
+        "allowed_paths": ["src/**"], "workspace": str(tmp_path), "agent": ["true"],
+        "timeout_s": 90, "max_attempts": 2, "priority": 3, "labels": {"k": "v"},
+        "judge_ignored": True, "ignore_file": ".farroignore",
+    }))  # fmt: skip
+    made = cli("submit", "--root", str(root.path), str(spec))
+    assert made.code == 0, made.err
+    original = made.out.strip()
+    r = cli("submit", "--root", str(root.path), "--like", original)
+    assert r.code == 0, r.err
+    old, new = job.load(root, original).prompt, job.load(root, r.out.strip()).prompt
+    shared = set(old.model_dump()) - {"id", "schema_version", "created_at", "created_by", "labels"}
+    assert {f: getattr(new, f) for f in shared} == {f: getattr(old, f) for f in shared}
+    assert (new.judge_ignored, new.ignore_file) == (True, ".farroignore")
+    assert new.labels == {"k": "v", "batch": "spec", "like": original}  # batch= from submit FILE
+
+
 def test_submit_like_bad_input_and_unknown_job(root: Root, tmp_path: Path) -> None:
     job_id = submit(root)
     spec = tmp_path / "a.json"
     spec.write_text('{"prompt": "x"}')
     r = cli("submit", "--root", str(root.path), "--like", job_id, str(spec))
     assert r.code == 2 and "--like copies one job" in one_error(r)
+    # the label naming the original is --like's own: another value was silently replaced
+    r = cli("submit", "--root", str(root.path), "--like", job_id, "--label", "like=mine")
+    assert r.code == 2 and f"--like sets the label like={job_id}" in one_error(r)
     r = cli("submit", "--root", str(root.path), "--like", "../x")
     assert r.code == 2 and "invalid job id" in one_error(r)
     r = cli("submit", "--root", str(root.path), "--like", "01ZZZZZZZZZZZZZZZZZZZZZZZZ")
@@ -801,3 +869,19 @@ def test_init_example_never_overwrites_and_refuses_before_making_the_root(
     assert os.listdir(taken) == ["mine.txt"] and not (tmp_path / "q").exists()
     r = cli("init", "--root", str(tmp_path / "q"), "--example", str(tmp_path / "q" / "repo"))
     assert r.code == 2 and "inside the root" in one_error(r)
+
+
+def test_init_example_that_cannot_be_made_leaves_no_root(tmp_path: Path) -> None:
+    # its parent is a file: the repository cannot be made, so neither is the root
+    (tmp_path / "afile").write_text("x")
+    r = cli("init", "--root", str(tmp_path / "q"), "--example", str(tmp_path / "afile" / "repo"))
+    assert r.code == 2 and "--example" in one_error(r)
+    assert not (tmp_path / "q").exists() and sorted(os.listdir(tmp_path)) == ["afile"]
+
+
+def test_init_example_with_a_root_that_cannot_be_made_leaves_no_repo(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    repo = tmp_path / "src" / "myrepo"
+    r = cli("init", "--root", str(tmp_path / "afile" / "q"), "--example", str(repo))
+    assert r.code != 0 and r.err.startswith("farro: ")
+    assert not repo.exists() and os.listdir(repo.parent) == []  # nothing built left aside

@@ -296,6 +296,27 @@ def test_ls_with_a_status_says_unreadable_jobs_were_left_out(root: Root) -> None
     assert json.loads(cli("ls", "--root", str(root.path), "-s", "queued", "--json").out)[0]
 
 
+def test_kill_and_requeue_by_label_say_unreadable_jobs_were_not_considered(root: Root) -> None:
+    # a job whose job.json is torn may carry the label: a silent "nothing to kill" misled
+    note = (
+        "(1 unreadable job not considered: `farro fsck` tells what is wrong, "
+        "`farro fsck --repair` quarantines)"
+    )
+    broken = submit(root, "broken", labels={"batch": "x"})
+    (root.incoming / broken / "job.json").write_text('{"torn')
+    r = cli("kill", "--root", str(root.path), "--label", "batch=x")
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == [
+        "nothing to kill: no queued, in-progress or stale jobs labelled batch=x",
+        note,
+    ]
+    fine = submit(root, "fine", labels={"batch": "x"})
+    r = cli("kill", "--root", str(root.path), "--status", "queued")
+    assert r.out.splitlines() == [note, f"{fine} killed"]
+    r = cli("requeue", "--root", str(root.path), "--status", "failed")
+    assert r.out.splitlines() == ["nothing to requeue: no failed jobs"]  # done/ holds none
+
+
 def test_ls_status_error_mentions_the_running_alias(root: Root) -> None:
     r = cli("ls", "--root", str(root.path), "-s", "runing")
     assert r.code == 2 and "running means in-progress" in one_error(r)

@@ -223,6 +223,9 @@ def _show_lines(env: "Envelope", now: float, children: Sequence[str] = ()) -> li
         lines.append(f"parent     {p.lineage.parent} (a follow-up{how})")
     if children:
         lines.append(f"follow-ups {', '.join(children)}")
+    judging = _judging(p.judge_ignored, p.ignore_file)
+    if judging:
+        lines.append(f"judging    {judging}")
     if lc.not_before is not None and lc.status is Status.QUEUED:
         lines.append(f"retry at   {_when(lc.not_before, now)}, backing off after a failed attempt")
     if lc.claim is not None:
@@ -378,11 +381,18 @@ def logs(
     if status == "gone":
         raise NotFound(f"no job {job_id} in {r.path}")
     if attempt is None:
+        if follow and current == 0 and status == "queued":
+            # `farro submit ... ; farro logs -f ID` is the natural first try: wait for a worker
+            sys.stderr.write(f"waiting for a worker to claim job {job_id} (ctrl-c stops)\n")
+            sys.stderr.flush()
+            while current == 0 and status == "queued":
+                time.sleep(0.2)
+                status, current = job_state(r, job_id)
+            if status == "gone":
+                raise NotFound(f"no job {job_id} in {r.path}")
         if current == 0:
-            raise Refused(
-                f"job {job_id} is {status} and has not run yet, so it has no log; "
-                "`farro logs -f` works once a worker has claimed it"
-            )
+            hint = "" if follow else "; `farro logs -f` waits for a worker to claim it"
+            raise Refused(f"job {job_id} is {status} and has not run yet, so it has no log{hint}")
         attempt = current
     elif attempt > current:
         raise Refused(
@@ -493,3 +503,13 @@ def history(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> No
     rows = [[visible(cell) for cell in _history_row(rec)] for rec in records]
     for line in _table(["TIME", "FROM", "TO", "ATTEMPT", "BY", "REASON"], rows, right={3}):
         _out(line)
+
+
+def _judging(judge_ignored: bool | None, ignore_file: str | None) -> str:
+    """The job's own judging rules, where it overrides the settings (else empty)."""
+    said = []
+    if judge_ignored is not None:
+        said.append("ignored paths are judged" if judge_ignored else "ignored paths not judged")
+    if ignore_file is not None:
+        said.append(f"ignore file {visible(ignore_file)}")
+    return "; ".join(said)

@@ -15,7 +15,7 @@ from farro_core.cli.app import (
     _statuses,
     app,
 )
-from farro_core.cli.render import _clean, _err, _out
+from farro_core.cli.render import _clean, _err, _out, _plural
 
 if TYPE_CHECKING:
     from farro_core.root import Root
@@ -94,12 +94,17 @@ def _selected(
             _out(f"nothing to {verb}: no job given (give ids, --status or --label)")
         return r, ids
     picked = select(r, wanted, labels)
-    if not picked:
+    if not picked.ids:
         which = _or(wanted)
         having = ", ".join(f"{k}={v}" for k, v in labels.items())
         tail = f" labelled {having}" if having else ""
         _out(_clean(f"nothing to {verb}: no {which} jobs{tail}"))
-    return r, picked
+    if picked.unreadable:  # it may match: say so, as `farro ls` does
+        _out(
+            f"({_plural(picked.unreadable, 'unreadable job')} not considered: "
+            "`farro fsck` tells what is wrong, `farro fsck --repair` quarantines)"
+        )
+    return r, picked.ids
 
 
 _PAST = {"requeue": "requeued", "kill": "killed"}

@@ -37,18 +37,22 @@ def init(
         from farro_core.errors import BadInput
 
         raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
-    if repo is not None:
-        from farro_core.example import check_target
+    from farro_core import example as ex
 
-        check_target(repo)  # refused before the root is made: nothing half done
+    # built aside before the root is made, placed after: nothing half done either way
+    built = ex.build(repo) if repo is not None else None
     existed = os.path.isdir(path / "incoming")
-    r = Root.init(path)
+    try:
+        r = Root.init(path)
+    except BaseException:
+        if built is not None:
+            ex.discard(built)
+        raise
     _out(f"FARRO root {'ready' if existed else 'created'} at {r.path}")
     if repo is not None:
-        from farro_core.example import create
-
-        made = create(repo)
-        _out(f"example repository {'created' if made else 'kept'} at {_clean(str(repo))}")
+        if built is not None:
+            ex.place(built, repo)
+        _out(f"example repository {'created' if built else 'kept'} at {_clean(str(repo))}")
     _doctor_warnings(r)
     if not existed:
         flag = "" if root is None else f" --root {r.path}"
@@ -241,6 +245,9 @@ def submit(
         (like,) = _check_ids([like])
         if files:
             raise BadInput("--like copies one job: give no spec files with it")
+        for item in label or []:
+            if item.split("=", 1)[0].strip() == "like":
+                raise BadInput(f"--label {item}: --like sets the label like={like} itself")
     elif prompt is None and flags_given:
         raise BadInput(f"{flags_given[0]} needs --prompt (spec files carry their own fields)")
     elif prompt is None and not files:
@@ -315,24 +322,18 @@ def submit(
         _out(env.id)
 
 
-_COPIED = {
-    "prompt",
-    "title",
-    "rubric",
-    "allowed_paths",
-    "workspace",
-    "agent",
-    "timeout_s",
-    "max_attempts",
-    "priority",
-    "labels",
-}
+def _copied() -> set[str]:
+    """Every field a spec and prompt.json share but the id: a field added later (as
+    judge_ignored and ignore_file were) is copied too, never silently dropped."""
+    from farro_core.envelope import JobSpec
+
+    return set(JobSpec.model_fields) - {"id", "schema_version"}
 
 
 def _like(original: "Envelope", flags: dict[str, Any], new_prompt: bool) -> dict[str, Any]:
     """The spec of a job like ``original`` with the flags' fields changed; its
     prompt.json is only read. The new job's label ``like`` names the original."""
-    base = original.prompt.model_dump(mode="json", include=_COPIED)
+    base = original.prompt.model_dump(mode="json", include=_copied())
     if new_prompt and "title" not in flags:
         del base["title"]  # a title follows its prompt unless given
     labels = {**base["labels"], **flags.get("labels", {}), "like": original.id}

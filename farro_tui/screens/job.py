@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 CHANGE_STYLE = {"A": "green", "D": "red", "M": "", "T": "yellow"}
 MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("?", "bright_black")}
+#: a check's state in words where the mark alone would mislead (the words `farro show` uses)
+STATE_WORDS = {"error": "could not run", "timed_out": "timed out", "ungraded": "ungraded"}
 
 
 def _ts(value: datetime | str | None) -> str:
@@ -193,6 +195,12 @@ def render_job(
         line.append(visible(item.id), "bold")
         if not item.required:
             line.append(" (optional)", "bright_black")
+        if v is not None and not v.passed:
+            said = STATE_WORDS.get(v.state or "", "failed" if v.passed is False else "")
+            code = "" if v.exit_code is None else f"exit {v.exit_code}"
+            words = ", ".join(w for w in (said, code) if w)
+            if words:
+                line.append(f"  {words}", colour)
         why.append(line)
         if item.description:  # its own line: the id's run and this one never meet
             why.append(Text(f"   {visible(item.description)}"))

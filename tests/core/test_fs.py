@@ -249,7 +249,7 @@ def test_make_private_dir_refuses_file_and_symlink(tmp_path: Path) -> None:
         fs.make_private_dir(tmp_path / "f")
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    with pytest.raises(RootError, match="not a directory"):
+    with pytest.raises(RootError, match="is a symlink"):
         fs.make_private_dir(tmp_path / "link")
 
 

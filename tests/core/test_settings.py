@@ -73,6 +73,10 @@ def test_unknown_key_refused_naming_file_and_key(root: Root) -> None:
         ("log_max_bytes = 10", "log_max_bytes"),
         ("max_queued = -1", "max_queued"),
         ("auto_requeue_stale = 'perhaps'", "auto_requeue_stale"),
+        # "" would name the workspace itself: every plain-directory job failed at run time
+        ("ignore_file = ''", "ignore_file"),
+        ("ignore_file = '  '", "ignore_file"),
+        ('ignore_file = "a\\u0000b"', "ignore_file"),
     ],
 )
 def test_bad_value_refused(root: Root, text: str, key: str) -> None:
@@ -86,6 +90,12 @@ def test_bad_env_value_refused_naming_the_variable(
 ) -> None:
     monkeypatch.setenv("FARRO_STALE_AFTER_S", "soon")
     with pytest.raises(BadInput, match=r"FARRO_STALE_AFTER_S.*stale_after_s"):
+        load_settings(root.path)
+
+
+def test_empty_ignore_file_variable_refused(root: Root, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARRO_IGNORE_FILE", "")
+    with pytest.raises(BadInput, match=r"FARRO_IGNORE_FILE.*ignore_file"):
         load_settings(root.path)
 
 

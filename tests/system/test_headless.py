@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 from support import wait_for
 
+from farro_core import demo
 from farro_core.api import submit
+from farro_core.root import Root
 from farro_core.transitions import Status
 
 from .helpers import (
@@ -128,3 +131,26 @@ def test_demo_without_root_seeds_a_fresh_temporary_root(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(30)
+
+
+def test_demo_refuses_a_real_root_and_reseeds_its_own(tmp_path: Path) -> None:
+    # seeded into a real root, demo jobs ran with its real agent at priority 10
+    real = tmp_path / "real"
+    Root.init(real)
+    (real / "farro.toml").write_text('agent = "claude -p"\n')
+    before = sorted(os.listdir(real))
+    out = subprocess.run(
+        [PYTHON, "-m", "farro_tui.main", "--demo", "--root", str(real), "--workers-only"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert out.returncode == 2 and out.stderr.startswith("farro-tui: --demo ")
+    assert "not a demo root" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert sorted(os.listdir(real)) == before and Root.open(real).ids("incoming") == []
+    # a demo root (make demo's .demo-root) may be seeded again
+    mine = Root.init(tmp_path / "mine")
+    demo.seed(mine)
+    demo.refuse_real_root(mine.path)
+    demo.refuse_real_root(tmp_path / "new")  # nothing there yet: fine
