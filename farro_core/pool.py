@@ -22,8 +22,11 @@ then every untracked entry removed (ignored ones too, unless ``workspace_reuse``
 is ``keep-ignored``: then only those the base commit's ``.gitignore`` files
 ignore are kept). FARRO's index records the stat data git saw when it wrote the
 files; a file the agent touched has another ctime (which no agent can set back),
-so git rewrites it. That index is trusted only while the worker that wrote it
-holds it and its bytes hash as they did: a slot taken over from a dead worker is
+so git rewrites it, and a file whose ctime or mtime falls in or after the tick
+the index was written in (where an edit's stat data can equal the recorded
+ones) is dropped from it first, so git rewrites that too. That index is trusted
+only while the worker that wrote it holds it and its bytes and mtime are as
+they were (git's racy rule reads that mtime): a slot taken over from a dead worker is
 reset from an index with no stat data, which rewrites every file. Anything that
 goes wrong while resetting discards the slot and makes it anew.
 """
@@ -65,9 +68,16 @@ def repo_key(common_dir: Path) -> str:
 
 
 def file_digest(path: Path) -> str | None:
+    got = digest_and_mtime(path)
+    return got[0] if got is not None else None
+
+
+def digest_and_mtime(path: Path) -> tuple[str, int] | None:
+    """The file's sha256 and its mtime (ns), both from one open file."""
     try:
         with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+            mtime = os.fstat(fh.fileno()).st_mtime_ns
+            return hashlib.file_digest(fh, "sha256").hexdigest(), mtime
     except OSError:
         return None
 
@@ -81,6 +91,9 @@ class Slot:
     lock: locks.Flock
     #: sha256 of the slot's index as FARRO last wrote it; None: not trusted
     trusted: str | None = None
+    #: that index's mtime (ns): when git wrote it; a file whose ctime or mtime is not
+    #: older may have changed within the tick git recorded its stat data in
+    written_ns: int = 0
     #: the base may hold submodules (judging then reads every file)
     gitlinks: bool = True
 
@@ -114,7 +127,9 @@ class Slot:
     def trust_index(self) -> None:
         """Record the slot's index as FARRO just wrote it (after a checkout at the base)."""
         try:
-            data = self.index_file.read_bytes()
+            with open(self.index_file, "rb") as fh:
+                self.written_ns = os.fstat(fh.fileno()).st_mtime_ns
+                data = fh.read()
         except OSError:
             self.trusted = None
             return
@@ -123,7 +138,12 @@ class Slot:
         self.gitlinks = b"\x00\x00\xe0\x00" in data
 
     def index_trusted(self) -> bool:
-        return self.trusted is not None and file_digest(self.index_file) == self.trusted
+        """Its bytes and its mtime as FARRO left them: git's racy-entry rule reads that
+        mtime, so one moved forward would make git trust stat data it must not."""
+        return self.trusted is not None and digest_and_mtime(self.index_file) == (
+            self.trusted,
+            self.written_ns,
+        )
 
     def release(self) -> None:
         self.lock.release()

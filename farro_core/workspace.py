@@ -18,7 +18,9 @@ The agent can run git in its worktree, so nothing git keeps there is trusted whi
 judging: changes are the work tree's files compared with the base commit's tree
 (never the agent's index, so no skip-worktree or assume-unchanged bit can hide an
 edit; FARRO's own index of a pooled worktree only spares hashing the files whose
-stat data, ctime included, are as FARRO's checkout left them), ignored
+stat data, ctime included, are as FARRO's checkout left them and whose ctime and
+mtime are strictly older than that index: never stat data alone when an edit in
+the same tick could match them), ignored
 paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
 with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
 
@@ -94,6 +96,8 @@ _GIT_ENV = {
 }
 _FILTER_KEYS = ("clean", "smudge", "process")
 
+#: more paths than this are not passed to git as arguments
+_MAX_PATH_ARGS = 1000
 #: type, size, mtime_ns, mode, symlink target
 Entry = tuple[str, int, int, int, str | None]
 Snapshot = dict[str, Entry]
@@ -490,7 +494,7 @@ def _create_slot(
         {"common_dir": str(common), "git_dir": str(git_dir), "repo": str(repo)},
         durable=False,
     )
-    shutil.copyfile(git_dir / "index", slot.index_file)
+    shutil.copy2(git_dir / "index", slot.index_file)  # its mtime too: git's racy rule
     slot.trust_index()
     return f"worktree {slot.path} created at base {base[:12]}"
 
@@ -590,7 +594,7 @@ def _reset_slot(
     trusted = slot.index_trusted()
     slot.trusted = None
 
-    def g(*args: str) -> subprocess.CompletedProcess[bytes]:
+    def g(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         return git_bytes(
             slot.path,
             f"--git-dir={git_dir}",
@@ -598,6 +602,7 @@ def _reset_slot(
             *args,
             config=off,
             env=idx,
+            stdin=stdin,
         )
 
     for rel in nested_dotgits(slot.path):  # git would not list them, nor what is around them
@@ -605,6 +610,14 @@ def _reset_slot(
     if not trusted:  # no stat data: every file is compared and written again
         slot.index_file.unlink(missing_ok=True)
         g("read-tree", base)
+    else:
+        # what may have changed within the tick its stat data were taken in is
+        # dropped from the index, so the checkout writes it again whatever its stat
+        tracked = [os.fsdecode(p) for p in g("ls-files", "-z").stdout.split(b"\0") if p]
+        racy = _racy(slot.path, tracked, slot.written_ns)
+        if racy:
+            stdin = b"".join(os.fsencode(p) + b"\0" for p in sorted(racy))
+            g("update-index", "-z", "--force-remove", "--stdin", stdin=stdin)
     g("checkout", "-q", "-f", "--no-recurse-submodules", "--detach", base)
     out = g("ls-files", "-z", "--others", "--directory").stdout
     left = [os.fsdecode(p) for p in out.split(b"\0") if p]
@@ -622,7 +635,7 @@ def _reset_slot(
             left = [p for p in left if p not in keep]
     for rel in left:
         pool.remove_tree(slot.path / rel.rstrip("/"))
-    shutil.copyfile(slot.index_file, git_dir / "index")
+    shutil.copy2(slot.index_file, git_dir / "index")  # mtime kept: git's racy rule
     slot.trust_index()
     how = "" if trusted else " (every file checked: the slot was not this worker's)"
     keep_note = f", {kept} ignored entr{'y' if kept == 1 else 'ies'} kept" if kept else ""
@@ -764,7 +777,10 @@ def _git_kinds(ws: Workspace) -> tuple[dict[str, str], set[str]]:
         new = {p for p in files if p not in base}
     else:
         dirty, new = scanned
-        base = _base_tree(ws, sorted(dirty)) if dirty else {}
+        if len(dirty) > _MAX_PATH_ARGS:  # racy after a big checkout: not on one command line
+            base = {p: e for p, e in _base_tree(ws).items() if p in dirty}
+        else:
+            base = _base_tree(ws, sorted(dirty)) if dirty else {}
         files = {}
         for p in dirty:
             entry = _entry(ws.path, p)
@@ -919,8 +935,9 @@ def _scan_trusted(ws: Workspace) -> tuple[set[str], set[str]] | None:
 
     That index was written by FARRO's checkout at the base, before the agent ran,
     and is used only while its bytes are what FARRO wrote. Git's stat check
-    includes the ctime, which a write changes and no agent can set back, and git
-    compares the content of an entry written within the index's own timestamp.
+    includes the ctime, which a write changes and no agent can set back; every
+    tracked path whose ctime or mtime is not strictly older than the index is a
+    candidate too (:func:`_racy`): git's own racy rule reads the mtime only.
     Untracked entries are listed with no ignore rule at all; a nested repository
     shows as a directory and is walked here, as a snapshot would be; an entry
     named ``.git`` below the top (git lists neither it nor what is around it)
@@ -932,23 +949,46 @@ def _scan_trusted(ws: Workspace) -> tuple[set[str], set[str]] | None:
     if _dotgit_changed(ws) or nested_dotgits(ws.path):  # what git hides: read every file
         return None
     idx = {"GIT_INDEX_FILE": str(slot.index_file)}
-    proc = _wt(ws, "ls-files", "-z", "-t", "-m", "-d", "-o", env=idx, check=False)
+    proc = _wt(ws, "ls-files", "-z", "-t", "-c", "-m", "-d", "-o", env=idx, check=False)
     if proc.returncode != 0 or not slot.index_trusted():
         return None
     dirty: set[str] = set()
     new: set[str] = set()
+    tracked: list[str] = []
     for rec in proc.stdout.split(b"\0"):
         if len(rec) < 3:
             continue
         tag, path = rec[:1], os.fsdecode(rec[2:])
-        if tag != b"?":
+        if tag in (b"H", b"S"):  # every entry of the index (S: skip-worktree)
+            tracked.append(path)
+        elif tag != b"?":
             dirty.add(path)
         elif path.endswith("/"):
             sub = path.rstrip("/")
             new.update(f"{sub}/{p}" for p in snapshot(ws.path / sub))
         elif path != ".git":
             new.add(path)
+    dirty |= _racy(ws.path, tracked, slot.written_ns)
     return dirty, new
+
+
+def _racy(top: Path, paths: Sequence[str], written_ns: int) -> set[str]:
+    """The paths whose ctime or mtime is not strictly older than the index's own
+    mtime: their stat data may equal what an edit in that same tick left.
+
+    Git's racy-entry rule looks at the entry's mtime only, and at whole seconds
+    when built without nanoseconds; an agent can set an mtime back, never a ctime.
+    So every such path is hashed, whatever git's stat check says.
+    """
+    out: set[str] = set()
+    for p in paths:
+        try:
+            st = os.lstat(top / p)
+        except OSError:
+            continue  # gone: git lists it as deleted
+        if st.st_ctime_ns >= written_ns or st.st_mtime_ns >= written_ns:
+            out.add(p)
+    return out
 
 
 def _scratch_ignores(ws: Workspace) -> Path | None:
@@ -1073,16 +1113,10 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
         if not _copy_trusted_index(ws, index):
             _wt(ws, "read-tree", ws.base_commit, env=idx)
         stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
-        _wt(
-            ws,
-            "update-index",
-            "-z",
-            "--add",
-            "--remove",
-            "--stdin",
-            stdin=stdin,
-            env=idx,
-        )
+        # out of the index first: update-index would keep an entry whose stat data
+        # match (a same-size edit within the checkout's tick) and never hash the file
+        _wt(ws, "update-index", "-z", "--force-remove", "--stdin", stdin=stdin, env=idx)
+        _wt(ws, "update-index", "-z", "--add", "--remove", "--stdin", stdin=stdin, env=idx)
         tree = _wt(ws, "write-tree", env=idx).stdout.decode().strip()
         base_tree = _wt(ws, "rev-parse", ws.base_commit + "^{tree}").stdout.decode().strip()
         if tree == base_tree:
@@ -1096,7 +1130,7 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
         _wt(ws, "update-ref", "--no-deref", "HEAD", head)
         # the worktree's index matches its new HEAD (with stat data, when FARRO's
         # own index was the start, so a rubric's git status need not hash every file)
-        shutil.copyfile(index, ws.git_dir / "index")
+        shutil.copy2(index, ws.git_dir / "index")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return head
@@ -1109,10 +1143,10 @@ def _copy_trusted_index(ws: Workspace, dest: Path) -> bool:
     if slot is None or slot.trusted is None:
         return False
     try:
-        shutil.copyfile(slot.index_file, dest)
+        shutil.copy2(slot.index_file, dest)  # its mtime too: git's racy rule reads it
     except OSError:
         return False
-    return pool.file_digest(dest) == slot.trusted
+    return pool.digest_and_mtime(dest) == (slot.trusted, slot.written_ns)
 
 
 def diffstat(ws: Workspace, head: str | None, found: Changes) -> list[Change]:

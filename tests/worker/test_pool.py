@@ -263,3 +263,88 @@ def test_a_tampered_slot_record_never_adopts_the_operators_worktree(
     assert git(mine, "rev-parse", "HEAD") == head
     assert git(mine, "branch", "--show-current") == "feature"
     assert (mine / "wip.txt").read_text() == "the operator's work in progress\n"
+
+
+def _collide(index: Path, rel: str, st: os.stat_result) -> None:
+    """Give ``rel``'s entry in a version 2/3 index the stat data ``st``: as if git had
+    checked the file out within the very timestamp tick of the agent's later edit."""
+    import hashlib
+    import struct
+
+    data = bytearray(index.read_bytes())
+    assert data[:4] == b"DIRC"
+    version, count = struct.unpack(">II", data[4:12])
+    assert version in (2, 3), version
+    off = 12
+    for _ in range(count):
+        flags = struct.unpack(">H", data[off + 60 : off + 62])[0]
+        start = off + 62 + (2 if version == 3 and flags & 0x4000 else 0)
+        end = data.index(b"\0", start)
+        if data[start:end] == rel.encode():
+            fields = (st.st_ctime_ns, st.st_mtime_ns)
+            times = [v for ns in fields for v in (ns // 10**9, ns % 10**9)]
+            rest = [st.st_dev, st.st_ino]
+            data[off : off + 24] = struct.pack(">6I", *times, *(v & 0xFFFFFFFF for v in rest))
+            data[off + 28 : off + 40] = struct.pack(">3I", st.st_uid, st.st_gid, st.st_size)
+            break
+        off = (end - off + 8) // 8 * 8 + off  # 1 to 8 NULs pad each entry
+    else:
+        raise AssertionError(f"{rel} is not in {index}")
+    body = bytes(data[:-20])
+    index.write_bytes(body + hashlib.sha1(body).digest())
+
+
+def test_a_same_size_edit_within_the_checkouts_tick_is_judged_and_committed(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """Racy git: the edit's stat data equal what FARRO's checkout recorded (one mtime
+    tick, same size), so only content tells it apart; the work commit must hold it."""
+    repo = make_repo(tmp_path / "repo")
+    slots = pool.Pool(wroot)
+    env = submit(wroot, "x", workspace=str(repo))
+    ws = workspace.prepare(wroot, env, slots=slots)
+    assert ws.slot is not None
+    a = ws.path / "src" / "a.py"
+    tick = os.lstat(a).st_mtime_ns - 5 * 10**9  # a past tick: any copy is made later
+    a.write_text("A = 9\n")  # the base has "A = 1\n": same size
+    os.utime(a, ns=(tick, tick))
+    st = os.lstat(a)
+    _collide(ws.slot.index_file, "src/a.py", st)
+    os.utime(ws.slot.index_file, ns=(tick, tick))  # the index written in the edit's tick
+    ws.slot.trust_index()  # as FARRO's own checkout would have left it
+    found = workspace.changes(ws)
+    assert found.kinds == {"src/a.py": "M"}
+    head = workspace.commit_work(ws, env.id, 1, found)
+    assert head is not None, "a changed file recorded as no work"
+    assert git(repo, "show", f"{head}:src/a.py") == "A = 9"
+    # an index whose mtime moved on (git would then trust those stat data) is not trusted
+    os.utime(ws.slot.index_file, ns=(tick + 10**9, tick + 10**9))
+    assert not ws.slot.index_trusted()
+    slots.close()
+
+
+def test_an_edit_whose_ctime_falls_in_the_index_tick_is_judged_and_reset(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """Git's racy rule looks at the entry's mtime only: an edit with its mtime set back,
+    whose ctime (which no one sets back) is the index's own tick, still matches the stat
+    data. FARRO hashes it anyway, and the next reset writes the base's bytes again."""
+    repo = make_repo(tmp_path / "repo")
+    slots = pool.Pool(wroot)
+    env = submit(wroot, "x", workspace=str(repo))
+    ws = workspace.prepare(wroot, env, slots=slots)
+    assert ws.slot is not None
+    a = ws.path / "src" / "a.py"
+    old = os.lstat(a).st_mtime_ns - 5 * 10**9
+    a.write_text("A = 9\n")
+    os.utime(a, ns=(old, old))
+    st = os.lstat(a)
+    _collide(ws.slot.index_file, "src/a.py", st)
+    os.utime(ws.slot.index_file, ns=(st.st_ctime_ns, st.st_ctime_ns))
+    ws.slot.trust_index()
+    assert workspace.changes(ws).kinds == {"src/a.py": "M"}
+    again = workspace.prepare(wroot, submit(wroot, "y", workspace=str(repo)), slots=slots)
+    assert again.path == ws.path
+    assert a.read_text() == "A = 1\n"
+    assert workspace.changes(again).kinds == {}
+    slots.close()
