@@ -68,10 +68,17 @@ def child_env() -> dict[str, str]:
 class Headless:
     """One ``farro-tui --workers-only`` process; its log goes to a file we can poll."""
 
-    def __init__(self, root: Root, log: Path, *args: str, python_flags: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        root: Root,
+        log: Path,
+        *args: str,
+        python_flags: tuple[str, ...] = (),
+        entry: tuple[str, ...] = ("-m", "farro_tui.main"),
+    ):
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in close()
-        argv = [PYTHON, *python_flags, "-m", "farro_tui.main", "--workers-only"]
+        argv = [PYTHON, *python_flags, *entry, "--workers-only"]
         self.proc = subprocess.Popen(
             [*argv, "--root", str(root.path), *args],
             stdin=subprocess.DEVNULL,
