@@ -132,9 +132,14 @@ def scan(
     root: Root, queues: Iterable[str] = QUEUES, statuses: Collection[str] | None = None
 ) -> Iterator[JobRow]:
     """Rows of every job in ``queues`` (in ``statuses``, plus unreadable ones), in id
-    (creation) order within each queue."""
+    (creation) order within each queue; each job once, even if it moved on to a queue
+    listed later while we read (the row of where it was first seen)."""
+    listed: set[str] = set()
     for q in queues:
         for job_id in sorted(root.ids(q)):
+            if job_id in listed:
+                continue
             row = read_row(root, q, job_id, statuses)
             if row is not None:
+                listed.add(job_id)
                 yield row
