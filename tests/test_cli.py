@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -464,14 +466,30 @@ def test_logs_follow_until_the_attempt_ends(root: Root) -> None:
     assert out == b"last words\n" and err == b""
 
 
+@contextmanager
+def _sigint_as_at_a_terminal() -> Iterator[None]:
+    """Processes started meanwhile get SIGINT's default action, as Ctrl-C finds it.
+
+    A suite run in the background by a non-interactive shell (``make test &``) has
+    SIGINT ignored, and a child inherits that: farro then rightly ignores Ctrl-C too.
+    A Python handler here is reset to the default by exec.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.timeout(60)
 def test_logs_follow_ctrl_c_exits_quietly(root: Root) -> None:
     job_id, env, _ = _live_job_with_log(root, b"running\n")
-    proc = subprocess.Popen(
-        [FARRO, "logs", "-f", "--root", str(root.path), job_id],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    with _sigint_as_at_a_terminal():
+        proc = subprocess.Popen(
+            [FARRO, "logs", "-f", "--root", str(root.path), job_id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"running\n"
         proc.send_signal(signal.SIGINT)
