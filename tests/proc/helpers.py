@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support import wait_until as wait_until  # for the tests here
+
 from farro_core import audit
 from farro_core.envelope import Lifecycle, load_lifecycle, load_prompt
 from farro_core.root import QUEUES, Root
@@ -163,17 +165,6 @@ def process_state(pid: int) -> str:
     """The one-letter state from /proc/PID/stat (R, S, T for stopped, Z ...)."""
     raw = Path(f"/proc/{pid}/stat").read_bytes()
     return raw[raw.rindex(b")") + 2 :].split()[0].decode()
-
-
-def wait_until(cond: Any, what: str, timeout: float = DEADLINE_S) -> None:
-    """Poll ``cond()`` until true, failing the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while not cond():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 # ---------------------------------------------------------------- checking a root

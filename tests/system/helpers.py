@@ -1,8 +1,8 @@
 """Real `farro-tui --workers-only` processes, and deadline-bounded waits on a root.
 
 Nothing here sleeps and hopes: every wait polls a condition on disk (or in a
-process's log) until a deadline, and every process a test starts is killed and
-reaped on the way out, whatever the test did.
+process's log) until a deadline (support.wait_until), and every process a test
+starts is killed and reaped on the way out, whatever the test did.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
+
+from support import DEADLINE_S, wait_until
 
 from farro_core import audit, job
 from farro_core.envelope import Envelope
@@ -25,7 +26,6 @@ from farro_core.root import Root
 from farro_core.transitions import TERMINAL, Status
 
 PYTHON = sys.executable
-DEADLINE_S = 30.0  # generous: other suites share the two cores
 
 #: timings that make every liveness rule show within a couple of seconds
 FAST_TOML = """\
@@ -124,16 +124,6 @@ def processes() -> Iterator[list[Headless]]:
     finally:
         for p in started:
             p.close()
-
-
-def wait_until(cond: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while not cond():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 def wait_for(get: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:

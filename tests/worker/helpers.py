@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+import support
 
 from farro_core import api, job
 from farro_core.envelope import Envelope
@@ -45,14 +46,8 @@ def sh(script: str) -> list[str]:
 
 
 def wait_until(pred: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+    """support.wait_until, with this directory's argument order and shorter default."""
+    return support.wait_until(pred, what, timeout)
 
 
 def load(root: Root, job_id: str) -> Envelope:
