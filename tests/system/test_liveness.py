@@ -39,6 +39,9 @@ def test_kill9_mid_job_goes_stale_then_is_requeued_and_finishes(
     env = submit(root, "slow on its first attempt")
     running = wait_for(lambda: status_is(root, env.id, Status.IN_PROGRESS), "A claims the job")
     assert running.lifecycle.claim is not None and running.lifecycle.claim.pid == a.pid
+    # mid-job, not mid-claim: a claim appends its audit line last (a kill -9 before that
+    # leaves a gap for fsck to fill, not what this test is about)
+    wait_until(lambda: transitions(root, env.id), "the audit line of A's claim")
 
     here = System(root, workers=1)  # the test's own System: a hot standby until A dies
     systems.append(here)
