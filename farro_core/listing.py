@@ -227,7 +227,13 @@ def scan(
     root: Root, queues: Iterable[str] = QUEUES, statuses: Collection[str] | None = None
 ) -> Iterator[JobRow]:
     """Rows of every job in ``queues`` (in ``statuses``, plus unreadable ones), oldest
-    first (:func:`oldest_first`) within each queue."""
+    first (:func:`oldest_first`) within each queue; each job once, even if it moved on
+    to a queue listed later while we read (the row of where it was first seen)."""
+    listed: set[str] = set()
     for q in queues:
-        rows = [read_row(root, q, job_id, statuses) for job_id in root.ids(q)]
-        yield from sorted((row for row in rows if row is not None), key=oldest_first)
+        rows = [
+            read_row(root, q, job_id, statuses) for job_id in root.ids(q) if job_id not in listed
+        ]
+        for row in sorted((row for row in rows if row is not None), key=oldest_first):
+            listed.add(row.id)
+            yield row

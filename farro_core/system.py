@@ -9,7 +9,9 @@ only free claim locks, which the next manager's watchdog turns into stale jobs.
 
 One watcher thread (watchfiles, non-recursive, on incoming/ and inbox/) turns
 file events into wake-ups; events are only hints, and workers and the manager
-rescan on their own timers, so a missed event costs latency, never a job.
+rescan on their own timers, so a missed event costs latency, never a job. The
+watch is registered before :meth:`System.start` returns, so an event made after
+that is never missed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from farro_core.root import Root
 from farro_core.settings import Settings
 
 if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
+
     from farro_core.worker import Worker, WorkerStatus
 
 __all__ = ["ManagerStatus", "System", "SystemSnapshot"]
@@ -100,6 +104,13 @@ class System:
                 doctor.require_safe(self.root, self.settings)  # refuses an unsafe fs
             self._running = True
             try:
+                self._stop_watch.clear()
+                notify = self._open_watch()
+                if notify is not None:
+                    self._watcher = threading.Thread(
+                        target=self._watch, args=(notify,), name="farro-watcher", daemon=True
+                    )
+                    self._watcher.start()
                 if self.with_manager:
                     self._manager = Manager(self.root, self.settings)
                     self._manager.start()
@@ -110,11 +121,6 @@ class System:
                     if self._paused:
                         w.pause()
                     w.start()
-                self._stop_watch.clear()
-                self._watcher = threading.Thread(
-                    target=self._watch, name="farro-watcher", daemon=True
-                )
-                self._watcher.start()
             except BaseException:
                 self._stop_locked(release=True, grace_s=0)
                 raise
@@ -220,30 +226,54 @@ class System:
 
     # ------------------------------------------------------------ hints
 
-    def _watch(self) -> None:
+    def _open_watch(self) -> RustNotify | None:
+        """The watch on incoming/ and inbox/, registered when this returns (None: no watch).
+
+        Not ``watchfiles.watch()``: that registers only at its first iteration, in the
+        watcher thread, some time after start() returned (seconds on a busy machine, the
+        thread's first act being to import watchfiles), and an event made meanwhile was
+        lost until the next rescan. RustNotify adds its inotify watches (or falls back
+        to polling) before its constructor returns.
+        """
+        try:
+            from watchfiles._rust_notify import RustNotify
+
+            return RustNotify(
+                [str(self.root.incoming), str(self.root.inbox)],
+                False,  # debug
+                False,  # force_polling
+                300,  # poll_delay_ms, if it has to poll
+                False,  # recursive
+                False,  # ignore_permission_denied
+            )
+        except Exception:
+            log.exception("no file watcher; falling back to periodic rescans")
+            return None
+
+    def _watch(self, notify: RustNotify) -> None:
         """File events -> wake-ups. Runs until stop; a failing watcher only costs latency."""
-        from watchfiles import Change, watch
+        from watchfiles import Change
 
         incoming, inbox = str(self.root.incoming), str(self.root.inbox)
         try:
-            for changes in watch(
-                incoming,
-                inbox,
-                watch_filter=None,
-                debounce=50,
-                step=5,
-                stop_event=self._stop_watch,
-                rust_timeout=1000,
-                recursive=False,
-                raise_interrupt=False,
-            ):
-                parents = {
-                    os.path.dirname(path) for change, path in changes if change != Change.deleted
-                }
-                if incoming in parents:
-                    for w in list(self._workers):
-                        w.wake()
-                if inbox in parents and self._manager is not None:
-                    self._manager.wake()
+            with notify:
+                while True:
+                    # 50 ms debounce, 5 ms steps, no timeout: a timeout's return clears
+                    # the changes, and could drop one that came in just then
+                    changes = notify.watch(50, 5, 0, self._stop_watch)
+                    if changes == "stop":
+                        return
+                    if isinstance(changes, str):
+                        continue  # "signal" is for the main thread only
+                    parents = {
+                        os.path.dirname(path)
+                        for change, path in changes
+                        if change != Change.deleted
+                    }
+                    if incoming in parents:
+                        for w in list(self._workers):
+                            w.wake()
+                    if inbox in parents and self._manager is not None:
+                        self._manager.wake()
         except Exception:
             log.exception("file watcher failed; falling back to periodic rescans")

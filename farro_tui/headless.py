@@ -5,14 +5,21 @@ logging handler. SIGTERM, SIGINT and SIGHUP all mean "stop": workers stop
 claiming, running attempts get ``shutdown_grace_s``, then are released back to
 queued, and the process exits 0 with nothing left in-progress. Never imports
 textual: a headless worker should not pay for the console.
+
+The signal handler takes no lock. Python runs it in the main thread between any
+two bytecodes, also inside ``threading.Event.wait`` while that holds the event's
+own lock: a handler calling ``Event.set`` there waits for itself for ever (it did,
+after SIGSTOP and SIGCONT, when SIGTERM landed just as the main thread's timed
+wait woke). So the main thread sleeps in ``recv`` on the socket that
+:func:`signal.set_wakeup_fd` writes each signal's number to.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
-import threading
 from pathlib import Path
 from types import FrameType
 
@@ -63,17 +70,17 @@ def run(root_path: Path, *, workers: int | None = None) -> int:
     settings = root.settings  # a bad farro.toml fails here, before anything starts
     setup_logging()
     system = System(root, workers=workers, settings=settings)
-    stop = threading.Event()
     got: list[str] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            log.warning("%s: already stopping, please wait", name)
-            return
-        got.append(name)
-        stop.set()
+        # no lock here (see the module docstring); logging's locks are reentrant
+        got.append(signal.Signals(signum).name)
+        if len(got) > 1:
+            log.warning("%s: already stopping, please wait", got[-1])
 
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         log.info(
@@ -84,11 +91,10 @@ def run(root_path: Path, *, workers: int | None = None) -> int:
             ", ".join(system.worker_names) or "(manager only)",
         )
         system.start()
-        while not stop.wait(1.0):
-            pass
+        name = _next_stop_signal(wake_r)
         log.info(
             "%s: stopping; running attempts get %g s, then go back to the queue",
-            got[0] if got else "stop",
+            name,
             settings.shutdown_grace_s,
         )
         system.stop(release=True)
@@ -98,4 +104,15 @@ def run(root_path: Path, *, workers: int | None = None) -> int:
         system.stop(release=True)  # a no-op after a clean stop
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_fd)
+        wake_r.close()
+        wake_w.close()
         sys.stderr.flush()
+
+
+def _next_stop_signal(wake: socket.socket) -> str:
+    """Block until a stop signal's number comes through the wakeup socket; its name."""
+    while True:
+        for signum in wake.recv(64):
+            if signum in STOP_SIGNALS:
+                return signal.Signals(signum).name

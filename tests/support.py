@@ -15,21 +15,27 @@ T = TypeVar("T")
 DEADLINE_S = 60.0  # generous: other suites share the cores; only a failure waits this long
 
 
-def wait_until(cond: Callable[[], T], what: str, timeout: float = DEADLINE_S) -> T:
+def wait_until(
+    cond: Callable[[], T],
+    what: str,
+    timeout: float = DEADLINE_S,
+    *,
+    diagnose: Callable[[], object] | None = None,
+) -> T:
     """Poll ``cond()`` until it returns something true and return that, failing at the deadline.
 
-    Never sleep-and-hope: a test states what it waits for, and the deadline only bounds a failure.
+    Never sleep-and-hope: a test states what it waits for, and the deadline only bounds a
+    failure, which names ``what`` and, given ``diagnose``, the state it was stuck in.
     """
     deadline = time.monotonic() + timeout
     delay = 0.001
-    while True:
-        value = cond()
-        if value:
-            return value
+    while not (value := cond()):
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            extra = f"\n{diagnose()}" if diagnose is not None else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+    return value
 
 
 def wait_for(get: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:

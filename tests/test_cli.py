@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -484,6 +486,21 @@ def test_logs_follow_until_the_attempt_ends(root: Root) -> None:
     assert out == b"last words\n" and err == b""
 
 
+@contextmanager
+def _sigint_as_at_a_terminal() -> Iterator[None]:
+    """Processes started meanwhile get SIGINT's default action, as Ctrl-C finds it.
+
+    A suite run in the background by a non-interactive shell (``make test &``) has
+    SIGINT ignored, and a child inherits that: farro then rightly ignores Ctrl-C too.
+    A Python handler here is reset to the default by exec.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.timeout(60)
 def test_logs_follow_of_a_queued_job_waits_for_its_claim(root: Root) -> None:
     # it used to exit 1 at once, saying `farro logs -f` works once a worker claimed it
@@ -522,11 +539,12 @@ def test_logs_follow_of_a_job_killed_before_it_ran_is_refused(root: Root) -> Non
 @pytest.mark.timeout(60)
 def test_logs_follow_ctrl_c_exits_quietly(root: Root) -> None:
     job_id, env, _ = _live_job_with_log(root, b"running\n")
-    proc = subprocess.Popen(
-        [FARRO, "logs", "-f", "--root", str(root.path), job_id],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    with _sigint_as_at_a_terminal():
+        proc = subprocess.Popen(
+            [FARRO, "logs", "-f", "--root", str(root.path), job_id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"running\n"
         proc.send_signal(signal.SIGINT)

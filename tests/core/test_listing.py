@@ -52,6 +52,15 @@ def test_scan_order_and_queue_filter(root: Root) -> None:
     assert [r.queue for r in listing.scan(root)] == ["incoming"] * 4 + ["done"]
 
 
+def test_a_job_that_moves_on_during_a_scan_is_listed_once(root: Root) -> None:
+    env = job.create(root, spec())
+    rows = listing.scan(root)
+    first = next(rows)  # read in incoming/, queued
+    assert (first.id, first.queue, first.status) == (env.id, "incoming", "queued")
+    claimed(root)  # incoming/ -> active/, before the scan lists active/
+    assert list(rows) == []
+
+
 def test_a_status_filter_reads_no_prompt_of_other_jobs(root: Root) -> None:
     """Listing one status out of a big done/ must not pay for every prompt.json."""
     killed, other = (job.create(root, spec(str(i))) for i in range(2))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support import wait_until as wait_until  # for the tests here
+
 from farro_core import audit
 from farro_core.envelope import Lifecycle, load_lifecycle, load_prompt
 from farro_core.root import QUEUES, Root

@@ -1,8 +1,8 @@
 """Real `farro-tui --workers-only` processes, and deadline-bounded waits on a root.
 
 Nothing here sleeps and hopes: every wait polls a condition on disk (or in a
-process's log) until a deadline, and every process a test starts is killed and
-reaped on the way out, whatever the test did.
+process's log) until a deadline (support.wait_until), and every process a test
+starts is killed and reaped on the way out, whatever the test did.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from support import wait_until
+from support import DEADLINE_S as DEADLINE_S
+from support import wait_for as wait_for
+from support import wait_until as wait_until
 
 from farro_core import audit, job
 from farro_core.envelope import Envelope
@@ -26,7 +28,6 @@ from farro_core.root import Root
 from farro_core.transitions import TERMINAL, Status
 
 PYTHON = sys.executable
-DEADLINE_S = 30.0  # generous: other suites share the two cores
 
 #: timings that make every liveness rule show within a couple of seconds
 FAST_TOML = """\
@@ -69,10 +70,17 @@ def child_env() -> dict[str, str]:
 class Headless:
     """One ``farro-tui --workers-only`` process; its log goes to a file we can poll."""
 
-    def __init__(self, root: Root, log: Path, *args: str, python_flags: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        root: Root,
+        log: Path,
+        *args: str,
+        python_flags: tuple[str, ...] = (),
+        entry: tuple[str, ...] = ("-m", "farro_tui.main"),
+    ):
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in close()
-        argv = [PYTHON, *python_flags, "-m", "farro_tui.main", "--workers-only"]
+        argv = [PYTHON, *python_flags, *entry, "--workers-only"]
         self.proc = subprocess.Popen(
             [*argv, "--root", str(root.path), *args],
             stdin=subprocess.DEVNULL,

@@ -62,6 +62,50 @@ def test_stop_signal_drains_releases_the_running_job_and_exits_0(
     assert not [m for m in imported if m.split(".")[0] == "textual"]
 
 
+#: farro-tui in this process's main thread, with a profile hook that raises SIGTERM the
+#: first time, once the System has started, that thread has just taken the lock of a
+#: threading.Condition: where a handler that sets an Event waits for itself for ever
+#: (Event.wait holds that lock for a moment each time it wakes)
+SIGNAL_WHILE_A_LOCK_IS_HELD = """
+import signal, sys, threading
+from farro_core.system import System
+from farro_tui.main import main
+
+armed = fired = False
+
+def hook(frame, event, arg):
+    global armed, fired
+    if event != "return":
+        return
+    if frame.f_code is System.start.__code__:
+        armed = True
+    elif armed and not fired and frame.f_code is threading.Condition.__enter__.__code__:
+        fired = True
+        signal.raise_signal(signal.SIGTERM)
+
+sys.setprofile(hook)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_stop_signal_while_the_main_thread_holds_a_lock_still_stops_it(
+    tmp_path: Path, procs: list[Headless]
+) -> None:
+    root = make_root(tmp_path / "root")
+    a = Headless(
+        root, tmp_path / "a.log", "--workers", "1", entry=("-c", SIGNAL_WHILE_A_LOCK_IS_HELD)
+    )
+    procs.append(a)
+    a.wait_log("started:")
+    a.signal(signal.SIGTERM)
+    assert a.wait() == 0, a.log()
+    log = a.log()
+    assert "SIGTERM: stopping" in log and "stopped cleanly" in log
+    # the hook's own SIGTERM, raised as stopping started a thread (Thread.start waits on
+    # an Event), while the main thread held that Event's lock
+    assert "SIGTERM: already stopping, please wait" in log
+
+
 def test_headless_modules_do_not_import_textual() -> None:
     code = (
         "import sys\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,14 @@ from farro_core.root import Root
 from farro_core.system import System
 from farro_core.transitions import Status
 
-from .helpers import make_root, nothing_in_progress, status_is
+from .helpers import (
+    DEADLINE_S,
+    PYTHON,
+    child_env,
+    make_root,
+    nothing_in_progress,
+    status_is,
+)
 
 
 def attempt_runs(root: Root, job_id: str, attempt: int) -> Envelope | None:
@@ -166,6 +174,56 @@ def test_file_events_wake_the_manager_and_the_workers(
     [job_id] = [r.id for r in listing.scan(root)]
     wait_for(lambda: status_is(root, job_id, Status.SUCCEEDED), "the worker runs it", 10)
     assert system.snapshot().manager.last_ingest == "accepted req.json: 1 job"
+
+
+#: in a fresh process (nothing imported yet, as in farro-tui): start a System, list the
+#: inodes of this process's inotify watches at once, stop; twice (a restart)
+WATCHES_AT_START = """
+import json, os, sys
+from pathlib import Path
+from farro_core.root import Root
+from farro_core.system import System
+
+def watched():
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        for line in info.splitlines():
+            if line.startswith("inotify wd:"):
+                inodes.add(int(dict(f.split(":", 1) for f in line.split()[1:])["ino"], 16))
+    return sorted(inodes)
+
+system = System(Root.open(sys.argv[1]), workers=1)
+sys.setswitchinterval(1e-6)  # look at once, not after other threads had their 5 ms turns
+seen = []
+for _ in range(2):
+    system.start()
+    seen.append(watched())
+    system.stop()
+print(json.dumps(seen))
+"""
+
+
+def test_start_returns_with_the_file_watch_registered(tmp_path: Path) -> None:
+    """An event made as soon as start() returns must wake someone: the watch is live."""
+    root = make_root(tmp_path / "root", agent="true")
+    out = subprocess.run(
+        [PYTHON, "-c", WATCHES_AT_START, str(root.path)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=DEADLINE_S,
+    )
+    assert out.returncode == 0, out.stderr
+    wanted = {os.stat(root.incoming).st_ino, os.stat(root.inbox).st_ino}
+    first, after_restart = json.loads(out.stdout)
+    assert wanted <= set(first)
+    assert wanted <= set(after_restart)
 
 
 def test_stop_kills_a_running_planner_and_leaves_its_file_in_the_inbox(

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.screen import Screen
 from textual.widgets import Log, Static
 
 from farro_core.root import Root
+from farro_tui.app import FarroApp
 from farro_tui.screens.dialogs import HelpScreen, QuitScreen, SortScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
@@ -281,7 +283,8 @@ async def test_log_pane_earlier_attempts(root: Root) -> None:
         await until(pilot, lambda: "text of attempt 2" in "".join(log.lines), "the latest")
         await pilot.press("left_square_bracket")
         await until(pilot, lambda: "text of attempt 1" in "".join(log.lines), "the earlier one")
-        await pilot.pause(0.4)  # a few ticks: a chosen earlier attempt stays chosen
+        for _ in range(3):  # ticks (as its timer makes them): a chosen attempt stays chosen
+            screen.tick()
         assert screen.attempt == 1
         await pilot.press("right_square_bracket")
         await until(pilot, lambda: "text of attempt 2" in "".join(log.lines), "back to the latest")
@@ -356,7 +359,7 @@ async def test_keys_are_remappable_from_farro_toml(root: Root) -> None:
         await ready(pilot)
         app.screen.queue.select(jid)
         await pilot.press("r")
-        await pilot.pause(0.1)
+        await pilot.pause()  # every message handled: a dialog would be up by now
         assert isinstance(app.screen, MainScreen)
         await pilot.press("R")
         from farro_tui.screens.dialogs import ConfirmScreen
@@ -365,13 +368,23 @@ async def test_keys_are_remappable_from_farro_toml(root: Root) -> None:
         assert any(k == "R" and d == "Requeue" for k, d, _ in app.help_rows())
 
 
+def _palette_offers(app: FarroApp, job_id: str) -> bool:
+    """The command palette is up with "Go to job <job_id>" highlighted: enter takes it."""
+    palette = app.screen
+    if not isinstance(palette, CommandPalette):
+        return False
+    hits = palette.query_one(CommandList)
+    i = hits.highlighted
+    return i is not None and f"Go to job {job_id}" in str(hits.get_option_at_index(i).prompt)
+
+
 async def test_command_palette_goes_to_a_job_by_id(root: Root, mixed: dict[str, str]) -> None:
     app = console(root)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         await pilot.press("ctrl+p")
         await pilot.press(*mixed["killed"][-10:])
-        await pilot.pause(0.5)
+        await until(pilot, lambda: _palette_offers(app, mixed["killed"]), "the palette's hit")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job pane")
         assert app.screen.job_id == mixed["killed"]

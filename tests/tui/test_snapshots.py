@@ -54,7 +54,7 @@ def _then(
             await pilot.press(*keys)
         if wait is not None:
             await until(pilot, lambda: wait(app), "the screen under test")
-        await pilot.pause(0.3)  # let modal fade-ins finish
+        # then snap_compare waits for every scheduled animation (a modal's fade-in)
 
     return run_before
 

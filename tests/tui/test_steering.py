@@ -24,6 +24,12 @@ from .helpers import where as queue_of
 SIZES = [(80, 24), (120, 40)]
 
 
+def committed(root: Root, job_id: str, to: str) -> bool:
+    """The commit to ``to`` is over: its audit line, written after job.json and the move
+    (by the console's steer thread, which the app's exit does not wait for)."""
+    return bool(last_audit(root, job_id)["to"] == to)
+
+
 def select(app: object, job_id: str) -> None:
     screen = app.screen  # type: ignore[attr-defined]
     assert isinstance(screen, MainScreen)
@@ -41,7 +47,7 @@ async def test_requeue_a_stale_job(root: Root, size: tuple[int, int]) -> None:
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         await pilot.press("y")
-        await until(pilot, lambda: status(root, jid) == "queued", "the requeue on disk")
+        await until(pilot, lambda: committed(root, jid, "queued"), "the requeue on disk")
     assert queue_of(root, jid) == "incoming"
     line = last_audit(root, jid)
     assert (line["from"], line["to"], line["actor"]) == ("stale", "queued", "operator")
@@ -67,7 +73,9 @@ async def test_requeue_marked_jobs_counts_those_hidden_by_the_filter(root: Root)
         assert "1 marked job is hidden by the filter" in body
         await pilot.press("y")
         await until(
-            pilot, lambda: status(root, stale) == status(root, failed) == "queued", "both requeued"
+            pilot,
+            lambda: committed(root, stale, "queued") and committed(root, failed, "queued"),
+            "both requeued",
         )
         await until(pilot, lambda: not app.screen.queue.marks, "marks cleared after the action")
     assert status(root, ok) == "succeeded"
@@ -90,7 +98,9 @@ async def test_kill_marked_queued_and_stale_jobs(root: Root, size: tuple[int, in
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         await pilot.press("y")
         await until(
-            pilot, lambda: status(root, queued) == status(root, stale) == "killed", "both killed"
+            pilot,
+            lambda: committed(root, queued, "killed") and committed(root, stale, "killed"),
+            "both killed",
         )
     for jid, frm in ((queued, "queued"), (stale, "stale")):
         assert queue_of(root, jid) == "done"
@@ -293,7 +303,8 @@ async def test_the_confirmation_defaults_to_no(root: Root, answer: str) -> None:
         assert app.screen.focused is not None and app.screen.focused.id == "no"
         await pilot.press(answer)
         await until(pilot, lambda: isinstance(app.screen, MainScreen), "the dialog closed")
-        await pilot.pause(0.2)
+        await pilot.pause()  # the dialog's answer handled: a "yes" would have started a steer
+        assert not [w for w in app.workers if w.group == "steer"]
     assert status(root, jid) == "failed"
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import job
 from farro_core.root import Root
@@ -30,11 +31,12 @@ def _screen(session: str) -> str:
 
 
 def _poll(what: str, cond: Callable[[], bool], session: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; screen:\n{_screen(session)}")
-        time.sleep(0.05)
+    wait_until(cond, what, timeout, diagnose=lambda: f"screen:\n{_screen(session)}")
+
+
+def _last_move(root: Root, job_id: str) -> tuple[str, str, str]:
+    line = last_audit(root, job_id)
+    return (line["from"], line["to"], line["actor"])
 
 
 def _send(session: str, *keys: str) -> None:
@@ -55,7 +57,8 @@ def test_requeue_a_stale_job_in_tmux_at_80x24(root: Root) -> None:
         _send(session, "r")
         _poll("the confirmation", lambda: "Requeue 1 job?" in _screen(session), session)
         _send(session, "y")
-        _poll("the job queued on disk", lambda: status(root, jid) == "queued", session)
+        # the audit line is a commit's last step (after job.json and the move)
+        _poll("the requeue on disk", lambda: last_audit(root, jid)["to"] == "queued", session)
         _poll("the queue tab count", lambda: "2 queued 1" in _screen(session), session)
         line = last_audit(root, jid)
         assert (line["from"], line["to"], line["actor"]) == ("stale", "queued", "operator")
@@ -93,15 +96,9 @@ def test_a_lost_terminal_releases_the_running_job(tmp_path: Path) -> None:
         pid = claim.pid
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
-    # job.json changes first and its audit line follows, so wait for the line itself.
-    _poll(
-        "the job released",
-        lambda: status(root, jid) == "queued" and last_audit(root, jid)["to"] == "queued",
-        session,
-        timeout=30,
-    )
-    line = last_audit(root, jid)
-    assert (line["from"], line["to"], line["actor"]) == ("in-progress", "queued", "agent")
+    # its audit line, the release's last step (the creation's line also went "to queued")
+    released = ("in-progress", "queued", "agent")
+    _poll("the job released", lambda: _last_move(root, jid) == released, session, 30)
     _poll("the console gone", lambda: not Path(f"/proc/{pid}").exists(), session, timeout=30)
 
 

@@ -33,6 +33,11 @@ def pids(env: Envelope) -> list[int]:
     return [int((env.path / f"{n}.pid").read_text()) for n in ("agent", "child")]
 
 
+def said(root: Root, job_id: str, line: str) -> bool:
+    """The agent printed ``line``: a whole line, since the log starts with the command."""
+    return line in current_log(root, job_id).splitlines()
+
+
 def started(root: Root, job_id: str) -> Envelope:
     """The running job once its agent wrote both pid files (whole lines: the agent echoes
     'started' after them, but the runner's own log notes can say 'started' first)."""
@@ -166,9 +171,7 @@ def test_stop_without_release_waits_for_the_attempt(wroot: Root) -> None:
     env = submit(wroot, "short", agent=sh("echo started; sleep 1; echo finished"))
     w = make_worker(wroot)
     w.start()
-    wait_until(
-        lambda: "started" in current_log(wroot, env.id), '"started" in current_log(wroot, env.id)'
-    )
+    wait_until(lambda: said(wroot, env.id, "started"), "the agent started")
     w.stop(release=False, grace_s=0.1)
     out = load(wroot, env.id)
     assert out.status == "succeeded", out.lifecycle.reason
@@ -194,9 +197,7 @@ def test_pause_lets_the_running_attempt_finish(wroot: Root) -> None:
     other = submit(wroot, "y", agent=["true"])
     w = make_worker(wroot)
     w.start()
-    wait_until(
-        lambda: "started" in current_log(wroot, env.id), '"started" in current_log(wroot, env.id)'
-    )
+    wait_until(lambda: said(wroot, env.id, "started"), "the agent started")
     w.pause()
     wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success", 5)
     wait_until(lambda: w.status().state == "paused", 'w.status().state == "paused"')
@@ -204,15 +205,16 @@ def test_pause_lets_the_running_attempt_finish(wroot: Root) -> None:
 
 
 def test_wake_claims_without_waiting_for_the_rescan(wroot: Root) -> None:
+    first = submit(wroot, "first", agent=["true"])
     w = make_worker(wroot, rescan_s=60)
     w.start()
-    wait_until(lambda: w.status().state == "idle", 'w.status().state == "idle"')
-    time.sleep(0.1)  # the loop is now inside its 60 s wait
+    wait_until(lambda: status_is(wroot, first.id, "succeeded"), "the first job", 30)
+    # after a job the loop looks once more, finds nothing, says idle, waits its 60 s
+    wait_until(lambda: w.status().state == "idle" and w.status().jobs_done == 1, "idle", 30)
     env = submit(wroot, "x", agent=["true"])
-    t0 = time.monotonic()
     w.wake()
-    wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success", 5)
-    assert time.monotonic() - t0 < 3
+    # well inside the 60 s: only the wake can have sent the worker to look again
+    wait_until(lambda: status_is(wroot, env.id, "succeeded"), "the job, on the wake", 30)
 
 
 def test_rescan_finds_jobs_without_a_wake(wroot: Root) -> None:
@@ -295,8 +297,8 @@ def test_commit_refused_when_fenced_after_the_last_check(
     w = make_worker(wroot)
     t, box = _in_thread(w)
     running = wait_for(
-        lambda: load(wroot, env.id) if "started" in current_log(wroot, env.id) else None,
-        '"started" in current_log(wroot, env.id) and load(wroot, env.id)',
+        lambda: load(wroot, env.id) if said(wroot, env.id, "started") else None,
+        "the agent started",
     )
     stale = job.commit(running, Status.STALE, Actor.WATCHDOG, "test")
     Path(stale.path / "go").touch()
