@@ -54,7 +54,7 @@ from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
 from farro_tui.screens.report import ReportScreen
 from farro_tui.screens.workers import WorkersScreen
-from farro_tui.store import Feeder, Store
+from farro_tui.store import LRU, Feeder, Store
 from farro_tui.view import TABS, ViewSpec, tilde_path, visible
 from farro_tui.widgets.footer import FIRST as FOOTER_FIRST
 from farro_tui.widgets.queue_view import STATUS_LABEL, QueueView
@@ -160,6 +160,8 @@ class FarroApp(App[None]):
         self.feeder = Feeder(root, self._feeder_ready, watch=watch, rescan_s=self._rescan_s())
         self.spec = ViewSpec()
         self.operator = f"{operator()}@tui"
+        #: each job's status as last read, kept when it drops out of a listing mid-move
+        self._last_status: LRU[str, str] = LRU(200_000)
         self._view_timer: Any = None
         self._last_view = 0.0
         self._feed_failure: str | None = None  # as last told to the operator
@@ -302,9 +304,15 @@ class FarroApp(App[None]):
     def _queue_changed(self) -> None:
         self._feed_health()
         delta = self.feeder.take()
-        before = {i: self.store.status_of(i) for i in delta.rows}
+        # a job between queues can be missing from one listing (the feeder read active/
+        # after it left and done/ before it came): what it was last seen as still counts
+        seen = self._last_status
+        before = {i: self.store.status_of(i) or seen.get(i) for i in delta.rows}
         names_changed, rows_changed = self.store.apply(delta)
         self._announce_failures(delta.rows, before)
+        for job_id, row in delta.rows.items():
+            if row is not None:
+                seen.put(job_id, row.status)
         spec = self.spec
         default = spec.tab == 0 and not spec.filter and spec.sort == "status"
         outside_done = any(r is not None and r.queue != "done" for r in delta.rows.values())

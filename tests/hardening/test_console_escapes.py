@@ -164,7 +164,7 @@ def test_console_modules_write_to_the_terminal_only_through_widgets() -> None:
 
     allowed_print = {"main.py"}  # farro-tui's own messages, escaped in _fail
     # developer tools: they print figures and paths of their own making, no job data
-    tools = {"bench.py", "docgen.py", "screenshots.py", "seed.py"}
+    tools = {"bench.py", "bench_diff.py", "docgen.py", "screenshots.py", "seed.py", "seed_work.py"}
     for path in Path(farro_tui.__file__).parent.rglob("*.py"):
         if path.name in tools:
             continue

@@ -99,6 +99,7 @@ def test_a_live_creators_intent_is_left_alone(root: Root) -> None:
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+        holder.stdout.close()
     assert sorted(job.finish_batches(root)) == sorted(ids)
 
 

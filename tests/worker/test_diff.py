@@ -136,6 +136,8 @@ def test_diff_is_coloured_on_a_terminal_only(wroot: Root, tmp_path: Path) -> Non
         chunks.append(data)
     os.close(master)
     assert proc.wait(timeout=60) == 0
+    assert proc.stderr is not None
+    proc.stderr.close()
     out = b"".join(chunks).decode()
     assert "\x1b[32m+A = 2\x1b[0m" in out
     assert "\x1b[31m-A = 1\x1b[0m" in out
