@@ -36,14 +36,6 @@ def phrase(status: Status | str) -> str:
     return _PHRASE.get(str(status), f"is {status}")
 
 
-def phrase_now(root: Root, job_id: str) -> str:
-    """The status a job is in now, as words for a refusal: it may have moved since the
-    refused move read it (``is running``, ``has left the queues``)."""
-    from farro_core.listing import job_state
-
-    return phrase(job_state(root, job_id)[0])
-
-
 @dataclass(frozen=True)
 class Selection:
     """What :func:`select` picked, and how many jobs it could not read to decide."""

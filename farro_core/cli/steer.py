@@ -127,20 +127,15 @@ def requeue(
     Give ids, or select: --status failed requeues every failed job, --label K=V
     every stale or failed job with that label. Nothing selected is not an error.
     """
-    from farro_core.errors import IllegalTransition
-    from farro_core.operations import phrase_now
     from farro_core.operations import requeue as do_requeue
 
     r, ids = _selected(root, "requeue", ("stale", "failed"), job_ids, status, label)
     by = _operator()
 
     def one(job_id: str) -> None:
-        try:
-            do_requeue(r, job_id, by=by)
-        except IllegalTransition:
-            raise IllegalTransition(
-                f"job {job_id} {phrase_now(r, job_id)}; only stale or failed jobs can be requeued"
-            ) from None
+        # the refusal names the status the core refused (never one read again later: the
+        # job may have moved since, and "is queued; only stale or failed…" would contradict)
+        do_requeue(r, job_id, by=by)
         _out(f"{job_id} queued")
 
     _each(ids, one)
@@ -166,8 +161,8 @@ def kill(
     Give ids, or select: --status queued kills every queued job, --label K=V every
     queued, running or stale job with that label. Nothing selected is not an error.
     """
-    from farro_core.errors import BadInput, IllegalTransition
-    from farro_core.operations import kill_many, phrase_now
+    from farro_core.errors import BadInput
+    from farro_core.operations import kill_many
 
     if not wait >= 0:
         raise BadInput(f"--wait {wait!r}: must be 0 or more seconds")
@@ -180,13 +175,7 @@ def kill(
             attempt = res.env.lifecycle.attempt
             _out(f"{res.job_id} kill requested; its worker will stop attempt {attempt}")
         elif res.error is not None:
-            msg = str(res.error)
-            if isinstance(res.error, IllegalTransition):
-                msg = (
-                    f"job {res.job_id} {phrase_now(r, res.job_id)}; "
-                    "only queued, running or stale jobs can be killed"
-                )
-            _err(msg)
+            _err(str(res.error))  # the status the core refused, as it read it then
             worst = max(worst, res.error.exit_code)
     if worst:
         raise _Failed(worst)

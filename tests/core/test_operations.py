@@ -213,15 +213,27 @@ def test_late_kill_request_never_kills_the_next_attempt(root: Root) -> None:
     assert job.kill_requested(c2.path, 2) == "bob"
 
 
-def test_a_refusal_names_the_status_the_job_is_in_now(root: Root) -> None:
-    env = job.create(root, spec())
-    assert operations.phrase_now(root, env.id) == "is queued"
-    c = claimed(root)
-    assert operations.phrase_now(root, env.id) == "is running"
-    job.commit(c, S.SUCCEEDED, A.AGENT, "ok")
-    job.release_claim(c)
-    assert operations.phrase_now(root, env.id) == "has already succeeded"
-    assert operations.phrase_now(root, "abcdefgh0000") == "has left the queues (quarantined?)"
+def test_a_refusal_never_contradicts_itself(root: Root, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal names the status the core refused on, not one read again afterwards:
+    a job requeued by someone else in between once gave "job X is queued; only stale
+    or failed jobs can be requeued"."""
+    from typer.testing import CliRunner
+
+    from farro_core.cli import app
+
+    env = job.create(root, spec())  # queued on disk from now on
+    refused_on = "job {} has already succeeded; only stale or failed jobs can be requeued"
+
+    def requeue(r: Root, job_id: str, *, by: str = "operator") -> None:
+        raise IllegalTransition(refused_on.format(job_id))  # what the core saw then
+
+    monkeypatch.setattr(operations, "requeue", requeue)
+    ran = CliRunner().invoke(app, ["requeue", "--root", str(root.path), env.id])
+    assert ran.exit_code == 1
+    assert refused_on.format(env.id) in ran.output
+    assert "is queued" not in ran.output
+    assert operations.phrase("gone") == "has left the queues (quarantined?)"
+    assert operations.phrase(S.IN_PROGRESS) == "is running"
 
 
 def test_the_cli_refuses_in_the_consoles_words(root: Root) -> None:
