@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -13,12 +13,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
+from farro_tui.access import FarroAccess
 from farro_tui.view import COLUMNS, TABS
 from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import NARROW_BELOW, QueueHeader, QueueView
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
 
 TAB_SHORT = ("all", "queued", "run", "stale", "failed", "ok", "killed")
 
@@ -30,7 +28,7 @@ def _count(n: int, short: bool) -> str:
     return f"{n // 1000}k"
 
 
-class MainScreen(Screen[None]):
+class MainScreen(FarroAccess, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("escape", "clear", "Clear", show=False, id="clear"),
@@ -45,10 +43,6 @@ class MainScreen(Screen[None]):
         super().__init__()
         self._filter_timer: Timer | None = None
         self._queue: QueueView | None = None
-
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         farro = self.farro
