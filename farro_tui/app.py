@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -42,6 +42,7 @@ from farro_core.status_files import WorkerSeen, live_first, workers_seen
 from farro_core.transitions import Status, operator_can_kill, operator_can_requeue
 from farro_core.visible import visible as visible_text
 from farro_tui.commands import FarroCommands
+from farro_tui.hosting import HostedSystem
 from farro_tui.messages import ActionDone, QueueChanged
 from farro_tui.safety import VISIBLE_FILTER
 from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
@@ -53,6 +54,9 @@ from farro_tui.store import Feeder, Store
 from farro_tui.view import TABS, ViewSpec, tilde_path, visible
 from farro_tui.widgets.footer import FIRST as FOOTER_FIRST
 from farro_tui.widgets.queue_view import STATUS_LABEL, QueueView
+
+if TYPE_CHECKING:
+    from farro_core.system import SystemSnapshot
 
 #: actions that change a job; ``--readonly`` hides them all
 STEERING = frozenset({"requeue", "kill"})
@@ -123,7 +127,7 @@ class FarroApp(App[None]):
         *,
         clock: Callable[[], datetime] | None = None,
         watch: bool = True,
-        system: Any = None,
+        system: HostedSystem | None = None,
         kill_wait_s: float = 30.0,
         cursor_blink: bool = True,
     ) -> None:
@@ -135,7 +139,7 @@ class FarroApp(App[None]):
         self.clock = clock or system_clock
         self.cursor_blink = cursor_blink
         self.kill_wait_s = kill_wait_s
-        self.system: Any = system
+        self.system: HostedSystem | None = system
         self._owns_system = system is None
         self._system_stopped = False
         self._stop_lock = threading.Lock()
@@ -146,7 +150,7 @@ class FarroApp(App[None]):
         self._view_timer: Any = None
         self._last_view = 0.0
         self._feed_failure: str | None = None  # as last told to the operator
-        self._snapshot: Any = None
+        self._snapshot: SystemSnapshot | None = None
         self._snapshot_at = 0.0
         #: every worker of the root and its manager, from run/ (read off the UI thread)
         self.seen_workers: list[WorkerSeen] = []
@@ -387,7 +391,7 @@ class FarroApp(App[None]):
         self.spec = replace(self.spec, sort=column, reverse=reverse)
         self.recompute_view()
 
-    def system_snapshot(self) -> Any:
+    def system_snapshot(self) -> SystemSnapshot | None:
         if self.system is None:
             return None
         now = time.monotonic()
