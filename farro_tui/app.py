@@ -27,7 +27,7 @@ from textual import on, work
 from textual.actions import ActionParseResult
 from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingType, Keymap
 from textual.dom import DOMNode
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
@@ -157,6 +157,8 @@ class FarroApp(App[None]):
         self.seen_manager: ManagerStatus | None = None
         self._looked_once = False
         self.quitting = False
+        #: binding id -> keys, as remapped by farro.toml's [keys]
+        self.keymap: Keymap = {}
         self._in_run = False
         self._run_returned = False
 
@@ -505,7 +507,7 @@ class FarroApp(App[None]):
     def help_rows(self) -> list[tuple[str, str, str]]:
         """(keys, what, where) for every binding, as currently mapped: the actions first
         (requeue, kill, log, follow), then moving about."""
-        keymap = self._keymap
+        keymap = self.keymap
         out: list[tuple[str, str, str]] = []
         sources: list[tuple[str, list[BindingType]]] = [
             ("queue", list(QueueView.BINDINGS) + list(MainScreen.BINDINGS)),
@@ -527,7 +529,9 @@ class FarroApp(App[None]):
                 if action == "pause" and self.system is None:
                     continue
                 keys = keymap.get(b.id, b.key) if b.id else b.key
-                shown = ", ".join(self.get_key_display(Binding(k, "")) for k in keys.split(","))
+                shown = ", ".join(
+                    self.get_key_display(Binding(k.strip(), "")) for k in keys.split(",")
+                )
                 if (shown, where) in seen:
                     continue
                 seen.add((shown, where))
@@ -537,6 +541,15 @@ class FarroApp(App[None]):
         out = [row for _, row in sorted(zip(ranked, out, strict=True), key=lambda r: r[0])]
         out.append((self.get_key_display(Binding("ctrl+p", "")), "command palette", "everywhere"))
         return out
+
+    def set_keymap(self, keymap: Keymap) -> None:
+        """Applied, and kept: Textual offers no public read of it, and help lists the keys."""
+        super().set_keymap(keymap)
+        self.keymap = dict(keymap)
+
+    def update_keymap(self, keymap: Keymap) -> None:
+        super().update_keymap(keymap)
+        self.keymap = {**self.keymap, **keymap}
 
     def get_system_commands(self, screen: Screen[Any]) -> Any:
         yield from super().get_system_commands(screen)
