@@ -32,6 +32,7 @@ from textual.dom import DOMNode
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.signal import Signal
 
 from farro_core import operations
 from farro_core.errors import FarroError
@@ -144,6 +145,8 @@ class FarroApp(App[None]):
         self._system_stopped = False
         self._stop_lock = threading.Lock()
         self.store = Store()
+        #: published after each change the store takes in; panes showing a job subscribe
+        self.store_updated: Signal[None] = Signal(self, "store_updated")
         self.feeder = Feeder(root, self._feeder_ready, watch=watch, rescan_s=self._rescan_s())
         self.spec = ViewSpec()
         self.operator = f"{_user()}@tui"
@@ -300,10 +303,7 @@ class FarroApp(App[None]):
             self.schedule_view()
         else:
             self._redraw()
-        for screen in self.screen_stack:
-            hook = getattr(screen, "store_changed", None)
-            if hook is not None:
-                hook()
+        self.store_updated.publish(None)
 
     def schedule_view(self) -> None:
         """Recompute the visible ids now, or soon: at most ~8 times a second."""

@@ -241,6 +241,7 @@ class JobScreen(FarroAccess, Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#job-body").focus()
         self.reload()
+        self.farro.store_updated.subscribe(self, lambda _: self.store_changed(), immediate=True)
 
     def targets(self) -> list[str]:
         return [self.job_id]

@@ -63,6 +63,7 @@ class LogScreen(FarroAccess, Screen[None]):
         self.query_one(Log).focus()
         self._open(self._current_attempt())
         self.set_interval(self._poll_s, self.tick)
+        self.farro.store_updated.subscribe(self, lambda _: self.store_changed(), immediate=True)
 
     def targets(self) -> list[str]:
         return [self.job_id]
