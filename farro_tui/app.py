@@ -215,7 +215,7 @@ class FarroApp(App[None]):
         self.feeder.start()
         if self.system is None and not self.no_workers and not self.readonly:
             self._start_system()  # read-only: no workers, no manager role
-        self.set_interval(1.0, self._tick)
+        self.set_interval(1.0, self._feed_health)
         self.look_at_root()
         self.set_interval(1.0, self.look_at_root)
         if threading.current_thread() is threading.main_thread() and not self.is_headless:
@@ -343,11 +343,6 @@ class FarroApp(App[None]):
         if main is not None:
             main.queue.refresh()
             main.update_bars()
-
-    def _tick(self) -> None:
-        """Ages and run times move with the clock; nothing is read from disk here."""
-        self._feed_health()
-        self._redraw()
 
     def _feed_health(self) -> None:
         """Say when the queue view stops being current, and when it is again."""

@@ -17,6 +17,7 @@ from farro_tui.access import FarroAccess
 from farro_tui.view import COLUMNS, TABS
 from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import NARROW_BELOW, QueueHeader, QueueView
+from farro_tui.widgets.stat_bar import StatBar
 
 TAB_SHORT = ("all", "queued", "run", "stale", "failed", "ok", "killed")
 
@@ -47,7 +48,7 @@ class MainScreen(FarroAccess, Screen[None]):
     def compose(self) -> ComposeResult:
         farro = self.farro
         # kept, not queried: timers still redraw while the app tears the screen down
-        self._stats = Static("", id="stats")
+        self._stats = StatBar("", id="stats")
         self._tabs = Static("", id="tabs")
         self._header = QueueHeader(id="queue-header")
         yield self._stats
@@ -93,7 +94,7 @@ class MainScreen(FarroAccess, Screen[None]):
 
     def update_bars(self) -> None:
         farro = self.farro
-        self._stats.update(farro.stats_text(self.size.width))
+        self._stats.tick()
         counts = farro.store.counts()
         spec = farro.spec
         short = self.size.width < 110

@@ -46,6 +46,8 @@ VERDICT_STYLE = {
 STATUS_LABEL = {"in-progress": "running"}
 DIM = Style(color="bright_black")
 NARROW_BELOW = 100
+#: how often the rows are redrawn between store changes
+TICK_S = 1.0
 
 
 def layout(width: int) -> list[tuple[str, int]]:
@@ -290,6 +292,9 @@ class QueueView(ScrollView, can_focus=True):
         return True
 
     # ------------------------------------------------------------ drawing
+
+    def on_mount(self) -> None:
+        self.set_interval(TICK_S, self.refresh)  # ages and run times move with the clock
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.ids))

@@ -470,7 +470,7 @@ async def test_timers_firing_while_the_app_tears_down_do_not_crash(root: Root) -
         main = app.screen
         assert isinstance(main, MainScreen)
         await main.query("*").remove()  # every widget, as the app's shutdown does
-        app._tick()  # what the 1 s timer does
+        app._feed_health()  # what the app's 1 s timer does (the widgets' own died with them)
         app.recompute_view()  # what a coalesced disk update does
         app.refresh_bindings()  # what the footer does
         app.targets()
