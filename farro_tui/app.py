@@ -294,6 +294,8 @@ class FarroApp(App[None]):
     def _queue_changed(self) -> None:
         self._feed_health()
         delta = self.feeder.take()
+        if not delta and self._last_view > 0:
+            return  # a feed failure said above, or taken with an earlier message
         names_changed, rows_changed = self.store.apply(delta)
         spec = self.spec
         default = spec.tab == 0 and not spec.filter and spec.sort == "status"
