@@ -18,7 +18,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -148,7 +147,6 @@ class FarroApp(App[None]):
         #: published after each change the store takes in; panes showing a job subscribe
         self.store_updated: Signal[None] = Signal(self, "store_updated")
         self.feeder = Feeder(root, self._feeder_ready, watch=watch, rescan_s=self._rescan_s())
-        self.spec = ViewSpec()
         self.operator = f"{_user()}@tui"
         self._view_timer: Any = None
         self._last_view = 0.0
@@ -376,19 +374,24 @@ class FarroApp(App[None]):
         main = self._main()
         return self.store.loaded and main is not None and self._last_view > 0 and self._looked_once
 
+    @property
+    def spec(self) -> ViewSpec:
+        """The main screen's view state (reactive there); the default before it exists."""
+        main = self._main()
+        return main.spec if main is not None else ViewSpec()
+
+    # the main screen's, for the palette, tests and the benchmark
     def set_tab(self, n: int) -> None:
-        self.spec = replace(self.spec, tab=n)
-        self.recompute_view()
+        if (main := self._main()) is not None:
+            main.set_tab(n)
 
     def set_filter(self, text: str) -> None:
-        if text != self.spec.filter:
-            self.spec = replace(self.spec, filter=text)
-            self.recompute_view()
+        if (main := self._main()) is not None:
+            main.set_filter(text)
 
     def set_sort(self, column: str) -> None:
-        reverse = not self.spec.reverse if column == self.spec.sort else False
-        self.spec = replace(self.spec, sort=column, reverse=reverse)
-        self.recompute_view()
+        if (main := self._main()) is not None:
+            main.set_sort(column)
 
     def system_snapshot(self) -> SystemSnapshot | None:
         if self.system is None:

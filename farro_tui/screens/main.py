@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.text import Text
@@ -9,12 +10,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.events import Resize
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from farro_tui.access import FarroAccess
-from farro_tui.view import COLUMNS, TABS
+from farro_tui.view import COLUMNS, TABS, ViewSpec
 from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import NARROW_BELOW, QueueHeader, QueueView
 from farro_tui.widgets.stat_bar import StatBar
@@ -39,6 +41,9 @@ class MainScreen(FarroAccess, Screen[None]):
             for n, (label, _) in enumerate(TABS)
         ),
     ]
+
+    #: which jobs show, in what order; every change is followed by the view (watch_spec)
+    spec: reactive[ViewSpec] = reactive(ViewSpec, always_update=True, repaint=False, init=False)
 
     def __init__(self) -> None:
         super().__init__()
@@ -96,7 +101,7 @@ class MainScreen(FarroAccess, Screen[None]):
         farro = self.farro
         self._stats.tick()
         counts = farro.store.counts()
-        spec = farro.spec
+        spec = self.spec
         short = self.size.width < 110
         t = Text(no_wrap=True, overflow="ellipsis")
         for n, (label, statuses) in enumerate(TABS):
@@ -118,6 +123,23 @@ class MainScreen(FarroAccess, Screen[None]):
         self._tabs.update(t)
         self._header.sort, self._header.reverse = spec.sort, spec.reverse
 
+    # ------------------------------------------------------------ view state
+
+    def watch_spec(self) -> None:
+        self.farro.recompute_view()
+
+    def set_tab(self, n: int) -> None:
+        self.spec = replace(self.spec, tab=n)
+
+    def set_filter(self, text: str) -> None:
+        if text != self.spec.filter:
+            self.spec = replace(self.spec, filter=text)
+
+    def set_sort(self, column: str) -> None:
+        """By ``column``; by the same column again: the other way round."""
+        reverse = not self.spec.reverse if column == self.spec.sort else False
+        self.spec = replace(self.spec, sort=column, reverse=reverse)
+
     # ------------------------------------------------------------ events
 
     @on(QueueView.Opened)
@@ -131,18 +153,18 @@ class MainScreen(FarroAccess, Screen[None]):
 
     @on(QueueHeader.SortRequested)
     def _sort_clicked(self, event: QueueHeader.SortRequested) -> None:
-        self.farro.set_sort(event.column)
+        self.set_sort(event.column)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         if self._filter_timer is not None:
             self._filter_timer.stop()
         value = event.value
-        self._filter_timer = self.set_timer(0.12, lambda: self.farro.set_filter(value))
+        self._filter_timer = self.set_timer(0.12, lambda: self.set_filter(value))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
-        self.farro.set_filter(event.value)
+        self.set_filter(event.value)
         inp = self.query_one("#filter", Input)
         if not event.value:
             inp.display = False
@@ -157,12 +179,12 @@ class MainScreen(FarroAccess, Screen[None]):
 
     def action_clear(self) -> None:
         inp = self.query_one("#filter", Input)
-        if self.farro.spec.filter or inp.display:
+        if self.spec.filter or inp.display:
             if self._filter_timer is not None:
                 self._filter_timer.stop()
             inp.value = ""
             inp.display = False
-            self.farro.set_filter("")
+            self.set_filter("")
             self.queue.focus()
         elif self.queue.marks:
             self.queue.marks.clear()
@@ -171,15 +193,15 @@ class MainScreen(FarroAccess, Screen[None]):
             self.farro.refresh_bindings()
 
     def action_tab(self, n: int) -> None:
-        self.farro.set_tab(n)
+        self.set_tab(n)
 
     def action_sort(self) -> None:
         from farro_tui.screens.dialogs import SortScreen
 
-        spec = self.farro.spec
+        spec = self.spec
 
         def chosen(col: str | None) -> None:
             if col:
-                self.farro.set_sort(col)
+                self.set_sort(col)
 
         self.app.push_screen(SortScreen(COLUMNS, spec.sort, spec.reverse), chosen)
