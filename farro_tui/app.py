@@ -1,115 +1,59 @@
 """FARRO's operator console: the queue live, steered with single keys.
 
-The app hosts the System (manager + embedded workers) unless ``no_workers``; a
-:class:`~farro_tui.store.Feeder` thread reads the tree and posts coalesced
-:class:`~farro_tui.messages.QueueChanged` messages. Every change to a job goes
-through :mod:`farro_core.operations`, so the transition table decides what is
-legal, and a refusal becomes a notification.
+:class:`FarroApp` is built in layers, one module each: :class:`~farro_tui.view_state.ViewState`
+(a :class:`~farro_tui.store.Feeder` thread reads the tree and posts coalesced
+:class:`~farro_tui.messages.QueueChanged` messages; the visible ids follow the main
+screen's reactive spec), :class:`~farro_tui.hosting.SystemHost` (the System, manager +
+embedded workers, unless ``no_workers``; quit and hangup), and
+:class:`~farro_tui.steering.Steering` (every change to a job goes through
+:mod:`farro_core.operations`, so the transition table decides what is legal, and a
+refusal becomes a notification). This module adds what ties them together: settings,
+key bindings and their help, navigation between panes, terminal safety.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
 import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from rich.markup import escape
 from rich.text import Text
-from textual import on, work
-from textual.actions import ActionParseResult
-from textual.actions import parse as parse_action
-from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
-from textual.dom import DOMNode
+from textual.app import SystemCommand
+from textual.binding import Binding, BindingType, Keymap
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.signal import Signal
 
-from farro_core import operations
 from farro_core.errors import FarroError
 from farro_core.identity import operator
-from farro_core.job import load as load_job
-from farro_core.manager import ManagerStatus, current_manager
-from farro_core.operations import phrase
 from farro_core.root import Root
-from farro_core.status_files import WorkerSeen, live_first, workers_seen
-from farro_core.transitions import TERMINAL, Status, operator_can_kill, operator_can_requeue
 from farro_core.visible import visible as visible_text
 from farro_tui.commands import FarroCommands
-from farro_tui.messages import ActionDone, QueueChanged
+from farro_tui.hosting import HostedSystem
+from farro_tui.messages import QueueChanged
 from farro_tui.safety import VISIBLE_FILTER
-from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
+from farro_tui.screens.dialogs import HelpScreen
 from farro_tui.screens.diff import DiffScreen
-from farro_tui.screens.followup import FollowUp, NoteScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 from farro_tui.screens.main import MainScreen
 from farro_tui.screens.report import ReportScreen
 from farro_tui.screens.workers import WorkersScreen
+from farro_tui.steering import STEERING, Steering
 from farro_tui.store import LRU, Feeder, Store
-from farro_tui.view import TABS, ViewSpec, tilde_path, visible
+from farro_tui.view import tilde_path
 from farro_tui.widgets.footer import FIRST as FOOTER_FIRST
-from farro_tui.widgets.queue_view import STATUS_LABEL, QueueView
-
-#: actions that change a job; ``--readonly`` hides them all
-STEERING = frozenset({"requeue", "kill", "land", "follow_up"})
-#: how long a hangup waits for a clean exit before leaving anyway
-HANGUP_EXIT_S = 3.0
-VERBS = {
-    "requeue": ("Requeue", "requeued"),
-    "kill": ("Kill", "killed"),
-    "land": ("Land", "landed"),
-    "follow_up": ("Follow up", "created follow-up"),
-}
-#: actions shown disabled where they cannot act; pressing their key says why
-EXPLAINED = STEERING | {"log"}
-
-
-def can(verb: str, status: str | None) -> bool:
-    """Ask the transition table, never a hard-coded list (landing moves no job: a
-    succeeded one may land; ``farro land --force`` is for the rest)."""
-    if status is None or status not in Status.__members__.values():
-        return False
-    s = Status(status)
-    if verb == "land":
-        return s is Status.SUCCEEDED
-    if verb == "follow_up":
-        return s in TERMINAL
-    return operator_can_requeue(s) if verb == "requeue" else operator_can_kill(s)
-
-
-def _either(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
-
-
-def refusal(verb: str, status: dict[str, str | None]) -> str:
-    """Why ``verb`` acts on none of these jobs, in the core's words (for the notification)."""
-    allowed = [STATUS_LABEL.get(s.value, s.value) for s in Status if can(verb, s.value)]
-    rule = f"only {_either(allowed)} jobs can be {VERBS[verb][1]}"
-    if not status:
-        return f"no job under the cursor; {rule}"
-    if len(status) == 1:
-        ((job_id, st),) = status.items()
-        known = "is not read yet" if st is None else phrase(st)
-        return f"job {job_id} {known}; {rule}"
-    counts = Counter(STATUS_LABEL.get(st, st) if st else "unread" for st in status.values())
-    which = ", ".join(f"{n} {st}" for st, n in sorted(counts.items()))
-    return f"none of the {len(status)} marked jobs can be ({which}); {rule}"
+from farro_tui.widgets.queue_view import QueueView
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class FarroApp(App[None]):
+class FarroApp(Steering):
     """The console. ``clock``/``watch``/``system`` exist for tests and screenshots."""
 
     CSS_PATH = "app.tcss"
@@ -140,7 +84,7 @@ class FarroApp(App[None]):
         *,
         clock: Callable[[], datetime] | None = None,
         watch: bool = True,
-        system: Any = None,
+        system: HostedSystem | None = None,
         kill_wait_s: float = 30.0,
         cursor_blink: bool = True,
     ) -> None:
@@ -152,26 +96,27 @@ class FarroApp(App[None]):
         self.clock = clock or system_clock
         self.cursor_blink = cursor_blink
         self.kill_wait_s = kill_wait_s
-        self.system: Any = system
+        self.system = system
         self._owns_system = system is None
         self._system_stopped = False
         self._stop_lock = threading.Lock()
         self.store = Store()
+        self.store_updated = Signal[None](self, "store_updated")
         self.feeder = Feeder(root, self._feeder_ready, watch=watch, rescan_s=self._rescan_s())
-        self.spec = ViewSpec()
         self.operator = f"{operator()}@tui"
-        #: each job's status as last read, kept when it drops out of a listing mid-move
-        self._last_status: LRU[str, str] = LRU(200_000)
-        self._view_timer: Any = None
+        self._last_status = LRU(200_000)
+        self._view_timer = None
         self._last_view = 0.0
-        self._feed_failure: str | None = None  # as last told to the operator
-        self._snapshot: Any = None
+        self._feed_failure = None  # as last told to the operator
+        self._snapshot = None
         self._snapshot_at = 0.0
         #: every worker of the root and its manager, from run/ (read off the UI thread)
-        self.seen_workers: list[WorkerSeen] = []
-        self.seen_manager: ManagerStatus | None = None
+        self.seen_workers = []
+        self.seen_manager = None
         self._looked_once = False
         self.quitting = False
+        #: binding id -> keys, as remapped by farro.toml's [keys]
+        self.keymap: Keymap = {}
         self._in_run = False
         self._run_returned = False
 
@@ -225,202 +170,12 @@ class FarroApp(App[None]):
         self.feeder.start()
         if self.system is None and not self.no_workers and not self.readonly:
             self._start_system()  # read-only: no workers, no manager role
-        self.set_interval(1.0, self._tick)
+        self.set_interval(1.0, self._feed_health)
         self.look_at_root()
         self.set_interval(1.0, self.look_at_root)
-        if threading.current_thread() is threading.main_thread() and not self.is_headless:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM):
-                with contextlib.suppress(RuntimeError, ValueError):  # Unix only, as flock is
-                    loop.add_signal_handler(sig, self._hangup)
-
-    def _start_system(self) -> None:
-        try:
-            from farro_core.system import System
-        except ImportError:
-            self.notify("embedded workers are not available in this build", severity="warning")
-            return
-        try:
-            self.system = System(self.root, workers=self.worker_count, manager=True)
-            self.system.start()
-        except FarroError as exc:
-            self.system = None
-            self.notify(f"workers not started: {exc}", severity="error", timeout=10)
-
-    def _hangup(self) -> None:
-        """The terminal is gone (SSH drop) or we were told to stop: release jobs, exit."""
-        self.quitting = True
-        loop = asyncio.get_running_loop()
-        threading.Thread(
-            target=self._stop_and_exit, args=(loop,), name="farro-hangup", daemon=True
-        ).start()
-
-    def _stop_and_exit(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.stop_system(release=True)
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self.exit)
-        if not self._in_run:
-            return  # under run_test: the test's event loop ends the app
-        # With the terminal gone, Textual's exit can block for ever writing to it
-        # (seen: stop_application_mode stuck on its writer queue). The jobs are
-        # released by now, so leave for real unless run() returned meanwhile.
-        deadline = time.monotonic() + HANGUP_EXIT_S
-        while time.monotonic() < deadline:
-            if self._run_returned:
-                return
-            time.sleep(0.05)
-        os._exit(129)
-
-    def stop_system(self, *, release: bool = True) -> None:
-        """Stop the embedded System once, whoever asks first (quit, hangup, exit)."""
-        with self._stop_lock:
-            if self._system_stopped or self.system is None:
-                self._system_stopped = True
-                return
-            self._system_stopped = True
-        try:
-            self.system.stop(release=release)
-        except Exception as exc:  # a failing stop must not hide the console's exit
-            self.log.error(f"System.stop failed: {exc!r}")
-
-    def on_unmount(self) -> None:
-        self.feeder.stop()
-        if self._owns_system:
-            self.stop_system(release=True)
-
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        self._in_run = True
-        try:
-            return super().run(*args, **kwargs)
-        finally:  # however the app ends, embedded workers release their jobs
-            self.feeder.stop()
-            if self._owns_system:
-                self.stop_system(release=True)
-            self._run_returned = True
+        self._catch_hangups()
 
     # ------------------------------------------------------------ the data
-
-    @on(QueueChanged)
-    def _queue_changed(self) -> None:
-        self._feed_health()
-        delta = self.feeder.take()
-        # a job between queues can be missing from one listing (the feeder read active/
-        # after it left and done/ before it came): what it was last seen as still counts
-        seen = self._last_status
-        before = {i: self.store.status_of(i) or seen.get(i) for i in delta.rows}
-        names_changed, rows_changed = self.store.apply(delta)
-        self._announce_failures(delta.rows, before)
-        for job_id, row in delta.rows.items():
-            if row is not None:
-                seen.put(job_id, row.status)
-        spec = self.spec
-        default = spec.tab == 0 and not spec.filter and spec.sort == "status"
-        outside_done = any(r is not None and r.queue != "done" for r in delta.rows.values())
-        first = self._last_view == 0
-        if first or names_changed or (rows_changed and (outside_done or not default)):
-            self.schedule_view()
-        else:
-            self._redraw()
-        for screen in self.screen_stack:
-            hook = getattr(screen, "store_changed", None)
-            if hook is not None:
-                hook()
-
-    def _announce_failures(self, rows: dict[str, Any], before: dict[str, str | None]) -> None:
-        """A job seen to fail (not one read failed already): a notification, and the
-        terminal bell when ``bell_on_failure`` is set."""
-        failed = [
-            (i, row)
-            for i, row in rows.items()
-            if row is not None
-            and row.status == "failed"
-            and before.get(i) not in (None, "failed", "done?")
-        ]
-        if not failed:
-            return
-        for job_id, row in failed[:3]:
-            self.notify(
-                visible_text(f"{row.title[:60]}: {row.reason[:120]}"),
-                title=f"Job {job_id} failed",
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
-        if len(failed) > 3:
-            self.notify(f"… and {len(failed) - 3} more failed", severity="error")
-        try:
-            ring = self.root.settings.bell_on_failure
-        except FarroError:
-            ring = False
-        if ring:
-            self.bell()
-
-    def schedule_view(self) -> None:
-        """Recompute the visible ids now, or soon: at most ~8 times a second."""
-        wait = 0.12 - (time.monotonic() - self._last_view)
-        if wait <= 0:
-            self.recompute_view()
-        elif self._view_timer is None:
-            self._view_timer = self.set_timer(wait, self.recompute_view)
-
-    def recompute_view(self) -> None:
-        self._view_timer = None
-        if self._last_view == 0:
-            self.call_after_refresh(self.feeder.first_screen_drawn)
-        self._last_view = time.monotonic()
-        ids = visible(self.store, self.spec, self.clock())
-        main = self._main()
-        if main is None:
-            return
-        q = main.queue
-        if not ids:
-            q.empty_text = self._empty_text()
-        q.set_ids(ids)
-        main.update_bars()
-        self.refresh_bindings()
-
-    def _empty_text(self) -> str:
-        if not self.store.loaded:
-            return "loading…"
-        if self.spec.filter:
-            return f"no job matches /{visible_text(self.spec.filter)} (esc clears)"
-        if self.spec.tab and not self.store.done_loaded:
-            return f"no {TABS[self.spec.tab][0]} jobs yet (still reading done/…)"
-        return "no jobs" + (f" in {TABS[self.spec.tab][0]}" if self.spec.tab else "")
-
-    def _redraw(self) -> None:
-        main = self._main()
-        if main is not None:
-            main.queue.refresh()
-            main.update_bars()
-
-    def _tick(self) -> None:
-        """Ages and run times move with the clock; nothing is read from disk here."""
-        self._feed_health()
-        self._redraw()
-
-    def _feed_health(self) -> None:
-        """Say when the queue view stops being current, and when it is again."""
-        failure = self.feeder.check()
-        if failure == self._feed_failure:
-            return
-        if failure is not None:
-            self.notify(
-                f"the queue view is not updating: {failure}; retrying",
-                title="feed failed",
-                severity="error",
-                timeout=30,
-                markup=False,  # the reason may hold brackets from a path or a file
-            )
-        else:
-            self.notify("the queue view is updating again", title="feed recovered")
-        self._feed_failure = failure
-
-    def _main(self) -> MainScreen | None:
-        for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                return screen
-        return None
 
     @property
     def ready(self) -> bool:
@@ -429,66 +184,7 @@ class FarroApp(App[None]):
         main = self._main()
         return self.store.loaded and main is not None and self._last_view > 0 and self._looked_once
 
-    def set_tab(self, n: int) -> None:
-        self.spec = replace(self.spec, tab=n)
-        self.recompute_view()
-
-    def set_filter(self, text: str) -> None:
-        if text != self.spec.filter:
-            self.spec = replace(self.spec, filter=text)
-            self.recompute_view()
-
-    def set_sort(self, column: str) -> None:
-        reverse = not self.spec.reverse if column == self.spec.sort else False
-        self.spec = replace(self.spec, sort=column, reverse=reverse)
-        self.recompute_view()
-
-    def system_snapshot(self) -> Any:
-        if self.system is None:
-            return None
-        now = time.monotonic()
-        if now - self._snapshot_at > 0.25:
-            try:
-                self._snapshot = self.system.snapshot()
-            except Exception:
-                self._snapshot = None
-            self._snapshot_at = now
-        return self._snapshot
-
-    @work(thread=True, exclusive=True, group="look-at-root", exit_on_error=False)
-    def look_at_root(self) -> None:
-        """run/workers/ and the manager lock: every worker on the root, local or remote."""
-        seen: list[WorkerSeen] = []
-        mgr: ManagerStatus | None = None
-        try:
-            seen = workers_seen(self.root)
-            holder = current_manager(self.root)
-        except OSError:  # run/ unreadable for a moment: the next look tells
-            pass
-        else:
-            if holder is None:
-                mgr = ManagerStatus("none", None, None, None, None)
-            else:
-                mgr = ManagerStatus("elsewhere", str(holder), holder.since, None, None)
-        with contextlib.suppress(RuntimeError):  # the app is gone meanwhile
-            self.call_from_thread(self._looked, seen, mgr)
-
-    def _looked(self, seen: list[WorkerSeen], mgr: ManagerStatus | None) -> None:
-        self.seen_workers, self.seen_manager = seen, mgr
-        if not self._looked_once:
-            self._looked_once = True
-            self._redraw()
-
-    def workers_of_root(self) -> list[WorkerSeen]:
-        """Every worker on the root (live first); this console's own from its System, which
-        knows them before their status files say so."""
-        by_name = {w.name: w for w in self.seen_workers}
-        snap = self.system_snapshot() if not self._system_stopped else None
-        for w in snap.workers if snap is not None else ():
-            by_name[w.name] = WorkerSeen(
-                w.name, w.state, True, w.job, w.attempt, w.since, w.jobs_done
-            )
-        return live_first(list(by_name.values()))
+    # the main screen's, for the palette, tests and the benchmark
 
     def stats_text(self, width: int) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -571,7 +267,7 @@ class FarroApp(App[None]):
     def help_rows(self) -> list[tuple[str, str, str]]:
         """(keys, what, where) for every binding, as currently mapped: the actions first
         (requeue, kill, log, follow), then moving about."""
-        keymap = self._keymap
+        keymap = self.keymap
         out: list[tuple[str, str, str]] = []
         sources: list[tuple[str, list[BindingType]]] = [
             ("queue", list(QueueView.BINDINGS) + list(MainScreen.BINDINGS)),
@@ -595,7 +291,9 @@ class FarroApp(App[None]):
                 if action == "pause" and self.system is None:
                     continue
                 keys = keymap.get(b.id, b.key) if b.id else b.key
-                shown = ", ".join(self.get_key_display(Binding(k, "")) for k in keys.split(","))
+                shown = ", ".join(
+                    self.get_key_display(Binding(k.strip(), "")) for k in keys.split(",")
+                )
                 if (shown, where) in seen:
                     continue
                 seen.add((shown, where))
@@ -606,333 +304,15 @@ class FarroApp(App[None]):
         out.append((self.get_key_display(Binding("ctrl+p", "")), "command palette", "everywhere"))
         return out
 
+    def set_keymap(self, keymap: Keymap) -> None:
+        """Applied, and kept: Textual offers no public read of it, and help lists the keys."""
+        super().set_keymap(keymap)
+        self.keymap = dict(keymap)
+
+    def update_keymap(self, keymap: Keymap) -> None:
+        super().update_keymap(keymap)
+        self.keymap = {**self.keymap, **keymap}
+
     def get_system_commands(self, screen: Screen[Any]) -> Any:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help: every key", "List every binding", self.action_help)
-
-    # ------------------------------------------------------------ steering
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in STEERING:
-            if self.readonly:
-                return False
-            if not isinstance(self.screen, MainScreen | JobScreen | LogScreen | DiffScreen):
-                return False
-            ids = self.targets()
-            if not any(
-                can(action, self.store.status_of(i) or self._status_on_screen()) for i in ids
-            ):
-                return None  # shown disabled: the table allows it for no target
-            return True
-        if action == "pause":
-            return self.system is not None
-        if action in ("log", "diff"):
-            return self.current_job() is not None or None
-        return True
-
-    async def run_action(
-        self,
-        action: str | ActionParseResult,
-        default_namespace: DOMNode | None = None,
-        namespaces: Mapping[str, DOMNode] | None = None,
-    ) -> bool:
-        """A key whose action is disabled here says why, instead of doing nothing."""
-        if isinstance(action, str):
-            dest, name, params = parse_action(action)
-            on_app = dest == "app" or (not dest and default_namespace in (None, self))
-            if on_app and name in STEERING and self.readonly:
-                self.notify("read-only console: it changes no job", title=VERBS[name][0])
-                return True
-            if on_app and name in EXPLAINED and self.check_action(name, params) is None:
-                self.explain(name)
-                return True
-        return await super().run_action(action, default_namespace, namespaces)
-
-    def explain(self, name: str) -> None:
-        if name == "log":
-            self.notify("no job under the cursor", title="Log", severity="warning")
-            return
-        ids = self.targets()
-        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
-        self.notify(refusal(name, status), title=f"Cannot {name}", severity="warning")
-
-    def _status_on_screen(self) -> str | None:
-        """The status the open job screen shows (its one target), for a job the store lacks."""
-        screen = self.screen
-        if isinstance(screen, JobScreen) and screen.env is not None:
-            return str(screen.env.status)
-        return None
-
-    def targets(self) -> list[str]:
-        fn = getattr(self.screen, "targets", None)
-        return list(fn()) if fn is not None else []
-
-    def action_requeue(self) -> None:
-        self.steer("requeue")
-
-    def action_kill(self) -> None:
-        self.steer("kill")
-
-    def action_land(self) -> None:
-        """Land the targets in order into the branch each was based on, once confirmed."""
-        if self.readonly:
-            return
-        ids = self.targets()
-        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
-        rows = {i: self.store.rows.get(i) for i in ids}
-        landed = {i for i, row in rows.items() if row is not None and row.landed}
-        legal = [i for i in ids if can("land", status[i]) and i not in landed]
-        skipped = len(ids) - len(legal)
-        if not legal:
-            self.notify(
-                "nothing to land: no selected job has succeeded and not landed yet",
-                severity="warning",
-            )
-            return
-        noun = "job" if len(legal) == 1 else "jobs"
-        lines = [f"Land {len(legal)} {noun}, in this order?"]
-        for i in legal[:4]:
-            row = rows[i]
-            into = _base_branch(self.root, i)
-            title = f" {row.title[:28]}" if row else ""
-            lines.append(escape(f"  {i}{title} → {into or '(no branch: farro land --into)'}"))
-        if len(legal) > 4:
-            lines.append(f"  … and {len(legal) - 4} more")
-        lines.append("Each goes into the branch it was based on (→), as one new commit;")
-        lines.append("landing stops at the first job whose work does not apply.")
-        if skipped:
-            lines.append(f"{skipped} skipped: not succeeded, or landed already (farro land).")
-
-        def answered(ok: bool | None) -> None:
-            if ok:
-                self.run_land(legal)
-
-        self.push_screen(ConfirmScreen("Land?", "\n".join(lines), yes="Land"), answered)
-
-    def action_follow_up(self) -> None:
-        """A note, a confirmation, then ``farro retry`` for the current job."""
-        job_id = self.current_job()
-        if self.readonly or job_id is None:
-            return
-        status = self.store.status_of(job_id) or self._status_on_screen()
-        if not can("follow_up", status):
-            self.notify(f"{job_id} is {status}: follow up a job once it has finished")
-            return
-        try:
-            env = load_job(self.root, job_id)
-        except FarroError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        res = env.lifecycle.result
-        has_work = bool(res and res.work and any(c.commit for c in res.work.commits))
-
-        def noted(got: FollowUp | None) -> None:
-            if got is None:
-                return
-            start = "its last work commit" if got.from_work else "the job's base, afresh"
-            body = "\n".join(
-                [
-                    escape(f"A new job: {env.prompt.title[:60]}"),
-                    "its prompt, then your note, then what failed:",
-                    escape(f"  {got.note[:200]}"),
-                    f"starting from {start}.",
-                ]
-            )
-
-            def answered(ok: bool | None) -> None:
-                if ok:
-                    self.run_follow_up(job_id, got)
-
-            self.push_screen(ConfirmScreen("Follow up?", body, yes="Create"), answered)
-
-        self.push_screen(NoteScreen(job_id, env.prompt.title, has_work=has_work), noted)
-
-    @work(thread=True, group="steer")
-    def run_follow_up(self, job_id: str, got: FollowUp) -> None:
-        from farro_core.followup import retry
-
-        try:
-            child = retry(self.root, job_id, got.note, from_work=got.from_work, by=self.operator)
-        except FarroError as exc:
-            self.post_message(ActionDone("follow_up", [], [(job_id, str(exc))]))
-            return
-        self.post_message(ActionDone("follow_up", [child.id], []))
-
-    @work(thread=True, group="steer")
-    def run_land(self, ids: list[str]) -> None:
-        """Off the UI thread: git runs for each job."""
-        from farro_core.land import LandStopped, land_all
-
-        try:
-            land_all(self.root, ids, by=self.operator)
-            self.post_message(ActionDone("land", ids, []))
-        except LandStopped as exc:
-            done = ids[: len(exc.done)]
-            self.post_message(ActionDone("land", done, [(exc.stopped_at, str(exc))]))
-        except FarroError as exc:
-            self.post_message(ActionDone("land", [], [(ids[0], str(exc))]))
-
-    def steer(self, verb: str) -> None:
-        """Confirm, then act on every target the table allows; say what was skipped."""
-        if self.readonly:
-            return
-        ids = self.targets()
-        status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
-        legal = [i for i in ids if can(verb, status[i])]
-        skipped = [i for i in ids if i not in legal]
-        if not legal:
-            self.notify(refusal(verb, status), title=f"Cannot {verb}", severity="warning")
-            return
-        title, _ = VERBS[verb]
-        noun = "job" if len(legal) == 1 else "jobs"
-        lines = [f"{title} {len(legal)} {noun}?"]
-        for i in legal[:4]:
-            row = self.store.rows.get(i)
-            label = f" {visible_text(row.title)[:28]}" if row else ""
-            lines.append(f"  {i}{label} ({status[i]})")
-        if len(legal) > 4:
-            lines.append(f"  … and {len(legal) - 4} more")
-        screen = self.screen
-        hidden = screen.hidden_marks() if isinstance(screen, MainScreen) else 0
-        if hidden:
-            are = "job is" if hidden == 1 else "jobs are"
-            lines.append(f"{hidden} marked {are} hidden by the filter or tab.")
-        if skipped:
-            their = "its" if len(skipped) == 1 else "their"
-            lines.append(f"{len(skipped)} skipped: {verb} is not allowed for {their} status.")
-        running = [i for i in legal if status[i] == "in-progress"]
-        if verb == "kill" and running:
-            whose = (
-                "its worker is asked to stop it"
-                if len(running) == 1
-                else ("their workers are asked to stop them")
-            )
-            lines.append(f"{len(running)} running: {whose}.")
-
-        def answered(ok: bool | None) -> None:
-            if ok:
-                self.run_steer(verb, legal)
-
-        self.push_screen(ConfirmScreen(f"{title}?", "\n".join(lines), yes=title), answered)
-
-    @work(thread=True, group="steer")
-    def run_steer(self, verb: str, ids: list[str]) -> None:
-        """Off the UI thread: a kill of running jobs waits for their workers, all at once."""
-        done: list[str] = []
-        refused: list[tuple[str, str]] = []
-        if verb == "requeue":
-            for job_id in ids:
-                try:
-                    operations.requeue(self.root, job_id, by=self.operator)
-                    done.append(job_id)
-                except FarroError as exc:
-                    refused.append((job_id, str(exc)))
-            self.post_message(ActionDone(verb, done, refused))
-            return
-        waiting: list[str] = []
-
-        def asked(running: list[str]) -> None:
-            waiting.extend(running)
-            self.call_from_thread(self._killing, running, True)
-
-        try:
-            results = operations.kill_many(
-                self.root, ids, by=self.operator, wait_s=self.kill_wait_s, on_requested=asked
-            )
-        finally:
-            if waiting:
-                self.call_from_thread(self._killing, waiting, False)
-        for res in results:
-            if res.outcome == "refused":
-                refused.append((res.job_id, str(res.error)))
-            else:
-                done.append(res.job_id)
-        self.post_message(ActionDone(verb, done, refused))
-
-    def _killing(self, ids: list[str], on: bool) -> None:
-        main = self._main()
-        if main is not None:
-            (main.queue.killing.update if on else main.queue.killing.difference_update)(ids)
-            main.queue.refresh()
-        if on:
-            n = len(ids)
-            self.notify(
-                f"kill requested for {n} running job{'s' * (n != 1)}; waiting for the worker…",
-                title="Kill",
-            )
-
-    @on(ActionDone)
-    def _action_done(self, msg: ActionDone) -> None:
-        _, past = VERBS[msg.verb]
-        if msg.done:
-            n = len(msg.done)
-            what = msg.done[0] if n == 1 else f"{n} jobs"
-            self.notify(f"{past} {what}", title=VERBS[msg.verb][0])
-        for job_id, why in msg.refused[:3]:
-            self.notify(why, title=f"{msg.verb} refused: {job_id}", severity="warning", timeout=8)
-        if len(msg.refused) > 3:
-            self.notify(f"… and {len(msg.refused) - 3} more refused", severity="warning")
-        main = self._main()
-        if main is not None:
-            main.queue.marks.difference_update(msg.done)
-        self.feeder.poke()
-        if msg.verb == "land" and msg.done:
-            self.feeder.want(msg.done)  # job.json changed in place in done/: read it again
-        for screen in self.screen_stack:
-            if isinstance(screen, JobScreen):
-                screen.reload()
-
-    # ------------------------------------------------------------ workers
-
-    def action_pause(self) -> None:
-        if self.system is None:
-            return
-        if self.system.paused:
-            self.system.resume()
-            self.notify("workers resumed: claiming jobs again")
-        else:
-            self.system.pause()
-            self.notify("workers paused: running jobs go on, nothing new is claimed")
-        self._snapshot_at = 0.0
-        self._redraw()
-
-    def busy_workers(self) -> int:
-        snap = self.system_snapshot() if not self._system_stopped else None
-        if snap is None:
-            return 0
-        return sum(1 for w in snap.workers if w.state == "busy")
-
-    def action_quit_farro(self) -> None:
-        if self.system is None or self._system_stopped:
-            self.exit()
-            return
-        self._snapshot_at = 0.0
-        busy = self.busy_workers()
-        if busy == 0:
-            self.quit_with(release=True)
-            return
-
-        def chosen(choice: str | None) -> None:
-            if choice == "finish":
-                self.notify("waiting for running jobs to finish…", timeout=60)
-                self.quit_with(release=False)
-            elif choice == "release":
-                self.notify("releasing running jobs…")
-                self.quit_with(release=True)
-
-        self.push_screen(QuitScreen(busy), chosen)
-
-    @work(thread=True, group="quit")
-    def quit_with(self, *, release: bool) -> None:
-        self.quitting = True
-        self.stop_system(release=release)
-        self.call_from_thread(self.exit)
-
-
-def _base_branch(root: Root, job_id: str) -> str | None:
-    """The branch a job's work lands into by default (None: unknown, or unreadable)."""
-    try:
-        res = load_job(root, job_id).lifecycle.result
-    except FarroError:
-        return None
-    return res.work.base_branch if res is not None and res.work is not None else None

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from farro_core.visible import visible
+from farro_tui.access import FarroAccess
 from farro_tui.view import TABS
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
 
 #: most ids offered for one query: the palette is for jumping, not listing
 MAX_ID_HITS = 20
 
 
-class FarroCommands(Provider):
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
-
+class FarroCommands(FarroAccess, Provider):
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         app = self.farro
         cmds: list[tuple[str, str, Callable[[], object]]] = []

@@ -8,9 +8,12 @@ from textual.message import Message
 class QueueChanged(Message):
     """The feeder has a delta waiting (take it with ``Feeder.take``).
 
-    Carries no data: at most one is in flight, and the handler takes everything
-    accumulated since, so a burst of file events becomes one redraw.
+    Carries no data: the handler takes everything accumulated since, so of several
+    waiting in the app's queue the last stands for them all (a burst, one redraw).
     """
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, QueueChanged)
 
 
 class ActionDone(Message):

@@ -7,7 +7,8 @@ drawn (:meth:`Feeder.want`). Then watchfiles events (recursive on incoming/ and
 active/, names only on done/, so 100k finished jobs cost no inotify watches)
 drive re-reads of just the jobs that changed, with a light rescan of incoming/
 and active/ as the fallback. The thread never touches widgets: it accumulates a
-:class:`Delta` and posts one :class:`~farro_tui.messages.QueueChanged` at a time,
+:class:`Delta` and posts a :class:`~farro_tui.messages.QueueChanged` for each change;
+one waiting in the app's queue replaces those before it (``Message.can_replace``),
 so a burst of events becomes one update on the UI thread.
 """
 
@@ -208,8 +209,6 @@ class Feeder:
         self._events: queue.Queue[tuple[str, set[Path]]] = queue.Queue()
         self._lock = threading.Lock()
         self._pending = Delta()
-        self._posted = False
-        self._posted_at = 0.0
         self._stop = threading.Event()
         self._wanted: list[str] = []
         self._done_todo: list[str] = []
@@ -263,9 +262,9 @@ class Feeder:
         self._events.put(("stop", set()))
 
     def take(self) -> Delta:
-        """Everything accumulated since the last take; re-arms the next notification."""
+        """Everything accumulated since the last take."""
         with self._lock:
-            delta, self._pending, self._posted = self._pending, Delta(), False
+            delta, self._pending = self._pending, Delta()
         return delta
 
     def want(self, ids: Iterable[str]) -> None:
@@ -292,12 +291,7 @@ class Feeder:
             return
         with self._lock:
             self._pending.merge(delta)
-            now = time.monotonic()
-            if self._posted and now - self._posted_at < 1.0:
-                return
-            # not taken within a second: post again rather than trust a lost message
-            self._posted, self._posted_at = True, now
-        self._notify()
+        self._notify()  # QueueChanged.can_replace: a burst becomes one update
 
     def _watch_loop(self, paths: list[Path], recursive: bool) -> None:
         try:
@@ -327,9 +321,7 @@ class Feeder:
         self._notify_failure()
 
     def _notify_failure(self) -> None:
-        with self._lock:  # wake the UI even with nothing to take
-            self._posted, self._posted_at = True, time.monotonic()
-        self._notify()
+        self._notify()  # wake the UI even with nothing to take
 
     def _run(self) -> None:
         """Feed until stopped; a failed start is retried every rescan interval."""

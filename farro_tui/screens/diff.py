@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,10 +17,8 @@ from farro_core.errors import FarroError
 from farro_core.job import load
 from farro_core.visible import visible
 from farro_core.work import change_line
+from farro_tui.access import FarroAccess
 from farro_tui.widgets.diff_view import DiffView, FileList, warm
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
 
 
 def paths_as_diff(src: Source) -> Diff:
@@ -31,7 +29,7 @@ def paths_as_diff(src: Source) -> Diff:
     return Diff(lines=lines, files=[], kinds=bytearray(b"o" * len(lines)))
 
 
-class DiffScreen(Screen[None]):
+class DiffScreen(FarroAccess, Screen[None]):
     """``d`` on a job; ``n``/``p`` next and previous file, ``[``/``]`` earlier/later attempt."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -57,10 +55,6 @@ class DiffScreen(Screen[None]):
         self.source: Source | None = None
         self.error: str | None = None
         self.loaded = False  # tests and the bench wait for this
-
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(f" Diff {self.job_id} · loading…", id="pane-title")

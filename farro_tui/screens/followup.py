@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Static
 
 from farro_core.followup import MAX_NOTE_CHARS
+from farro_tui.access import FarroAccess
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class FollowUp:
     from_work: bool
 
 
-class NoteScreen(ModalScreen[FollowUp | None]):
+class NoteScreen(FarroAccess, ModalScreen[FollowUp | None]):
     """``u`` on a finished job: type the note, enter goes on to the confirmation."""
 
     DEFAULT_CSS = """
@@ -62,7 +63,7 @@ class NoteScreen(ModalScreen[FollowUp | None]):
 
     def on_mount(self) -> None:
         note = self.query_one(Input)
-        note.cursor_blink = getattr(self.app, "cursor_blink", True)
+        note.cursor_blink = self.farro.cursor_blink
         note.focus()
 
     def action_toggle_work(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.syntax import Syntax
@@ -28,11 +28,9 @@ from farro_core.job import kill_requested, load
 from farro_core.transitions import TERMINAL, Status
 from farro_core.visible import visible
 from farro_core.work import Work, change_line, summary
+from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import STATUS_LABEL, STATUS_STYLE
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
 
 CHANGE_STYLE = {"A": "green", "D": "red", "M": "", "T": "yellow"}
 MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("?", "bright_black")}
@@ -249,7 +247,7 @@ def render_job(
     return Group(*parts)
 
 
-class JobScreen(Screen[None]):
+class JobScreen(FarroAccess, Screen[None]):
     """``enter`` on a row opens it; ``esc`` goes back. Reloads when the job changes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -273,10 +271,6 @@ class JobScreen(Screen[None]):
         self._revision: int | None = None
         self.follow_ups: list[str] = []
 
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Static(f" Job {self.job_id}", id="pane-title")
         with VerticalScroll(id="job-body"):
@@ -286,6 +280,7 @@ class JobScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#job-body").focus()
         self.reload()
+        self.farro.store_updated.subscribe(self, lambda _: self.store_changed(), immediate=True)
 
     def targets(self) -> list[str]:
         return [self.job_id]

@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,10 +16,8 @@ from textual.widgets import Log, Static
 from farro_core.errors import FarroError
 from farro_core.fs import open_read
 from farro_core.visible import VisibleDecoder, visible
+from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
 
 #: how much of an existing log is shown on opening it: the tail is what matters
 INITIAL_BYTES = 256 << 10
@@ -28,7 +26,7 @@ CHUNK_BYTES = 512 << 10
 _ATTEMPT = re.compile(r"^attempt-(\d+)\.log$")
 
 
-class LogScreen(Screen[None]):
+class LogScreen(FarroAccess, Screen[None]):
     """``l`` from the queue or a job; ``f`` toggles follow, ``[``/``]`` earlier/later attempt."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -56,10 +54,6 @@ class LogScreen(Screen[None]):
         self._reading = False  # a read is in flight in a worker thread
         self._refused: str | None = None  # why the log cannot be shown, as last said
 
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Static("", id="pane-title")
         yield Log(id="log", max_lines=20_000, auto_scroll=True)
@@ -69,6 +63,7 @@ class LogScreen(Screen[None]):
         self.query_one(Log).focus()
         self._open(self._current_attempt())
         self.set_interval(self._poll_s, self.tick)
+        self.farro.store_updated.subscribe(self, lambda _: self.store_changed(), immediate=True)
 
     def targets(self) -> list[str]:
         return [self.job_id]

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import replace
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.events import Resize
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from farro_tui.view import COLUMNS, TABS
+from farro_tui.access import FarroAccess
+from farro_tui.view import COLUMNS, TABS, ViewSpec
 from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import NARROW_BELOW, QueueHeader, QueueView
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
+from farro_tui.widgets.stat_bar import StatBar
 
 TAB_SHORT = ("all", "queued", "run", "stale", "failed", "ok", "killed")
 
@@ -30,7 +31,7 @@ def _count(n: int, short: bool) -> str:
     return f"{n // 1000}k"
 
 
-class MainScreen(Screen[None]):
+class MainScreen(FarroAccess, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("escape", "clear", "Clear", show=False, id="clear"),
@@ -41,19 +42,18 @@ class MainScreen(Screen[None]):
         ),
     ]
 
+    #: which jobs show, in what order; every change is followed by the view (watch_spec)
+    spec: reactive[ViewSpec] = reactive(ViewSpec, always_update=True, repaint=False, init=False)
+
     def __init__(self) -> None:
         super().__init__()
         self._filter_timer: Timer | None = None
         self._queue: QueueView | None = None
 
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         farro = self.farro
         # kept, not queried: timers still redraw while the app tears the screen down
-        self._stats = Static("", id="stats")
+        self._stats = StatBar("", id="stats")
         self._tabs = Static("", id="tabs")
         self._header = QueueHeader(id="queue-header")
         yield self._stats
@@ -99,9 +99,9 @@ class MainScreen(Screen[None]):
 
     def update_bars(self) -> None:
         farro = self.farro
-        self._stats.update(farro.stats_text(self.size.width))
+        self._stats.tick()
         counts = farro.store.counts()
-        spec = farro.spec
+        spec = self.spec
         short = self.size.width < 110
         t = Text(no_wrap=True, overflow="ellipsis")
         for n, (label, statuses) in enumerate(TABS):
@@ -123,6 +123,23 @@ class MainScreen(Screen[None]):
         self._tabs.update(t)
         self._header.sort, self._header.reverse = spec.sort, spec.reverse
 
+    # ------------------------------------------------------------ view state
+
+    def watch_spec(self) -> None:
+        self.farro.recompute_view()
+
+    def set_tab(self, n: int) -> None:
+        self.spec = replace(self.spec, tab=n)
+
+    def set_filter(self, text: str) -> None:
+        if text != self.spec.filter:
+            self.spec = replace(self.spec, filter=text)
+
+    def set_sort(self, column: str) -> None:
+        """By ``column``; by the same column again: the other way round."""
+        reverse = not self.spec.reverse if column == self.spec.sort else False
+        self.spec = replace(self.spec, sort=column, reverse=reverse)
+
     # ------------------------------------------------------------ events
 
     @on(QueueView.Opened)
@@ -136,18 +153,18 @@ class MainScreen(Screen[None]):
 
     @on(QueueHeader.SortRequested)
     def _sort_clicked(self, event: QueueHeader.SortRequested) -> None:
-        self.farro.set_sort(event.column)
+        self.set_sort(event.column)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         if self._filter_timer is not None:
             self._filter_timer.stop()
         value = event.value
-        self._filter_timer = self.set_timer(0.12, lambda: self.farro.set_filter(value))
+        self._filter_timer = self.set_timer(0.12, lambda: self.set_filter(value))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
-        self.farro.set_filter(event.value)
+        self.set_filter(event.value)
         inp = self.query_one("#filter", Input)
         if not event.value:
             inp.display = False
@@ -162,12 +179,12 @@ class MainScreen(Screen[None]):
 
     def action_clear(self) -> None:
         inp = self.query_one("#filter", Input)
-        if self.farro.spec.filter or inp.display:
+        if self.spec.filter or inp.display:
             if self._filter_timer is not None:
                 self._filter_timer.stop()
             inp.value = ""
             inp.display = False
-            self.farro.set_filter("")
+            self.set_filter("")
             self.queue.focus()
         elif self.queue.marks:
             self.queue.marks.clear()
@@ -176,15 +193,15 @@ class MainScreen(Screen[None]):
             self.farro.refresh_bindings()
 
     def action_tab(self, n: int) -> None:
-        self.farro.set_tab(n)
+        self.set_tab(n)
 
     def action_sort(self) -> None:
         from farro_tui.screens.dialogs import SortScreen
 
-        spec = self.farro.spec
+        spec = self.spec
 
         def chosen(col: str | None) -> None:
             if col:
-                self.farro.set_sort(col)
+                self.set_sort(col)
 
         self.app.push_screen(SortScreen(COLUMNS, spec.sort, spec.reverse), chosen)

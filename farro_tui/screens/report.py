@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -16,10 +16,8 @@ from textual.widgets import DataTable, Footer, Static
 from farro_core.humanize import duration
 from farro_core.report import JobLine, Summary, lines, summarize
 from farro_core.visible import visible
+from farro_tui.access import FarroAccess
 from farro_tui.widgets.queue_view import STATUS_STYLE
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
 
 #: at most this often the view reads its jobs again while the batch runs
 REFRESH_S = 0.5
@@ -50,7 +48,7 @@ def summary_table(s: Summary) -> Table:
     return grid
 
 
-class ReportScreen(Screen[None]):
+class ReportScreen(FarroAccess, Screen[None]):
     """``b`` on a job: its batch (its ``batch`` label), else every job."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -65,10 +63,6 @@ class ReportScreen(Screen[None]):
         self.loads = 0  # tests wait for a fresh load
         self._last = 0.0
         self._timer: Any = None
-
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="pane-title")
@@ -85,6 +79,7 @@ class ReportScreen(Screen[None]):
         table.add_columns("job", "status", "verdict", "checks", "try", "run", "cost", "title")
         table.focus()
         self.reload()
+        self.farro.store_updated.subscribe(self, lambda _: self.store_changed(), immediate=True)
 
     def store_changed(self) -> None:
         """The queue changed: read the batch again, at most every REFRESH_S."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,10 +13,8 @@ from textual.widgets import DataTable, Static
 
 from farro_core.humanize import duration
 from farro_core.visible import visible
+from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
-
-if TYPE_CHECKING:
-    from farro_tui.app import FarroApp
 
 STATE_STYLE = {"busy": "yellow", "idle": "green", "paused": "magenta", "stopping": "red"}
 
@@ -50,17 +48,13 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
     return t
 
 
-class WorkersScreen(Screen[None]):
+class WorkersScreen(FarroAccess, Screen[None]):
     """Refreshed twice a second from what the app last read of run/ (never read here)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,w", "app.pop_screen", "Back", id="back"),
         Binding("enter", "open", "Open job", id="open_worker_job"),
     ]
-
-    @property
-    def farro(self) -> FarroApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(" Workers", id="pane-title")

@@ -47,6 +47,8 @@ LANDED_STYLE = Style(color="cyan", bold=True)
 STATUS_LABEL = {"in-progress": "running"}
 DIM = Style(color="bright_black")
 NARROW_BELOW = 100
+#: how often the rows are redrawn between store changes
+TICK_S = 1.0
 
 
 def layout(width: int) -> list[tuple[str, int]]:
@@ -280,7 +282,7 @@ class QueueView(ScrollView, can_focus=True):
             except ValueError:
                 index = -1
         if index < 0:
-            index = min(self.cursor, max(0, len(ids) - 1))
+            index = self.cursor  # validated against the new ids
         self.virtual_size = Size(self.size.width, len(ids))
         self.cursor = index
         self.refresh()
@@ -293,6 +295,9 @@ class QueueView(ScrollView, can_focus=True):
         return True
 
     # ------------------------------------------------------------ drawing
+
+    def on_mount(self) -> None:
+        self.set_interval(TICK_S, self.refresh)  # ages and run times move with the clock
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.ids))
@@ -348,12 +353,11 @@ class QueueView(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ cursor
 
+    def validate_cursor(self, value: int) -> int:
+        """On a row, whatever moves it: past either end stops at that end."""
+        return max(0, min(value, len(self.ids) - 1))
+
     def watch_cursor(self, old: int, new: int) -> None:
-        if self.ids:
-            clamped = max(0, min(new, len(self.ids) - 1))
-            if clamped != new:
-                self.cursor = clamped
-                return
         self._refresh_line(old)
         self._refresh_line(new)
         self._scroll_cursor_into_view()
@@ -373,13 +377,13 @@ class QueueView(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
 
     def action_cursor(self, delta: int) -> None:
-        self.cursor = max(0, min(self.cursor + delta, len(self.ids) - 1))
+        self.cursor += delta
 
     def action_page(self, direction: int) -> None:
         self.action_cursor(direction * max(1, self.size.height - 1))
 
     def action_jump(self, where: int) -> None:
-        self.cursor = 0 if where == 0 else max(0, len(self.ids) - 1)
+        self.cursor = 0 if where == 0 else len(self.ids) - 1
 
     def action_mark(self) -> None:
         job_id = self.selected

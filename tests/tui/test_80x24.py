@@ -73,7 +73,7 @@ async def test_help_lists_the_actions_before_the_navigation_keys(root: Root) -> 
         await ready(pilot)
         rows = [what for _, what, _ in app.help_rows()]
         first = rows[: rows.index("Follow") + 1]
-        assert set(first) == {"Requeue", "Kill", "Log", "Follow"}
+        assert set(first) == {"Requeue", "Kill", "Land", "Follow up", "Diff", "Log", "Follow"}
         assert rows.index("Follow") < rows.index("Up")
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")

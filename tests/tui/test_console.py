@@ -485,7 +485,7 @@ async def test_timers_firing_while_the_app_tears_down_do_not_crash(root: Root) -
         main = app.screen
         assert isinstance(main, MainScreen)
         await main.query("*").remove()  # every widget, as the app's shutdown does
-        app._tick()  # what the 1 s timer does
+        app._feed_health()  # what the app's 1 s timer does (the widgets' own died with them)
         app.recompute_view()  # what a coalesced disk update does
         app.refresh_bindings()  # what the footer does
         app.targets()
@@ -519,3 +519,31 @@ async def test_header_shows_a_root_outside_home_as_it_is(
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         assert f" {root.path} " in app.stats_text(200).plain
+
+
+def test_every_change_is_told_and_waiting_notices_coalesce(root: Root) -> None:
+    """The feeder tells the app of each change, even one not taken yet; of the
+    QueueChanged messages waiting in the app's queue, a later one replaces the rest
+    (Message.can_replace), so a burst is still one update and none is lost."""
+    from farro_tui.messages import ActionDone, QueueChanged
+    from farro_tui.store import Delta, Feeder
+
+    told: list[int] = []
+    feeder = Feeder(root, lambda: told.append(1), watch=False)
+    feeder._post(Delta(done_loaded=True))
+    feeder._post(Delta(names={"incoming": {"a"}}))
+    assert len(told) == 2
+    delta = feeder.take()
+    assert delta.done_loaded and delta.names == {"incoming": {"a"}}
+    assert not feeder.take()
+    assert QueueChanged().can_replace(QueueChanged())
+    assert not QueueChanged().can_replace(ActionDone("kill", [], []))
+
+
+def test_a_pane_reaches_only_a_farro_app() -> None:
+    from textual.app import App
+
+    from farro_tui.access import farro_app
+
+    with pytest.raises(TypeError, match="FarroApp"):
+        farro_app(App())
