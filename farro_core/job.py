@@ -20,8 +20,8 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,35 @@ def _open_job_dir(path: Path) -> int:
         os.close(dfd)
         raise
     return dfd
+
+
+@contextmanager
+def _job_locked(
+    root: Root, env: Envelope, locked_point: str | None = None
+) -> Iterator[tuple[int, Path]]:
+    """The job's dir fd under its commit lock, and where it is: moves happen only under it.
+
+    Follows the job if it moved between the caller's read and the open.
+    """
+    path = env.runtime.path
+    for _ in range(5):
+        try:
+            dfd = _open_job_dir(path)
+        except FileNotFoundError:
+            path = root.locate(env.id)
+            continue
+        try:
+            with commit_lock(dfd):
+                if locked_point is not None:
+                    crash.point(locked_point)  # lock freed by the kernel, nothing written
+                here = where(root, env.id, dfd)
+                if here is None:
+                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
+                yield dfd, here
+        finally:
+            os.close(dfd)
+        return
+    raise NotFound(f"job {env.id} keeps moving; try again")
 
 
 def check_private_dir(dfd: int, name: str) -> None:
@@ -784,53 +813,38 @@ def commit(
         raise ValueError(f"commit cannot change {', '.join(fixed)} of job {env.id}")
     root = Root(env.runtime.root)
     to, actor = Status(to), Actor(actor)
-    path = env.runtime.path
-    for _ in range(5):
-        try:
-            dfd = _open_job_dir(path)
-        except FileNotFoundError:
-            path = root.locate(env.id)
-            continue
-        try:
-            with commit_lock(dfd):
-                crash.point("commit.locked")  # lock freed by the kernel, nothing written
-                here = where(root, env.id, dfd)  # moves happen only under this lock
-                if here is None:
-                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
-                lc = read_lifecycle(dfd, env.id)
-                if lc.revision != env.lifecycle.revision:
-                    raise Conflict(
-                        f"job {env.id} moved on: it is {lc.status} at revision {lc.revision}, "
-                        f"not revision {env.lifecycle.revision} ({lc.reason})"
-                    )
-                check(lc.status, to, actor)
-                now = utcnow()
-                # validated from a plain dict: an unknown field in ``changes`` is refused,
-                # never silently dropped (model_copy would drop it)
-                new = Lifecycle.model_validate(
-                    {
-                        **lc.model_dump(),
-                        **changes,
-                        "status": to,
-                        "revision": lc.revision + 1,
-                        "reason": reason,
-                        "updated_at": now,
-                    }
-                )
-                fs.write_at(dfd, JOB, dump(new))
-                crash.point("commit.written")  # job.json is the truth; fsck moves the dir
-                dest = root.path / QUEUE_DIR[to] / env.id
-                if dest != here:
-                    fs.move(here, dest)
-                    crash.point("commit.moved")  # only the audit line is missing: fsck adds it
-                audit.append(root, _audit(new, lc.status, actor, worker))
-        finally:
-            os.close(dfd)
-        out = Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest))
-        if to in TERMINAL and lc.status not in TERMINAL:
-            notify.finished(root, out)  # on_finish, in a thread: never holds up the commit
-        return out
-    raise NotFound(f"job {env.id} keeps moving; try again")
+    with _job_locked(root, env, "commit.locked") as (dfd, here):
+        lc = read_lifecycle(dfd, env.id)
+        if lc.revision != env.lifecycle.revision:
+            raise Conflict(
+                f"job {env.id} moved on: it is {lc.status} at revision {lc.revision}, "
+                f"not revision {env.lifecycle.revision} ({lc.reason})"
+            )
+        check(lc.status, to, actor)
+        now = utcnow()
+        # validated from a plain dict: an unknown field in ``changes`` is refused,
+        # never silently dropped (model_copy would drop it)
+        new = Lifecycle.model_validate(
+            {
+                **lc.model_dump(),
+                **changes,
+                "status": to,
+                "revision": lc.revision + 1,
+                "reason": reason,
+                "updated_at": now,
+            }
+        )
+        fs.write_at(dfd, JOB, dump(new))
+        crash.point("commit.written")  # job.json is the truth; fsck moves the dir
+        dest = root.path / QUEUE_DIR[to] / env.id
+        if dest != here:
+            fs.move(here, dest)
+            crash.point("commit.moved")  # only the audit line is missing: fsck adds it
+        audit.append(root, _audit(new, lc.status, actor, worker))
+    out = Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest))
+    if to in TERMINAL and lc.status not in TERMINAL:
+        notify.finished(root, out)  # on_finish, in a thread: never holds up the commit
+    return out
 
 
 def annotate(
@@ -849,54 +863,38 @@ def annotate(
     since a result belongs to the attempt that made it.
     """
     root = Root(env.runtime.root)
-    path = env.runtime.path
-    for _ in range(5):
-        try:
-            dfd = _open_job_dir(path)
-        except FileNotFoundError:
-            path = root.locate(env.id)
-            continue
-        try:
-            with commit_lock(dfd):
-                here = where(root, env.id, dfd)
-                if here is None:
-                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
-                lc = read_lifecycle(dfd, env.id)
-                if lc.status != env.status or lc.attempt != env.lifecycle.attempt:
-                    raise Conflict(
-                        f"job {env.id} moved on: it is {lc.status} at attempt {lc.attempt}, "
-                        f"not {env.status} at attempt {env.lifecycle.attempt}"
-                    )
-                new = Lifecycle.model_validate(
-                    {
-                        **lc.model_dump(),
-                        "result": result.model_dump(),
-                        "revision": lc.revision + 1,
-                        "updated_at": utcnow(),
-                    }
-                )
-                fs.write_at(dfd, JOB, dump(new))
-                audit.append(
-                    root,
-                    audit.record(
-                        job=new.id,
-                        frm=lc.status,
-                        to=new.status,
-                        actor=actor,
-                        worker=None,
-                        attempt=new.attempt,
-                        revision=new.revision,
-                        reason=reason,
-                        event=event,
-                        ts=new.updated_at,
-                    ),
-                )
-        finally:
-            os.close(dfd)
-        return Envelope(
-            prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here)
+    with _job_locked(root, env) as (dfd, here):
+        lc = read_lifecycle(dfd, env.id)
+        if lc.status != env.status or lc.attempt != env.lifecycle.attempt:
+            raise Conflict(
+                f"job {env.id} moved on: it is {lc.status} at attempt {lc.attempt}, "
+                f"not {env.status} at attempt {env.lifecycle.attempt}"
+            )
+        new = Lifecycle.model_validate(
+            {
+                **lc.model_dump(),
+                "result": result.model_dump(),
+                "revision": lc.revision + 1,
+                "updated_at": utcnow(),
+            }
         )
-    raise NotFound(f"job {env.id} keeps moving; try again")
+        fs.write_at(dfd, JOB, dump(new))
+        audit.append(
+            root,
+            audit.record(
+                job=new.id,
+                frm=lc.status,
+                to=new.status,
+                actor=actor,
+                worker=None,
+                attempt=new.attempt,
+                revision=new.revision,
+                reason=reason,
+                event=event,
+                ts=new.updated_at,
+            ),
+        )
+    return Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here))
 
 
 def move_misplaced(
