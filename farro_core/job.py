@@ -879,21 +879,7 @@ def annotate(
             }
         )
         fs.write_at(dfd, JOB, dump(new))
-        audit.append(
-            root,
-            audit.record(
-                job=new.id,
-                frm=lc.status,
-                to=new.status,
-                actor=actor,
-                worker=None,
-                attempt=new.attempt,
-                revision=new.revision,
-                reason=reason,
-                event=event,
-                ts=new.updated_at,
-            ),
-        )
+        audit.note(root, new, actor=actor, reason=reason, event=event, ts=new.updated_at)
     return Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here))
 
 
