@@ -124,33 +124,32 @@ def _open_job_dir(path: Path) -> int:
     return dfd
 
 
+def _open_following(root: Root, job_id: str, path: Path) -> tuple[int, Path]:
+    """The job's dir fd and the path it was opened at, looked up again if the job moved."""
+    for _ in range(5):
+        try:
+            return _open_job_dir(path), path
+        except FileNotFoundError:
+            path = root.locate(job_id)  # it moved between lookup and open
+    raise NotFound(f"job {job_id} keeps moving; try again")
+
+
 @contextmanager
 def _job_locked(
     root: Root, env: Envelope, locked_point: str | None = None
 ) -> Iterator[tuple[int, Path]]:
-    """The job's dir fd under its commit lock, and where it is: moves happen only under it.
-
-    Follows the job if it moved between the caller's read and the open.
-    """
-    path = env.runtime.path
-    for _ in range(5):
-        try:
-            dfd = _open_job_dir(path)
-        except FileNotFoundError:
-            path = root.locate(env.id)
-            continue
-        try:
-            with commit_lock(dfd):
-                if locked_point is not None:
-                    crash.point(locked_point)  # lock freed by the kernel, nothing written
-                here = where(root, env.id, dfd)
-                if here is None:
-                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
-                yield dfd, here
-        finally:
-            os.close(dfd)
-        return
-    raise NotFound(f"job {env.id} keeps moving; try again")
+    """The job's dir fd under its commit lock, and where it is: moves happen only under it."""
+    dfd, _ = _open_following(root, env.id, env.runtime.path)
+    try:
+        with commit_lock(dfd):
+            if locked_point is not None:
+                crash.point(locked_point)  # lock freed by the kernel, nothing written
+            here = where(root, env.id, dfd)
+            if here is None:
+                raise NotFound(f"job {env.id} left the queue (quarantined?)")
+            yield dfd, here
+    finally:
+        os.close(dfd)
 
 
 def check_private_dir(dfd: int, name: str) -> None:
@@ -207,20 +206,14 @@ def load(root: Root, job: str | os.PathLike[str]) -> Envelope:
     else:
         path = Path(os.path.abspath(job))
         job_id = check_id(path.name)
-    for _ in range(5):
-        try:
-            dfd = _open_job_dir(path)
-        except FileNotFoundError:
-            path = root.locate(job_id)  # it moved between lookup and open
-            continue
-        try:
-            lc = read_lifecycle(dfd, job_id)
-            prompt = read_prompt(root, dfd, job_id, lc.created_at)
-            here = where(root, job_id, dfd) or path
-        finally:
-            os.close(dfd)
-        return Envelope(prompt=prompt, lifecycle=lc, runtime=Runtime(root=root.path, path=here))
-    raise NotFound(f"job {job_id} keeps moving; try again")
+    dfd, path = _open_following(root, job_id, path)
+    try:
+        lc = read_lifecycle(dfd, job_id)
+        prompt = read_prompt(root, dfd, job_id, lc.created_at)
+        here = where(root, job_id, dfd) or path
+    finally:
+        os.close(dfd)
+    return Envelope(prompt=prompt, lifecycle=lc, runtime=Runtime(root=root.path, path=here))
 
 
 # ---------------------------------------------------------------- create
