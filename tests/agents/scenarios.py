@@ -17,10 +17,17 @@ from worker.helpers import git, make_repo, make_worker, submit
 from farro_core.envelope import Envelope, Result
 from farro_core.root import Root
 
-from .fake_models import FakeModel
+from .fake_models import USAGE, FakeModel
 
 HELLO = "hello from the fake model"
 HELLO_RUBRIC = [{"id": "hello", "check": f"grep -q '{HELLO}' hello.txt"}]
+# what the OpenAI API answers a wrong key (Codex and Aider both speak to it)
+OPENAI_AUTH_401: tuple[int, dict[str, str], str] = (
+    401,
+    {},
+    '{"error":{"message":"Incorrect API key provided: sk-fake.","type":"invalid_request_error",'
+    '"code":"invalid_api_key"}}',
+)
 
 
 def submit_hello(wroot: Root, repo: Path, agent: object, /, **kw: Any) -> str:
@@ -48,6 +55,14 @@ def edits_hello(wroot: Root, repo: Path, agent: object) -> tuple[str, Result]:
     assert res is not None and res.verdict == "passed"
     assert git(repo, "show", f"farro/{job_id}:hello.txt") == HELLO
     return job_id, res
+
+
+def tokens_kept_apart(report: dict[str, Any], calls: int, fake: FakeModel) -> None:
+    """An API that counts cached input inside its input tokens: FARRO keeps them apart."""
+    assert report["tokens_in"] == (USAGE["input"] - USAGE["cache_read"]) * calls
+    assert report["tokens_cache_read"] == USAGE["cache_read"] * calls
+    assert report["tokens_out"] == USAGE["output"] * calls
+    assert report["summary"] == fake.script.summary and "failure" not in report
 
 
 def edit_outside_allowed_paths_fails(wroot: Root, tmp_path: Path, agent: object) -> None:

@@ -23,12 +23,6 @@ from .fake_models import FakeModel
 
 MODEL = "openai/gpt-fake"
 PRICE = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
-AUTH_401: tuple[int, dict[str, str], str] = (
-    401,
-    {},
-    '{"error":{"message":"Incorrect API key provided: sk-fake.","type":"invalid_request_error",'
-    '"code":"invalid_api_key"}}',
-)
 RATE_429: tuple[int, dict[str, str], str] = (
     429,
     {},
@@ -101,7 +95,7 @@ def test_a_429_is_retried_by_farro(wroot: Root, tmp_path: Path, fake: FakeModel)
 def test_a_401_fails_at_once_though_aider_exits_0(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
-    fake.script.fail_always = AUTH_401
+    fake.script.fail_always = scenarios.OPENAI_AUTH_401
     _, out = scenarios.fails_at_once(wroot, tmp_path, AIDER, "authentication failed (auth)")
     assert out.lifecycle.result is not None and out.lifecycle.result.exit_code == 0
 

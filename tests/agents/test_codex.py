@@ -19,14 +19,8 @@ from farro_core.root import Root
 
 from . import scenarios
 from .clis import install
-from .fake_models import USAGE, FakeModel
+from .fake_models import FakeModel
 
-AUTH_401: tuple[int, dict[str, str], str] = (
-    401,
-    {},
-    '{"error":{"message":"Incorrect API key provided: sk-fake.","type":"invalid_request_error",'
-    '"code":"invalid_api_key"}}',
-)
 RATE_429: tuple[int, dict[str, str], str] = (
     429,
     {"retry-after": "1"},
@@ -77,11 +71,7 @@ def test_codex_edits_through_its_tools_and_reports_tokens(
     r = res.report
     calls = 2  # the edit, then the final message
     assert r["agent"] == "codex" and r["turns"] == 1 and r["session_id"]
-    # OpenAI counts cached input inside input_tokens; FARRO keeps them apart
-    assert r["tokens_in"] == (USAGE["input"] - USAGE["cache_read"]) * calls
-    assert r["tokens_cache_read"] == USAGE["cache_read"] * calls
-    assert r["tokens_out"] == USAGE["output"] * calls
-    assert r["summary"] == fake.script.summary and "failure" not in r
+    scenarios.tokens_kept_apart(r, calls, fake)
 
 
 def test_an_edit_outside_allowed_paths_is_a_violation(
@@ -102,7 +92,7 @@ def test_a_429_is_retried_after_its_delay(wroot: Root, tmp_path: Path, fake: Fak
 
 
 def test_a_401_fails_at_once_without_a_retry(wroot: Root, tmp_path: Path, fake: FakeModel) -> None:
-    fake.script.fail_always = AUTH_401
+    fake.script.fail_always = scenarios.OPENAI_AUTH_401
     _, out = scenarios.fails_at_once(wroot, tmp_path, "codex", "authentication failed (auth)")
     assert "401" in out.lifecycle.reason
 
