@@ -163,8 +163,8 @@ def check_private_dir(dfd: int, name: str) -> None:
         )
 
 
-def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
-    """The queue path of the directory open as ``dir_fd``, or None if it left the queues."""
+def _in_queues(root: Root, job_id: str, dir_fd: int) -> Iterator[tuple[Path, bool]]:
+    """Each queue directory of this id, and whether it is the one open as ``dir_fd``."""
     st = os.fstat(dir_fd)
     for q in QUEUES:
         candidate = root.path / q / job_id
@@ -172,9 +172,12 @@ def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
             cst = os.stat(candidate, follow_symlinks=False)
         except FileNotFoundError:
             continue
-        if (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino):
-            return candidate
-    return None
+        yield candidate, (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino)
+
+
+def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
+    """The queue path of the directory open as ``dir_fd``, or None if it left the queues."""
+    return next((path for path, same in _in_queues(root, job_id, dir_fd) if same), None)
 
 
 def duplicate_of(root: Root, job_id: str, dir_fd: int) -> Path | None:
@@ -183,16 +186,7 @@ def duplicate_of(root: Root, job_id: str, dir_fd: int) -> Path | None:
     A move is one rename, so a job never shows in two queues at once: a second
     directory of the same id is another job, and neither copy may run.
     """
-    st = os.fstat(dir_fd)
-    for q in QUEUES:
-        candidate = root.path / q / job_id
-        try:
-            cst = os.stat(candidate, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
-            return candidate
-    return None
+    return next((path for path, same in _in_queues(root, job_id, dir_fd) if not same), None)
 
 
 # ---------------------------------------------------------------- load
