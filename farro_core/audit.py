@@ -51,6 +51,33 @@ def record(
     }
 
 
+def note(
+    root: Root,
+    lc: Lifecycle,
+    *,
+    actor: str,
+    reason: str,
+    event: str,
+    ts: datetime | None = None,
+) -> None:
+    """Log an event about a job that moves it nowhere (from == to): a record, not a transition."""
+    append(
+        root,
+        record(
+            job=lc.id,
+            frm=lc.status,
+            to=lc.status,
+            actor=actor,
+            worker=None,
+            attempt=lc.attempt,
+            revision=lc.revision,
+            reason=reason,
+            event=event,
+            ts=ts,
+        ),
+    )
+
+
 def recovered(root: Root, lc: Lifecycle, actor: str) -> None:
     """Record a revision that a crash kept out of the log, found by ``actor``."""
     append(

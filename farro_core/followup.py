@@ -106,19 +106,12 @@ def retry(
     parent = job.load(root, job_id)
     child = job.create(root, spec(parent, note, from_work=from_work), created_by=by)
     how = " from its work" if from_work else ""
-    audit.append(
+    audit.note(
         root,
-        audit.record(
-            job=parent.id,
-            frm=parent.status,
-            to=parent.status,
-            actor=by,
-            worker=None,
-            attempt=parent.lifecycle.attempt,
-            revision=parent.lifecycle.revision,
-            reason=f"follow-up job {child.id} created{how} by {by}",
-            event="followed-up",
-        ),
+        parent.lifecycle,
+        actor=by,
+        reason=f"follow-up job {child.id} created{how} by {by}",
+        event="followed-up",
     )
     return child
 

@@ -20,8 +20,8 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,34 @@ def _open_job_dir(path: Path) -> int:
     return dfd
 
 
+def _open_following(root: Root, job_id: str, path: Path) -> tuple[int, Path]:
+    """The job's dir fd and the path it was opened at, looked up again if the job moved."""
+    for _ in range(5):
+        try:
+            return _open_job_dir(path), path
+        except FileNotFoundError:
+            path = root.locate(job_id)  # it moved between lookup and open
+    raise NotFound(f"job {job_id} keeps moving; try again")
+
+
+@contextmanager
+def _job_locked(
+    root: Root, env: Envelope, locked_point: str | None = None
+) -> Iterator[tuple[int, Path]]:
+    """The job's dir fd under its commit lock, and where it is: moves happen only under it."""
+    dfd, _ = _open_following(root, env.id, env.runtime.path)
+    try:
+        with commit_lock(dfd):
+            if locked_point is not None:
+                crash.point(locked_point)  # lock freed by the kernel, nothing written
+            here = where(root, env.id, dfd)
+            if here is None:
+                raise NotFound(f"job {env.id} left the queue (quarantined?)")
+            yield dfd, here
+    finally:
+        os.close(dfd)
+
+
 def check_private_dir(dfd: int, name: str) -> None:
     """Refuse a job dir that group or others can write (or that is not ours): like the root."""
     st = os.fstat(dfd)
@@ -135,8 +163,8 @@ def check_private_dir(dfd: int, name: str) -> None:
         )
 
 
-def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
-    """The queue path of the directory open as ``dir_fd``, or None if it left the queues."""
+def _in_queues(root: Root, job_id: str, dir_fd: int) -> Iterator[tuple[Path, bool]]:
+    """Each queue directory of this id, and whether it is the one open as ``dir_fd``."""
     st = os.fstat(dir_fd)
     for q in QUEUES:
         candidate = root.path / q / job_id
@@ -144,9 +172,12 @@ def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
             cst = os.stat(candidate, follow_symlinks=False)
         except FileNotFoundError:
             continue
-        if (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino):
-            return candidate
-    return None
+        yield candidate, (cst.st_dev, cst.st_ino) == (st.st_dev, st.st_ino)
+
+
+def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
+    """The queue path of the directory open as ``dir_fd``, or None if it left the queues."""
+    return next((path for path, same in _in_queues(root, job_id, dir_fd) if same), None)
 
 
 def duplicate_of(root: Root, job_id: str, dir_fd: int) -> Path | None:
@@ -155,16 +186,7 @@ def duplicate_of(root: Root, job_id: str, dir_fd: int) -> Path | None:
     A move is one rename, so a job never shows in two queues at once: a second
     directory of the same id is another job, and neither copy may run.
     """
-    st = os.fstat(dir_fd)
-    for q in QUEUES:
-        candidate = root.path / q / job_id
-        try:
-            cst = os.stat(candidate, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
-            return candidate
-    return None
+    return next((path for path, same in _in_queues(root, job_id, dir_fd) if not same), None)
 
 
 # ---------------------------------------------------------------- load
@@ -178,20 +200,14 @@ def load(root: Root, job: str | os.PathLike[str]) -> Envelope:
     else:
         path = Path(os.path.abspath(job))
         job_id = check_id(path.name)
-    for _ in range(5):
-        try:
-            dfd = _open_job_dir(path)
-        except FileNotFoundError:
-            path = root.locate(job_id)  # it moved between lookup and open
-            continue
-        try:
-            lc = read_lifecycle(dfd, job_id)
-            prompt = read_prompt(root, dfd, job_id, lc.created_at)
-            here = where(root, job_id, dfd) or path
-        finally:
-            os.close(dfd)
-        return Envelope(prompt=prompt, lifecycle=lc, runtime=Runtime(root=root.path, path=here))
-    raise NotFound(f"job {job_id} keeps moving; try again")
+    dfd, path = _open_following(root, job_id, path)
+    try:
+        lc = read_lifecycle(dfd, job_id)
+        prompt = read_prompt(root, dfd, job_id, lc.created_at)
+        here = where(root, job_id, dfd) or path
+    finally:
+        os.close(dfd)
+    return Envelope(prompt=prompt, lifecycle=lc, runtime=Runtime(root=root.path, path=here))
 
 
 # ---------------------------------------------------------------- create
@@ -784,53 +800,38 @@ def commit(
         raise ValueError(f"commit cannot change {', '.join(fixed)} of job {env.id}")
     root = Root(env.runtime.root)
     to, actor = Status(to), Actor(actor)
-    path = env.runtime.path
-    for _ in range(5):
-        try:
-            dfd = _open_job_dir(path)
-        except FileNotFoundError:
-            path = root.locate(env.id)
-            continue
-        try:
-            with commit_lock(dfd):
-                crash.point("commit.locked")  # lock freed by the kernel, nothing written
-                here = where(root, env.id, dfd)  # moves happen only under this lock
-                if here is None:
-                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
-                lc = read_lifecycle(dfd, env.id)
-                if lc.revision != env.lifecycle.revision:
-                    raise Conflict(
-                        f"job {env.id} moved on: it is {lc.status} at revision {lc.revision}, "
-                        f"not revision {env.lifecycle.revision} ({lc.reason})"
-                    )
-                check(lc.status, to, actor)
-                now = utcnow()
-                # validated from a plain dict: an unknown field in ``changes`` is refused,
-                # never silently dropped (model_copy would drop it)
-                new = Lifecycle.model_validate(
-                    {
-                        **lc.model_dump(),
-                        **changes,
-                        "status": to,
-                        "revision": lc.revision + 1,
-                        "reason": reason,
-                        "updated_at": now,
-                    }
-                )
-                fs.write_at(dfd, JOB, dump(new))
-                crash.point("commit.written")  # job.json is the truth; fsck moves the dir
-                dest = root.path / QUEUE_DIR[to] / env.id
-                if dest != here:
-                    fs.move(here, dest)
-                    crash.point("commit.moved")  # only the audit line is missing: fsck adds it
-                audit.append(root, _audit(new, lc.status, actor, worker))
-        finally:
-            os.close(dfd)
-        out = Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest))
-        if to in TERMINAL and lc.status not in TERMINAL:
-            notify.finished(root, out)  # on_finish, in a thread: never holds up the commit
-        return out
-    raise NotFound(f"job {env.id} keeps moving; try again")
+    with _job_locked(root, env, "commit.locked") as (dfd, here):
+        lc = read_lifecycle(dfd, env.id)
+        if lc.revision != env.lifecycle.revision:
+            raise Conflict(
+                f"job {env.id} moved on: it is {lc.status} at revision {lc.revision}, "
+                f"not revision {env.lifecycle.revision} ({lc.reason})"
+            )
+        check(lc.status, to, actor)
+        now = utcnow()
+        # validated from a plain dict: an unknown field in ``changes`` is refused,
+        # never silently dropped (model_copy would drop it)
+        new = Lifecycle.model_validate(
+            {
+                **lc.model_dump(),
+                **changes,
+                "status": to,
+                "revision": lc.revision + 1,
+                "reason": reason,
+                "updated_at": now,
+            }
+        )
+        fs.write_at(dfd, JOB, dump(new))
+        crash.point("commit.written")  # job.json is the truth; fsck moves the dir
+        dest = root.path / QUEUE_DIR[to] / env.id
+        if dest != here:
+            fs.move(here, dest)
+            crash.point("commit.moved")  # only the audit line is missing: fsck adds it
+        audit.append(root, _audit(new, lc.status, actor, worker))
+    out = Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest))
+    if to in TERMINAL and lc.status not in TERMINAL:
+        notify.finished(root, out)  # on_finish, in a thread: never holds up the commit
+    return out
 
 
 def annotate(
@@ -849,54 +850,24 @@ def annotate(
     since a result belongs to the attempt that made it.
     """
     root = Root(env.runtime.root)
-    path = env.runtime.path
-    for _ in range(5):
-        try:
-            dfd = _open_job_dir(path)
-        except FileNotFoundError:
-            path = root.locate(env.id)
-            continue
-        try:
-            with commit_lock(dfd):
-                here = where(root, env.id, dfd)
-                if here is None:
-                    raise NotFound(f"job {env.id} left the queue (quarantined?)")
-                lc = read_lifecycle(dfd, env.id)
-                if lc.status != env.status or lc.attempt != env.lifecycle.attempt:
-                    raise Conflict(
-                        f"job {env.id} moved on: it is {lc.status} at attempt {lc.attempt}, "
-                        f"not {env.status} at attempt {env.lifecycle.attempt}"
-                    )
-                new = Lifecycle.model_validate(
-                    {
-                        **lc.model_dump(),
-                        "result": result.model_dump(),
-                        "revision": lc.revision + 1,
-                        "updated_at": utcnow(),
-                    }
-                )
-                fs.write_at(dfd, JOB, dump(new))
-                audit.append(
-                    root,
-                    audit.record(
-                        job=new.id,
-                        frm=lc.status,
-                        to=new.status,
-                        actor=actor,
-                        worker=None,
-                        attempt=new.attempt,
-                        revision=new.revision,
-                        reason=reason,
-                        event=event,
-                        ts=new.updated_at,
-                    ),
-                )
-        finally:
-            os.close(dfd)
-        return Envelope(
-            prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here)
+    with _job_locked(root, env) as (dfd, here):
+        lc = read_lifecycle(dfd, env.id)
+        if lc.status != env.status or lc.attempt != env.lifecycle.attempt:
+            raise Conflict(
+                f"job {env.id} moved on: it is {lc.status} at attempt {lc.attempt}, "
+                f"not {env.status} at attempt {env.lifecycle.attempt}"
+            )
+        new = Lifecycle.model_validate(
+            {
+                **lc.model_dump(),
+                "result": result.model_dump(),
+                "revision": lc.revision + 1,
+                "updated_at": utcnow(),
+            }
         )
-    raise NotFound(f"job {env.id} keeps moving; try again")
+        fs.write_at(dfd, JOB, dump(new))
+        audit.note(root, new, actor=actor, reason=reason, event=event, ts=new.updated_at)
+    return Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here))
 
 
 def move_misplaced(

@@ -106,19 +106,8 @@ def _run_logged(root: Root, settings: Settings, env: Envelope) -> None:
         return
     log.warning("on_finish for job %s: %s", env.id, why)
     try:
-        audit.append(
-            root,
-            audit.record(
-                job=env.id,
-                frm=env.status,
-                to=env.status,
-                actor="on_finish",
-                worker=None,
-                attempt=env.lifecycle.attempt,
-                revision=env.lifecycle.revision,
-                reason=f"on_finish {why}",
-                event="notify-failed",
-            ),
+        audit.note(
+            root, env.lifecycle, actor="on_finish", reason=f"on_finish {why}", event="notify-failed"
         )
     except OSError as exc:
         log.warning("cannot record the on_finish failure of job %s: %s", env.id, exc)

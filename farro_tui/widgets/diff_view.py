@@ -106,6 +106,14 @@ def highlight(code: str, path: str, base: Style) -> list[Segment]:
     return segs
 
 
+class FileMessage(Message):
+    """Names one of the diff's files by its index in ``Diff.files``."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+
 class DiffView(ScrollView, can_focus=True):
     """The unified diff of one attempt. The file at the top line is the current one."""
 
@@ -113,10 +121,8 @@ class DiffView(ScrollView, can_focus=True):
     DiffView { height: 1fr; width: 1fr; scrollbar-size-vertical: 1; }
     """
 
-    class FileChanged(Message):
-        def __init__(self, index: int) -> None:
-            super().__init__()
-            self.index = index
+    class FileChanged(FileMessage):
+        """The file at the top line is now another one."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -215,10 +221,8 @@ class FileList(ScrollView, can_focus=False):
 
     current: reactive[int] = reactive(-1, repaint=False)
 
-    class Picked(Message):
-        def __init__(self, index: int) -> None:
-            super().__init__()
-            self.index = index
+    class Picked(FileMessage):
+        """A click on a file: go to it."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -12,22 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_until
-from worker.helpers import git, make_repo, make_worker, submit
+from worker.helpers import git, make_repo
 
+from farro_core.envelope import Envelope
 from farro_core.root import Root
 
+from . import scenarios
 from .clis import install
 from .fake_models import FakeModel
 
 MODEL = "openai/gpt-fake"
 PRICE = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
-AUTH_401: tuple[int, dict[str, str], str] = (
-    401,
-    {},
-    '{"error":{"message":"Incorrect API key provided: sk-fake.","type":"invalid_request_error",'
-    '"code":"invalid_api_key"}}',
-)
 RATE_429: tuple[int, dict[str, str], str] = (
     429,
     {},
@@ -57,16 +52,7 @@ def fake(aider_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         yield model
 
 
-def _run(wroot: Root, repo: Path, **kw: object) -> str:
-    kw.setdefault("agent", {"preset": "aider", "model": MODEL})
-    env = submit(
-        wroot,
-        "Write hello.txt saying hello.",
-        workspace=str(repo),
-        rubric=[{"id": "hello", "check": "grep -q 'hello from the fake model' hello.txt"}],
-        **kw,
-    )
-    return env.id
+AIDER = {"preset": "aider", "model": MODEL}
 
 
 def test_aider_edits_and_reports_cost_and_tokens(
@@ -76,12 +62,7 @@ def test_aider_edits_and_reports_cost_and_tokens(
     git(repo, "config", "--unset", "user.name")  # no identity: aider would write one
     git(repo, "config", "--unset", "user.email")
     config = (repo / ".git" / "config").read_text()
-    job_id = _run(wroot, repo, allowed_paths=["hello.txt"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "succeeded", out.lifecycle.reason
-    res = out.lifecycle.result
-    assert res is not None and res.verdict == "passed"
-    assert git(repo, "show", f"farro/{job_id}:hello.txt") == "hello from the fake model"
+    _, res = scenarios.edits_hello(wroot, repo, AIDER)
     # nothing in the repository but the edit: no .gitignore entry, no history, no identity
     assert res.violations == [] and res.work is not None
     assert (repo / ".git" / "config").read_text() == config
@@ -95,48 +76,32 @@ def test_aider_edits_and_reports_cost_and_tokens(
 def test_an_edit_outside_allowed_paths_is_a_violation(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, allowed_paths=["src/**"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed"
-    assert "outside allowed_paths: hello.txt" in out.lifecycle.reason
+    scenarios.edit_outside_allowed_paths_fails(wroot, tmp_path, AIDER)
 
 
 def test_a_429_is_retried_by_farro(wroot: Root, tmp_path: Path, fake: FakeModel) -> None:
     fake.script.fail_always = RATE_429  # aider would retry for a minute: FARRO ends it
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, allowed_paths=["hello.txt"])
-    w = make_worker(wroot, retry_backoff_s=0)
-    first = w.run_once()
-    assert first is not None and first.status == "queued", first.lifecycle.reason
-    assert "rate limited (rate_limit)" in first.lifecycle.reason
-    # the API's "try again in 1.5s", longer than FARRO's own backoff, is honoured
-    assert "retry in 1.5s" in first.lifecycle.reason
-    assert first.lifecycle.not_before is not None
-    fake.script.fail_always = None
-    out = wait_until(w.run_once, timeout=120, what="the retry")
-    assert out.status == "succeeded", out.lifecycle.reason
+
+    def honoured(first: Envelope) -> None:
+        # the API's "try again in 1.5s", longer than FARRO's own backoff, is honoured
+        assert "retry in 1.5s" in first.lifecycle.reason
+        assert first.lifecycle.not_before is not None
+
+    scenarios.rate_limit_is_retried(
+        wroot, tmp_path, AIDER, fake, always=True, check_first=honoured, retry_backoff_s=0
+    )
 
 
 def test_a_401_fails_at_once_though_aider_exits_0(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
-    fake.script.fail_always = AUTH_401
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, max_attempts=3)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed", out.lifecycle.reason
-    assert out.lifecycle.attempt == 1 and out.lifecycle.result is not None
-    assert out.lifecycle.result.exit_code == 0
-    assert "authentication failed (auth)" in out.lifecycle.reason
+    fake.script.fail_always = scenarios.OPENAI_AUTH_401
+    _, out = scenarios.fails_at_once(wroot, tmp_path, AIDER, "authentication failed (auth)")
+    assert out.lifecycle.result is not None and out.lifecycle.result.exit_code == 0
 
 
 def test_an_unreachable_endpoint_is_retried_though_aider_exits_0(
     wroot: Root, tmp_path: Path, fake: FakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1")
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "queued", out.lifecycle.reason
-    assert "model endpoint unreachable (unreachable)" in out.lifecycle.reason
+    scenarios.unreachable_is_retried(wroot, tmp_path, AIDER)

@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_until
-from worker.helpers import git, load, make_repo, make_worker, submit
+from worker.helpers import git, load, make_repo, make_worker
 
+from farro_core.envelope import Envelope
 from farro_core.root import Root
 
+from . import scenarios
 from .clis import install
 from .fake_models import USAGE, FakeModel
 
@@ -58,25 +59,14 @@ def agent_env(
 
 
 def _run(wroot: Root, repo: Path, **kw: object) -> str:
-    kw.setdefault("agent", "claude")
-    kw.setdefault(
-        "rubric", [{"id": "hello", "check": "grep -q 'hello from the fake model' hello.txt"}]
-    )
-    env = submit(wroot, "Write hello.txt saying hello.", workspace=str(repo), **kw)
-    return env.id
+    return scenarios.submit_hello(wroot, repo, "claude", **kw)
 
 
 def test_claude_edits_through_its_tools_and_reports_cost_and_tokens(
     wroot: Root, tmp_path: Path, agent_env: FakeModel
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    job_id = _run(wroot, repo, allowed_paths=["hello.txt"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "succeeded", out.lifecycle.reason
-    res = out.lifecycle.result
-    assert res is not None and res.verdict == "passed"
-    # the real Write tool wrote it; FARRO committed it on the job's branch
-    assert git(repo, "show", f"farro/{job_id}:hello.txt") == "hello from the fake model"
+    job_id, res = scenarios.edits_hello(wroot, repo, "claude")
     r = res.report
     turns = 2  # the Write, then the final message
     assert r["agent"] == "claude" and r["turns"] == turns
@@ -103,40 +93,30 @@ def test_claude_edits_through_its_tools_and_reports_cost_and_tokens(
 def test_an_edit_outside_allowed_paths_is_a_violation(
     wroot: Root, tmp_path: Path, agent_env: FakeModel
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, allowed_paths=["src/**"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed"
-    assert "outside allowed_paths: hello.txt" in out.lifecycle.reason
+    scenarios.edit_outside_allowed_paths_fails(wroot, tmp_path, "claude")
 
 
 def test_a_429_is_retried_with_backoff(wroot: Root, tmp_path: Path, agent_env: FakeModel) -> None:
     agent_env.script.fail = [RATE_429]
-    repo = make_repo(tmp_path / "repo")
-    job_id = _run(wroot, repo, allowed_paths=["hello.txt"])
-    w = make_worker(wroot)
-    first = w.run_once()
-    assert first is not None and first.status == "queued", first.lifecycle.reason
-    lc = first.lifecycle
-    assert "rate limited (rate_limit)" in lc.reason and "retry in" in lc.reason
-    assert lc.result is not None and lc.result.report["failure"] == "rate_limit"
-    assert lc.not_before is not None and lc.not_before > lc.result.finished_at
-    out = wait_until(w.run_once, timeout=120, what="the retry")
-    assert out.status == "succeeded", out.lifecycle.reason
+
+    def backed_off(first: Envelope) -> None:
+        lc = first.lifecycle
+        assert "retry in" in lc.reason
+        assert lc.result is not None and lc.result.report["failure"] == "rate_limit"
+        assert lc.not_before is not None and lc.not_before > lc.result.finished_at
+
+    job_id, repo, _, out = scenarios.rate_limit_is_retried(
+        wroot, tmp_path, "claude", agent_env, always=False, check_first=backed_off
+    )
     assert out.lifecycle.attempt == 2
-    assert git(repo, "show", f"farro/{job_id}:hello.txt") == "hello from the fake model"
+    assert git(repo, "show", f"farro/{job_id}:hello.txt") == scenarios.HELLO
 
 
 def test_a_401_fails_at_once_without_a_retry(
     wroot: Root, tmp_path: Path, agent_env: FakeModel
 ) -> None:
     agent_env.script.fail_always = AUTH_401
-    repo = make_repo(tmp_path / "repo")
-    job_id = _run(wroot, repo, max_attempts=3)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed", out.lifecycle.reason
-    assert out.lifecycle.attempt == 1
-    assert "authentication failed (auth)" in out.lifecycle.reason
+    job_id, out = scenarios.fails_at_once(wroot, tmp_path, "claude", "authentication failed (auth)")
     assert "Invalid API key" in out.lifecycle.reason
     assert len(agent_env.script.requests) == 1, "the CLI retried a 401 itself"
     res = load(wroot, job_id).lifecycle.result
@@ -147,23 +127,14 @@ def test_no_key_fails_before_the_cli_runs(
     wroot: Root, tmp_path: Path, agent_env: FakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed" and out.lifecycle.attempt == 1
-    assert "ANTHROPIC_API_KEY" in out.lifecycle.reason
-    assert agent_env.script.requests == []
+    scenarios.fails_before_the_cli_runs(wroot, tmp_path, "claude", agent_env, "ANTHROPIC_API_KEY")
 
 
 def test_an_unreachable_endpoint_is_retried(
     wroot: Root, tmp_path: Path, agent_env: FakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # discard: refused
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "queued", out.lifecycle.reason
-    assert "model endpoint unreachable (unreachable)" in out.lifecycle.reason
+    scenarios.unreachable_is_retried(wroot, tmp_path, "claude")
 
 
 def test_the_preset_table_form_passes_model_and_allowed_tools(
@@ -189,12 +160,7 @@ def test_a_context_overflow_fails_at_once(
         {"type": "error", "error": {"type": "invalid_request_error", "message": too_long}}
     )
     agent_env.script.fail_always = (400, {}, body)
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, max_attempts=3)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed", out.lifecycle.reason
-    assert out.lifecycle.attempt == 1
-    assert "context overflow (context)" in out.lifecycle.reason
+    scenarios.fails_at_once(wroot, tmp_path, "claude", "context overflow (context)")
 
 
 def test_a_command_not_in_allow_tools_is_a_permission_denial(

@@ -12,20 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_until
-from worker.helpers import git, make_repo, make_worker, submit
+from worker.helpers import make_repo
 
+from farro_core.envelope import Envelope
 from farro_core.root import Root
 
+from . import scenarios
 from .clis import install
-from .fake_models import USAGE, FakeModel
+from .fake_models import FakeModel
 
-AUTH_401: tuple[int, dict[str, str], str] = (
-    401,
-    {},
-    '{"error":{"message":"Incorrect API key provided: sk-fake.","type":"invalid_request_error",'
-    '"code":"invalid_api_key"}}',
-)
 RATE_429: tuple[int, dict[str, str], str] = (
     429,
     {"retry-after": "1"},
@@ -69,70 +64,36 @@ def fake(codex_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         yield model
 
 
-def _run(wroot: Root, repo: Path, **kw: object) -> str:
-    kw.setdefault("agent", "codex")
-    env = submit(
-        wroot,
-        "Write hello.txt saying hello.",
-        workspace=str(repo),
-        rubric=[{"id": "hello", "check": "grep -q 'hello from the fake model' hello.txt"}],
-        **kw,
-    )
-    return env.id
-
-
 def test_codex_edits_through_its_tools_and_reports_tokens(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    job_id = _run(wroot, repo, allowed_paths=["hello.txt"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "succeeded", out.lifecycle.reason
-    res = out.lifecycle.result
-    assert res is not None and res.verdict == "passed"
-    assert git(repo, "show", f"farro/{job_id}:hello.txt") == "hello from the fake model"
+    _, res = scenarios.edits_hello(wroot, make_repo(tmp_path / "repo"), "codex")
     r = res.report
     calls = 2  # the edit, then the final message
     assert r["agent"] == "codex" and r["turns"] == 1 and r["session_id"]
-    # OpenAI counts cached input inside input_tokens; FARRO keeps them apart
-    assert r["tokens_in"] == (USAGE["input"] - USAGE["cache_read"]) * calls
-    assert r["tokens_cache_read"] == USAGE["cache_read"] * calls
-    assert r["tokens_out"] == USAGE["output"] * calls
-    assert r["summary"] == fake.script.summary and "failure" not in r
+    scenarios.tokens_kept_apart(r, calls, fake)
 
 
 def test_an_edit_outside_allowed_paths_is_a_violation(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, allowed_paths=["src/**"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed"
-    assert "outside allowed_paths: hello.txt" in out.lifecycle.reason
+    scenarios.edit_outside_allowed_paths_fails(wroot, tmp_path, "codex")
 
 
 def test_a_429_is_retried_after_its_delay(wroot: Root, tmp_path: Path, fake: FakeModel) -> None:
     fake.script.fail = [RATE_429]
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, allowed_paths=["hello.txt"])
-    w = make_worker(wroot, retry_backoff_s=0)
-    first = w.run_once()
-    assert first is not None and first.status == "queued", first.lifecycle.reason
-    lc = first.lifecycle
-    assert "rate limited (rate_limit)" in lc.reason, lc.reason
-    assert lc.result is not None and lc.not_before is not None
-    out = wait_until(w.run_once, timeout=120, what="the retry")
-    assert out.status == "succeeded", out.lifecycle.reason
+
+    def delayed(first: Envelope) -> None:
+        assert first.lifecycle.result is not None and first.lifecycle.not_before is not None
+
+    scenarios.rate_limit_is_retried(
+        wroot, tmp_path, "codex", fake, always=False, check_first=delayed, retry_backoff_s=0
+    )
 
 
 def test_a_401_fails_at_once_without_a_retry(wroot: Root, tmp_path: Path, fake: FakeModel) -> None:
-    fake.script.fail_always = AUTH_401
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, max_attempts=3)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed", out.lifecycle.reason
-    assert out.lifecycle.attempt == 1
-    assert "authentication failed (auth)" in out.lifecycle.reason
+    fake.script.fail_always = scenarios.OPENAI_AUTH_401
+    _, out = scenarios.fails_at_once(wroot, tmp_path, "codex", "authentication failed (auth)")
     assert "401" in out.lifecycle.reason
 
 
@@ -140,12 +101,7 @@ def test_the_providers_key_variable_is_named_when_missing(
     wroot: Root, tmp_path: Path, fake: FakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FAKE_OPENAI_KEY")
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed" and out.lifecycle.attempt == 1
-    assert "FAKE_OPENAI_KEY" in out.lifecycle.reason and "'fake'" in out.lifecycle.reason
-    assert fake.script.requests == []
+    scenarios.fails_before_the_cli_runs(wroot, tmp_path, "codex", fake, "FAKE_OPENAI_KEY", "'fake'")
 
 
 def test_an_unreachable_endpoint_is_retried_though_codex_would_wait_forever(
@@ -153,8 +109,4 @@ def test_an_unreachable_endpoint_is_retried_though_codex_would_wait_forever(
 ) -> None:
     config = Path(os.environ["CODEX_HOME"]) / "config.toml"
     config.write_text(provider("http://127.0.0.1:9"))
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, timeout_s=3600)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "queued", out.lifecycle.reason
-    assert "model endpoint unreachable (unreachable)" in out.lifecycle.reason
+    scenarios.unreachable_is_retried(wroot, tmp_path, "codex", timeout_s=3600)

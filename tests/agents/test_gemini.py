@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_until
-from worker.helpers import git, make_repo, make_worker, submit
+from worker.helpers import make_repo
 
 from farro_core.root import Root
 
+from . import scenarios
 from .clis import install
-from .fake_models import USAGE, FakeModel
+from .fake_models import FakeModel
 
 AUTH_401: tuple[int, dict[str, str], str] = (
     401,
@@ -55,87 +55,41 @@ def fake(gemini_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         yield model
 
 
-def _run(wroot: Root, repo: Path, **kw: object) -> str:
-    kw.setdefault("agent", "gemini")
-    env = submit(
-        wroot,
-        "Write hello.txt saying hello.",
-        workspace=str(repo),
-        rubric=[{"id": "hello", "check": "grep -q 'hello from the fake model' hello.txt"}],
-        **kw,
-    )
-    return env.id
-
-
 def test_gemini_edits_through_its_tools_and_reports_tokens(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    job_id = _run(wroot, repo, allowed_paths=["hello.txt"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "succeeded", out.lifecycle.reason
-    res = out.lifecycle.result
-    assert res is not None and res.verdict == "passed"
-    assert git(repo, "show", f"farro/{job_id}:hello.txt") == "hello from the fake model"
+    _, res = scenarios.edits_hello(wroot, make_repo(tmp_path / "repo"), "gemini")
     r = res.report
     assert r["agent"] == "gemini" and r["turns"] == 2 and r["session_id"]
     calls = len(fake.script.requests)  # its routing call counts too
-    assert r["tokens_in"] == (USAGE["input"] - USAGE["cache_read"]) * calls
-    assert r["tokens_cache_read"] == USAGE["cache_read"] * calls
-    assert r["tokens_out"] == USAGE["output"] * calls
-    assert r["summary"] == fake.script.summary and "failure" not in r
+    scenarios.tokens_kept_apart(r, calls, fake)
 
 
 def test_an_edit_outside_allowed_paths_is_a_violation(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, allowed_paths=["src/**"])
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed"
-    assert "outside allowed_paths: hello.txt" in out.lifecycle.reason
+    scenarios.edit_outside_allowed_paths_fails(wroot, tmp_path, "gemini")
 
 
 def test_a_429_is_retried_by_farro(wroot: Root, tmp_path: Path, fake: FakeModel) -> None:
     fake.script.fail_always = RATE_429  # the CLI would retry for minutes: FARRO ends it
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, allowed_paths=["hello.txt"])
-    w = make_worker(wroot)
-    first = w.run_once()
-    assert first is not None and first.status == "queued", first.lifecycle.reason
-    assert "rate limited (rate_limit)" in first.lifecycle.reason
-    fake.script.fail_always = None
-    out = wait_until(w.run_once, timeout=120, what="the retry")
-    assert out.status == "succeeded", out.lifecycle.reason
+    scenarios.rate_limit_is_retried(wroot, tmp_path, "gemini", fake, always=True)
 
 
 def test_a_401_fails_at_once_without_a_retry(wroot: Root, tmp_path: Path, fake: FakeModel) -> None:
     fake.script.fail_always = AUTH_401
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo, max_attempts=3)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed", out.lifecycle.reason
-    assert out.lifecycle.attempt == 1
-    assert "authentication failed (auth)" in out.lifecycle.reason
+    scenarios.fails_at_once(wroot, tmp_path, "gemini", "authentication failed (auth)")
 
 
 def test_no_auth_method_is_named_before_the_cli_runs(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
     (Path(os.environ["HOME"]) / ".gemini" / "settings.json").unlink()
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "failed" and out.lifecycle.attempt == 1
-    assert "selectedType" in out.lifecycle.reason and fake.script.requests == []
+    scenarios.fails_before_the_cli_runs(wroot, tmp_path, "gemini", fake, "selectedType")
 
 
 def test_an_unreachable_endpoint_is_retried(
     wroot: Root, tmp_path: Path, fake: FakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
-    repo = make_repo(tmp_path / "repo")
-    _run(wroot, repo)
-    out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "queued", out.lifecycle.reason
-    assert "model endpoint unreachable (unreachable)" in out.lifecycle.reason
+    scenarios.unreachable_is_retried(wroot, tmp_path, "gemini")
