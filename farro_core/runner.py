@@ -4,11 +4,11 @@ The agent gets the prompt on stdin and everything else through the environment;
 a string command runs under ``/bin/sh -c`` with its placeholders turned into
 ``"$FARRO_…"`` references, so job data never becomes shell text. Output is
 streamed into ``logs/attempt-N.log`` as it comes, capped at ``log_max_bytes``.
-While it runs, the runner heartbeats, checks it still owns the job (the fencing),
-and honours ``control/kill``, the timeout and a worker stop, always signalling
-every process of the attempt's unit (:mod:`farro_core.procs`): SIGTERM, then
-SIGKILL after ``kill_grace_s``. Whatever the agent leaves behind is killed when
-it exits.
+While it runs, the runner heeds the attempt's heartbeat (:mod:`farro_core.heartbeat`:
+does it still own the job?) and honours ``control/kill``, the timeout and a worker
+stop, always signalling every process of the attempt's unit
+(:mod:`farro_core.procs`): SIGTERM, then SIGKILL after ``kill_grace_s``.
+Whatever the agent leaves behind is killed when it exits.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 from farro_core import agents, fs, identity, job, procs
 from farro_core.clock import utcnow
 from farro_core.envelope import AgentPreset, Envelope
-from farro_core.errors import Corrupt, FarroError, RootError
+from farro_core.errors import FarroError, RootError
 from farro_core.settings import Settings
 
 log = logging.getLogger("farro.worker")
@@ -360,48 +360,6 @@ def read_report(env: Envelope, sink: AttemptLog) -> dict[str, Any]:
 # ---------------------------------------------------------------- one attempt
 
 
-class Heartbeat:
-    """Touch the job's heartbeat every ``interval`` for the whole attempt.
-
-    A thread of its own, so a slow workspace set-up, a long ``git add`` or a
-    rubric check never looks like a hung worker. Each beat also checks that the
-    job is still ours; :attr:`lost` then says why not, and the runner, the
-    rubric and the worker act on it.
-    """
-
-    def __init__(self, env: Envelope, interval: float) -> None:
-        self.env = env
-        self.interval = interval
-        self.lost: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, daemon=True, name=f"farro-heartbeat-{env.id}"
-        )
-
-    def start(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def check(self) -> str | None:
-        """Beat now, and say why the job is no longer ours (None while it is)."""
-        if self.lost is None:
-            self.lost = lost_reason(self.env)
-        return self.lost
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if self.check() is not None:
-                    return
-            except Exception:
-                log.exception("%s: heartbeat failed", self.env.id)
-
-
 def run(
     env: Envelope,
     workspace: Path,
@@ -415,8 +373,8 @@ def run(
     """Run the agent for ``env``'s attempt and watch it until it exits.
 
     ``release()`` asks for a release (the worker is stopping); ``lost()`` says
-    why the job is no longer ours (see :class:`Heartbeat`): then the agent is
-    killed at once and the attempt dropped.
+    why the job is no longer ours (see :class:`farro_core.heartbeat.Heartbeat`):
+    then the agent is killed at once and the attempt dropped.
     """
     attempt = Attempt(number=env.lifecycle.attempt, started_at=utcnow())
     agent = env.prompt.agent if env.prompt.agent is not None else settings.agent_argv()
@@ -614,31 +572,6 @@ def _watch(
             sink.note(f"the agent outlived the {settings.kill_grace_s:g}s grace: SIGKILL")
             unit.kill()
             return
-
-
-def lost_reason(env: Envelope) -> str | None:
-    """Heartbeat, and say why the job is no longer ours (None while it is)."""
-    if not job.heartbeat(env):
-        return "the job left active/ (requeued or moved by someone else)"
-    try:
-        dfd = fs.open_dir(env.path)
-    except FileNotFoundError:
-        return "the job left active/ (requeued or moved by someone else)"
-    except OSError:
-        return None
-    try:
-        lc = job.read_lifecycle(dfd, env.id)
-    except Corrupt as exc:
-        log.warning("%s: cannot read job.json while running: %s", env.id, exc)
-        return None
-    finally:
-        os.close(dfd)
-    if lc.revision != env.lifecycle.revision:
-        return (
-            f"fenced: the job moved on (now {lc.status} at revision {lc.revision}: "
-            f"{lc.reason}), so this attempt's commit would be refused"
-        )
-    return None
 
 
 def _ending(attempt: Attempt, code: int) -> str:

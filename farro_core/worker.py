@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from farro_core import fs, globs, job, outcome, pool, procs, rubric, runner, workspace
+from farro_core import fs, globs, heartbeat, job, outcome, pool, procs, rubric, runner, workspace
 from farro_core.clock import utcnow
 from farro_core.envelope import Envelope, Result, RubricVerdict
 from farro_core.errors import Conflict, NotFound
@@ -177,7 +177,7 @@ class Worker:
         n = env.lifecycle.attempt
         self._set("busy", env.id, n)
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
-        beat = runner.Heartbeat(env, self.settings.heartbeat_s)
+        beat = heartbeat.Heartbeat(env, self.settings.heartbeat_s)
         try:
             beat.start()  # inside the try: if even this fails, the claim is still given back
             # A worker stopped (SIGSTOP) between its claim and here may find the job
@@ -202,7 +202,7 @@ class Worker:
                 self._status = replace(self._status, jobs_done=self._status.jobs_done + 1)
             self._set("paused" if self._paused else "idle")
 
-    def _attempt(self, env: Envelope, beat: runner.Heartbeat) -> Envelope | None:
+    def _attempt(self, env: Envelope, beat: heartbeat.Heartbeat) -> Envelope | None:
         n = env.lifecycle.attempt
         refused: str | None = None
         try:
@@ -326,7 +326,7 @@ class Worker:
         ws: workspace.Workspace,
         attempt: runner.Attempt,
         sink: runner.AttemptLog,
-        beat: runner.Heartbeat,
+        beat: heartbeat.Heartbeat,
     ) -> tuple[list[str], list[RubricVerdict], rubric.Verdict | None]:
         """Changed paths against allowed_paths, the work committed, then the rubric."""
         judge_ignored = env.prompt.judge_ignored
@@ -423,7 +423,7 @@ class Worker:
         except Exception as again:
             log.error("%s %s: could not record the failure either: %s", self.name, env.id, again)
 
-    def _lost(self, beat: runner.Heartbeat) -> str | None:
+    def _lost(self, beat: heartbeat.Heartbeat) -> str | None:
         """Why the job is no longer ours (None while it is, or when that cannot be told)."""
         try:
             return beat.check()

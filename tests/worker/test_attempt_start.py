@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from support import wait_until
 
-from farro_core import job, operations
+from farro_core import heartbeat, job, operations
 from farro_core.envelope import Envelope
 from farro_core.identity import WorkerIdentity
 from farro_core.root import Root
@@ -151,18 +151,17 @@ def test_an_error_starting_the_heartbeat_gives_the_claim_back(
     """``can't start new thread`` (or any error) as the attempt begins: the attempt is
     recorded as failed and retried, the claim lock is never kept for ever, and the
     worker goes on serving."""
-    from farro_core import runner
 
-    real_start = runner.Heartbeat.start
+    real_start = heartbeat.Heartbeat.start
     calls: list[int] = []
 
-    def flaky_start(self: runner.Heartbeat) -> runner.Heartbeat:
+    def flaky_start(self: heartbeat.Heartbeat) -> heartbeat.Heartbeat:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("can't start new thread")
         return real_start(self)
 
-    monkeypatch.setattr(runner.Heartbeat, "start", flaky_start)
+    monkeypatch.setattr(heartbeat.Heartbeat, "start", flaky_start)
     env = submit(wroot, "x", agent=sh("true"), max_attempts=2)
     w = make_worker(wroot, retry_backoff_s=0)
     w.start()

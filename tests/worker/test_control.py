@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support import wait_for, wait_until
 
-from farro_core import audit, job, operations, runner, workspace
+from farro_core import audit, heartbeat, job, operations, runner, workspace
 from farro_core.clock import utcnow
 from farro_core.envelope import Envelope
 from farro_core.root import Root
@@ -288,7 +288,7 @@ def test_commit_refused_when_fenced_after_the_last_check(
     wroot: Root, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even if the job moves on after the runner last looked, the commit is refused."""
-    monkeypatch.setattr(runner, "lost_reason", lambda env: None)
+    monkeypatch.setattr(heartbeat, "lost_reason", lambda env: None)
     env = submit(
         wroot,
         "x",
