@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import shutil
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -55,6 +54,7 @@ from farro_core.errors import (
 from farro_core.identity import WorkerIdentity
 from farro_core.ids import check_id, new_id
 from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
+from farro_core.lru import LRU
 from farro_core.root import QUEUES, Root
 from farro_core.settings import Settings
 from farro_core.transitions import QUEUE_DIR, TERMINAL, Actor, Status, check
@@ -63,17 +63,18 @@ PROMPT = "prompt.json"
 JOB = "job.json"
 HEARTBEAT = "heartbeat"
 
-# prompt.json never changes once written, so a process may keep what it parsed.
-_prompts: dict[tuple[str, str], Prompt] = {}
-_prompts_lock = threading.Lock()
-_PROMPT_CACHE_MAX = 20_000
+# prompt.json never changes once written, so a process may keep what it parsed
+# (on the root: root.cache).
+PROMPT_CACHE = 20_000
+ORDER_CACHE = 200_000
+
+
+def _prompts(root: Root) -> LRU[str, Prompt]:
+    return root.cache("prompts", PROMPT_CACHE)
 
 
 def _cache_prompt(root: Root, prompt: Prompt) -> Prompt:
-    with _prompts_lock:
-        if len(_prompts) >= _PROMPT_CACHE_MAX:
-            _prompts.clear()
-        _prompts[(root.key, prompt.id)] = prompt
+    _prompts(root).put(prompt.id, prompt)
     return prompt
 
 
@@ -84,7 +85,7 @@ def read_prompt(root: Root, dir_fd: int, job_id: str, created_at: datetime | Non
     process): pass the job.json ``created_at`` and a cached prompt of another
     creation is never served.
     """
-    cached = _prompts.get((root.key, job_id))
+    cached = _prompts(root).hit(job_id)
     if cached is not None and (created_at is None or cached.created_at == created_at):
         return cached
     prompt = load_prompt(_read(dir_fd, PROMPT, job_id), f"{job_id}/{PROMPT}")
@@ -536,8 +537,7 @@ def default_creator() -> str:
 CLAIM_COMMIT_WAIT_S = 1.0
 
 # prompt.json never changes, so a job's place in the queue (priority, creation
-# time) is read once per process and kept: a claim re-sorts incoming/ by names only.
-_order: dict[tuple[str, str], tuple[int, float]] = {}
+# time) is read once per root and kept: a claim re-sorts incoming/ by names only.
 
 
 def _order_key(root: Root, job_id: str) -> tuple[int, float, str]:
@@ -547,8 +547,8 @@ def _order_key(root: Root, job_id: str) -> tuple[int, float, str]:
     ``aaaa-second`` must still be claimed first. An unreadable prompt sorts last
     among priority 0 (claim skips it anyway).
     """
-    key = (root.key, job_id)
-    cached = _order.get(key)
+    order: LRU[str, tuple[int, float]] = root.cache("claim_order", ORDER_CACHE)
+    cached = order.hit(job_id)
     if cached is None:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
@@ -561,9 +561,7 @@ def _order_key(root: Root, job_id: str) -> tuple[int, float, str]:
             cached = (0, float("inf"))
         finally:
             os.close(dfd)
-        if len(_order) > 200_000:
-            _order.clear()
-        _order[key] = cached
+        order.put(job_id, cached)
     return (cached[0], cached[1], job_id)
 
 

@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from farro_core import fs
+from farro_core.lru import LRU
 from farro_core.root import QUEUES, Root
 from farro_core.transitions import Status
 
 _STATUSES = frozenset(s.value for s in Status)
 _T = TypeVar("_T")
 
-# prompt.json never changes: the parts a listing shows are cached per job.
-_prompt_parts: dict[tuple[str, str, str], tuple[str, int, int, float, dict[str, str]]] = {}
+# prompt.json never changes: the parts a listing shows are cached per job (on the root).
+PARTS_CACHE = 250_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +86,12 @@ def read_row(
             if statuses is not None and status in _STATUSES and status not in statuses:
                 return None
             # keyed by creation too: a reused id (quarantined, then created again) is new
-            key = (root.key, job_id, str(lc.get("created_at", "")))
-            parts = _prompt_parts.get(key)
+            key = (job_id, str(lc.get("created_at", "")))
+            cache: LRU[tuple[str, str], _Parts] = root.cache("listing", PARTS_CACHE)
+            parts = cache.hit(key)
             if parts is None:
                 parts = _prompt_row_parts(fs.read_json_at(dfd, "prompt.json"))
-                _prompt_parts[key] = parts
+                cache.put(key, parts)
             return _row(job_id, queue, lc, parts)
         except FileNotFoundError:
             return (

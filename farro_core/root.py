@@ -11,6 +11,7 @@ from typing import Any
 from farro_core import fs
 from farro_core.errors import NotFound, RootError
 from farro_core.ids import ID_PATTERN, check_id
+from farro_core.lru import LRU
 from farro_core.settings import Settings, load_settings
 from farro_core.transitions import QUEUE_DIR, Status
 
@@ -55,6 +56,20 @@ class Root:
         self.workers_dir = self.run / "workers"
         self.manager_lock = self.run / "manager.lock"
         self.create_lock = self.run / "create.lock"
+        # what this process derived from files that never change (prompt.json): one
+        # bounded LRU per name, owned by the root so that no two roots share one
+        self._caches: dict[str, LRU[Any, Any]] = {}
+
+    def drop_caches(self) -> None:
+        """Forget what this process derived from the files: the next read goes to disk."""
+        self._caches.clear()
+
+    def cache(self, name: str, maxsize: int) -> LRU[Any, Any]:
+        """This root's cache called ``name`` (made on first use, at most ``maxsize`` entries)."""
+        found = self._caches.get(name)
+        if found is None:
+            found = self._caches.setdefault(name, LRU(maxsize))
+        return found
 
     def __repr__(self) -> str:
         return f"Root({self.key!r})"

@@ -29,6 +29,7 @@ from textual.signal import Signal
 
 from farro_core.errors import FarroError
 from farro_core.identity import operator
+from farro_core.lru import LRU
 from farro_core.root import Root
 from farro_core.visible import visible as visible_text
 from farro_tui.commands import FarroCommands
@@ -43,7 +44,7 @@ from farro_tui.screens.main import MainScreen
 from farro_tui.screens.report import ReportScreen
 from farro_tui.screens.workers import WorkersScreen
 from farro_tui.steering import STEERING, Steering
-from farro_tui.store import LRU, Feeder, Store
+from farro_tui.store import Feeder, Store
 from farro_tui.view import tilde_path
 from farro_tui.widgets.footer import FIRST as FOOTER_FIRST
 from farro_tui.widgets.queue_view import QueueView

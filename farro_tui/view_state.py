@@ -21,11 +21,12 @@ from textual.timer import Timer
 
 from farro_core.errors import FarroError
 from farro_core.listing import JobRow
+from farro_core.lru import LRU
 from farro_core.root import Root
 from farro_core.visible import visible as visible_text
 from farro_tui.messages import QueueChanged
 from farro_tui.screens.main import MainScreen
-from farro_tui.store import LRU, Feeder, Store
+from farro_tui.store import Feeder, Store
 from farro_tui.view import TABS, ViewSpec, visible
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from farro_core import inbox, job, listing
+from farro_core import inbox, job
 from farro_core.cli import main
 from farro_core.envelope import parse_spec
 from farro_core.root import Root
@@ -626,8 +626,7 @@ def test_on_disk_corruption(
     corrupt(root.incoming / bad, outside)
     # prompt.json never changes, so this process cached it at create time; a real
     # `farro` run starts cold, and so must these in-process runs
-    job._prompts.clear()
-    listing._prompt_parts.clear()
+    root.drop_caches()
     outside_before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
 
     r = cli("show", "--root", str(root.path), bad)

@@ -36,7 +36,7 @@ def test_writable_job_dir_is_never_claimed_and_is_quarantined(root: Root) -> Non
     bad = make_job(root, "group-writable")
     good = make_job(root, "private")
     os.chmod(bad.path, 0o777)
-    job._prompts.clear()
+    root.drop_caches()
     with pytest.raises(Corrupt, match="writable by group or others"):
         job.load(root, bad.id)
     got = job.claim(root, ME)

@@ -54,10 +54,9 @@ def _no_claims_left() -> object:
     _release_all()
 
 
-def _fresh_process() -> None:
+def _fresh_process(root: Root) -> None:
     """Forget what this process parsed (prompt.json is cached): read the disk anew."""
-    job._prompts.clear()
-    job._order.clear()
+    root.drop_caches()
 
 
 def _repair(root: Root) -> list[fsck.Finding]:
@@ -93,7 +92,7 @@ def test_job_file_symlink_is_never_read_or_replaced(root: Root, outside: Path, n
     os.unlink(victim.path / name)
     os.symlink(target, victim.path / name)
     before = snapshot(outside)
-    _fresh_process()
+    _fresh_process(root)
 
     with pytest.raises(Corrupt, match="symlink"):
         job.load(root, victim.id)

@@ -60,7 +60,7 @@ def test_the_caches_a_store_keeps_for_the_view_are_bounded() -> None:
 
 
 def test_lru_forgets_the_least_recently_used() -> None:
-    from farro_tui.store import LRU
+    from farro_core.lru import LRU
 
     lru: LRU[str, int] = LRU(2)
     lru.put("a", 1)
