@@ -20,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from farro_core import audit, fs, job
+from farro_core import audit, fs, job, publish
 from farro_core.envelope import Lifecycle, load_prompt
 from farro_core.errors import Conflict, Corrupt, FarroError, Refused
 from farro_core.ids import ID_PATTERN
@@ -65,7 +65,7 @@ def _quarantine(root: Root, path: Path, kind: str, detail: str, repair: bool) ->
 def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
     out = []
     if repair:
-        for job_id in job.finish_batches(root):
+        for job_id in publish.finish_batches(root):
             detail = "its batch's creator died while publishing it"
             out.append(Finding("batch", f"incoming/{job_id}", detail, "published", True))
     else:
@@ -76,7 +76,7 @@ def _check_tmp(root: Root, repair: bool, now: float) -> list[Finding]:
                 "a batch interrupted while publishing",
                 "would publish the rest",
             )
-            for name in job.unfinished_batches(root)
+            for name in publish.unfinished_batches(root)
         ]
     for path, detail in tmp_leftovers(root, now):
         try:

@@ -14,18 +14,16 @@ transaction lives elsewhere: publishing a batch (publish.py), the heartbeat
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, crash, fs, locks, notify
+from farro_core import audit, crash, fs, locks, notify, publish
 from farro_core.clock import utcnow
 from farro_core.envelope import (
     SCHEMA_VERSION,
@@ -42,11 +40,8 @@ from farro_core.envelope import (
     load_prompt,
 )
 from farro_core.errors import (
-    AlreadyExists,
     Conflict,
     Corrupt,
-    DurabilityError,
-    FarroError,
     NotFound,
     QueueFull,
     Refused,
@@ -284,10 +279,10 @@ def create_many(
             with FileLock(root.create_lock, mode=0o600, preserve_lock_file=True, timeout=30):
                 # concurrent creators: count and publish as one step, or the cap overshoots
                 _check_room(root, settings, len(specs))
-                _publish(root, staged)
+                publish.publish(root, staged)
         else:
-            _publish(root, staged)
-    except _BatchCommitted:
+            publish.publish(root, staged)
+    except publish.BatchCommitted:
         raise  # the intent is durable: recovery publishes the rest (finish_batches)
     except BaseException:
         for stage, _, _ in staged:  # our own unpublished staging, never visible to anyone
@@ -307,25 +302,6 @@ def create_many(
     return out
 
 
-def _published(root: Root, lc: Lifecycle, reason: str | None = None) -> None:
-    crash.point("create.published")  # visible and queued, only the audit line is missing
-    audit.append(
-        root,
-        audit.record(
-            job=lc.id,
-            frm=None,
-            to=Status.QUEUED,
-            actor="creator",
-            worker=None,
-            attempt=0,
-            revision=1,
-            reason=reason or lc.reason,
-            event="created",
-            ts=lc.created_at,
-        ),
-    )
-
-
 def queue_full(root: Root, settings: Settings, n: int = 1) -> str | None:
     """Backpressure: why ``n`` more jobs would overfill incoming/ (``max_queued``), or None.
 
@@ -342,45 +318,6 @@ def _check_room(root: Root, settings: Settings, n: int) -> None:
     full = queue_full(root, settings, n)
     if full is not None:
         raise QueueFull(full)
-
-
-def _publish(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> None:
-    seen: set[str] = set()
-    for _, prompt, _ in staged:
-        if prompt.id in seen:  # else the first copy would be published, then the batch fail
-            raise AlreadyExists(f"job {prompt.id} appears twice in one batch")
-        seen.add(prompt.id)
-        for q in QUEUES:
-            if os.path.lexists(root.path / q / prompt.id):
-                raise AlreadyExists(f"job {prompt.id} exists already ({q}/)")
-    if len(staged) == 1:
-        fs.move(staged[0][0], root.incoming / staged[0][1].id)  # one rename: atomic already
-        _published(root, staged[0][2])
-        return
-    # Several renames: record the intent first, so a crash between two of them is
-    # rolled forward by recovery (finish_batches) instead of leaving half a batch.
-    fd, name = _write_intent(root, staged)
-    try:
-        crash.point("create.intent_written")  # nothing published; recovery publishes all
-        try:
-            for i, (stage, prompt, lc) in enumerate(staged):
-                # no fsync per rename: the intent rolls a torn batch forward, and both
-                # directories are fsynced once below, before the intent goes
-                fs.rename_noreplace(stage, root.incoming / prompt.id)
-                _published(root, lc)
-                if i == 0:
-                    crash.point("create.batch_partial")  # recovery publishes the rest
-            fs.fsync_dir(root.incoming)
-            fs.fsync_dir(root.tmp)
-        except BaseException as exc:
-            raise _BatchCommitted(
-                f"batch interrupted after its intent was recorded ({exc}); "
-                "`farro fsck --repair` or the manager publishes the rest"
-            ) from exc
-        os.unlink(root.tmp / name)
-        fs.fsync_dir(root.tmp)
-    finally:
-        os.close(fd)  # drops the flock that tells recovery we are alive
 
 
 #: fsyncs issued at once for a batch: the journal commits concurrent ones together
@@ -409,114 +346,6 @@ def _sync_stages(stages: list[Path]) -> None:
         for _ in pool.map(one, stages):
             pass
     fs.fsync_dir(stages[0].parent)
-
-
-class _BatchCommitted(DurabilityError):
-    """A batch failed after its intent was durable: it will be completed, not undone."""
-
-
-BATCH_PREFIX = "batch."
-
-
-def _write_intent(root: Root, staged: list[tuple[Path, Prompt, Lifecycle]]) -> tuple[int, str]:
-    """Create ``tmp/batch.<unique>.json`` listing the staged jobs, flocked while we publish.
-
-    The flock is taken before the content is written: recovery skips a locked intent
-    (its creator is alive) and ignores an unlocked one it cannot parse (its creator
-    died before the batch was committed, so nothing of it was published).
-    """
-    name = f"{BATCH_PREFIX}{fs.unique_suffix()}.json"
-    fd = os.open(root.tmp / name, fs.O_CREATE, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        body = {"jobs": [{"stage": st.name, "id": p.id} for st, p, _ in staged]}
-        fs.write_all(fd, json.dumps(body).encode())
-        fs.fsync(fd)
-        fs.fsync_dir(root.tmp)
-    except BaseException:
-        os.close(fd)
-        with suppress(OSError):
-            os.unlink(root.tmp / name)
-        raise
-    return fd, name
-
-
-def unfinished_batches(root: Root) -> list[str]:
-    """Intents in tmp/ whose creator is gone (read-only: for a dry-run fsck)."""
-    out = []
-    for name in _intents(os.listdir(root.tmp)):
-        try:
-            fd = os.open(
-                root.tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-            )
-        except OSError:
-            continue
-        try:
-            if locks.try_flock_fd(fd):
-                out.append(name)
-        finally:
-            os.close(fd)
-    return out
-
-
-def _intents(names: Iterable[str]) -> list[str]:
-    """The batch intents among the names in tmp/, in name order."""
-    return sorted(n for n in names if n.startswith(BATCH_PREFIX) and n.endswith(".json"))
-
-
-def finish_batches(root: Root) -> list[str]:
-    """Publish what is left of every batch whose creator died while publishing it.
-
-    Run by ``fsck --repair`` and by the manager. Returns the ids it published.
-    """
-    published: list[str] = []
-    try:
-        entries = [e.name for e in os.scandir(root.tmp)]
-    except FileNotFoundError:
-        return published
-    for name in _intents(entries):
-        try:
-            fd = os.open(root.tmp / name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            if not locks.try_flock_fd(fd):
-                continue  # its creator is alive and publishing
-            try:
-                body = fs.read_json(root.tmp / name)
-                items = [(str(i["stage"]), check_id(str(i["id"]))) for i in body["jobs"]]
-            except (ValueError, KeyError, TypeError, OSError, FarroError):
-                continue  # torn: written before the batch was committed; the tmp/ sweep
-                # quarantines it with its staging dirs after an hour
-            published += _roll_forward(root, items)
-            os.unlink(root.tmp / name)
-            fs.fsync_dir(root.tmp)
-        finally:
-            os.close(fd)
-    return published
-
-
-def _roll_forward(root: Root, items: list[tuple[str, str]]) -> list[str]:
-    out = []
-    for stage_name, job_id in items:
-        stage = root.tmp / stage_name
-        if "/" in stage_name or not os.path.isdir(stage) or os.path.islink(stage):
-            continue  # published before the crash (or not ours to touch)
-        if any(os.path.lexists(root.path / q / job_id) for q in QUEUES):
-            continue
-        try:
-            dfd = fs.open_dir(stage)
-            try:
-                lc = read_lifecycle(dfd, job_id)
-                read_prompt(root, dfd, job_id)
-            finally:
-                os.close(dfd)
-        except (Corrupt, OSError):
-            continue  # an incomplete stage was never part of a committed batch
-        fs.move(stage, root.incoming / job_id)
-        _published(root, lc, f"{lc.reason} (batch finished by recovery)")
-        out.append(job_id)
-    return out
 
 
 def create(root: Root, spec: JobSpec, *, created_by: str | None = None) -> Envelope:

@@ -351,7 +351,7 @@ class Manager:
 def sweep_tmp(root: Root, now: float | None = None) -> list[Path]:
     """Finish batches whose creator died mid-publish; then tmp/ entries older than an
     hour (creates that never finished) -> quarantine."""
-    from farro_core.job import finish_batches
+    from farro_core.publish import finish_batches
 
     for job_id in finish_batches(root):
         log.warning("%s published: its batch's creator died while publishing it", job_id)

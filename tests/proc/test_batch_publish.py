@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from farro_core import crash, job
+from farro_core import crash, publish
 from farro_core.fsck import fsck
 from farro_core.ids import new_id
 from farro_core.manager import sweep_tmp
@@ -38,7 +38,7 @@ def test_a_batch_cut_while_publishing_is_rolled_forward(
     assert got.returncode == crash.CRASH_EXIT, got.stderr
     published = sorted(scan(root))
     assert published == (sorted(ids[:1]) if point == "create.batch_partial" else [])
-    intents = [n for n in os.listdir(root.tmp) if n.startswith(job.BATCH_PREFIX)]
+    intents = [n for n in os.listdir(root.tmp) if n.startswith(publish.BATCH_PREFIX)]
     assert len(intents) == 1, os.listdir(root.tmp)
     if recovery == "fsck":
         dry = fsck(root)
@@ -63,7 +63,7 @@ def test_a_crash_before_the_intent_publishes_nothing(root: Root) -> None:
     ids = _batch()
     got = run_child(root, "create-batch", *ids, crash_at="create.job_written")
     assert got.returncode == crash.CRASH_EXIT, got.stderr
-    assert job.finish_batches(root) == []
+    assert publish.finish_batches(root) == []
     fsck(root, repair=True)
     assert scan(root) == {}
     assert len(os.listdir(root.tmp)) == 1  # the one stage, quarantined when an hour old
@@ -74,7 +74,7 @@ def test_a_live_creators_intent_is_left_alone(root: Root) -> None:
     ids = _batch(2)
     staged = run_child(root, "create-batch", *ids, crash_at="create.intent_written")
     assert staged.returncode == crash.CRASH_EXIT, staged.stderr
-    (intent,) = [n for n in os.listdir(root.tmp) if n.startswith(job.BATCH_PREFIX)]
+    (intent,) = [n for n in os.listdir(root.tmp) if n.startswith(publish.BATCH_PREFIX)]
     holder = subprocess.Popen(  # stands in for a creator still publishing
         [
             sys.executable,
@@ -93,14 +93,14 @@ def test_a_live_creators_intent_is_left_alone(root: Root) -> None:
     assert holder.stdin is not None and holder.stdout is not None
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert job.finish_batches(root) == []
-        assert job.unfinished_batches(root) == []
+        assert publish.finish_batches(root) == []
+        assert publish.unfinished_batches(root) == []
         assert scan(root) == {}
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
         holder.stdout.close()
-    assert sorted(job.finish_batches(root)) == sorted(ids)
+    assert sorted(publish.finish_batches(root)) == sorted(ids)
 
 
 def test_a_whole_batch_still_publishes_normally(root: Root) -> None:
