@@ -9,6 +9,10 @@ an authentication error or a context overflow fails the job at once, a rate
 limit or an unreachable model endpoint is retried with backoff, even where the
 CLI exited 0. Each CLI's variables and output format were read from its
 installed package (see README.md, "Agents").
+
+Why one file of ~750 lines: one table of presets and, beside each, the reader of
+that CLI's output and its failure words; a preset's pieces change together when
+its CLI changes, so they are kept in one place, in the table's order.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ does it still own the job?) and honours ``control/kill``, the timeout and a work
 stop, always signalling every process of the attempt's unit
 (:mod:`farro_core.procs`): SIGTERM, then SIGKILL after ``kill_grace_s``.
 Whatever the agent leaves behind is killed when it exits.
+
+Why one file of ~600 lines: the agent's process, its output pump, its kill and
+timeout handling and the reading of its result are one loop over one process's
+life; split, each part would need the others' state.
 """
 
 from __future__ import annotations
