@@ -230,6 +230,7 @@ class Worker:
                     ignore_file=env.prompt.ignore_file or self.settings.ignore_file,
                     slots=self.pool,
                     reuse=self.settings.workspace_reuse,
+                    on_retry=sink.note,
                 )
             except workspace.WorkspaceError as exc:
                 now = utcnow()

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,9 +108,20 @@ Snapshot = dict[str, Entry]
 class WorkspaceError(FarroError):
     """The workspace cannot be used. ``retriable`` says whether another attempt may help."""
 
-    def __init__(self, message: str, *, retriable: bool = False) -> None:
+    def __init__(self, message: str, *, retriable: bool = False, transient: bool = False) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.transient = transient  # another git process held a lock or was mid-write
+
+
+#: what git says when another git process holds a lock or is halfway through a write:
+#: a workspace step that failed so is run again at once, up to three times, no attempt spent
+_TRANSIENT = re.compile(
+    rb"index\.lock|config\.lock|\.lock'?: File exists|unable to create .*\.lock"
+    rb"|cannot lock ref|failed to read .*/(commondir|gitdir|HEAD)",
+    re.IGNORECASE,
+)
+TRANSIENT_DELAYS_S = (0.2, 1.0, 3.0)  # between tries: room for the other git to finish
 
 
 @dataclass
@@ -192,10 +205,13 @@ def git_bytes(
     proc = _run_git(cwd, args, config, stdin, full_env)
     if check and proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
+        # git's own line, not the advice it prints after it ("remove the file manually ...")
+        msg = [m for m in msg if m.startswith(("fatal:", "error:"))][-1:] or msg
         raise WorkspaceError(
             f"git {' '.join([a for a in args if not a.startswith('--')][:2])} failed in {cwd}: "
             f"{msg[-1] if msg else proc.returncode}",
             retriable=True,
+            transient=bool(_TRANSIENT.search(proc.stderr or b"")),
         )
     return proc
 
@@ -334,6 +350,7 @@ def prepare(
     slots: pool.Pool | None = None,
     reuse: pool.Reuse = "clean",
     known_branch: str | None = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> Workspace:
     """Make the attempt's workspace ready and take whatever the judging needs beforehand.
 
@@ -342,7 +359,9 @@ def prepare(
     names a plain directory's ignore rules (relative to the workspace). A git
     workspace runs in the worker's pooled worktree of that repository, taken from
     ``slots`` (:mod:`farro_core.pool`) and reset per ``reuse``. ``known_branch`` is
-    the base branch an earlier attempt recorded with that base.
+    the base branch an earlier attempt recorded with that base. A git step that
+    failed because another git process held a lock is run again at once (each
+    retry told to ``on_retry``), without spending the job's attempt.
     """
     path, notes = resolve(root, env)
     if path is None:
@@ -355,7 +374,16 @@ def prepare(
     elif _toplevel(path) == path:
         if slots is None:  # the caller keeps no pool: this workspace holds its slot
             slots = pool.Pool(root)
-        ws = _prepare_worktree(root, env, path, known_base, known_branch, slots, reuse)
+        for delay in (*TRANSIENT_DELAYS_S, None):
+            try:
+                ws = _prepare_worktree(root, env, path, known_base, known_branch, slots, reuse)
+                break
+            except WorkspaceError as exc:
+                if not exc.transient or delay is None:
+                    raise
+                line = f"workspace: {exc} (another git was busy): trying again"
+                (on_retry or notes.append)(line)
+                time.sleep(delay)
         ws.notes[:0] = notes
         return ws
     else:
