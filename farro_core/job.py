@@ -132,14 +132,17 @@ def _open_following(root: Root, job_id: str, path: Path) -> tuple[int, Path]:
 
 @contextmanager
 def _job_locked(
-    root: Root, env: Envelope, locked_point: str | None = None
+    root: Root, env: Envelope, *, committing: bool = False
 ) -> Iterator[tuple[int, Path]]:
-    """The job's dir fd under its commit lock, and where it is: moves happen only under it."""
+    """The job's dir fd under its commit lock, and where it is: moves happen only under it.
+
+    ``committing``: a commit's crash point is here (annotations have none of their own).
+    """
     dfd, _ = _open_following(root, env.id, env.runtime.path)
     try:
         with commit_lock(dfd):
-            if locked_point is not None:
-                crash.point(locked_point)  # lock freed by the kernel, nothing written
+            if committing:
+                crash.point("commit.locked")  # lock freed by the kernel, nothing written
             here = where(root, env.id, dfd)
             if here is None:
                 raise NotFound(f"job {env.id} left the queue (quarantined?)")
@@ -627,7 +630,7 @@ def commit(
         raise ValueError(f"commit cannot change {', '.join(fixed)} of job {env.id}")
     root = Root(env.runtime.root)
     to, actor = Status(to), Actor(actor)
-    with _job_locked(root, env, "commit.locked") as (dfd, here):
+    with _job_locked(root, env, committing=True) as (dfd, here):
         lc = read_lifecycle(dfd, env.id)
         if lc.revision != env.lifecycle.revision:
             raise Conflict(
