@@ -74,7 +74,7 @@ def visible_json(data: Any, *, indent: int | None = 2) -> str:
     """``data`` as JSON that is safe on a terminal and still reads back the same.
 
     ``json.dumps`` escapes C0 but passes DEL, C1, bidi controls and lone
-    surrogates raw; those are written as ``\\uXXXX`` escapes here. Outside
+    surrogates raw; those are written as ``\\u`` escapes (``\\u202e``) here. Outside
     strings JSON is ASCII, so every such character is inside a string.
     """
     import json  # not at the top: most CLI commands print no JSON
