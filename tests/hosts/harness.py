@@ -47,8 +47,9 @@ FAKETIME_LIBS = (
     "/usr/lib/faketime/libfaketimeMT.so.1",
 )
 UNSHARE = ("unshare", "--uts", "--pid", "--mount", "--fork", "--mount-proc")
-#: pids of host i start above PID_BASE * (i + 1); pid_max is 32768 by default
-PID_BASE = 5000
+#: host i's pids run from 1000 + PID_SPAN * i, PID_SPAN of them: three hosts fit under
+#: the default pid_max (32768); a host under a second suite's load used over 5,000
+PID_SPAN = 10_000
 
 
 def faketime_lib() -> str | None:
@@ -87,8 +88,8 @@ class Host:
         self.name = name
         self.root = root
         self.offset_s = offset_s
-        self.pid_lo = PID_BASE * (index + 1)
-        self.pid_hi = self.pid_lo + PID_BASE
+        self.pid_lo = 1000 + PID_SPAN * index
+        self.pid_hi = self.pid_lo + PID_SPAN
         self.boot_id = str(uuid.uuid4())
         self.boot_file = tmp / f"boot-{name}"
         self.boot_file.write_text(self.boot_id + "\n")
