@@ -15,11 +15,14 @@ two mechanisms, probed once per process (:func:`containment`):
   leader's session. A process that both leaves the session and clears its
   environment escapes this mechanism, not the cgroup one.
 
-A token is ``<pid namespace>.<owner pid>.<owner start time>.<n>``: anyone in the
-same pid namespace can tell whether the process that owns a unit is still alive.
-A pid means nothing in another namespace, so a unit whose token names another one
-is never judged dead from here (cgroups can be shared across pid namespaces, as
-with containers or tests/hosts' "hosts" on one kernel). :func:`reap_orphans` kills
+A token is ``<pid namespace>.<namespace start>.<owner pid>.<owner start time>.<n>``:
+anyone in the same pid namespace can tell whether the process that owns a unit is
+still alive. A pid means nothing in another namespace, so a unit whose token names
+another one is never judged dead from here (cgroups can be shared across pid
+namespaces, as with containers or tests/hosts' "hosts" on one kernel). A namespace
+is its inode *and* the start time of its pid 1: the kernel gives a dead
+namespace's inode to the next one made, and a unit a dead container left must not
+be read as one of ours. :func:`reap_orphans` kills
 the units whose owner died (a worker or manager killed with SIGKILL); workers run
 it when they start, the manager at every sweep.
 
@@ -53,7 +56,7 @@ from farro_core.identity import pid_started_at, proc_stat
 log = logging.getLogger("farro.procs")
 
 TOKEN_VAR = "FARRO_UNIT_TOKEN"
-_TOKEN = re.compile(r"(\d{1,20})\.(\d{1,10})\.(\d{1,20})\.(\d{1,10})")
+_TOKEN = re.compile(r"(\d{1,20}\.\d{1,20})\.(\d{1,10})\.(\d{1,20})\.\d{1,10}")
 _CGROUP_PREFIX = "farro."
 #: how long ending a unit waits for its processes to be gone before it gives up
 KILL_WAIT_S = 10.0
@@ -94,21 +97,27 @@ _subreaper = False
 
 
 @cache
-def _pid_namespace() -> int:
-    """The inode of this process's pid namespace (0 where /proc does not say)."""
+def _pid_namespace() -> str:
+    """This process's pid namespace: ``<inode>.<start time of its pid 1>``.
+
+    The inode alone is not enough: the kernel gives a freed namespace inode to the
+    next namespace made, so a token a dead container left would name ours. Its pid 1
+    started before it died, so ours (started after) has another start time.
+    """
     try:
-        return os.stat("/proc/self/ns/pid").st_ino
+        inode = os.stat("/proc/self/ns/pid").st_ino
     except OSError:
-        return 0
+        inode = 0
+    return f"{inode}.{pid_started_at(1) or 0}"
 
 
-def _parse_token(text: str) -> tuple[int, int, int] | None:
+def _parse_token(text: str) -> tuple[str, int, int] | None:
     """(pid namespace, owner pid, owner start time), or None for a foreign string."""
     m = _TOKEN.fullmatch(text)
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def _owner_alive(owner: tuple[int, int, int]) -> bool:
+def _owner_alive(owner: tuple[str, int, int]) -> bool:
     """Is the unit's owner alive? Always yes for an owner of another pid namespace:
     its pid cannot be looked up from here, and a guess would kill healthy work."""
     ns, pid, started = owner

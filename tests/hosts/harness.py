@@ -24,20 +24,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from support import wait_until
 
-from farro_core import audit, job
+from farro_core import audit, job, procs
 from farro_core.envelope import Envelope
 from farro_core.errors import FarroError
 from farro_core.root import Root
-
-T = TypeVar("T")
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -169,16 +166,15 @@ class Host:
 
     def freeze(self) -> None:
         """SIGSTOP every process of the host, until none is left running (they fork)."""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def all_stopped() -> bool:
             running = [p for p in self.outer_pids() if _state(p) not in ("T", "Z", None)]
-            if not running:
-                return
             for p in running:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p, signal.SIGSTOP)
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: could not stop all its processes")
+            return not running
+
+        wait_until(all_stopped, f"{self.name}: every process stopped")
 
     def kill(self) -> None:
         """The whole host dies: SIGKILL to its pid 1 kills every process in its namespace."""
@@ -214,6 +210,23 @@ class Host:
         ]
 
 
+def unit_cgroups() -> set[Path]:
+    """The ``farro.*`` unit cgroups beside this process's own (where hosts make theirs)."""
+    where = procs.containment().cgroup_dir
+    return set(where.glob("farro.*")) if where is not None else set()
+
+
+def remove_dead_units(before: set[Path]) -> None:
+    """Remove the empty unit cgroups the (now dead) hosts left.
+
+    A host killed whole leaves its units' cgroups empty, and nothing of a dead pid
+    namespace comes back to reap them; rmdir only ever removes an empty cgroup.
+    """
+    for cgroup in unit_cgroups() - before:
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
+
+
 def _state(pid: int) -> str | None:
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes()
@@ -229,28 +242,6 @@ def _cmdline(pid: int) -> str:
         )
     except OSError:
         return ""
-
-
-def wait_until(cond: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
-    """Poll ``cond`` until true; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def wait_for(get: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    found: list[T] = []
-
-    def cond() -> bool:
-        value = get()
-        if value:
-            found.append(value)
-        return bool(found)
-
-    wait_until(cond, what, timeout)
-    return found[0]
 
 
 def load(root: Root, job_id: str) -> Envelope | None:

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import doctor
 from farro_core.doctor import Mount, find_mount, judge_mount
 from farro_core.root import Root
 
-from .harness import HERE, wait_until
+from .harness import HERE
 
 FARRO = [sys.executable, "-m", "farro_core.cli"]
 FARRO_TUI = [sys.executable, "-m", "farro_tui.main"]

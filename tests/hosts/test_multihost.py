@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import wait_for, wait_until
 
 from farro_core import audit, job
 from farro_core.envelope import parse_spec
@@ -30,7 +31,7 @@ from farro_core.manager import read_holder
 from farro_core.root import Root
 from farro_core.transitions import TERMINAL, Status
 
-from .harness import Host, load, require_hosts, transitions, wait_for, wait_until
+from .harness import Host, load, remove_dead_units, require_hosts, transitions, unit_cgroups
 
 STALE_S = 6.0  # generous: a loaded machine delays heartbeat threads by seconds
 WAIT_S = 60.0  # generous deadlines: the machine is shared; nothing here is timed
@@ -58,11 +59,13 @@ def hosts(tmp_path: Path) -> Iterator[tuple[Root, dict[str, Host]]]:
         "b": Host(tmp_path, root.path, "host-b", 1, -60),
         "c": Host(tmp_path, root.path, "host-c", 2, 0),
     }
+    units = unit_cgroups()
     try:
         yield Root.open(root.path), hs
     finally:
         for h in hs.values():
             h.kill()
+        remove_dead_units(units)
 
 
 def _submit(root: Root, n: int, agent: str, tag: str) -> list[str]:
@@ -99,7 +102,7 @@ def test_hosts_with_skewed_clocks_share_a_root(
 
     # ---- start: host-a (+60 s) is the manager, host-b (-60 s) its standby
     h["a"].start(workers=2, manager=True)
-    wait_for(lambda: (x := read_holder(root)) and x.host == "host-a", "host-a to manage")
+    wait_until(lambda: (x := read_holder(root)) and x.host == "host-a", "host-a to manage")
     h["b"].start(workers=2, manager=True)
     h["c"].start(workers=2, manager=False)
     for x in h.values():
@@ -108,7 +111,7 @@ def test_hosts_with_skewed_clocks_share_a_root(
     # ---- 1. healthy jobs, longer than stale_after_s, under a manager 60 s ahead
     healthy = _submit(root, 6, f"sleep {STALE_S + 2}; {record}", "healthy")
     for jid in healthy:
-        wait_for(
+        wait_until(
             lambda jid=jid: [r for r in transitions(root, jid) if r["to"] in TERMINAL],
             f"{jid} to finish",
             WAIT_S,
@@ -151,17 +154,19 @@ def test_hosts_with_skewed_clocks_share_a_root(
     assert sorted(on.values()) == ["host-a"] * 2 + ["host-b"] * 2 + ["host-c"] * 2, on
 
     h["a"].kill()
-    wait_for(lambda: (x := read_holder(root)) and x.host == "host-b", "host-b to take over", WAIT_S)
+    wait_until(
+        lambda: (x := read_holder(root)) and x.host == "host-b", "host-b to take over", WAIT_S
+    )
     of_a = [j for j, x in on.items() if x == "host-a"]
     for jid in of_a:  # its claim locks died with it: worker gone, then requeued
-        wait_for(lambda jid=jid: (e := load(root, jid)) and e.status is Status.QUEUED, jid)
+        wait_until(lambda jid=jid: (e := load(root, jid)) and e.status is Status.QUEUED, jid)
 
     # ---- 3. host-c freezes: host-b's manager, 60 s behind, still sees it go silent
     h["c"].freeze()
     of_c = [j for j, x in on.items() if x == "host-c"]
     of_b = [j for j, x in on.items() if x == "host-b"]
     for jid in of_c:
-        wait_for(lambda jid=jid: (e := load(root, jid)) and e.status is Status.STALE, jid, WAIT_S)
+        wait_until(lambda jid=jid: (e := load(root, jid)) and e.status is Status.STALE, jid, WAIT_S)
         reason = transitions(root, jid)[-1]["reason"]
         m = re.fullmatch(r"no heartbeat for (\d+)s \(worker .*\)", reason)
         assert m, f"{jid}: stale for another reason: {reason!r}"
@@ -176,7 +181,7 @@ def test_hosts_with_skewed_clocks_share_a_root(
     h["c"].kill()
     go.touch()
     for jid in held:  # the audit line follows the commit: wait for the line itself
-        wait_for(lambda jid=jid: _done_by(root, jid), f"{jid} to succeed", WAIT_S)
+        wait_until(lambda jid=jid: _done_by(root, jid), f"{jid} to succeed", WAIT_S)
     lines = ran.read_text().split()
     for jid in healthy + held:
         assert len(_done_by(root, jid)) == 1, f"{jid} succeeded {len(_done_by(root, jid))} times"

@@ -351,27 +351,34 @@ def test_stats_shows_the_mechanism_in_force(tmp_path: Path, mode: str, mechanism
     assert data["containment"]["mechanism"] == mechanism
 
 
-@pytest.mark.parametrize("same_namespace", [True, False])
-def test_a_unit_of_another_pid_namespace_is_never_reaped(same_namespace: bool) -> None:
+@pytest.mark.parametrize("namespace", ["ours", "another", "recycled"])
+def test_a_unit_of_another_pid_namespace_is_never_reaped(namespace: str) -> None:
     """A dead owner's unit is reaped only when the owner's pid is ours to look up.
 
     cgroups are shared across pid namespaces (containers; tests/hosts' "hosts" on one
     kernel), so a pid from another one must never be judged dead from here: that
-    killed every healthy job of the other hosts in the multi-host test.
+    killed every healthy job of the other hosts in the multi-host test. "recycled" is
+    a dead namespace whose inode the kernel gave to ours: the unit it left (same
+    inode, another pid 1) probed pids of ours in the multi-host test.
     """
     where = units.containment().cgroup_dir
     assert where is not None, "this machine offers cgroup v2 (CI runs on the same kind)"
-    ns = os.stat("/proc/self/ns/pid").st_ino
+    inode, init_start = units._pid_namespace().split(".")
+    ns = {
+        "ours": f"{inode}.{init_start}",
+        "another": f"{int(inode) + 1}.{init_start}",
+        "recycled": f"{inode}.{int(init_start) + 1}",
+    }[namespace]
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid whose owner is gone, as a worker killed with -9 leaves
-    token = f"{ns if same_namespace else ns + 1}.{dead.pid}.1.1"
+    token = f"{ns}.{dead.pid}.1.1"
     cgroup = where / f"farro.{token}"
     os.mkdir(cgroup, 0o755)
     victim = units._spawn_into(cgroup, ["sleep", "300"], os.environ)
     try:
         wait_until(lambda: units._cgroup_procs(cgroup), "the process in its cgroup")
         reaped = units.reap_orphans()
-        if same_namespace:
+        if namespace == "ours":
             assert token in reaped
             assert victim.wait(timeout=DEADLINE_S) == -signal.SIGKILL
         else:
