@@ -22,12 +22,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from farro_core.envelope import AgentPreset
+from farro_core.envelope import AgentPreset, JobSpec
+from farro_core.errors import BadInput
 
 #: the result fields a preset fills, the same for every agent (README.md, "Agents")
 REPORT_KEYS = {
@@ -214,12 +215,14 @@ def _missing_key(
         if any(environ.get(n) for n in names):
             return None
         home = environ.get("HOME", "")
-        for f in files:
-            path = Path(os.path.expandvars(f.replace("~", home, 1)) if home else f)
-            if path.is_file():
-                return None
-        keys = " or ".join(names)
-        return f"{what}: set {keys} in the agent's environment (and let env_allow pass it)"
+        paths = [Path(os.path.expandvars(f.replace("~", home, 1)) if home else f) for f in files]
+        if any(path.is_file() for path in paths):
+            return None
+        unset = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        return (
+            f"{what} ({unset} unset, no {' or '.join(map(str, paths))}): "
+            f"set {names[0]} in the agent's environment (and let env_allow pass it)"
+        )
 
     return check
 
@@ -296,7 +299,7 @@ def _codex_argv(p: AgentPreset) -> list[str]:
         argv += ["--model", p.model]
     if p.allow_tools:
         raise NotConfigured(
-            "the codex preset takes no allow_tools: its sandbox (--sandbox) decides; "
+            "agent preset codex takes no allow_tools: its sandbox (--sandbox) decides; "
             "pass other flags in args"
         )
     return [*argv, *p.args, "-"]
@@ -316,7 +319,7 @@ def _codex_missing(environ: Mapping[str, str]) -> str | None:
     try:
         data = tomllib.loads(config.read_text()) if config.is_file() else {}
     except (OSError, ValueError) as exc:
-        return f"the codex preset cannot read {config}: {exc}"
+        return f"cannot read {config}: {exc}"
     provider = data.get("model_provider")
     table = data.get("model_providers")
     providers: dict[str, Any] = table if isinstance(table, dict) else {}
@@ -325,16 +328,18 @@ def _codex_missing(environ: Mapping[str, str]) -> str | None:
         key = entry.get("env_key") if isinstance(entry, dict) else None
         if isinstance(key, str) and key and not environ.get(key):
             return (
-                f"the codex preset's model provider {provider!r} ({config}) reads its key "
-                f"from {key}: set it in the agent's environment (and let env_allow pass it)"
+                f"model provider {provider!r} ({config}) reads its key from {key}, which is "
+                "unset: set it in the agent's environment (and let env_allow pass it)"
             )
         return None
     if any(environ.get(n) for n in ("OPENAI_API_KEY", "CODEX_API_KEY")):
         return None
     if (home / "auth.json").is_file():
         return None
+    found = "has no model_provider" if config.is_file() else "not found"
     return (
-        "the codex preset has no key: set OPENAI_API_KEY or CODEX_API_KEY in the agent's "
+        f"no model provider ({config} {found}) and no key (OPENAI_API_KEY and CODEX_API_KEY "
+        f"unset, no {home / 'auth.json'}): set OPENAI_API_KEY or CODEX_API_KEY in the agent's "
         f"environment, or configure a model provider in {config}"
     )
 
@@ -414,7 +419,7 @@ def _aider_argv(p: AgentPreset) -> list[str]:
     if p.model:
         argv += ["--model", p.model]
     if p.allow_tools:
-        raise NotConfigured("the aider preset takes no allow_tools: it runs no tools of its own")
+        raise NotConfigured("agent preset aider takes no allow_tools: it runs no tools of its own")
     return [*argv, *p.args]
 
 
@@ -496,8 +501,9 @@ def _aider_missing(environ: Mapping[str, str]) -> str | None:
     if any(k.endswith("_API_KEY") and v for k, v in environ.items()):
         return None
     return (
-        "the aider preset has no key: set its model provider's key variable (OPENAI_API_KEY, "
-        "ANTHROPIC_API_KEY, …) in the agent's environment (and let env_allow pass it)"
+        "no key (no *_API_KEY variable is set): set its model provider's key variable "
+        "(OPENAI_API_KEY, ANTHROPIC_API_KEY, …) in the agent's environment (and let "
+        "env_allow pass it)"
     )
 
 
@@ -536,7 +542,8 @@ def _gemini_missing(environ: Mapping[str, str]) -> str | None:
         environ.get("GOOGLE_CLOUD_PROJECT") or environ.get("GOOGLE_GENAI_USE_VERTEXAI")
     ):
         return (
-            "the gemini preset has no key: set GEMINI_API_KEY (or GOOGLE_API_KEY) in the "
+            "no key (GEMINI_API_KEY, GOOGLE_API_KEY, GOOGLE_CLOUD_PROJECT and "
+            "GOOGLE_GENAI_USE_VERTEXAI unset): set GEMINI_API_KEY (or GOOGLE_API_KEY) in the "
             "agent's environment (and let env_allow pass it)"
         )
     settings = _gemini_settings(environ)
@@ -549,9 +556,10 @@ def _gemini_missing(environ: Mapping[str, str]) -> str | None:
         auth = security.get("auth") if isinstance(security, dict) else None
         if isinstance(auth, dict) and auth.get("selectedType"):
             return None
+    where = " or ".join(str(p) for p in settings)
     return (
-        f"the gemini preset needs an auth method chosen in {settings[0]}: "
-        '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+        f"no auth method chosen in {where} (headless mode asks nobody): write "
+        '{"security": {"auth": {"selectedType": "gemini-api-key"}}} there'
     )
 
 
@@ -645,7 +653,7 @@ PRESETS: dict[str, Spec] = {
         missing=_missing_key(
             ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"),
             ("~/.claude/.credentials.json",),
-            "the claude preset has no key",
+            "no key",
         ),
         parse=parse_claude,
     ),
@@ -684,15 +692,73 @@ PRESETS: dict[str, Spec] = {
 }
 
 
+def _spec(name: str) -> Spec:
+    spec = PRESETS.get(name)
+    if spec is None:
+        raise NotConfigured(f"agent preset {name} is not available in this FARRO yet")
+    return spec
+
+
+def missing(name: str, environ: Mapping[str, str]) -> str | None:
+    """What preset ``name`` lacks on this host with ``environ``, or None when it has it all.
+
+    The same check :func:`resolve` makes, without the job: submit, the inbox and a
+    worker about to claim ask it, so no attempt is spent finding it out.
+    """
+    try:
+        spec = _spec(name)
+    except NotConfigured as exc:
+        return str(exc)
+    env = {k: v for k, v in spec.env.items() if k not in environ}
+    lacks = spec.missing({**environ, **env})
+    return None if lacks is None else f"agent preset {name}: {lacks}"
+
+
+def refusal(agent: object, environ: Mapping[str, str] | None) -> str | None:
+    """Why a job with ``agent`` would fail before its CLI runs, or None.
+
+    Only a preset is checked (FARRO cannot tell what another command needs): its
+    table (``allow_tools`` a CLI does not take), and with ``environ`` what this
+    host lacks; ``environ`` None leaves the host out (the workers run elsewhere).
+    """
+    if not isinstance(agent, AgentPreset):
+        return None
+    try:
+        _spec(agent.preset).argv(agent)
+    except NotConfigured as exc:
+        return str(exc)
+    return None if environ is None else missing(agent.preset, environ)
+
+
+def check_specs(
+    specs: Sequence[JobSpec], default: object, environ: Mapping[str, str] | None, name: str
+) -> None:
+    """Refuse, as bad input naming the spec, a job whose preset has a :func:`refusal`.
+
+    ``default`` is the ``agent`` setting, which a spec without ``agent`` runs.
+    """
+    said: dict[str, str | None] = {}
+    for i, spec in enumerate(specs):
+        agent = spec.agent if spec.agent is not None else default
+        if not isinstance(agent, AgentPreset):
+            continue
+        key = agent.model_dump_json()
+        if key not in said:
+            said[key] = refusal(agent, environ)
+        why = said[key]
+        if why is not None:
+            where = name if len(specs) == 1 else f"{name}: jobs[{i}]"
+            whose = "" if spec.agent is not None else " (the root's agent setting)"
+            raise BadInput(f"{where}: {why}{whose}")
+
+
 def resolve(preset: AgentPreset, environ: Mapping[str, str]) -> Resolved:
     """The preset's command; raises :class:`NotConfigured` naming what is missing."""
-    spec = PRESETS.get(preset.preset)
-    if spec is None:
-        raise NotConfigured(f"the {preset.preset} preset is not available in this FARRO yet")
+    spec = _spec(preset.preset)
     env = {k: v for k, v in spec.env.items() if k not in environ}
-    missing = spec.missing({**environ, **env})
-    if missing is not None:
-        raise NotConfigured(missing)
+    lacks = missing(preset.preset, environ)
+    if lacks is not None:
+        raise NotConfigured(lacks)
     argv = spec.argv(preset)
     return Resolved(preset.preset, argv, env, spec.parse, spec.stuck)
 

@@ -2,15 +2,18 @@
 
 The real CLIs run in tests/agents (``make test-agents``); these cover the
 classification of outputs a fake server cannot easily provoke: an overload, a
-run that ends with zero turns, an output cut before its result.
+run that ends with zero turns, an output cut before its result; and what each
+preset lacks on a host, told without running its CLI.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from farro_core import agents
+from farro_core.envelope import AgentPreset
 
 
 def _lines(*items: dict[str, Any]) -> bytes:
@@ -119,3 +122,62 @@ def test_retry_after_in_words() -> None:
     assert agents.retry_after("Please try again in 1.5s.") == 1.5
     assert agents.retry_after("retry in 250ms") == 0.25
     assert agents.retry_after("no hint") is None
+
+
+# ---------------------------------------------------------------- what a preset lacks
+
+
+def _bare(tmp_path: Path) -> dict[str, str]:
+    """An environment with no key and homes with no config: every preset lacks something."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "codex").mkdir()
+    return {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(tmp_path / "codex"), "PATH": "/bin"}
+
+
+def test_each_preset_names_exactly_what_this_host_lacks(tmp_path: Path) -> None:
+    env = _bare(tmp_path)
+    codex = agents.missing("codex", env)
+    assert codex is not None and codex.startswith("agent preset codex: no model provider")
+    assert f"{tmp_path}/codex/config.toml not found" in codex
+    assert "OPENAI_API_KEY" in codex and f"{tmp_path}/codex/auth.json" in codex
+    claude = agents.missing("claude", env)
+    assert claude is not None and claude.startswith("agent preset claude: no key")
+    assert "ANTHROPIC_API_KEY" in claude and f"{tmp_path}/home/.claude/.credentials.json" in claude
+    gemini = agents.missing("gemini", env)
+    assert gemini is not None and "GEMINI_API_KEY" in gemini
+    gemini = agents.missing("gemini", {**env, "GEMINI_API_KEY": "k"})
+    assert gemini is not None and "selectedType" in gemini
+    assert f"{tmp_path}/home/.gemini/settings.json" in gemini
+    aider = agents.missing("aider", env)
+    assert aider is not None and aider.startswith("agent preset aider: no key")
+
+
+def test_a_configured_preset_lacks_nothing(tmp_path: Path) -> None:
+    env = _bare(tmp_path)
+    config = tmp_path / "codex" / "config.toml"
+    config.write_text('model_provider = "p"\n[model_providers.p]\nenv_key = "P_KEY"\n')
+    lacks = agents.missing("codex", env)
+    assert lacks is not None and "'p'" in lacks and "P_KEY" in lacks
+    assert agents.missing("codex", {**env, "P_KEY": "k"}) is None
+    (tmp_path / "home" / ".claude").mkdir()
+    (tmp_path / "home" / ".claude" / ".credentials.json").write_text("{}")
+    assert agents.missing("claude", env) is None
+    (tmp_path / "home" / ".gemini").mkdir()
+    (tmp_path / "home" / ".gemini" / "settings.json").write_text(
+        json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
+    )
+    assert agents.missing("gemini", {**env, "GEMINI_API_KEY": "k"}) is None
+    assert agents.missing("aider", {**env, "DEEPSEEK_API_KEY": "k"}) is None
+
+
+def test_a_refusal_is_the_table_then_the_host(tmp_path: Path) -> None:
+    env = _bare(tmp_path)
+    bad = AgentPreset(preset="codex", allow_tools=["Bash"])
+    # a table the CLI cannot take is refused on any host, checked or not
+    assert agents.refusal(bad, None) == agents.refusal(bad, env)
+    assert "takes no allow_tools" in (agents.refusal(bad, None) or "")
+    assert agents.refusal(AgentPreset(preset="codex"), None) is None
+    assert (agents.refusal(AgentPreset(preset="codex"), env) or "").startswith(
+        "agent preset codex: no model provider"
+    )
+    assert agents.refusal(["codex", "exec"], env) is None  # no preset: FARRO cannot tell
