@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from farro_core import crash, fs, fsclock, job, specfile, workspace
+from farro_core import agents, crash, fs, fsclock, job, specfile, workspace
 from farro_core.clock import utcnow
 from farro_core.envelope import JobSpec
 from farro_core.errors import AlreadyExists, BadInput, FarroError, QueueFull
@@ -211,6 +211,10 @@ def ingest_file(
             dicts = specfile.spec_dicts(data, name)
         specs = specfile.validate(dicts, name)
         workspace.check_specs(root, specs, name)  # a workspace no attempt could use
+        # a preset this host lacks the key or config of (the manager's host is taken
+        # for the workers': agent_check = false where it is not)
+        environ = settings.passed_env(os.environ) if settings.agent_check else None
+        agents.check_specs(specs, settings.agent, environ, name)
         if settings.max_queued and len(specs) > settings.max_queued:
             raise BadInput(
                 f"{name}: {len(specs)} jobs can never fit in a queue of max_queued "

@@ -159,6 +159,11 @@ class Settings(BaseModel):
         description='patterns they never receive, applied after `env_allow`, e.g. `["AWS_*"]`',
         json_schema_extra={"default_text": "none"},
     )
+    agent_check: bool = Field(
+        default=True,
+        description="`submit` and the inbox refuse a job whose agent preset lacks its key or "
+        "config on this host; turn off where jobs are submitted away from the workers' host",
+    )
     containment: Literal["auto", "fallback"] = Field(
         default="auto",
         description='"auto": cgroup v2 where it works, else the subreaper-and-token fallback; '

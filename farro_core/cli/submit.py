@@ -219,9 +219,22 @@ def submit(
             help="A new job like job ID, with the fields given here changed (label like=ID).",
         ),
     ] = None,
+    no_agent_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-agent-check",
+            help="Submit even where an agent preset lacks its key or config on this host "
+            "(the workers run on another host).",
+        ),
+    ] = False,
     root: RootOpt = None,
 ) -> None:
-    """Submit jobs; prints the new ids, one per line. All or nothing."""
+    """Submit jobs; prints the new ids, one per line. All or nothing.
+
+    A job whose agent preset lacks its key or configuration here is refused
+    (`farro agents` lists what each needs), unless --no-agent-check or the
+    agent_check setting is off.
+    """
     from farro_core.errors import BadInput
     from farro_core.specfile import Format, check_unique_ids, parse_request, validate
 
@@ -311,12 +324,16 @@ def submit(
 
     # 2. open the root only now: bad input is reported as such even without a root
     r = r or _open(root)
-    r.settings  # noqa: B018 - a bad farro.toml or FARRO_* value is refused before any write
+    settings = r.settings  # a bad farro.toml or FARRO_* value is refused before any write
+    from farro_core import agents
     from farro_core.job import create_many
     from farro_core.workspace import check_specs
 
-    for name, group in sources:  # a workspace no attempt could use is refused now
+    here = settings.agent_check and not no_agent_check
+    environ = settings.passed_env(os.environ) if here else None
+    for name, group in sources:  # a workspace or a preset no attempt could use is refused now
         check_specs(r, group, name)
+        agents.check_specs(group, settings.agent, environ, name)
 
     for env in create_many(r, specs):
         _out(env.id)

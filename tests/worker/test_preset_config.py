@@ -1,0 +1,94 @@
+"""A preset that lacks its key or config on this host costs no attempt (issue 12).
+
+`farro submit` and the inbox refuse the job with what is missing; a worker whose
+host lacks it leaves the job queued, untouched, and says why (its status file,
+`farro stats`, `farro agents`). No CLI runs: the checks read only the
+environment and the CLIs' config files, so an empty ``CODEX_HOME`` is enough.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from farro_core import inbox
+from farro_core.root import Root
+
+FARRO = str(Path(sys.executable).with_name("farro"))
+KEYS = ("ANTHROPIC_", "CLAUDE_", "OPENAI_", "CODEX_", "GEMINI_", "GOOGLE_")
+
+
+def farro(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FARRO, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No key, no CLI config, no CLI on PATH: every preset lacks something here."""
+    for name in list(os.environ):
+        if name.startswith(KEYS) or name.endswith("_API_KEY"):
+            monkeypatch.delenv(name)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "codex").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "codex").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    return tmp_path / "codex"
+
+
+def test_submit_refuses_a_batch_whose_preset_this_host_lacks_and_creates_nothing(
+    wroot: Root, tmp_path: Path, bare: Path
+) -> None:
+    spec = tmp_path / "batch.json"
+    spec.write_text(json.dumps({"jobs": [{"prompt": "a"}, {"prompt": "b", "agent": "codex"}]}))
+    r = farro("submit", "--root", str(wroot.path), str(spec))
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"farro: {spec}: jobs[1]: agent preset codex: no model provider (")
+    assert f"{bare}/config.toml not found" in r.stderr and "OPENAI_API_KEY" in r.stderr
+    assert wroot.ids("incoming") == [] and r.stdout == ""
+    # submitted from a host other than the workers': the check is left to them
+    r = farro("submit", "--root", str(wroot.path), "--no-agent-check", str(spec))
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(wroot.ids("incoming")) and len(r.stdout.split()) == 2
+    # a table no CLI takes is refused whatever the host
+    table = '{"preset": "codex", "allow_tools": ["Bash"]}'
+    r = farro("submit", "--root", str(wroot.path), "--no-agent-check", "-p", "x", "--agent", table)
+    assert r.returncode == 2 and "agent preset codex takes no allow_tools" in r.stderr
+
+
+def test_submit_checks_the_roots_agent_unless_agent_check_is_off(
+    tmp_path: Path, bare: Path
+) -> None:
+    root = Root.init(tmp_path / "root")
+    (root.path / "farro.toml").write_text('agent = "gemini"\n')
+    r = farro("submit", "--root", str(root.path), "-p", "x")
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.startswith("farro: --prompt: agent preset gemini: no key (")
+    assert "GEMINI_API_KEY" in r.stderr and r.stderr.endswith("(the root's agent setting)\n")
+    r = farro("submit", "--root", str(root.path), "-p", "x", "--agent", "true")
+    assert r.returncode == 0, r.stderr  # its own agent, no preset: nothing to check
+    (root.path / "farro.toml").write_text('agent = "gemini"\nagent_check = false\n')
+    r = farro("submit", "--root", str(root.path), "-p", "x")
+    assert r.returncode == 0, r.stderr
+    assert len(root.ids("incoming")) == 2
+
+
+def test_the_inbox_rejects_a_request_whose_preset_this_host_lacks(wroot: Root, bare: Path) -> None:
+    body = {"jobs": [{"prompt": "a"}, {"prompt": "b", "agent": {"preset": "codex", "model": "m"}}]}
+    tmp = wroot.inbox / ".ask.json.tmp"
+    tmp.write_text(json.dumps(body))
+    os.rename(tmp, wroot.inbox / "ask.json")
+    (result,) = inbox.ingest(wroot)
+    assert result.outcome == "rejected" and result.jobs == ()
+    error = (wroot.rejected / "ask.json.error.txt").read_text()
+    assert error.startswith("ask.json: jobs[1]: agent preset codex: no model provider (")
+    assert f"{bare}/config.toml not found" in error
+    assert wroot.ids("incoming") == []
+
