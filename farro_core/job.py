@@ -27,6 +27,7 @@ from farro_core import audit, crash, fs, locks, notify, publish
 from farro_core.clock import utcnow
 from farro_core.envelope import (
     SCHEMA_VERSION,
+    AgentPreset,
     Claim,
     Envelope,
     JobSpec,
@@ -372,34 +373,52 @@ CLAIM_COMMIT_WAIT_S = 1.0
 # time) is read once per root and kept: a claim re-sorts incoming/ by names only.
 
 
-def _order_key(root: Root, job_id: str) -> tuple[int, float, str]:
-    """Sort key of a queued job: highest priority first, then oldest ``created_at``.
+def _queued(root: Root, job_id: str) -> tuple[int, float, str | None]:
+    """What the claim needs of prompt.json: (-priority, created_at, preset).
 
-    Not the id: a caller may choose its own id, so ``zzzz-first`` submitted before
-    ``aaaa-second`` must still be claimed first. An unreadable prompt sorts last
-    among priority 0 (claim skips it anyway).
+    ``preset`` names the job's agent preset; "" for an agent that is no preset,
+    None for a job naming no agent (the ``agent`` setting runs it). An unreadable
+    prompt sorts last among priority 0 (claim skips it anyway).
     """
-    order: LRU[str, tuple[int, float]] = root.cache("claim_order", ORDER_CACHE)
+    order: LRU[str, tuple[int, float, str | None]] = root.cache("claim_order", ORDER_CACHE)
     cached = order.hit(job_id)
     if cached is None:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
         except OSError:
-            return (0, float("inf"), job_id)
+            return (0, float("inf"), None)
         try:
             prompt = read_prompt(root, dfd, job_id)
-            cached = (-prompt.priority, prompt.created_at.timestamp())
+            agent = prompt.agent
+            preset = (
+                agent.preset if isinstance(agent, AgentPreset) else None if agent is None else ""
+            )
+            cached = (-prompt.priority, prompt.created_at.timestamp(), preset)
         except Corrupt:
-            cached = (0, float("inf"))
+            cached = (0, float("inf"), None)
         finally:
             os.close(dfd)
         order.put(job_id, cached)
-    return (cached[0], cached[1], job_id)
+    return cached
+
+
+def _order_key(root: Root, job_id: str) -> tuple[int, float, str]:
+    """Sort key of a queued job: highest priority first, then oldest ``created_at``.
+
+    Not the id: a caller may choose its own id, so ``zzzz-first`` submitted before
+    ``aaaa-second`` must still be claimed first.
+    """
+    priority, created, _ = _queued(root, job_id)
+    return (priority, created, job_id)
 
 
 def candidates(root: Root) -> list[str]:
     """Queued job ids, highest priority first, then oldest (by ``created_at``, then id)."""
     return sorted(root.ids("incoming"), key=lambda i: _order_key(root, i))
+
+
+#: a claimer's say on a job's agent preset (see :func:`_queued`): True passes the job by
+PassBy = Callable[[str | None], bool]
 
 
 def claim_key(root: Root | Path, job_id: str, attempt: int) -> tuple[str, str, int]:
@@ -412,15 +431,19 @@ def claim(
     *,
     ids: Sequence[str] | None = None,
     now: datetime | None = None,
+    pass_by: PassBy | None = None,
 ) -> Envelope | None:
     """Claim the best queued job: claim lock, then status (under the commit lock), then move.
 
     Returns None when nothing is claimable. The returned envelope's claim lock stays
     held (in :data:`CLAIMS`) until :func:`release_claim`; while it is held the job
-    is alive whatever its heartbeat says.
+    is alive whatever its heartbeat says. ``pass_by(preset)`` true leaves a job
+    for another worker, untouched (a preset this host lacks the key of).
     """
     now = now or utcnow()
     for job_id in candidates(root) if ids is None else [check_id(i) for i in ids]:
+        if pass_by is not None and pass_by(_queued(root, job_id)[2]):
+            continue
         try:
             dfd = fs.open_dir(root.incoming / job_id)
         except OSError:

@@ -120,3 +120,19 @@ def live_first(workers: list[WorkerSeen], ended: int = 5) -> list[WorkerSeen]:
     over = [w for w in workers if not w.live]
     over.sort(key=lambda w: w.since.timestamp() if w.since else 0.0, reverse=True)
     return live + over[:ended]
+
+
+def presets_left(workers: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, list[str]]]:
+    """(preset, what is missing, workers) for each agent preset running workers lack.
+
+    A worker passes by the queued jobs of a preset whose key or configuration its
+    host lacks (its status file's ``passing``): this says why those jobs wait.
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    for name, data in workers.items():
+        if data is None or worker_state(data) not in LIVE_STATES:
+            continue
+        passing = data.get("passing")
+        for preset, why in (passing if isinstance(passing, dict) else {}).items():
+            found.setdefault((str(preset), str(why)), []).append(name)
+    return [(preset, why, names) for (preset, why), names in sorted(found.items())]

@@ -19,6 +19,7 @@ concerns already live in runner, workspace, rubric and outcome.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -26,9 +27,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from farro_core import fs, globs, heartbeat, job, outcome, pool, procs, rubric, runner, workspace
+from farro_core import (
+    agents,
+    fs,
+    globs,
+    heartbeat,
+    job,
+    outcome,
+    pool,
+    procs,
+    rubric,
+    runner,
+    workspace,
+)
 from farro_core.clock import utcnow
-from farro_core.envelope import Envelope, Result, RubricVerdict
+from farro_core.envelope import AgentPreset, Envelope, Result, RubricVerdict
 from farro_core.errors import Conflict, NotFound
 from farro_core.identity import WorkerIdentity
 from farro_core.root import Root
@@ -71,6 +84,8 @@ class Worker:
         self._status = WorkerStatus(name, "idle", None, None, utcnow(), 0)
         #: this worker's pooled worktrees, one per repository, held until it stops
         self.pool = pool.Pool(root)
+        #: presets whose queued jobs this worker leaves to others, and what it lacks for them
+        self._passing: dict[str, str] = {}
 
     # ------------------------------------------------------------ control
 
@@ -137,7 +152,7 @@ class Worker:
         Returns the job as committed, or None when nothing was claimable or the
         attempt was fenced (the job moved on without us).
         """
-        env = job.claim(self.root, self.identity)
+        env = self._claim()
         if env is None:
             return None
         return self._process(env)
@@ -158,7 +173,7 @@ class Worker:
                 continue
             self._wake.clear()
             try:
-                env = job.claim(self.root, self.identity)
+                env = self._claim()
             except Exception:
                 log.exception("%s: claiming failed; trying again shortly", self.name)
                 self._wake.wait(_ERROR_PAUSE_S)
@@ -176,6 +191,50 @@ class Worker:
                     env.id,
                     env.lifecycle.attempt,
                 )
+
+    def _claim(self) -> Envelope | None:
+        """Claim the best queued job this host can run.
+
+        A job whose agent preset lacks its key or configuration here is passed by,
+        untouched and with no attempt spent: another worker (another host) may run
+        it, and this one does once the configuration is there (it checks at each
+        scan). Which presets it leaves, and why, goes to its status file for
+        ``farro stats`` and ``farro agents`` (docs/architecture.md, "Agents").
+        """
+        default = self.settings.agent
+        environ = self.settings.passed_env(os.environ)
+        said: dict[str, str | None] = {}
+        left: dict[str, str] = {}
+
+        def pass_by(preset: str | None) -> bool:
+            if preset is None:  # the job names no agent: the agent setting's runs it
+                preset = default.preset if isinstance(default, AgentPreset) else ""
+            if not preset:
+                return False
+            if preset not in said:
+                said[preset] = agents.missing(preset, environ)
+            why = said[preset]
+            if why is not None:
+                left[preset] = why
+            return why is not None
+
+        env = job.claim(self.root, self.identity, pass_by=pass_by)
+        # a scan that claimed nothing saw every queued job; one that claimed stopped early,
+        # so it keeps what it said before of presets it did not check again
+        kept = {k: v for k, v in self._passing.items() if k not in said}
+        self._note_passing(left if env is None else {**kept, **left})
+        return env
+
+    def _note_passing(self, left: dict[str, str]) -> None:
+        with self._lock:
+            if left == self._passing:
+                return
+            new = {k: v for k, v in left.items() if self._passing.get(k) != v}
+            self._passing = left
+            status = self._status
+        for preset, why in new.items():
+            log.warning("%s leaves queued %s jobs to other workers: %s", self.name, preset, why)
+        self._write_status(status)
 
     def _process(self, env: Envelope) -> Envelope | None:
         n = env.lifecycle.attempt
@@ -475,6 +534,8 @@ class Worker:
             "since": st.since.isoformat(),
             "jobs_done": st.jobs_done,
             "containment": procs.containment(self.settings.containment).as_dict(),
+            # queued jobs of these presets are left to other workers: what this one lacks
+            "passing": dict(self._passing),
         }
         try:
             fs.write_json(  # informational: atomic for readers, no fsync needed

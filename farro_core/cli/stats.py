@@ -202,6 +202,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         for line in _table(["WORKER", "STATE", "FOR", "DONE", "JOB"], rows, right={2, 3}):
             _out("  " + line)
     _out(f"contain   {_containment_line(here, workers)}")
+    _left_lines(workers)
     if clocks:
         _out("hosts     clock skew against the file system (liveness never compares host clocks)")
         host_rows = [
@@ -214,6 +215,20 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         ]
         for line in _table(["HOST", "SKEW", "MEASURED"], host_rows, right=set()):
             _out("  " + line)
+
+
+def _left_lines(workers: dict[str, dict[str, Any] | None]) -> None:
+    """Why queued jobs may wait: presets whose configuration running workers lack."""
+    from farro_core.status_files import LIVE_STATES, presets_left, worker_state
+
+    left = presets_left(workers)
+    if not left:
+        return
+    running = sum(1 for d in workers.values() if d and worker_state(d) in LIVE_STATES)
+    _out("passed    queued jobs of these agent presets are left by workers that lack their config")
+    for preset, why, names in left:
+        every = " (every running worker: none will run them)" if len(names) >= running else ""
+        _out(visible(f"  {preset} by {', '.join(names)}{every}: {why}"))
 
 
 def _host_clocks(r: "Root", warn_s: float) -> list[dict[str, Any]]:
@@ -264,21 +279,30 @@ def agents(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     """Each agent preset: the command it runs, its CLI's version, what it still needs.
 
     What it needs is checked against the environment agents get (the root's
-    env_allow / env_deny, when a root is found).
+    env_allow / env_deny, when a root is found); running workers that leave a
+    preset's jobs for lack of its configuration on their host are named with it.
     """
     import shlex
 
     from farro_core import agents as presets
     from farro_core.errors import FarroError
     from farro_core.settings import Settings
+    from farro_core.status_files import presets_left, worker_files
 
     settings = Settings()
+    left: list[tuple[str, str, list[str]]] = []
     try:
-        settings = _open(root).settings
+        r = _open(root)
+        settings = r.settings
+        left = presets_left(worker_files(r))
     except FarroError:
         if root is not None:
             raise
     rows = presets.listing(settings.passed_env(os.environ))
+    for row in rows:  # what running workers (on any host) said they lack
+        row["left_by"] = [
+            {"workers": names, "missing": why} for p, why, names in left if p == row["preset"]
+        ]
     if as_json:
         _dump_json(rows)
         return
@@ -291,3 +315,6 @@ def agents(as_json: JsonOpt = False, root: RootOpt = None) -> None:
             env = " ".join(f"{k}={v}" for k, v in row["env"].items())
             _out(visible(f"        sets     {env}"))
         _out(visible(f"        needs    {row['missing'] or 'nothing more: ready'}"))
+        for by in row["left_by"]:
+            who = ", ".join(by["workers"])
+            _out(visible(f"        left by  workers {who}, whose host lacks: {by['missing']}"))

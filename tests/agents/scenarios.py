@@ -7,12 +7,13 @@ change to the job flow is made once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from support import wait_until
-from worker.helpers import git, make_repo, make_worker, submit
+from worker.helpers import git, load, make_repo, make_worker, submit
 
 from farro_core.envelope import Envelope, Result
 from farro_core.root import Root
@@ -114,15 +115,21 @@ def fails_at_once(wroot: Root, tmp_path: Path, agent: object, reason: str) -> tu
     return job_id, out
 
 
-def fails_before_the_cli_runs(
-    wroot: Root, tmp_path: Path, agent: object, fake: FakeModel, *reasons: str
+def left_before_the_cli_runs(
+    wroot: Root, tmp_path: Path, agent: str, fake: FakeModel, *reasons: str
 ) -> None:
+    """A worker whose host lacks the preset's key or config spends no attempt on the job:
+    it leaves it queued and its status file says what is missing."""
     repo = make_repo(tmp_path / "repo")
-    submit_hello(wroot, repo, agent)
-    out = run_one(wroot)
-    assert out.status == "failed" and out.lifecycle.attempt == 1
+    job_id = submit_hello(wroot, repo, agent)
+    assert make_worker(wroot).run_once() is None
+    left = load(wroot, job_id)
+    assert left.status == "queued" and left.lifecycle.attempt == 0
+    status = json.loads((wroot.workers_dir / "w1.json").read_text())
+    why = status["passing"][agent]
+    assert why.startswith(f"agent preset {agent}: ")
     for reason in reasons:
-        assert reason in out.lifecycle.reason
+        assert reason in why
     assert fake.script.requests == []
 
 

@@ -123,11 +123,11 @@ def test_a_401_fails_at_once_without_a_retry(
     assert res is not None and res.error is not None and "auth" in res.error
 
 
-def test_no_key_fails_before_the_cli_runs(
+def test_no_key_costs_no_attempt(
     wroot: Root, tmp_path: Path, agent_env: FakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    scenarios.fails_before_the_cli_runs(wroot, tmp_path, "claude", agent_env, "ANTHROPIC_API_KEY")
+    scenarios.left_before_the_cli_runs(wroot, tmp_path, "claude", agent_env, "ANTHROPIC_API_KEY")
 
 
 def test_an_unreachable_endpoint_is_retried(

@@ -97,11 +97,11 @@ def test_a_401_fails_at_once_without_a_retry(wroot: Root, tmp_path: Path, fake: 
     assert "401" in out.lifecycle.reason
 
 
-def test_the_providers_key_variable_is_named_when_missing(
+def test_the_providers_key_variable_is_named_and_costs_no_attempt(
     wroot: Root, tmp_path: Path, fake: FakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FAKE_OPENAI_KEY")
-    scenarios.fails_before_the_cli_runs(wroot, tmp_path, "codex", fake, "FAKE_OPENAI_KEY", "'fake'")
+    scenarios.left_before_the_cli_runs(wroot, tmp_path, "codex", fake, "FAKE_OPENAI_KEY", "'fake'")
 
 
 def test_an_unreachable_endpoint_is_retried_though_codex_would_wait_forever(

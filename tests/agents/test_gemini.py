@@ -81,11 +81,11 @@ def test_a_401_fails_at_once_without_a_retry(wroot: Root, tmp_path: Path, fake: 
     scenarios.fails_at_once(wroot, tmp_path, "gemini", "authentication failed (auth)")
 
 
-def test_no_auth_method_is_named_before_the_cli_runs(
+def test_no_auth_method_is_named_and_costs_no_attempt(
     wroot: Root, tmp_path: Path, fake: FakeModel
 ) -> None:
     (Path(os.environ["HOME"]) / ".gemini" / "settings.json").unlink()
-    scenarios.fails_before_the_cli_runs(wroot, tmp_path, "gemini", fake, "selectedType")
+    scenarios.left_before_the_cli_runs(wroot, tmp_path, "gemini", fake, "selectedType")
 
 
 def test_an_unreachable_endpoint_is_retried(

@@ -19,6 +19,8 @@ import pytest
 from farro_core import inbox
 from farro_core.root import Root
 
+from .helpers import load, make_worker, submit
+
 FARRO = str(Path(sys.executable).with_name("farro"))
 KEYS = ("ANTHROPIC_", "CLAUDE_", "OPENAI_", "CODEX_", "GEMINI_", "GOOGLE_")
 
@@ -92,3 +94,36 @@ def test_the_inbox_rejects_a_request_whose_preset_this_host_lacks(wroot: Root, b
     assert f"{bare}/config.toml not found" in error
     assert wroot.ids("incoming") == []
 
+
+def test_a_worker_leaves_a_job_its_host_cannot_run_without_spending_an_attempt(
+    wroot: Root, bare: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs_codex = submit(wroot, "needs codex", agent="codex", priority=5).id
+    plain = submit(wroot, "plain", agent=["true"]).id
+    w = make_worker(wroot)
+    out = w.run_once()  # the codex job comes first, but this host lacks its config
+    assert out is not None and out.id == plain and out.status == "succeeded"
+    assert w.run_once() is None
+    left = load(wroot, needs_codex)
+    assert left.status == "queued" and left.lifecycle.attempt == 0
+    assert left.lifecycle.result is None and not (left.path / "logs").exists()
+    status = json.loads((wroot.workers_dir / "w1.json").read_text())
+    assert status["passing"]["codex"].startswith("agent preset codex: no model provider (")
+    # why the job waits, where the operator looks
+    r = farro("stats", "--root", str(wroot.path))
+    assert r.returncode == 0, r.stderr
+    assert "  codex by w1 (every running worker: none will run them): agent preset codex: " in (
+        r.stdout
+    )
+    r = farro("agents", "--root", str(wroot.path))
+    assert r.returncode == 0, r.stderr
+    assert "left by  workers w1, whose host lacks: agent preset codex: no model provider" in (
+        r.stdout
+    )
+    # the configuration arrives: the next scan claims the job, at its first attempt
+    (bare / "config.toml").write_text('model_provider = "p"\n[model_providers.p]\nenv_key = "K"\n')
+    monkeypatch.setenv("K", "key")
+    out = w.run_once()
+    assert out is not None and out.id == needs_codex and out.lifecycle.attempt == 1
+    status = json.loads((wroot.workers_dir / "w1.json").read_text())
+    assert status["passing"] == {}
