@@ -188,7 +188,9 @@ def _report_line(report: dict[str, Any]) -> str | None:
     return visible(", ".join(parts)) if parts else None
 
 
-def _show_lines(env: "Envelope", now: float, children: Sequence[str] = ()) -> list[str]:
+def _show_lines(
+    env: "Envelope", now: float, children: Sequence[str] = (), left: Sequence[str] = ()
+) -> list[str]:
     from farro_core.transitions import Status
 
     p, lc = env.prompt, env.lifecycle
@@ -232,6 +234,7 @@ def _show_lines(env: "Envelope", now: float, children: Sequence[str] = ()) -> li
         lines.append(f"judging    {judging}")
     if lc.not_before is not None and lc.status is Status.QUEUED:
         lines.append(f"retry at   {_when(lc.not_before, now)}, backing off after a failed attempt")
+    lines += [f"left       {visible(why)}" for why in left]
     if lc.claim is not None:
         c = lc.claim
         where = f"{visible(c.worker)} ({visible(c.host)} pid {c.pid})"
@@ -342,8 +345,32 @@ def show(job_id: IdArg, as_json: JsonOpt = False, root: RootOpt = None) -> None:
         return
     import time
 
-    for line in _show_lines(env, time.time(), children(r, job_id)):
+    for line in _show_lines(env, time.time(), children(r, job_id), _left(r, env)):
         _out(line)
+
+
+def _left(r: "Root", env: "Envelope") -> list[str]:
+    """Why a queued job waits: running workers that pass its agent preset by, and what for."""
+    from farro_core.envelope import AgentPreset
+    from farro_core.errors import FarroError
+    from farro_core.status_files import presets_left, worker_files
+    from farro_core.transitions import Status
+
+    if env.status is not Status.QUEUED:
+        return []
+    agent = env.prompt.agent
+    if agent is None:
+        try:
+            agent = r.settings.agent
+        except FarroError:  # a bad farro.toml: `farro stats` reports it; show the job
+            return []
+    if not isinstance(agent, AgentPreset):
+        return []
+    return [
+        f"by workers {', '.join(names)}: {why}"
+        for preset, why, names in presets_left(worker_files(r))
+        if preset == agent.preset
+    ]
 
 
 @app.command(short_help="Print an attempt's agent output; -f follows it.")

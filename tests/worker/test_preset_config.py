@@ -120,6 +120,9 @@ def test_a_worker_leaves_a_job_its_host_cannot_run_without_spending_an_attempt(
     assert "left by  workers w1, whose host lacks: agent preset codex: no model provider" in (
         r.stdout
     )
+    r = farro("show", "--root", str(wroot.path), needs_codex)
+    assert r.returncode == 0, r.stderr
+    assert "\nleft       by workers w1: agent preset codex: no model provider (" in r.stdout
     # the configuration arrives: the next scan claims the job, at its first attempt
     (bare / "config.toml").write_text('model_provider = "p"\n[model_providers.p]\nenv_key = "K"\n')
     monkeypatch.setenv("K", "key")
