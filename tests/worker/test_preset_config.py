@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from farro_core import inbox
+from farro_core.envelope import AgentPreset
 from farro_core.root import Root
 
 from .helpers import load, make_worker, submit
@@ -130,3 +131,15 @@ def test_a_worker_leaves_a_job_its_host_cannot_run_without_spending_an_attempt(
     assert out is not None and out.id == needs_codex and out.lifecycle.attempt == 1
     status = json.loads((wroot.workers_dir / "w1.json").read_text())
     assert status["passing"] == {}
+
+
+def test_a_job_naming_no_agent_is_left_when_the_agent_settings_preset_is_missing(
+    wroot: Root, bare: Path
+) -> None:
+    job_id = submit(wroot, "runs the agent setting's").id
+    w = make_worker(wroot, agent=AgentPreset(preset="gemini"))
+    assert w.run_once() is None
+    left = load(wroot, job_id)
+    assert left.status == "queued" and left.lifecycle.attempt == 0
+    status = json.loads((wroot.workers_dir / "w1.json").read_text())
+    assert status["passing"]["gemini"].startswith("agent preset gemini: no key (")
