@@ -11,7 +11,7 @@ import subprocess
 from functools import partial
 from pathlib import Path
 
-from support import wait_for
+from support import wait_for, wait_until
 
 from farro_core import operations
 from farro_core.api import submit
@@ -46,8 +46,13 @@ def _running_pair(root: Root, system: System) -> tuple[str, str]:
 def _killed_by_their_workers(root: Root, *ids: str) -> None:
     for jid in ids:
         assert status_is(root, jid, Status.KILLED) is not None
-        last = transitions(root, jid)[-1]
-        assert (last["from"], last["to"], last["actor"]) == ("in-progress", "killed", "agent")
+        # the audit line follows the commit (docs/spec.md): wait for the line itself
+        last = wait_until(
+            lambda jid=jid: [t for t in transitions(root, jid) if t["to"] == "killed"],
+            f"{jid}'s kill in the audit",
+            diagnose=lambda jid=jid: transitions(root, jid),
+        )
+        assert [(t["from"], t["actor"]) for t in last] == [("in-progress", "agent")]
 
 
 def test_kill_many_waits_for_every_worker_at_once(tmp_path: Path, systems: list[System]) -> None:
