@@ -38,7 +38,13 @@ def wait_until(
     return value
 
 
-def wait_for(get: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
+def wait_for(
+    get: Callable[[], T | None],
+    what: str,
+    timeout: float = DEADLINE_S,
+    *,
+    diagnose: Callable[[], object] | None = None,
+) -> T:
     """Poll ``get()`` until it returns something other than None, and return it."""
     found: list[T] = []
 
@@ -48,5 +54,5 @@ def wait_for(get: Callable[[], T | None], what: str, timeout: float = DEADLINE_S
             found.append(value)
         return bool(found)
 
-    wait_until(cond, what, timeout)
+    wait_until(cond, what, timeout, diagnose=diagnose)
     return found[0]
