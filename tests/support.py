@@ -7,8 +7,8 @@ so any test module imports this as ``support``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -31,11 +31,35 @@ def wait_until(
     delay = 0.001
     while not (value := cond()):
         if time.monotonic() >= deadline:
-            extra = f"\n{diagnose()}" if diagnose is not None else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+            _timed_out(what, timeout, diagnose)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
     return value
+
+
+async def wait_until_async(
+    cond: Callable[[], T],
+    what: str,
+    timeout: float = DEADLINE_S,
+    *,
+    pause: Callable[[float], Awaitable[object]],
+    diagnose: Callable[[], object] | None = None,
+) -> T:
+    """``wait_until`` for a test running in the event loop of the app it drives: ``pause``
+    (a Textual pilot's) yields to that loop, where a sleep would stop the app under test."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not (value := cond()):
+        if time.monotonic() >= deadline:
+            _timed_out(what, timeout, diagnose)
+        await pause(delay)
+        delay = min(delay * 2, 0.05)
+    return value
+
+
+def _timed_out(what: str, timeout: float, diagnose: Callable[[], object] | None) -> NoReturn:
+    extra = f"\n{diagnose()}" if diagnose is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
 
 
 def wait_for(
