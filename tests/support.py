@@ -21,11 +21,14 @@ def wait_until(
     timeout: float = DEADLINE_S,
     *,
     diagnose: Callable[[], object] | None = None,
+    poll_s: float = 0.05,
 ) -> T:
     """Poll ``cond()`` until it returns something true and return that, failing at the deadline.
 
     Never sleep-and-hope: a test states what it waits for, and the deadline only bounds a
     failure, which names ``what`` and, given ``diagnose``, the state it was stuck in.
+    ``poll_s`` caps the pause between looks: a look that scans a whole loaded root would
+    otherwise add load to what the test measures.
     """
     deadline = time.monotonic() + timeout
     delay = 0.001
@@ -33,7 +36,7 @@ def wait_until(
         if time.monotonic() >= deadline:
             _timed_out(what, timeout, diagnose)
         time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 2, poll_s)
     return value
 
 
