@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_until
 from typer.testing import CliRunner
 
 from farro_core import job
@@ -387,13 +387,14 @@ def test_kill_running_through_its_worker(root: Root) -> None:
     stop = threading.Event()
 
     def worker() -> None:  # a minimal worker honouring control/kill
-        while not stop.is_set():
-            by = job.kill_requested(root.active / job_id, env.lifecycle.attempt)
-            if by is not None:
-                job.commit(env, Status.KILLED, Actor.AGENT, f"killed by {by}", worker="w1")
-                job.release_claim(env)
-                return
-            time.sleep(0.01)
+        def by() -> str | None:
+            return job.kill_requested(root.active / job_id, env.lifecycle.attempt)
+
+        wait_until(lambda: stop.is_set() or by() is not None, "control/kill (or the test's end)")
+        if stop.is_set() or (name := by()) is None:  # the test ended first
+            return
+        job.commit(env, Status.KILLED, Actor.AGENT, f"killed by {name}", worker="w1")
+        job.release_claim(env)
 
     t = threading.Thread(target=worker)
     t.start()
@@ -413,7 +414,7 @@ def test_kill_running_without_worker_times_out(root: Root) -> None:
     try:
         r = cli("kill", "--root", str(root.path), "--wait", "0.2", job_id)
         assert r.code == 1 and "still in-progress after 0.2s" in one_error(r)
-        assert job.kill_requested(root.active / job_id, 1) is not None
+        assert job.kill_requested(root.active / job_id, env.lifecycle.attempt) is not None
         r = cli("kill", "--root", str(root.path), "--wait", "0", job_id)
         assert r.code == 0 and "kill requested" in r.out
     finally:

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from support import wait_for
 
 from farro_core import job, operations
 from farro_core.errors import IllegalTransition, Refused
@@ -150,15 +150,10 @@ def test_kill_running_waits_for_its_worker(root: Root) -> None:
     seen: list[str] = []
 
     def worker_loop() -> None:  # the worker owning the attempt honours control/kill
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            by = job.kill_requested(c.path, c.lifecycle.attempt)
-            if by is not None:
-                seen.append(by)
-                job.commit(c, S.KILLED, A.AGENT, f"killed at the request of {by}")
-                job.release_claim(c)
-                return
-            time.sleep(0.01)
+        by = wait_for(lambda: job.kill_requested(c.path, c.lifecycle.attempt), "control/kill", 20)
+        seen.append(by)
+        job.commit(c, S.KILLED, A.AGENT, f"killed at the request of {by}")
+        job.release_claim(c)
 
     t = threading.Thread(target=worker_loop)
     t.start()
@@ -177,9 +172,7 @@ def test_kill_running_refused_if_the_worker_finishes_it_otherwise(root: Root) ->
     c = claimed(root)
 
     def finish() -> None:
-        deadline = time.monotonic() + 20
-        while job.kill_requested(c.path, 1) is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: job.kill_requested(c.path, 1), "control/kill", 20)
         job.commit(c, S.SUCCEEDED, A.AGENT, "finished first")
 
     t = threading.Thread(target=finish)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
+from support import wait_until
 
 from farro_core import job
 from farro_core.envelope import parse_spec
@@ -131,7 +132,6 @@ def test_headless_logs_show_a_hostile_inbox_file_name_as_text(root: Root, tmp_pa
     whatever the file system holds, and the log (a terminal, or a journal read with
     cat later) gets it escaped."""
     import signal
-    import time
 
     name = payload("INBOX").replace("/", "-") + ".json"
     request = {"prompt": "from the inbox", "title": payload("INBOXTITLE"), "agent": ["true"]}
@@ -147,11 +147,19 @@ def test_headless_logs_show_a_hostile_inbox_file_name_as_text(root: Root, tmp_pa
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 60
-            while "succeeded" not in log.read_text(errors="replace"):
-                assert proc.poll() is None, log.read_text(errors="replace")
-                assert time.monotonic() < deadline, log.read_text(errors="replace")
-                time.sleep(0.05)
+
+            def succeeded() -> bool:
+                if "succeeded" in log.read_text(errors="replace"):
+                    return True
+                assert proc.poll() is None, log.read_text(errors="replace")  # died instead
+                return False
+
+            wait_until(
+                succeeded,
+                '"succeeded" in the log',
+                60,
+                diagnose=lambda: log.read_text(errors="replace"),
+            )
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(60) == 0
         finally:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
+from support import wait_until_async
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -33,11 +33,7 @@ from .hostile import escaped, first_dangerous, hostile_job, payload
 
 
 async def until(pilot: Pilot[Any], cond: Callable[[], Any], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+    await wait_until_async(cond, what, timeout, pause=pilot.pause)
 
 
 def drawn(app: FarroApp) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import fsck, job
 from farro_core.envelope import parse_spec
@@ -270,7 +271,6 @@ def test_workers_survive_a_full_disk_and_finish_when_space_returns(
     small_fs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import logging
-    import time
 
     from farro_core.system import System
 
@@ -285,16 +285,18 @@ def test_workers_survive_a_full_disk_and_finish_when_space_returns(
     caplog.set_level(logging.WARNING)
     system.start()
     try:
-        deadline = time.monotonic() + 20
-        while not any("No space left" in r.getMessage() + str(r.exc_info) for r in caplog.records):
-            assert time.monotonic() < deadline, "the worker never met the full disk"
-            time.sleep(0.05)
+
+        def met_full_disk() -> bool:
+            return any("No space left" in r.getMessage() + str(r.exc_info) for r in caplog.records)
+
+        wait_until(met_full_disk, "the worker to meet the full disk", 20)
         assert job.load(root, waiting.id).status is Status.QUEUED  # refused, unchanged
         os.unlink(filler)
-        deadline = time.monotonic() + 30
-        while job.load(root, waiting.id).status is not Status.SUCCEEDED:
-            assert time.monotonic() < deadline, "no recovery after space returned"
-            time.sleep(0.05)
+        wait_until(
+            lambda: job.load(root, waiting.id).status is Status.SUCCEEDED,
+            "recovery after space returned (the job's success)",
+            30,
+        )
         assert system.running
     finally:
         system.stop(grace_s=5)

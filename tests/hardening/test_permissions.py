@@ -109,7 +109,10 @@ def test_everything_farro_creates_is_owner_only_even_with_umask_0(tmp_path: Path
 
 _RUN_SYSTEM = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, sys
+    sys.dont_write_bytecode = True  # nothing made under umask 0 outside the root
+    sys.path.insert(0, sys.argv[2])
+    from support import wait_until
     os.umask(0)
     from farro_core.root import Root
     from farro_core.system import System
@@ -125,10 +128,7 @@ _RUN_SYSTEM = textwrap.dedent(
     os.rename(req, root.inbox / "req.json")
     system = System(root, workers=1)
     system.start()
-    deadline = time.time() + 60
-    while len(os.listdir(root.done)) < 3:
-        assert time.time() < deadline, "jobs did not finish"
-        time.sleep(0.05)
+    wait_until(lambda: len(os.listdir(root.done)) >= 3, "3 jobs in done/", 60)
     system.stop()
     """
 )
@@ -137,7 +137,10 @@ _RUN_SYSTEM = textwrap.dedent(
 def test_a_root_used_by_the_whole_system_is_owner_only(tmp_path: Path) -> None:
     """Manager, inbox, workers, logs, status files, locks: with umask 0, still private."""
     path = tmp_path / "root"
-    subprocess.run([sys.executable, "-c", _RUN_SYSTEM, str(path)], check=True, timeout=120)
+    tests = Path(__file__).parents[1]  # where support.py is
+    subprocess.run(
+        [sys.executable, "-c", _RUN_SYSTEM, str(path), str(tests)], check=True, timeout=120
+    )
     bad = []
     for dirpath, dirnames, filenames in os.walk(path):
         for name in dirnames + filenames:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from farro_core.root import Root
 
@@ -75,14 +76,14 @@ class Tmux:
         self("send-keys", "-t", name, *keys)
 
     def poll(self, what: str, name: str, cond: Callable[[str], bool], timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen(name)
-            if cond(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; screen:\n{text}")
-            time.sleep(0.05)
+        """The pane's screen once ``cond`` holds for it."""
+        seen = [""]
+
+        def shown() -> str | None:
+            seen[0] = self.screen(name)
+            return seen[0] if cond(seen[0]) else None
+
+        return wait_for(shown, what, timeout, diagnose=lambda: f"screen:\n{seen[0]}")
 
 
 @pytest.fixture

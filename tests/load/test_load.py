@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core.root import QUEUES, Root
 
@@ -82,19 +83,30 @@ def test_concurrent_submitters_cli_and_inbox(tmp_path: Path) -> None:
         via_cli = sum(int(x.split()[1]) for o in outputs for x in o.splitlines() if x[:3] == "cli")
         via_inbox = total - via_cli
         assert via_cli > 0 and via_inbox > 0
-        deadline = time.monotonic() + (900 if FULL else 240)
-        while True:
+
+        def left() -> str | None:
+            """What is not done yet, or None once every job is done and the inbox empty."""
             jobs = _jobs(root)
             busy = [j for j, qs in jobs.items() if qs != ["done"]]
             inbox_left = [n for n in os.listdir(root.inbox) if n.endswith(".json")]
             if len(jobs) >= total and not busy and not inbox_left:
-                break
-            assert time.monotonic() < deadline, (
-                f"{len(jobs)}/{total} jobs, {len(busy)} not done, inbox {inbox_left[:3]}"
-            )
+                return None
+            return f"{len(jobs)}/{total} jobs, {len(busy)} not done, inbox {inbox_left[:3]}"
+
+        def all_done() -> bool:
+            if left() is None:
+                return True
             for p in fleet:
                 assert p.poll() is None, "a headless process died under load"
-            time.sleep(0.25)
+            return False
+
+        wait_until(
+            all_done,
+            "every job done and the inbox empty",
+            900 if FULL else 240,
+            diagnose=left,
+            poll_s=0.25,
+        )
         took = time.monotonic() - t0
     finally:
         for p in fleet:

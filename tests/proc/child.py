@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,16 +145,20 @@ def main(argv: list[str]) -> int:
         return EXIT_OK
 
     if cmd == "claim-loop":
+        sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for support
+        from support import wait_until
+
         worker = WorkerIdentity.current(args[0])
         wait_for_go()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            got = job.claim(root, worker)
-            if got is None:
-                if not any_queued(root):
-                    return EXIT_OK
-                time.sleep(0.001)  # others hold the remaining candidates' locks right now
-                continue
+        while True:
+            # None from a claim: others hold the remaining candidates' locks right now
+            got = wait_until(
+                lambda: job.claim(root, worker) or not any_queued(root),
+                "a claim, or no queued job left",
+            )
+            if got is True:
+                return EXIT_OK
+            assert got is not False
             env = got
             say(f"claimed {env.id} {env.lifecycle.attempt}")
             if env.prompt.labels.get("retry") == "1" and env.lifecycle.attempt == 1:
@@ -165,8 +168,6 @@ def main(argv: list[str]) -> int:
             else:
                 done = job.commit(env, Status.SUCCEEDED, Actor.AGENT, "ok", worker=worker.name)
             job.release_claim(done)
-        say("deadline")
-        return EXIT_OTHER_ERROR
 
     if cmd == "claim":
         claim_one(args[0])

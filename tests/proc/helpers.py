@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support import DEADLINE_S
 from support import wait_until as wait_until  # for the tests here
 
 from farro_core import audit
@@ -28,7 +29,6 @@ from farro_core.transitions import QUEUE_DIR
 
 CHILD = Path(__file__).with_name("child.py")
 PYTHON = sys.executable
-DEADLINE_S = 60.0  # generous: other test suites share the two cores
 
 
 def child_env(crash_at: str | None = None) -> dict[str, str]:

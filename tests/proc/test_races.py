@@ -7,19 +7,18 @@ instead of running one after another as Python starts up.
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 
 from farro_core import job, operations
 from farro_core.envelope import JobSpec
-from farro_core.fsck import fsck
+from farro_core.fsck import Finding, fsck
 from farro_core.identity import WorkerIdentity
 from farro_core.ids import new_id
 from farro_core.root import Root
 from farro_core.transitions import TERMINAL, Actor, Status
 
 from .child import EXIT_OK
-from .helpers import Child, audit_lines, children, release_together, scan
+from .helpers import Child, audit_lines, children, release_together, scan, wait_until
 
 N_PROCS = 8
 
@@ -192,17 +191,22 @@ def test_fsck_repair_on_a_live_root_disturbs_no_live_job(root: Root) -> None:
     """
     specs = [JobSpec(prompt=f"job {i}", labels={"retry": "1"}) for i in range(200)]
     created = {e.id for e in job.create_many(root, specs)}
-    repaired = []
+    repaired: list[Finding] = []
     rounds = 0
     with children() as kids:
         for n in range(N_PROCS):
             kids.append(Child(root, "claim-loop", f"w{n}"))
         release_together(kids)
-        deadline = time.monotonic() + 120
-        while any(c.proc.poll() is None for c in kids):
-            assert time.monotonic() < deadline, "claimers did not finish"
-            repaired += [f for f in fsck(root, repair=True) if f.repaired]
+
+        def fsck_until_claimers_finish() -> bool:
+            nonlocal rounds
+            if all(c.proc.poll() is not None for c in kids):
+                return True
+            repaired.extend(f for f in fsck(root, repair=True) if f.repaired)
             rounds += 1
+            return False
+
+        wait_until(fsck_until_claimers_finish, "the claimers to finish", 120)
         codes = [c.finish() for c in kids]
         assert codes == [EXIT_OK] * N_PROCS, [c.stderr_text() for c in kids]
 

@@ -35,6 +35,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+if str(Path(__file__).parents[1]) not in sys.path:  # python -m tests.torture.harness
+    sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, where support.py is
+from support import wait_until
+
 from farro_core import audit, fsck, operations
 from farro_core.envelope import Lifecycle, load_lifecycle
 from farro_core.errors import FarroError
@@ -271,17 +275,21 @@ def run(
             fleet.procs[i].send_signal(signal.SIGCONT)
         stopped.clear()
         # settle: no more disturbance; requeue what is stale until everything is terminal
-        deadline = time.monotonic() + settle_timeout
-        while not _all_terminal(root, jobs):
-            if time.monotonic() > deadline:
-                report.problems.append(f"not all terminal after {settle_timeout:.0f}s of settling")
-                break
+
+        def settled() -> bool:
+            if _all_terminal(root, jobs):
+                return True
             for i, p in enumerate(fleet.procs):
                 if p.poll() is not None:
                     report.problems.append(f"process {p.pid} exited {p.returncode} while settling")
                     fleet.procs[i] = fleet.spawn()
             _requeue_stale(root)
-            time.sleep(0.25)
+            return False
+
+        try:
+            wait_until(settled, "every job terminal", settle_timeout, poll_s=0.25)
+        except AssertionError:  # a finding of the report, checked on disk with the rest
+            report.problems.append(f"not all terminal after {settle_timeout:.0f}s of settling")
     finally:
         for p in fleet.procs:
             if p.poll() is None:

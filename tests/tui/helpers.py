@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from support import wait_until_async
 from textual.pilot import Pilot
 
 from farro_core import audit, job
@@ -67,13 +67,8 @@ async def until(
     timeout: float = 10,
     diagnose: Callable[[], Any] | None = None,
 ) -> None:
-    """Wait for ``cond`` with a deadline: never sleep-and-hope."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            extra = f" ({diagnose()!r})" if diagnose is not None else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-        await pilot.pause(0.02)
+    """``support.wait_until_async`` with the pilot's pause, which lets the app run meanwhile."""
+    await wait_until_async(cond, what, timeout, pause=pilot.pause, diagnose=diagnose)
 
 
 async def ready(pilot: Pilot[Any]) -> FarroApp:

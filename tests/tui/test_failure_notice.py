@@ -7,6 +7,7 @@ from pathlib import Path
 from farro_core import job
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
+from farro_tui.app import FarroApp
 
 from .helpers import console, make, ready, record_notes, until
 
@@ -24,8 +25,16 @@ async def _fail_one(root: Root) -> tuple[list[tuple[str, str]], int]:
         env = job.load(root, jid)
         job.commit(env, Status.FAILED, Actor.AGENT, "attempt 1: check tests failed")
         await until(pilot, lambda: notes.seen, "the notification")
-        await pilot.pause(0.2)
+        # a second notice or ring would come with a later read of the job: wait until the
+        # console read its last state (failed, in done/), which nothing changes after
+        await until(pilot, lambda: last_read(app, jid) == ("done", "failed"), "the job in done/")
+        await pilot.pause()  # and what the console queued in answer to it has run
         return notes.seen, len(rings)
+
+
+def last_read(app: FarroApp, job_id: str) -> tuple[str, str] | None:
+    row = app.store.rows.get(job_id)
+    return None if row is None else (row.queue, row.status)
 
 
 async def test_a_failure_is_announced_without_a_bell_by_default(root: Root) -> None:

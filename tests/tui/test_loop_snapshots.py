@@ -2,6 +2,8 @@
 
 The job's repository is built with fixed dates (farro_tui.seed_work), so its
 commit ids, shown in the title, are the same every run.
+Each run_before waits for the state under test; snap_compare then waits until the app
+is idle and every scheduled animation (a modal's fade-in) is done: no fixed pauses.
 Regenerate with ``pytest tests/tui/test_loop_snapshots.py --snapshot-update``.
 """
 
@@ -51,7 +53,6 @@ def test_diff_pane(snap_compare: Any, work_root: Any, size: tuple[int, int]) -> 
             "the diff loaded",
         )
         await pilot.press("n", "n")  # the parser: syntax highlighted, + and - tinted
-        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
@@ -65,7 +66,6 @@ def test_land_confirmation(snap_compare: Any, work_root: Any, size: tuple[int, i
         app.screen.queue.select(jid)
         await pilot.press("m")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
-        await pilot.pause(0.3)  # the modal's fade-in
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
@@ -80,7 +80,6 @@ def test_follow_up_note(snap_compare: Any, work_root: Any, size: tuple[int, int]
         await pilot.press("u")
         await until(pilot, lambda: isinstance(app.screen, NoteScreen), "the note input")
         await pilot.press(*"Also handle a BOM", "ctrl+t")
-        await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
@@ -102,7 +101,6 @@ def test_batch_view(
             lambda: isinstance(app.screen, ReportScreen) and app.screen.loads > 0,
             "the batch view",
         )
-        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
@@ -123,6 +121,5 @@ def test_follow_up_job_pane(snap_compare: Any, work_root: Any, size: tuple[int, 
             lambda: isinstance(app.screen, JobScreen) and app.screen.env is not None,
             "the follow-up's pane",
         )
-        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

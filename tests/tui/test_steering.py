@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
+from support import wait_until
 from textual.widgets import Static
 
 from farro_core import job, operations
@@ -116,17 +116,17 @@ async def test_kill_a_running_job_through_its_worker(root: Root) -> None:
     seen: list[str] = []
 
     def worker() -> None:  # the owning worker honours control/kill, as farro_core's does
-        while not stop.is_set():
-            by = job.kill_requested(c.path, c.lifecycle.attempt)
-            if by is not None:
-                seen.append(by)
-                deadline = time.monotonic() + 10  # until the console shows "killing"
-                while not showing.is_set() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                job.commit(c, S.KILLED, A.AGENT, f"killed at the request of {by}")
-                job.release_claim(c)
-                return
-            time.sleep(0.01)
+        def requested() -> bool:
+            return stop.is_set() or job.kill_requested(c.path, c.lifecycle.attempt) is not None
+
+        wait_until(requested, "control/kill (or the test's end)")
+        by = job.kill_requested(c.path, c.lifecycle.attempt)
+        if stop.is_set() or by is None:  # the test ended first
+            return
+        seen.append(by)
+        showing.wait(10)  # until the console shows "killing"
+        job.commit(c, S.KILLED, A.AGENT, f"killed at the request of {by}")
+        job.release_claim(c)
 
     t = threading.Thread(target=worker, daemon=True)
     t.start()

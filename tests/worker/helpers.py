@@ -1,4 +1,4 @@
-"""Helpers for the worker tests: submit, build workers, poll with a deadline."""
+"""Helpers for the worker tests: submit, build workers, read jobs, logs and pids back."""
 
 from __future__ import annotations
 

@@ -179,14 +179,20 @@ def test_stop_without_release_waits_for_the_attempt(wroot: Root) -> None:
     assert w.status().state == "stopped" and w.status().jobs_done == 1
 
 
+def woken(w: Worker) -> None:
+    """Wake ``w`` and wait until its loop took the wake (only the loop clears the flag)."""
+    w.wake()
+    wait_until(lambda: not w._wake.is_set(), "the worker's loop to take the wake")
+
+
 def test_pause_and_resume(wroot: Root) -> None:
-    w = make_worker(wroot)
+    w = make_worker(wroot, rescan_s=60)  # no rescan of its own: only wakes drive its loop
     w.start()
     w.pause()
     wait_until(lambda: w.status().state == "paused", what="paused")
     env = submit(wroot, "x", agent=["true"])
-    w.wake()
-    time.sleep(0.5)  # a bounded look for something that must NOT happen
+    woken(w)  # the wake a paused worker must not claim on
+    woken(w)  # its loop went round once more after it: a claim would be committed by now
     assert load(wroot, env.id).status == "queued"
     w.resume()
     wait_until(lambda: status_is(wroot, env.id, "succeeded"), "the job after resume", 5)

@@ -6,12 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from farro_core import rubric
 from farro_core.envelope import RubricItem, RubricVerdict
 from farro_core.root import Root
 
-from .helpers import make_repo, make_worker, sh, submit
+from .helpers import make_repo, make_worker, pid_alive, sh, submit
 
 
 def run(root: Root, checks: list[dict[str, object]], agent: str = "echo 42 > answer", **kw: object):  # type: ignore[no-untyped-def]
@@ -70,8 +71,9 @@ def test_optional_check_failing_is_recorded_not_fatal(wroot: Root) -> None:
 
 
 def test_check_timeout_kills_its_group(wroot: Root, tmp_path: Path) -> None:
-    marker = tmp_path / "survivor"
-    check = f"echo begun; (sleep 3; touch {marker}) & sleep 30"
+    marker, pidfile = tmp_path / "survivor", tmp_path / "writer.pid"
+    # the pid is written before "begun": a check that said "begun" left its writer's pid
+    check = f"(sleep 3; touch {marker}) & echo $! > {pidfile}; echo begun; sleep 30"
     t0 = time.monotonic()
     out, res = run(wroot, [{"id": "slow", "check": check, "timeout_s": 0.5}])
     assert time.monotonic() - t0 < 5
@@ -80,8 +82,9 @@ def test_check_timeout_kills_its_group(wroot: Root, tmp_path: Path) -> None:
     assert v.passed is False and v.exit_code is None and v.state == "timed_out"
     assert "begun" in v.output_tail and "timed out after 0.5s" in v.output_tail
     assert "required check timed out: slow" in out.lifecycle.reason
-    time.sleep(3.2)  # the background child would have touched the marker by now
-    assert not marker.exists()
+    writer = int(pidfile.read_text())
+    wait_until(lambda: not pid_alive(writer), "the marker's writer to be gone")
+    assert not marker.exists()  # final: nothing else would write it
 
 
 def test_ungraded_is_not_failed(wroot: Root) -> None:
