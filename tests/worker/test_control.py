@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,18 +54,22 @@ def started(root: Root, job_id: str) -> Envelope:
     return wait_for(both_pids, "the agent and its child to write their pids")
 
 
-def test_control_kill_within_about_a_second(wroot: Root) -> None:
-    env = submit(wroot, "long", agent=SLEEPER)
+def test_control_kill_ends_the_attempt_by_sigterm(wroot: Root) -> None:
+    """The kill request, not the job's timeout nor its own end, stops the agent: SIGTERM
+    to its group, which it obeys, so no SIGKILL is needed. (How fast: benchmarks.)"""
+    env = submit(wroot, "long", agent=SLEEPER, timeout_s=3600)
     make_worker(wroot).start()
     running = started(wroot, env.id)
     agent_pid, child_pid = pids(running)
-    t0 = time.monotonic()
-    out = operations.kill(wroot, env.id, by="tester", wait_s=10)
-    assert time.monotonic() - t0 < 1.5
+    out = operations.kill(wroot, env.id, by="tester", wait_s=60)
     assert out.status == "killed" and out.lifecycle.reason.startswith("killed by tester")
-    assert out.lifecycle.result is not None and out.lifecycle.result.killed
-    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), "the group dead", 3)
-    assert "SIGTERM" in current_log(wroot, env.id)
+    res = out.lifecycle.result
+    assert res is not None and res.killed and not res.timed_out
+    assert res.exit_code == -signal.SIGTERM, res
+    wait_until(lambda: not pid_alive(agent_pid) and not pid_alive(child_pid), "the group dead")
+    log = current_log(wroot, env.id)
+    assert "kill requested by tester: SIGTERM to every process of the agent" in log
+    assert "SIGKILL" not in log
 
 
 def test_kill_request_for_another_attempt_is_ignored(wroot: Root) -> None:
@@ -86,24 +89,25 @@ def test_kill_request_for_another_attempt_is_ignored(wroot: Root) -> None:
 
 
 def test_timeout_term_then_kill_then_retry_with_backoff(wroot: Root) -> None:
+    # on TERM it says so and lives on: five more rounds of its loop (several runner ticks,
+    # well inside the 2 s grace) show the grace was given before the SIGKILL
     agent = sh(
-        "trap 'echo got TERM, ignoring' TERM; echo $$ > \"$FARRO_JOB_DIR/agent.pid\"; "
-        "while :; do sleep 0.05; done"
+        "trap 'echo got TERM, ignoring; n=0' TERM; echo $$ > \"$FARRO_JOB_DIR/agent.pid\"; "
+        'while :; do sleep 0.05; if [ -n "$n" ]; then n=$((n + 1)); '
+        'if [ "$n" = 5 ]; then echo alive after TERM; fi; fi; done'
     )
     env = submit(wroot, "hang", agent=agent, timeout_s=0.5, max_attempts=2)
-    t0 = time.monotonic()
-    out = make_worker(wroot, retry_backoff_s=5).run_once()
-    took = time.monotonic() - t0
+    out = make_worker(wroot, retry_backoff_s=60, kill_grace_s=2).run_once()
     assert out is not None and out.status == "queued", out.lifecycle.reason
-    assert 0.9 <= took < 4, took  # 0.5 s timeout + 0.5 s grace
     res = out.lifecycle.result
     assert res is not None and res.timed_out and res.exit_code == -9 and not res.killed
     assert out.lifecycle.not_before is not None
-    assert out.lifecycle.not_before > utcnow() + timedelta(seconds=3)
+    assert out.lifecycle.not_before > utcnow() + timedelta(seconds=30)
     assert "timed out" in out.lifecycle.reason
-    log = current_log(wroot, env.id)
-    assert log.index("SIGTERM") < log.index("SIGKILL")
-    assert "got TERM, ignoring" in log
+    lines = current_log(wroot, env.id).splitlines()  # whole lines: the command says them too
+    term = lines.index("[farro] timed out after 0.5s: SIGTERM to every process of the agent")
+    kill = lines.index("[farro] the agent outlived the 2s grace: SIGKILL")
+    assert term < lines.index("got TERM, ignoring") < lines.index("alive after TERM") < kill
     assert not pid_alive(int((out.path / "agent.pid").read_text()))
     # not claimable before not_before
     assert make_worker(wroot, "w2").run_once() is None
@@ -150,9 +154,7 @@ def test_stop_release_requeues_without_using_an_attempt(wroot: Root) -> None:
     running = started(wroot, env.id)
     assert w.status().state == "busy" and w.status().job == env.id
     agent_pid, child_pid = pids(running)
-    t0 = time.monotonic()
     w.stop(release=True, grace_s=0.2)
-    assert time.monotonic() - t0 < 3
     assert w.status().state == "stopped"
     out = load(wroot, env.id)
     assert out.status == "queued" and out.path == wroot.incoming / env.id
@@ -162,6 +164,10 @@ def test_stop_release_requeues_without_using_an_attempt(wroot: Root) -> None:
     assert out.lifecycle.reason.startswith("released: worker stopping")
     assert not list(wroot.active.iterdir())
     assert not pid_alive(agent_pid) and not pid_alive(child_pid)
+    # the release ended the agent (its sleep would have let it succeed)
+    log = current_log(wroot, env.id)
+    assert "the worker is stopping: releasing the job: SIGTERM" in log
+    assert "agent killed by SIGTERM" in log
     # and the released job is claimable again at once, by anyone
     again = job.claim(wroot, make_worker(wroot, "w2").identity)
     assert again is not None and again.lifecycle.attempt == 2
@@ -325,9 +331,7 @@ def test_stop_during_a_long_rubric_check_releases(wroot: Root) -> None:
     w = make_worker(wroot)
     w.start()
     wait_until(lambda: (load(wroot, env.id).path / "checking").exists(), what="the check")
-    t0 = time.monotonic()
     w.stop(release=True, grace_s=0.2)
-    assert time.monotonic() - t0 < 3
     out = load(wroot, env.id)
     assert out.status == "queued" and out.lifecycle.attempt_base == 1
     assert "interrupted" in current_log(wroot, env.id)
@@ -338,23 +342,33 @@ def test_kill_during_a_rubric_check(wroot: Root) -> None:
     env = submit(wroot, "x", agent=["true"], rubric=checks)
     make_worker(wroot).start()
     wait_until(lambda: (load(wroot, env.id).path / "checking").exists(), what="the check")
-    t0 = time.monotonic()
-    out = operations.kill(wroot, env.id, wait_s=10)
-    assert time.monotonic() - t0 < 1.5
-    assert out.status == "killed"
+    out = operations.kill(wroot, env.id, wait_s=60)
+    assert out.status == "killed", out.lifecycle.reason  # its 30 s check would have passed
 
 
-def test_stop_all_shares_one_grace(wroot: Root) -> None:
+def test_stop_all_shares_one_grace(wroot: Root, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not 3 x grace: the first worker waits out the grace its attempt did not use, and
+    the others, stopped once it has passed, release theirs at once (a grace of 0)."""
     envs = [submit(wroot, f"job {i}", agent=SLEEPER) for i in range(3)]
     ws = [make_worker(wroot, f"w{i}") for i in range(3)]
     for w in ws:
         w.start()
     for env in envs:
         started(wroot, env.id)
-    t0 = time.monotonic()
+    graces: list[float | None] = []
+    real_stop = Worker.stop
+
+    def stop(self: Worker, *, release: bool = True, grace_s: float | None = None) -> None:
+        graces.append(grace_s)
+        real_stop(self, release=release, grace_s=grace_s)
+
+    monkeypatch.setattr(Worker, "stop", stop)
     stop_all(ws, release=True, grace_s=0.3)
-    assert time.monotonic() - t0 < 3  # not 3 x (grace + kill)
+    first, *rest = graces
+    assert first is not None and 0 < first <= 0.3 and rest == [0.0, 0.0], graces
     assert all(load(wroot, e.id).status == "queued" for e in envs)
+    for e in envs:  # released, their agents killed: their sleeps would have succeeded
+        assert "releasing the job: SIGTERM" in current_log(wroot, e.id)
     assert all(w.status().state == "stopped" for w in ws)
 
 
