@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -74,10 +73,8 @@ def test_check_timeout_kills_its_group(wroot: Root, tmp_path: Path) -> None:
     marker, pidfile = tmp_path / "survivor", tmp_path / "writer.pid"
     # the pid is written before "begun": a check that said "begun" left its writer's pid
     check = f"(sleep 3; touch {marker}) & echo $! > {pidfile}; echo begun; sleep 30"
-    t0 = time.monotonic()
     out, res = run(wroot, [{"id": "slow", "check": check, "timeout_s": 0.5}])
-    assert time.monotonic() - t0 < 5
-    assert out.status == "failed"
+    assert out.status == "failed"  # its own end, after 30 s, would have passed
     v = res.rubric[0]
     assert v.passed is False and v.exit_code is None and v.state == "timed_out"
     assert "begun" in v.output_tail and "timed out after 0.5s" in v.output_tail
@@ -197,8 +194,8 @@ def test_a_check_that_prints_without_end_is_killed_before_it_fills_the_disk(
 ) -> None:
     monkeypatch.setattr(rubric, "OUTPUT_MAX_BYTES", 1 << 20)
     item = RubricItem(id="flood", check="yes farro", timeout_s=120)
-    t0 = time.monotonic()
     v = rubric.run_check(item, tmp_path, {"PATH": "/usr/bin:/bin"}, kill_grace_s=1)
-    assert time.monotonic() - t0 < 60, "killed for its output, not by its 120 s timeout"
-    assert v.passed is False and v.exit_code is None
+    # killed for its output, not by its 120 s timeout: the verdict says which
+    assert v.passed is False and v.exit_code is None and v.state == "failed"
+    assert "timed out" not in v.output_tail
     assert v.output_tail.endswith(f"[farro] output exceeded {1 << 20} bytes; check killed")
