@@ -308,8 +308,6 @@ def test_log_write_failure_never_blocks_the_agent(
 ) -> None:
     """ENOSPC while the attempt log is written: the agent's output is still drained, so an
     agent that prints more than a pipe holds finishes instead of blocking until its timeout."""
-    import time
-
     from farro_core.worker import Worker
 
     real_write = os.write
@@ -324,14 +322,13 @@ def test_log_write_failure_never_blocks_the_agent(
 
     monkeypatch.setattr(os, "write", full_disk_after_4k)
     agent = [sys.executable, "-c", "import sys; sys.stdout.write('x' * 1_000_000); print('end')"]
-    env = make_job(root, "noisy", agent=agent, timeout_s=20, max_attempts=1)
-    t = time.monotonic()
+    # blocked on a full pipe, it could only end by this timeout (a failure bound)
+    env = make_job(root, "noisy", agent=agent, timeout_s=60, max_attempts=1)
     done = Worker(root, "noisy").run_once()
-    took = time.monotonic() - t
     assert done is not None and done.id == env.id
     result = done.lifecycle.result
+    # it ran to its own end: not blocked on its output until the timeout killed it
     assert result is not None and not result.timed_out and result.exit_code == 0, result
-    assert took < 10, f"the agent was blocked on its output for {took:.1f}s"
     monkeypatch.undo()
     log = (done.path / "logs" / "attempt-1.log").read_bytes()
     assert 0 < len(log) <= 4096  # what fitted was kept

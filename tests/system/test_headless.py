@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -41,10 +40,7 @@ def test_stop_signal_drains_releases_the_running_job_and_exits_0(
         wait_for(partial(status_is, root, env.id, Status.IN_PROGRESS), "both claimed")
 
     a.signal(sig)
-    sent = time.monotonic()
     assert a.wait() == 0, a.log()
-    took = time.monotonic() - sent
-    assert took < root.settings.shutdown_grace_s + 5, f"drain took {took:.1f}s"
     assert nothing_in_progress(root)
     assert root.ids("active") == []
     for env in envs:
@@ -55,6 +51,9 @@ def test_stop_signal_drains_releases_the_running_job_and_exits_0(
         assert back.lifecycle.attempts_left(back.prompt.max_attempts) == back.prompt.max_attempts
         last = transitions(root, env.id)[-1]
         assert (last["from"], last["to"], last["actor"]) == ("in-progress", "queued", "agent")
+        # drained by releasing: its 60 s sleep was cut short by the release's SIGTERM
+        attempt = (back.path / "logs" / "attempt-1.log").read_text()
+        assert "the worker is stopping: releasing the job: SIGTERM" in attempt
     log = a.log()
     assert f"{sig.name}: stopping" in log and "stopped cleanly" in log
     imported = [ln.rsplit("|", 1)[-1].strip() for ln in log.splitlines() if "import time:" in ln]
