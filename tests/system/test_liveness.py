@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -42,14 +40,12 @@ def test_kill9_mid_job_goes_stale_then_is_requeued_and_finishes(
     assert here.snapshot().manager.holder == f"{read_holder(root).host} pid {a.pid}"  # type: ignore[union-attr]
 
     a.signal(signal.SIGKILL)
-    killed_at = time.time()
     assert a.wait() == -signal.SIGKILL
     stale = wait_for(
         lambda: next((t for t in transitions(root, env.id) if t["to"] == "stale"), None),
         "the watchdog marks the job stale",
     )
-    stale_at = datetime.fromisoformat(stale["ts"].replace("Z", "+00:00")).timestamp()
-    assert stale_at - killed_at <= root.settings.stale_after_s
+    # stale as its claim lock freed with A, not after stale_after_s of heartbeat silence
     assert stale["reason"] == "worker gone"
     assert here.snapshot().manager.role == "here"
 
@@ -88,10 +84,13 @@ def test_sigstop_goes_stale_by_heartbeat_and_the_late_commit_is_refused(
     wait_until(started.exists, "A's agent runs")
 
     a.signal(signal.SIGSTOP)
-    stopped_at = time.monotonic()
     stale = wait_for(lambda: status_is(root, env.id, Status.STALE), "stale by heartbeat")
-    assert time.monotonic() - stopped_at >= root.settings.stale_after_s - 0.5
     assert stale.lifecycle.reason.startswith("no heartbeat for")
+    # stale because its heartbeat stopped, not before: on the file system's clock, the stale
+    # mark's job.json was written over stale_after_s after the stopped worker's last beat
+    beat = (stale.path / job.HEARTBEAT).stat().st_mtime
+    marked = (stale.path / job.JOB).stat().st_mtime
+    assert marked - beat > root.settings.stale_after_s, (beat, marked)
     # hung, not gone: the claim lock is held, so auto_requeue_stale leaves it to an operator
     assert not job.claim_is_free(root, stale.path, env.id, 1)
     swept = manager.snapshot().manager.last_sweep
@@ -143,16 +142,14 @@ def test_two_processes_one_manager_and_failover_after_kill9(
     assert "manager role taken" not in p2.log()
 
     p1.signal(signal.SIGKILL)
-    killed_at = time.monotonic()
-    p1.wait()
-    p2.wait_log("manager role taken", timeout=10)
-    took_over = time.monotonic() - killed_at
-    assert took_over < 5, f"failover took {took_over:.1f}s"
+    assert p1.wait() == -signal.SIGKILL
+    # how fast the standby takes over is a benchmark (bench_workers); here, that it does,
+    # once the holder is gone, and that its watchdog then finds p1's job orphaned
+    p2.wait_log("manager role taken")
     holder = current_manager(root)
     assert holder is not None and holder.pid == p2.pid
-    stale = wait_for(lambda: status_is(root, env.id, Status.STALE), "p2's watchdog", timeout=10)
-    assert stale.lifecycle.reason == "worker gone"
-    assert time.monotonic() - killed_at < 5
+    stale = wait_for(lambda: status_is(root, env.id, Status.STALE), "p2's watchdog")
+    assert stale.lifecycle.reason == "worker gone"  # not 30 s of silence: the claim lock freed
     p2.signal(signal.SIGTERM)
     assert p2.wait() == 0
     assert status_is(root, env.id, Status.STALE) is not None  # stale stays for an operator
