@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -391,13 +390,14 @@ async def test_command_palette_goes_to_a_job_by_id(root: Root, mixed: dict[str, 
 
 
 async def test_external_changes_show_up_live(root: Root) -> None:
+    """Live: by the watch's events, as no rescan comes within the test's failure bound (how
+    fast: bench_console's "external change visible")."""
+    (root.path / "farro.toml").write_text("rescan_s = 3600\n")
     app = console(root)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        t0 = time.monotonic()
         jid = make(root, S.QUEUED, "arrives while watching")
-        await until(pilot, lambda: shown(app) == [jid], "the new job on screen", timeout=5)
-        latency = time.monotonic() - t0
+        await until(pilot, lambda: shown(app) == [jid], "the new job on screen")
         make(root, S.QUEUED, "second")
         await until(pilot, lambda: len(shown(app)) == 2, "a second one")
         from farro_core import operations
@@ -413,7 +413,6 @@ async def test_external_changes_show_up_live(root: Root) -> None:
                 app.store.rows.get(jid),
             ),
         )
-    assert latency < 3.0
 
 
 # ------------------------------------------------------------ quitting
