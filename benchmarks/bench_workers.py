@@ -8,6 +8,11 @@
 - Pickup latency, submit -> in-progress, with an idle worker: goal p50 <= 20 ms,
   p99 <= 100 ms. Measured from just before ``create()`` to the moment the job's
   directory appears in active/ (polled every 0.5 ms).
+- Kill latency: ``operations.kill`` of a running job (a 60 s sleep) until it is
+  committed killed, the agent ended by its SIGTERM: goal <= 1 s (the worker looks
+  at control/kill every tick). The tests check that the kill happens, not how fast.
+- Manager failover: kill -9 of the manager process until its hot standby holds
+  the role: goal <= 5 s (a standby retries the lock every second).
 
 FARRO's 1000 jobs are submitted as one ``farro submit`` of a 1000-job file (its
 batch idiom); nq and tsp have no batch form, so they get 1000 invocations. The
@@ -62,13 +67,16 @@ def _wait(pred, timeout: float, what: str, poll: float = 0.005) -> None:  # type
 class Headless:
     """``farro-tui --workers-only`` (or its stand-in) on a root, stopped with SIGTERM."""
 
-    def __init__(self, root: Root, workers: int, *, no_fsync: bool = False) -> None:
+    def __init__(
+        self, root: Root, workers: int, *, no_fsync: bool = False, name: str | None = None
+    ) -> None:
         self.root = root
         env = {k: v for k, v in os.environ.items() if not k.startswith("FARRO_")}
+        self.log = root.path.parent / f"{name or root.path.name}.log"
         self.proc = subprocess.Popen(
             headless_command(root.path, workers, no_fsync=no_fsync),
             stdout=subprocess.DEVNULL,
-            stderr=open(root.path.parent / f"{root.path.name}.log", "wb"),  # noqa: SIM115
+            stderr=open(self.log, "wb"),  # noqa: SIM115
             env=env,
         )
         self.workers = workers
@@ -277,6 +285,59 @@ def pickup_latency(base: Path, samples: int) -> list[float]:
     return out
 
 
+def kill_latency(base: Path, samples: int) -> list[float]:
+    """Seconds from ``operations.kill`` of a running job to its killed commit."""
+    from farro_core import operations
+
+    root = Root.init(base / "kill")
+    (root.path / "farro.toml").write_text('workers = 1\nagent = ["sleep", "60"]\n')
+    h = Headless(root, 1)
+    out = []
+    try:
+        for i in range(samples):
+            env = job.create(root, parse_spec({"prompt": f"kill me {i}", "timeout_s": 3600}))
+            agent = root.active / env.id / "logs" / "attempt-1.agent.json"
+            _wait(agent.exists, 30, "the agent to run")  # written once it is started
+            t = time.perf_counter()
+            killed = operations.kill(root, env.id, by="bench", wait_s=30)
+            out.append(time.perf_counter() - t)
+            if killed.status != "killed":
+                raise RuntimeError(f"kill not done: {killed.status}")
+    finally:
+        h.stop()
+    return out
+
+
+def failover(base: Path, samples: int) -> list[float]:
+    """Seconds from kill -9 of the manager's process until its standby holds the role."""
+    from farro_core.manager import current_manager
+
+    out = []
+    for i in range(samples):
+        root = Root.init(base / f"failover-{i}")
+        a = Headless(root, 0, name=f"failover-{i}-a")
+        b: Headless | None = None
+        try:
+            _wait(lambda a=a: "manager role taken" in a.log.read_text(), 60, "A the manager")
+            b = Headless(root, 0, name=f"failover-{i}-b")
+            _wait(lambda b=b: "standby:" in b.log.read_text(), 60, "B the standby")
+            t = time.perf_counter()
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait()
+            _wait(
+                lambda b=b, r=root: (m := current_manager(r)) is not None and m.pid == b.proc.pid,
+                60,
+                "B the manager",
+                0.001,
+            )
+            out.append(time.perf_counter() - t)
+        finally:
+            for h in (a, b):
+                if h is not None:
+                    h.stop()
+    return out
+
+
 def run(n: int = 1000, latency_samples: int = 100) -> list[Row]:
     from _util import farro_cli
 
@@ -340,6 +401,24 @@ def run(n: int = 1000, latency_samples: int = 100) -> list[Row]:
                 ms(p99),
                 p99 <= 0.100,
                 f"max {ms(max(lat))}",
+            )
+        )
+        kills = kill_latency(base, 10)
+        rows.append(
+            Row(
+                f"kill of a running job, request -> killed (n={len(kills)})",
+                "<= 1 s",
+                f"median {ms(median(kills))}, max {ms(max(kills))}",
+                max(kills) <= 1.0,
+            )
+        )
+        overs = failover(base, 3)
+        rows.append(
+            Row(
+                f"manager failover after kill -9 (n={len(overs)})",
+                "<= 5 s",
+                f"median {median(overs):.2f} s, max {max(overs):.2f} s",
+                max(overs) <= 5.0,
             )
         )
     return rows
