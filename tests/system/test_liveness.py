@@ -174,7 +174,7 @@ def test_a_hung_manager_is_reported_and_replaced_once_it_stops(
     m.signal(signal.SIGCONT)
     m.signal(signal.SIGTERM)
     assert m.wait() == 0
-    wait_until(lambda: standby.snapshot().manager.role == "here", "takes over", 10)
+    wait_until(lambda: standby.snapshot().manager.role == "here", "takes over")
 
 
 def test_three_workers_only_processes_share_one_root(tmp_path: Path, procs: list[Headless]) -> None:

@@ -116,10 +116,10 @@ def test_a_system_without_manager_names_the_manager_elsewhere(
     assert m.since is not None
 
     first.stop()  # the role passes to the standby within about a second
-    wait_until(lambda: second.snapshot().manager.role == "here", "second takes over", 10)
+    wait_until(lambda: second.snapshot().manager.role == "here", "second takes over")
 
 
-def test_demo_seed_shows_every_status_within_seconds(tmp_path: Path, systems: list[System]) -> None:
+def test_demo_seed_shows_every_status(tmp_path: Path, systems: list[System]) -> None:
     root = Root.init(tmp_path / "demo")
     seeded = demo.seed(root)
     assert (root.path / "farro.toml").exists() and (root.inbox / "demo-goal.json").exists()
@@ -136,7 +136,7 @@ def test_demo_seed_shows_every_status_within_seconds(tmp_path: Path, systems: li
         failed = [r for r in rows if r.status == "failed"]
         return want <= {r.status for r in rows} and len(failed) >= 2
 
-    wait_until(shown, "every status on screen", timeout=30)
+    wait_until(shown, "every status on screen")
     rows = list(listing.scan(root))
     stale = [r for r in rows if r.status == "stale"]
     assert [r.reason for r in stale] == ["worker gone"]
@@ -153,11 +153,12 @@ def test_demo_seed_shows_every_status_within_seconds(tmp_path: Path, systems: li
 def test_file_events_wake_the_manager_and_the_workers(
     tmp_path: Path, systems: list[System]
 ) -> None:
-    """With 30 s timers, only the watcher's hints can make this finish in seconds."""
+    """With hour-long timers, only the watcher's hints can make this finish within the
+    waits' failure bounds."""
     root = make_root(tmp_path / "root", agent="true", extra="")
     toml = (root.path / "farro.toml").read_text()
-    toml = toml.replace("watchdog_interval_s = 0.2", "watchdog_interval_s = 30")
-    toml = toml.replace("rescan_s = 0.5", "rescan_s = 30")
+    toml = toml.replace("watchdog_interval_s = 0.2", "watchdog_interval_s = 3600")
+    toml = toml.replace("rescan_s = 0.5", "rescan_s = 3600")
     (root.path / "farro.toml").write_text(toml)
     root = Root.open(root.path)
     system = System(root, workers=1)
@@ -169,9 +170,9 @@ def test_file_events_wake_the_manager_and_the_workers(
     tmp = root.inbox / ".req.json.tmp"
     tmp.write_text(json.dumps({"prompt": "woken by an event"}))
     tmp.rename(root.inbox / "req.json")
-    wait_until(lambda: (root.accepted / "req.json").exists(), "the manager ingests", 10)
+    wait_until(lambda: (root.accepted / "req.json").exists(), "the manager ingests")
     [job_id] = [r.id for r in listing.scan(root)]
-    wait_for(lambda: status_is(root, job_id, Status.SUCCEEDED), "the worker runs it", 10)
+    wait_for(lambda: status_is(root, job_id, Status.SUCCEEDED), "the worker runs it")
     assert system.snapshot().manager.last_ingest == "accepted req.json: 1 job"
 
 
