@@ -124,7 +124,7 @@ async def test_kill_a_running_job_through_its_worker(root: Root) -> None:
         if stop.is_set() or by is None:  # the test ended first
             return
         seen.append(by)
-        showing.wait(10)  # until the console shows "killing"
+        showing.wait(60)  # until the console shows "killing" (60 s: a failure bound only)
         job.commit(c, S.KILLED, A.AGENT, f"killed at the request of {by}")
         job.release_claim(c)
 

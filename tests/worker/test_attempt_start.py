@@ -72,7 +72,6 @@ def test_a_planted_attempt_log_fails_the_attempt_with_a_clear_reason(
         done = wait_until(
             lambda: load(wroot, env.id).status not in (Status.QUEUED, Status.IN_PROGRESS),
             "the attempt to be judged",
-            10,
         )
         assert done
     finally:
