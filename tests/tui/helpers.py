@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from support import wait_until_async
+from support import DEADLINE_S, wait_until_async
 from textual.pilot import Pilot
 
 from farro_core import audit, job
@@ -64,7 +64,7 @@ async def until(
     pilot: Pilot[Any],
     cond: Callable[[], Any],
     what: str,
-    timeout: float = 10,
+    timeout: float = DEADLINE_S,
     diagnose: Callable[[], Any] | None = None,
 ) -> None:
     """``support.wait_until_async`` with the pilot's pause, which lets the app run meanwhile."""
