@@ -385,6 +385,10 @@ class QueueView(ScrollView, can_focus=True):
     def action_jump(self, where: int) -> None:
         self.cursor = 0 if where == 0 else len(self.ids) - 1
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # marks only choose what r/x/m act on: a read-only console neither offers nor keeps them
+        return not (action == "mark" and getattr(self.app, "readonly", False))
+
     def action_mark(self) -> None:
         job_id = self.selected
         if job_id is None:
