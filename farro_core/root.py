@@ -132,6 +132,19 @@ class Root:
         return sum(1 for _ in _names(self.path / queue))
 
 
+def enclosing_root(path: Path) -> Path | None:
+    """The FARRO root ``path`` is (or is inside), symlinks resolved; None when none is.
+
+    A workspace there would be written by agents and read by the queue: its
+    entries in incoming/ or active/ are not jobs, and jobs would judge each other.
+    """
+    real = Path(os.path.realpath(path))
+    for p in (real, *real.parents):
+        if all(os.path.isdir(p / d) for d in DIRS):
+            return p
+    return None
+
+
 def _names(path: Path) -> Iterator[str]:
     with os.scandir(path) as it:
         for entry in it:

@@ -33,10 +33,18 @@ def init(
 
     path = resolve_path(root)
     repo = Path(os.path.abspath(os.path.expanduser(example))) if example is not None else None
-    if repo is not None and (repo == path or path in repo.parents):
+    if repo is not None:
         from farro_core.errors import BadInput
+        from farro_core.root import enclosing_root
 
-        raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
+        if repo == path or path in repo.parents:
+            raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
+        other = enclosing_root(repo)
+        if other is not None:
+            raise BadInput(
+                f"--example {repo}: inside the FARRO root {other}; a workspace must be outside "
+                "every root"
+            )
     from farro_core import example as ex
 
     # built aside before the root is made, placed after: nothing half done either way
