@@ -14,7 +14,7 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from farro_core.humanize import duration
+from farro_core.humanize import duration, skew
 from farro_core.status_files import WorkerSeen
 from farro_core.visible import visible
 from farro_tui.access import FarroAccess
@@ -68,7 +68,8 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
         t.append("\nclock skew vs the file system:")
         for c in clocks:
             over = abs(c.skew_s) > snapshot.skew_warn_s
-            t.append(f" {visible(c.host)} {c.skew_s:+.1f}s", "bold red" if over else "")
+            shown = skew(c.skew_s, snapshot.skew_warn_s, sign=True)
+            t.append(f" {visible(c.host)} {shown}", "bold red" if over else "")
     if snapshot is None:
         t.append("\nthis console runs no workers: it observes", "bright_black")
     elif snapshot.paused:
