@@ -185,7 +185,8 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         "stale": "`farro requeue` or `farro kill` them" if counts["stale"] else "",
         "corrupt": "unreadable: `farro fsck` tells, `farro fsck --repair` quarantines",
     }
-    _out(f"root      {r.path}")
+    via = "" if r.via is None else f" (given as the symlink {r.via})"
+    _out(_clean(f"root      {r.path}{via}"))
     _out(f"jobs      {sum(counts.values())} in all")
     width = max(len(s) for s in counts)
     digits = max(len(str(n)) for n in counts.values())
