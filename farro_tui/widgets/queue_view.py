@@ -83,6 +83,8 @@ def ellipsized(text: str, width: int) -> str:
     """
     if width <= 0:
         return ""
+    if text.isascii():  # escaped already: one cell per character (every frame, every row)
+        return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
     if cell_len(text) <= width:
         return set_cell_size(text, width)
     kept: list[str] = []

@@ -11,6 +11,8 @@ from farro_core.root import Root
 
 from .helpers import farro_tui, one_error
 
+pytestmark = pytest.mark.slow  # each runs farro-tui as a process
+
 
 def tree(path: Path) -> list[tuple[str, int]]:
     return sorted((str(p.relative_to(path)), p.lstat().st_size) for p in path.rglob("*"))
