@@ -76,17 +76,22 @@ def _specs() -> list[tuple[str, dict[str, Any]]]:
     ]  # fmt: skip
 
 
+def is_demo_root(path: Path) -> bool:
+    """Whether ``path`` holds a root an earlier ``--demo`` seeded (its farro.toml is the demo's)."""
+    try:
+        with open(path / "farro.toml", "rb") as f:  # the first line only, whatever the file is
+            head = f.read(len(DEMO_TOML.splitlines()[0]))
+    except OSError:
+        return False
+    return head == DEMO_TOML.splitlines()[0].encode()
+
+
 def refuse_real_root(path: Path) -> None:
     """Refuse to seed a root that is not a demo's: its jobs would run with the real
     ``agent`` and planner (Claude Code on "Rotate the API keys"), at priority 10."""
     if not os.path.isdir(path) or not os.listdir(path):
         return
-    settings = path / "farro.toml"
-    try:
-        ours = settings.read_bytes().startswith(DEMO_TOML.splitlines()[0].encode())
-    except OSError:
-        ours = False
-    if not ours:
+    if not is_demo_root(path):
         raise BadInput(
             f"--demo {path}: not a demo root (its farro.toml is not the demo's); "
             "give a new directory, or no --root for a temporary one"
@@ -129,3 +134,23 @@ def seed(root: Root) -> dict[str, list[str]]:
     if not goal.exists():
         fs.write_json(goal, GOAL, indent=2)
     return out
+
+
+def refuse_readonly(path: Path | None) -> None:
+    """``--demo --readonly`` watches an earlier demo and seeds nothing: a read-only
+    console writes nothing, and a new demo root would have nothing to watch."""
+    if path is None:
+        raise BadInput(
+            "--demo --readonly seeds nothing: give --root of an earlier demo to watch it"
+        )
+    if is_demo_root(path):
+        return
+    if os.path.isdir(path) and os.listdir(path):
+        raise BadInput(
+            f"--demo --readonly {path}: not a demo root (its farro.toml is not the demo's); "
+            "to watch it read-only, leave out --demo"
+        )
+    raise BadInput(
+        f"--demo --readonly {path}: no demo there, and a read-only console seeds nothing; "
+        f"run farro-tui --demo --root {path} first"
+    )

@@ -1,15 +1,16 @@
 """The bundled demo agent: behaves like a coding agent, costs nothing.
 
 ``python -m farro_core.demo_agent`` reads the prompt (``$FARRO_PROMPT_FILE``, else
-stdin), prints progress for a few seconds, edits ``NOTES.md`` and a file under
-``src/`` in its workspace, writes a made-up cost to ``$FARRO_RESULT_FILE`` and
+stdin), prints progress for a few seconds, edits ``NOTES.md`` and a file
+``task_<id>.py`` in its workspace, writes a made-up cost to ``$FARRO_RESULT_FILE`` and
 exits 0. Markers in the prompt change that, so a demo shows every status:
 
 ``[fail]`` exit 1 · ``[hang]`` sleep past any timeout · ``[escape]`` also write
 ``secrets/leak.txt`` (outside narrow allowed_paths) · ``[slow]`` take ~30 s ·
 ``[noisy]`` print a lot (the log cap) · ``[fast]`` no pauses.
-Its edits go under the directory of the job's first allowed_paths glob
-(``tests/**``: ``tests/NOTES.md``), so only ``[escape]`` breaks the rules.
+Its edits go in the directory of the job's first allowed_paths glob
+(``src/**``: ``src/NOTES.md`` and ``src/task_<id>.py``; ``**``: ``NOTES.md`` and
+``src/task_<id>.py``), so only ``[escape]`` breaks the rules.
 ``$FARRO_DEMO_SPEED`` scales the pauses (0 = none). Standard library only,
 imported by nothing, so it starts fast.
 """
@@ -106,16 +107,16 @@ def _edit(top: Path, sub: str, title: str, escape: bool) -> None:
     ws.mkdir(parents=True, exist_ok=True)
     with open(ws / "NOTES.md", "a", encoding="utf-8") as fh:
         fh.write(f"- {time.strftime('%Y-%m-%d %H:%M:%S')}: worked on: {title}\n")
-    src = ws / "src"
-    src.mkdir(exist_ok=True)
+    code = ws if sub else top / "src"  # `src/**` allowed: src/task_….py, never src/src/
+    code.mkdir(exist_ok=True)
     job = os.environ.get("FARRO_JOB_ID", "job")
     slug = re.sub(r"[^a-z0-9]+", "_", job.lower()).strip("_") or "job"
-    (src / f"task_{slug}.py").write_text(
+    (code / f"task_{slug}.py").write_text(
         f'"""{title.replace(chr(34), chr(39))}"""\n\n\ndef solve() -> str:\n    return {title!r}\n',
         encoding="utf-8",
     )
     where = f"{sub}/" if sub else ""
-    print(f"  edited {where}NOTES.md and {where}src/", flush=True)
+    print(f"  edited {where}NOTES.md and {code.relative_to(top).as_posix()}/", flush=True)
     if escape:
         (top / "secrets").mkdir(exist_ok=True)
         (top / "secrets" / "leak.txt").write_text("not supposed to be here\n", encoding="utf-8")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from farro_core import fs, fsclock, identity, locks
+from farro_core import fs, fsclock, humanize, identity, locks
 from farro_core.errors import AlreadyExists, Refused
 from farro_core.root import DIRS, Root
 from farro_core.settings import Settings
@@ -315,9 +315,12 @@ def check_st_dev(root: Root, work: Path) -> Check:
 
 def check_clock(root: Root, settings: Settings) -> Check:
     skew = fsclock.measure(root)
-    what = f"this host's clock is {abs(skew):.1f}s {'ahead of' if skew >= 0 else 'behind'} the fs"
-    if abs(skew) > settings.clock_skew_warn_s:
-        return Check("clock skew", "warn", f"{what} (over clock_skew_warn_s; fix NTP)")
+    warn_s = settings.clock_skew_warn_s
+    shown = humanize.skew(abs(skew), warn_s)
+    what = f"this host's clock is {shown} {'ahead of' if skew >= 0 else 'behind'} the fs"
+    if abs(skew) > warn_s:
+        over = f"over clock_skew_warn_s, {humanize.skew(warn_s, warn_s)}"
+        return Check("clock skew", "warn", f"{what} ({over}; fix NTP)")
     return Check("clock skew", "pass", what)
 
 

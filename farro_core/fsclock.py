@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from farro_core import fs, identity
+from farro_core import fs, humanize, identity
 from farro_core.root import Root
 
 log = logging.getLogger("farro.clock")
@@ -149,11 +149,11 @@ class SkewMonitor:
             if not self._warned:
                 self._warned = True
                 log.warning(
-                    "this host's clock is %.1fs %s the file system's (warn above %gs, "
+                    "this host's clock is %s %s the file system's (warn above %s, "
                     "clock_skew_warn_s): fix NTP; FARRO's liveness does not depend on it",
-                    abs(skew),
+                    humanize.skew(abs(skew), self.warn_s),
                     "ahead of" if skew > 0 else "behind",
-                    self.warn_s,
+                    humanize.skew(self.warn_s, self.warn_s),
                 )
         else:
             self._warned = False

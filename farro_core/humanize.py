@@ -62,3 +62,18 @@ def timestamp(value: datetime | str | None, missing: str = "-") -> str:
     text = text.replace("T", " ").replace("+00:00", "Z")
     head, _, tail = text.partition(".")
     return head + ("Z" if tail.endswith("Z") else "") if tail else text
+
+
+def skew(seconds: float, threshold: float, *, sign: bool = False) -> str:
+    """A clock skew beside its warning threshold, with the decimals both need.
+
+    One decimal suits the default (5 s); a ``clock_skew_warn_s`` of 0.01 needs two,
+    and a skew that is over it must never read as equal (``0.0s over 0.0s``).
+    """
+    decimals = 1
+    while decimals < 6 and abs(round(threshold, decimals) - threshold) > 1e-9:
+        decimals += 1
+    value, limit = abs(seconds), abs(threshold)
+    while decimals < 6 and value != limit and round(value, decimals) == round(limit, decimals):
+        decimals += 1
+    return f"{seconds:{'+' if sign else ''}.{decimals}f}s"

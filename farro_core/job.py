@@ -210,6 +210,17 @@ def load(root: Root, job: str | os.PathLike[str]) -> Envelope:
     return Envelope(prompt=prompt, lifecycle=lc, runtime=Runtime(root=root.path, path=here))
 
 
+def prompt_of(root: Root, job_id: str) -> Prompt:
+    """A job's prompt.json alone: what it was asked never changes, so it is read even
+    when its job.json is unreadable (``farro submit --like`` needs nothing else)."""
+    job_id = check_id(job_id)
+    dfd, _ = _open_following(root, job_id, root.locate(job_id))
+    try:
+        return read_prompt(root, dfd, job_id)
+    finally:
+        os.close(dfd)
+
+
 # ---------------------------------------------------------------- create
 
 

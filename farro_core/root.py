@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -59,6 +60,8 @@ class Root:
         # what this process derived from files that never change (prompt.json): one
         # bounded LRU per name, owned by the root so that no two roots share one
         self._caches: dict[str, LRU[Any, Any]] = {}
+        #: the symlink the root was given as (resolved once, at open); None: given as is
+        self.via: Path | None = None
 
     def drop_caches(self) -> None:
         """Forget what this process derived from the files: the next read goes to disk."""
@@ -77,18 +80,20 @@ class Root:
     @classmethod
     def init(cls, path: str | os.PathLike[str] | None = None) -> Root:
         """Create the layout (mode 0700); an existing root is checked and kept."""
-        p = resolve_path(path)
+        p, via = _through_link(resolve_path(path))
         if not p.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
         fs.make_private_dir(p)
         for d in DIRS:
             fs.make_private_dir(p / d)
-        return cls.open(p)
+        root = cls.open(p)
+        root.via = via
+        return root
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **flags: Any) -> Root:
         """Open an initialised root, refusing one that is missing, incomplete or unsafe."""
-        p = resolve_path(path)
+        p, via = _through_link(resolve_path(path))
         if not os.path.lexists(p):
             raise RootError(f"no FARRO root at {p}: create one with `farro init --root {p}`")
         if not p.is_dir():
@@ -103,7 +108,9 @@ class Root:
         for d in (*QUEUES, "inbox", "tmp", "run"):
             fs.check_private(p / d)
         fs.check_same_fs([p / d for d in ("tmp", *QUEUES, "quarantine")])
-        return cls(p, flags)
+        root = cls(p, flags)
+        root.via = via
+        return root
 
     @cached_property
     def settings(self) -> Settings:
@@ -130,6 +137,38 @@ class Root:
 
     def count(self, queue: str) -> int:
         return sum(1 for _ in _names(self.path / queue))
+
+
+def _through_link(path: Path) -> tuple[Path, Path | None]:
+    """A root given as a symlink (``~/.farro`` -> ``/data/farro``) is resolved once,
+    here: every later path is the real one, so repointing the link cannot move a
+    running process's queue. The link must be the operator's (or the system's):
+    whoever owns it chooses the root. Below the root nothing is followed."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return path, None
+    if not stat.S_ISLNK(st.st_mode):
+        return path, None
+    if st.st_uid not in (os.geteuid(), 0):
+        raise RootError(
+            f"{path} is a symlink owned by uid {st.st_uid}, not by you (uid {os.geteuid()}): "
+            "whoever owns it chooses your root; give the real directory"
+        )
+    return Path(os.path.realpath(path)), path
+
+
+def enclosing_root(path: Path) -> Path | None:
+    """The FARRO root ``path`` is (or is inside), symlinks resolved; None when none is.
+
+    A workspace there would be written by agents and read by the queue: its
+    entries in incoming/ or active/ are not jobs, and jobs would judge each other.
+    """
+    real = Path(os.path.realpath(path))
+    for p in (real, *real.parents):
+        if all(os.path.isdir(p / d) for d in DIRS):
+            return p
+    return None
 
 
 def _names(path: Path) -> Iterator[str]:

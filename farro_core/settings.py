@@ -304,10 +304,15 @@ def load_settings(root: Path | None, flags: dict[str, Any] | None = None) -> Set
             continue
         var = ENV_PREFIX + name.upper()
         value = os.environ.get(var)
+        is_list = _is_list(info.annotation)
+        if is_list and value is not None and not value.strip(" \t,"):
+            # set but empty (`FARRO_ENV_ALLOW=` in a script) is unset, as in most tools:
+            # it does not turn every variable off, nor clear farro.toml's env_deny
+            value = None
         if value is not None:
             where = f"{where} (with {var})"
             try:
-                if _is_list(info.annotation):  # "PATH,HOME,LANG"
+                if is_list:  # "PATH,HOME,LANG"
                     data[name] = [item.strip() for item in value.split(",") if item.strip()]
                 else:
                     data[name] = TypeAdapter(cast(Any, info.annotation)).validate_strings(value)

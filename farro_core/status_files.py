@@ -80,6 +80,7 @@ class WorkerSeen:
     attempt: int | None = None
     since: datetime | None = None
     jobs_done: int | None = None
+    host: str | None = None  # as its status file says; None when unreadable
 
     @property
     def live(self) -> bool:
@@ -109,6 +110,7 @@ def workers_seen(root: Root) -> list[WorkerSeen]:
                 attempt=attempt if isinstance(attempt, int) else None,
                 since=when,
                 jobs_done=done if isinstance(done, int) else None,
+                host=str(data["host"]) if data.get("host") else None,
             )
         )
     return out

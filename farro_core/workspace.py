@@ -11,7 +11,9 @@ Three kinds of workspace:
   and in the job's result, so every attempt is judged against the same base, and
   every attempt starts from that base on a clean tree; each attempt's work stays
   reachable as ``refs/farro/<id>/attempt-N``.
-* any other directory: the agent runs in place, judged by a before/after snapshot.
+* any other directory outside every git work tree: the agent runs in place, judged
+  by a before/after snapshot. A subdirectory of a work tree is refused (the
+  agent would write, and run git in, the operator's checkout): give its top.
 * none: the job's own ``work/`` directory, also judged by a snapshot.
 
 The agent can run git in its worktree, so nothing git keeps there is trusted while
@@ -264,6 +266,26 @@ def _toplevel(path: Path) -> Path | None:
     return Path(os.path.realpath(proc.stdout.strip()))
 
 
+def _enclosing_repo(path: Path) -> Path | None:
+    """The top of the git work tree ``path`` is a subdirectory of (None: it is the top,
+    or in no work tree). Git runs only when a parent holds ``.git``."""
+    if not any(os.path.lexists(p / ".git") for p in path.parents):
+        return None
+    top = _toplevel(path)
+    return top if top is not None and top != path else None
+
+
+def _inside_repo(given: str, path: Path, top: Path) -> str:
+    """Why a subdirectory of a repository is refused: run in place, its agent would
+    write (and run git in) the operator's own checkout, with no base commit to judge by."""
+    rel = path.relative_to(top).as_posix() if top in path.parents else None
+    keep = f" (with --allow '{rel}/**' to keep the job to {rel}/)" if rel else ""
+    return (
+        f"workspace {given} is inside the git repository {top}: give {top} itself{keep}, "
+        "or a directory outside any git repository"
+    )
+
+
 def _common_dir(path: Path) -> Path:
     out = git(path, "rev-parse", "--git-common-dir").stdout.strip()
     return Path(os.path.realpath(path / out))
@@ -331,7 +353,8 @@ def unusable(root: Root, given: str) -> str | None:
     except WorkspaceError as exc:
         return str(exc)
     if not os.path.lexists(path / ".git") or _toplevel(path) != path:
-        return None
+        top = _enclosing_repo(path)
+        return None if top is None else _inside_repo(given, path, top)
     head = git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
     if head.returncode != 0 or not head.stdout.strip():
         return (
@@ -387,6 +410,9 @@ def prepare(
         ws.notes[:0] = notes
         return ws
     else:
+        top = _enclosing_repo(path)
+        if top is not None:
+            raise WorkspaceError(_inside_repo(env.prompt.workspace or str(path), path, top))
         ws = Workspace(path=path, kind="dir", notes=notes)
         root_real = Path(os.path.realpath(root.path))
         if path in root_real.parents:

@@ -260,10 +260,9 @@ class FarroApp(Steering):
         self.push_screen(HelpScreen(self.help_rows(), self._help_notes()))
 
     def _help_notes(self) -> str:
-        notes = "Marked rows (space) are what r/x/m act on, even when a filter hides them."
         if self.readonly:
-            notes += "\nRead-only: actions that change a job are hidden."
-        return notes
+            return "Read-only: actions that change a job, and marking rows for them, are hidden."
+        return "Marked rows (space) are what r/x/m act on, even when a filter hides them."
 
     def help_rows(self) -> list[tuple[str, str, str]]:
         """(keys, what, where) for every binding, as currently mapped: the actions first
@@ -287,7 +286,7 @@ class FarroApp(Steering):
                 if not isinstance(b, Binding):
                     continue
                 action = b.action.split("(")[0].removeprefix("app.")
-                if self.readonly and action in STEERING:
+                if self.readonly and (action in STEERING or action == "mark"):
                     continue
                 if action == "pause" and self.system is None:
                     continue

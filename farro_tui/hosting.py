@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from textual import work
 
 from farro_core.errors import FarroError
+from farro_core.identity import host
 from farro_core.manager import ManagerStatus, current_manager
 from farro_core.root import Root
 from farro_core.status_files import WorkerSeen, live_first, workers_seen
@@ -184,7 +185,7 @@ class SystemHost(ViewState):
         snap = self.system_snapshot() if not self._system_stopped else None
         for w in snap.workers if snap is not None else ():
             by_name[w.name] = WorkerSeen(
-                w.name, w.state, True, w.job, w.attempt, w.since, w.jobs_done
+                w.name, w.state, True, w.job, w.attempt, w.since, w.jobs_done, host()
             )
         return live_first(list(by_name.values()))
 

@@ -72,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     from farro_core.root import Root
 
     try:
+        if args.demo and args.readonly:  # before _root_path, which makes a temporary root
+            from farro_core.demo import refuse_readonly
+            from farro_core.root import resolve_path
+
+            refuse_readonly(None if args.root is None else resolve_path(args.root))
         path = _root_path(args)
-        if args.demo:
+        if args.demo and not args.readonly:
             from farro_core.demo import refuse_real_root, seed
 
             refuse_real_root(path)

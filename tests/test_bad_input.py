@@ -400,9 +400,8 @@ def _other_writable_queue(tmp: Path) -> Path:
     return path
 
 
-def _root_is_symlink(tmp: Path) -> Path:
-    real = Root.init(tmp / "real").path
-    (tmp / "link").symlink_to(real)
+def _root_is_dangling_symlink(tmp: Path) -> Path:
+    (tmp / "link").symlink_to(tmp / "gone")  # a symlink to a root is resolved; to nothing, not
     return tmp / "link"
 
 
@@ -433,7 +432,7 @@ ROOTS: list[tuple[str, Callable[[Path], Path], list[str], dict[str, str], str]] 
     ("group-writable-root", _group_writable, ["submit", "-p", "x"], {}, "writable by group"),
     ("group-writable-root-ls", _group_writable, ["ls"], {}, "chmod 700"),
     ("other-writable-queue", _other_writable_queue, ["ls"], {}, "writable by group or others"),
-    ("root-is-symlink", _root_is_symlink, ["ls"], {}, "is a symlink"),
+    ("root-is-dangling-symlink", _root_is_dangling_symlink, ["ls"], {}, "no FARRO root at"),
     ("root-is-a-file", _root_is_file, ["ls"], {}, "is not a directory"),
     ("toml-unknown-key", _toml("wrkers = 2\n"), ["submit", "-p", "x"], {}, "wrkers"),
     ("toml-wrong-type", _toml('max_queued = "lots"\n'), ["submit", "-p", "x"], {}, "max_queued"),

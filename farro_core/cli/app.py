@@ -124,7 +124,14 @@ def _statuses(status: str | None) -> list[str] | None:
     if status is None:
         return None
     out = []
-    for part in status.split(","):
+    parts = status.split(",")
+    for n, part in enumerate(parts):
+        if not part.strip():  # `queued,,failed`, `queued,`, `""`: say which, not `''`
+            where = "is empty" if len(parts) == 1 else f"has an empty item (item {n + 1})"
+            raise BadInput(
+                f"--status {status!r} {where}: give statuses joined by commas, "
+                "e.g. --status queued,failed"
+            )
         name = _ALIASES.get(part.strip().lower(), part.strip().lower())
         if name not in STATUSES:
             raise BadInput(

@@ -123,6 +123,7 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
     import time
 
     from farro_core import fs, locks
+    from farro_core.humanize import skew
     from farro_core.procs import containment
     from farro_core.status_files import read_status_file, worker_files
 
@@ -158,7 +159,8 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         held = False
     oldest_age = None if oldest is None else max(0.0, now - oldest)
     here = containment(settings.containment)  # what a worker started here would use
-    clocks = _host_clocks(r, settings.clock_skew_warn_s)
+    warn_s = settings.clock_skew_warn_s
+    clocks = _host_clocks(r, warn_s)
     if as_json:
         _dump_json(
             {
@@ -183,7 +185,8 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         "stale": "`farro requeue` or `farro kill` them" if counts["stale"] else "",
         "corrupt": "unreadable: `farro fsck` tells, `farro fsck --repair` quarantines",
     }
-    _out(f"root      {r.path}")
+    via = "" if r.via is None else f" (given as the symlink {r.via})"
+    _out(_clean(f"root      {r.path}{via}"))
     _out(f"jobs      {sum(counts.values())} in all")
     width = max(len(s) for s in counts)
     digits = max(len(str(n)) for n in counts.values())
@@ -208,7 +211,8 @@ def stats(as_json: JsonOpt = False, root: RootOpt = None) -> None:
         host_rows = [
             [
                 _clean(c["host"]),
-                f"{c['skew_s']:+.1f}s" + (" over clock_skew_warn_s" if c["warn"] else ""),
+                skew(c["skew_s"], warn_s, sign=True)
+                + (f" over clock_skew_warn_s ({skew(warn_s, warn_s)})" if c["warn"] else ""),
                 f"{_age(c['age_s'])} ago",
             ]
             for c in clocks

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from farro_core.cli.app import RootOpt, _check_ids, _labels, _load, _open, app
+from farro_core.cli.app import RootOpt, _check_ids, _labels, _open, app
 from farro_core.cli.render import _clean, _err, _out
 
 if TYPE_CHECKING:
-    from farro_core.envelope import Envelope, JobSpec
+    from farro_core.envelope import JobSpec, Prompt
     from farro_core.root import Root
 
 
@@ -33,10 +33,18 @@ def init(
 
     path = resolve_path(root)
     repo = Path(os.path.abspath(os.path.expanduser(example))) if example is not None else None
-    if repo is not None and (repo == path or path in repo.parents):
+    if repo is not None:
         from farro_core.errors import BadInput
+        from farro_core.root import enclosing_root
 
-        raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
+        if repo == path or path in repo.parents:
+            raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
+        other = enclosing_root(repo)
+        if other is not None:
+            raise BadInput(
+                f"--example {repo}: inside the FARRO root {other}; a workspace must be outside "
+                "every root"
+            )
     from farro_core import example as ex
 
     # built aside before the root is made, placed after: nothing half done either way
@@ -297,13 +305,13 @@ def submit(
         except UnicodeDecodeError:
             raise BadInput("--prompt -: stdin is not UTF-8 text") from None
     r: Root | None = None
-    original: Envelope | None = None
+    original: Prompt | None = None
     if like is not None:
         r = _open(root)  # the original is needed to know what the new job is like
-        original = _load(r, like)
+        original = _original(r, like)
     if prompt is not None or original is not None:
         data = _flag_spec(
-            prompt if prompt is not None else original.prompt.prompt if original else "",
+            prompt if prompt is not None else original.prompt if original else "",
             title,
             rubric_check or [],
             allow or [],
@@ -347,10 +355,25 @@ def _copied() -> set[str]:
     return set(JobSpec.model_fields) - {"id", "schema_version"}
 
 
-def _like(original: "Envelope", flags: dict[str, Any], new_prompt: bool) -> dict[str, Any]:
+def _original(r: "Root", job_id: str) -> "Prompt":
+    """The prompt.json of the job to copy: its job.json (status, attempts) plays no
+    part, so a job whose job.json is corrupt can still be copied."""
+    from farro_core.errors import Corrupt
+    from farro_core.job import prompt_of
+
+    try:
+        return prompt_of(r, job_id)
+    except Corrupt as exc:
+        raise Corrupt(
+            f"--like {job_id}: its prompt.json is unreadable ({exc}), so there is nothing "
+            "to copy; `farro fsck --repair` moves it to quarantine/"
+        ) from None
+
+
+def _like(original: "Prompt", flags: dict[str, Any], new_prompt: bool) -> dict[str, Any]:
     """The spec of a job like ``original`` with the flags' fields changed; its
     prompt.json is only read. The new job's label ``like`` names the original."""
-    base = original.prompt.model_dump(mode="json", include=_copied())
+    base = original.model_dump(mode="json", include=_copied())
     if new_prompt and "title" not in flags:
         del base["title"]  # a title follows its prompt unless given
     labels = {**base["labels"], **flags.get("labels", {}), "like": original.id}

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from rich.cells import cell_len, get_character_cell_size
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from farro_core.humanize import duration
+from farro_core.humanize import duration, skew
+from farro_core.status_files import WorkerSeen
 from farro_core.visible import visible
 from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
+from farro_tui.widgets.queue_view import ellipsized
+
+COLUMNS = ("worker", "host", "state", "job", "try", "for", "done")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Most cells a worker's name, its host and its job's id take, and whether ``done``
+    shows: a long host name never pushes state, job or age out of the pane."""
+
+    name: int
+    host: int
+    job: int
+    done: bool
+
+
+#: (narrower than, fit): at 80 columns everything but ``done`` (the least needed) fits
+FITS = ((100, Fit(16, 12, 12, False)), (140, Fit(24, 16, 12, True)))
+WIDE = Fit(32, 24, 26, True)
+
+
+def fit_for(width: int) -> Fit:
+    return next((f for below, f in FITS if width < below), WIDE)
+
 
 STATE_STYLE = {"busy": "yellow", "idle": "green", "paused": "magenta", "stopping": "red"}
 
@@ -40,7 +68,8 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
         t.append("\nclock skew vs the file system:")
         for c in clocks:
             over = abs(c.skew_s) > snapshot.skew_warn_s
-            t.append(f" {visible(c.host)} {c.skew_s:+.1f}s", "bold red" if over else "")
+            shown = skew(c.skew_s, snapshot.skew_warn_s, sign=True)
+            t.append(f" {visible(c.host)} {shown}", "bold red" if over else "")
     if snapshot is None:
         t.append("\nthis console runs no workers: it observes", "bright_black")
     elif snapshot.paused:
@@ -48,12 +77,45 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
     return t
 
 
+def tail(text: str, width: int) -> str:
+    """The end of ``text`` (a name's pid and worker number, an id's random part)."""
+    if cell_len(text) <= width:
+        return text
+    kept: list[str] = []
+    used = 0
+    for ch in reversed(text):  # in cells: a wide character is kept whole or left out
+        used += get_character_cell_size(ch)
+        if used > width - 1:
+            break
+        kept.append(ch)
+    return "…" + "".join(reversed(kept))
+
+
+def worker_cells(w: WorkerSeen, now: datetime, fit: Fit) -> tuple[Text | str, ...]:
+    """One row; Text, not str, where a DataTable would read a str cell as markup. Names
+    and ids keep their tails (pid and worker number, the id's random part)."""
+    ended = not w.live
+    name, job = tail(visible(w.name), fit.name), tail(visible(w.job or ""), fit.job)
+    where = ellipsized(visible(w.host or "?"), fit.host).rstrip()
+    cells: tuple[Text | str, ...] = (
+        Text(name, "bright_black" if ended else ""),
+        Text(where, "" if w.local else "cyan"),  # another host's: cyan, as the header's count
+        Text(visible(w.state), STATE_STYLE.get(w.state, "bright_black")),
+        Text(job),
+        str(w.attempt or ""),
+        "" if w.since is None or ended else duration((now - w.since).total_seconds()),
+        "" if w.jobs_done is None else str(w.jobs_done),
+    )
+    return cells if fit.done else cells[:-1]
+
+
 class WorkersScreen(FarroAccess, Screen[None]):
     """Refreshed twice a second from what the app last read of run/ (never read here)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,w", "app.pop_screen", "Back", id="back"),
-        Binding("enter", "open", "Open job", id="open_worker_job"),
+        # priority: the focused table would take enter (select_cursor) and hide it
+        Binding("enter", "open", "Open job", id="open_worker_job", priority=True),
     ]
 
     def compose(self) -> ComposeResult:
@@ -62,12 +124,28 @@ class WorkersScreen(FarroAccess, Screen[None]):
         yield DataTable(id="workers", cursor_type="row", zebra_stripes=False)
         yield FarroFooter()
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._fit: Fit | None = None
+        self._jobs: dict[str, str | None] = {}  # the full job id of each row (shown cut short)
+
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("worker", "where", "state", "job", "try", "for", "done")
-        table.focus()
-        self.refresh_view()
+        self.query_one(DataTable).focus()
+        self._columns()
         self.set_interval(0.5, self.refresh_view)
+
+    def on_resize(self) -> None:
+        self._columns()
+
+    def _columns(self) -> None:
+        fit = fit_for(self.size.width)
+        if fit == self._fit:
+            return
+        self._fit = fit
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_columns(*(COLUMNS if fit.done else COLUMNS[:-1]))
+        self.refresh_view()
 
     def refresh_view(self) -> None:
         snap = self.farro.system_snapshot()
@@ -75,23 +153,15 @@ class WorkersScreen(FarroAccess, Screen[None]):
         self.query_one("#manager", Static).update(manager_line(snap, now, self.farro.seen_manager))
         table = self.query_one(DataTable)
         workers = self.farro.workers_of_root()
+        fit = self._fit or fit_for(self.size.width)
         with self.app.batch_update():
             keys = {str(w.name) for w in workers}
             for row_key in list(table.rows):
                 if row_key.value not in keys:
                     table.remove_row(row_key)
             for w in workers:
-                ended = not w.live
-                # Text, not str: a DataTable reads a str cell as markup
-                cells = (
-                    Text(visible(w.name), "bright_black" if ended else ""),
-                    Text("local" if w.local else "remote", "" if w.local else "cyan"),
-                    Text(visible(w.state), STATE_STYLE.get(w.state, "bright_black")),
-                    Text(visible(w.job or "")),
-                    str(w.attempt or ""),
-                    "" if w.since is None or ended else duration((now - w.since).total_seconds()),
-                    "" if w.jobs_done is None else str(w.jobs_done),
-                )
+                self._jobs[w.name] = w.job
+                cells = worker_cells(w, now, fit)
                 if w.name in table.rows:
                     for col, value in zip(table.columns, cells, strict=False):
                         table.update_cell(w.name, col, value)
@@ -102,6 +172,7 @@ class WorkersScreen(FarroAccess, Screen[None]):
         table = self.query_one(DataTable)
         if not table.row_count:
             return
-        row = table.get_row_at(table.cursor_row)
-        if row[3]:
-            self.farro.open_job(str(row[3]))  # an id: escaping leaves it unchanged
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        job_id = self._jobs.get(str(key))
+        if job_id:
+            self.farro.open_job(job_id)

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len, get_character_cell_size, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -73,6 +73,29 @@ def layout(width: int) -> list[tuple[str, int]]:
     used = sum(w for _, w in fixed) + len(fixed)  # one space after each column
     title = max(8, width - used)
     return [*fixed[:2], ("title", title), *fixed[2:]]
+
+
+def ellipsized(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` terminal cells; one cut short ends in ``…``.
+
+    A wide character that would straddle the cut is left out whole (padding after
+    the ``…``), so the columns after it stay where they are.
+    """
+    if width <= 0:
+        return ""
+    if text.isascii():  # escaped already: one cell per character (every frame, every row)
+        return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    kept: list[str] = []
+    used = 0
+    for ch in text:
+        size = get_character_cell_size(ch)
+        if used + size > width - 1:
+            break
+        kept.append(ch)
+        used += size
+    return "".join(kept) + "…" + " " * (width - 1 - used)
 
 
 def short_id(job_id: str, width: int) -> str:
@@ -164,7 +187,7 @@ def row_cells(
             text = row.verdict or ""
             style = VERDICT_STYLE.get(text, Style())
         # escaped before it is measured: what the job holds, laid out in terminal cells
-        out.append((set_cell_size(visible(text), w), style))
+        out.append((ellipsized(visible(text), w), style))
     return out
 
 
@@ -384,6 +407,10 @@ class QueueView(ScrollView, can_focus=True):
 
     def action_jump(self, where: int) -> None:
         self.cursor = 0 if where == 0 else len(self.ids) - 1
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # marks only choose what r/x/m act on: a read-only console neither offers nor keeps them
+        return not (action == "mark" and getattr(self.app, "readonly", False))
 
     def action_mark(self) -> None:
         job_id = self.selected

@@ -159,11 +159,11 @@ def test_init_refuses_an_existing_loose_directory(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(loose).st_mode) == 0o777  # not silently "fixed" either
 
 
-def test_init_on_a_symlink_to_a_root_says_symlink_not_not_a_directory(tmp_path: Path) -> None:
+def test_init_on_a_symlink_to_a_root_resolves_it_and_a_file_is_refused(tmp_path: Path) -> None:
     real = Root.init(tmp_path / "real")
     (tmp_path / "link").symlink_to(real.path)
-    with pytest.raises(RootError, match=r"link is a symlink; FARRO follows no symlinks"):
-        Root.init(tmp_path / "link")
+    again = Root.init(tmp_path / "link")
+    assert again.path == real.path and again.via == tmp_path / "link"
     (tmp_path / "file").write_text("x")
     with pytest.raises(RootError, match=r"file exists and is not a directory"):
         Root.init(tmp_path / "file")

@@ -1,8 +1,9 @@
 """Workspaces are checked when a job is requested, not when a worker claims it.
 
-A workspace that does not exist, is not a directory, or is a git repository with
-no commit would fail the job's first attempt; ``farro submit`` refuses it (exit 2,
-one line) and the manager's inbox rejects the request file with the reason.
+A workspace that does not exist, is not a directory, is a git repository with
+no commit, or is inside a git repository without being its top would fail the
+job's first attempt; ``farro submit`` refuses it (exit 2, one line) and the
+manager's inbox rejects the request file with the reason.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ def _bad_workspaces(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "missing": (tmp_path / "nope", "does not exist"),
         "file": (plain_file, "is not a directory"),
         "empty-repo": (git_repo(tmp_path / "empty", commit=False), "git repository with no commit"),
+        "repo-subdir": (_subdir(git_repo(tmp_path / "outer", commit=True)), "inside the git repo"),
     }
+
+
+def _subdir(repo: Path) -> Path:
+    (repo / "sub").mkdir()
+    return repo / "sub"
 
 
 def _farro(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 from textual.widgets import DataTable, Static
 
 from farro_core.identity import host
 from farro_core.root import Root
+from farro_tui.screens.job import JobScreen
 from farro_tui.screens.workers import WorkersScreen
 
-from .helpers import FakeSystem, console, ready, until
+from .helpers import FakeSystem, S, console, make, ready, until
 
 
 def _status_file(root: Root, name: str, **body: object) -> None:
@@ -65,7 +67,7 @@ async def test_header_adds_this_consoles_workers_to_the_others(root: Root) -> No
         )
 
 
-async def test_workers_pane_lists_the_root_s_workers_marked_local_or_remote(root: Root) -> None:
+async def test_workers_pane_lists_the_root_s_workers_with_their_hosts(root: Root) -> None:
     _others(root)
     app = console(root, readonly=True)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -77,10 +79,42 @@ async def test_workers_pane_lists_the_root_s_workers_marked_local_or_remote(root
         rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(4)}
         where = {name: str(row[1]) for name, row in rows.items()}
         state = {name: str(row[2]) for name, row in rows.items()}
-        assert where == {"far-w0": "remote", "near-w0": "local", "dead-w0": "local",
-                         "old-w0": "local"}  # fmt: skip
+        assert where == {"far-w0": "far.example", "near-w0": host(), "dead-w0": host(),
+                         "old-w0": host()}  # fmt: skip
+        assert rows["far-w0"][1].style == "cyan" and rows["near-w0"][1].style == ""  # remote
         assert state == {"far-w0": "busy", "near-w0": "idle", "dead-w0": "gone",
                          "old-w0": "stopped"}  # fmt: skip
         assert [str(table.get_row_at(i)[0]) for i in range(2)] == ["far-w0", "near-w0"]
         manager = str(app.screen.query_one("#manager", Static).content)
         assert "manager: none" in manager and "runs no workers" in manager
+
+
+LONG_HOST = "build-server-07.example.internal"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40)], ids=str)
+async def test_workers_pane_keeps_its_important_columns_in_view(
+    root: Root, size: tuple[int, int]
+) -> None:
+    """A long host name and worker name never push state, job or age out of the pane."""
+    jid = make(root, S.QUEUED, "claimed far away")
+    name = f"{LONG_HOST}-1234567-w12"
+    _status_file(root, name, host=LONG_HOST, pid=4242, state="busy", job=jid, attempt=2,
+                 jobs_done=17)  # fmt: skip
+    app = console(root, readonly=True)
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorkersScreen), "the workers pane")
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 1, "the far worker")
+        await pilot.pause()
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[:6] == ["worker", "host", "state", "job", "try", "for"]
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # all in view
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[0].endswith("-1234567-w12") and row[2] == "busy" and row[5]  # pid, state, age
+        assert row[1].startswith("build-serve") and row[3].endswith(jid[-8:])
+        await pilot.press("enter")  # the whole id, though the cell shows its tail
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), "the worker's job")
+        assert app.screen.job_id == jid

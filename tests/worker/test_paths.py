@@ -178,13 +178,15 @@ def test_repo_without_commits_is_refused(wroot: Root, tmp_path: Path) -> None:
     assert "no commit" in (out.lifecycle.result.error or "")  # type: ignore[union-attr]
 
 
-def test_subdirectory_of_a_repo_runs_in_place(wroot: Root, tmp_path: Path) -> None:
+def test_subdirectory_of_a_repo_fails_without_running_in_place(wroot: Root, tmp_path: Path) -> None:
+    """Run in place it would write, and run git in, the operator's own checkout."""
     repo = make_repo(tmp_path / "repo")
     submit(wroot, "x", agent=sh("echo y > z.py"), workspace=str(repo / "src"))
     out = make_worker(wroot).run_once()
-    assert out is not None and out.status == "succeeded"
-    assert (repo / "src" / "z.py").exists()
-    assert out.lifecycle.result is not None and out.lifecycle.result.base_commit is None
+    assert out is not None and out.status == "failed"
+    assert f"inside the git repository {repo.resolve()}" in (out.lifecycle.reason or "")
+    assert out.lifecycle.attempt == 1  # no retry: the workspace will not change by itself
+    assert not (repo / "src" / "z.py").exists()
 
 
 def test_root_inside_a_plain_workspace_is_left_out(wroot: Root) -> None:

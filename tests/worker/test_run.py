@@ -50,6 +50,17 @@ def test_demo_agent_happy_path(wroot: Root) -> None:
     assert out.path == wroot.done / env.id
 
 
+def test_demo_agent_keeps_to_src_without_a_src_src(wroot: Root) -> None:
+    """``allowed_paths = ["src/**"]`` (the example's jobs): src/task_….py, never src/src/."""
+    submit(wroot, "[fast] type hints", allowed_paths=["src/**"])
+    out = make_worker(wroot).run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    work = out.path / "work"
+    assert list((work / "src").glob("task_*.py")) and (work / "src" / "NOTES.md").exists()
+    assert not (work / "src" / "src").exists()
+    assert out.lifecycle.result is not None and out.lifecycle.result.violations == []
+
+
 def test_demo_agent_fail_marker_is_retried(wroot: Root) -> None:
     env = submit(wroot, "[fast] [fail] break it", max_attempts=2)
     out = make_worker(wroot).run_once()
