@@ -212,11 +212,15 @@ def load(root: Root, job: str | os.PathLike[str]) -> Envelope:
 # ---------------------------------------------------------------- create
 
 
+_NOT_COPIED = frozenset({"id", "schema_version"})
+
+
 def _prompt_from_spec(
     spec: JobSpec, job_id: str, settings: Settings, created_by: str, now: datetime
 ) -> Prompt:
     given = spec.model_fields_set
-    fields = spec.model_dump(exclude={"id", "schema_version"})
+    # the validated values themselves, not a dump of them to validate back
+    fields = {k: getattr(spec, k) for k in type(spec).model_fields if k not in _NOT_COPIED}
     fields["title"] = spec.title or default_title(spec.prompt)
     if "timeout_s" not in given:
         fields["timeout_s"] = settings.timeout_s
@@ -300,15 +304,14 @@ def create_many(
                 shutil.rmtree(stage, ignore_errors=True)
         raise
     out = []
+    loaded = utcnow()
     for _, prompt, lc in staged:
         _cache_prompt(root, prompt)
-        out.append(
-            Envelope(
-                prompt=prompt,
-                lifecycle=lc,
-                runtime=Runtime(root=root.path, path=root.incoming / lc.id),
-            )
+        # both parts were validated as they were made: not once more per job
+        runtime = Runtime.model_construct(
+            root=root.path, path=root.incoming / lc.id, loaded_at=loaded
         )
+        out.append(Envelope.model_construct(prompt=prompt, lifecycle=lc, runtime=runtime))
     return out
 
 
