@@ -48,6 +48,7 @@ def write_stages(
                 os.close(dfd)
         if not fs.syncfs(tmp_fd):
             _fsync_each(tmp_fd, [name for name, _ in made])
+        crash.point("create.batch_synced")  # every stage durable, no intent: none published
     finally:
         os.close(tmp_fd)
 
