@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from farro_core import fs, job, publish
+from farro_core import batch, fs, job, publish
 from farro_core.errors import DurabilityError
 from farro_core.root import Root
 
@@ -68,10 +68,11 @@ def test_a_batch_is_made_durable_by_one_syncfs_and_a_few_fsyncs(
 ) -> None:
     syncs = _wrap_syncfs(monkeypatch, None)
     synced = _count_fsyncs(monkeypatch)
-    envs = job.create_many(root, [spec(f"job {i}", labels={"n": str(i)}) for i in range(40)])
+    n = batch.SYNCFS_MIN_JOBS
+    envs = job.create_many(root, [spec(f"job {i}", labels={"n": str(i)}) for i in range(n)])
     assert len(syncs) == 1
     # the intent and its directory, incoming/ and tmp/ once, tmp/ after the intent goes
-    assert len(synced) == 5, f"{len(synced)} fsyncs for 40 jobs"
+    assert len(synced) == 5, f"{len(synced)} fsyncs for {n} jobs"
     assert sorted(os.listdir(root.incoming)) == sorted(e.id for e in envs)
     assert os.listdir(root.tmp) == []
     for i, env in enumerate(envs):
@@ -85,12 +86,21 @@ def test_a_batch_is_made_durable_by_one_syncfs_and_a_few_fsyncs(
         assert [a["event"] for a in audit_of(root, env.id)] == ["created"]
 
 
-def test_without_syncfs_every_staged_file_and_directory_is_fsynced(
-    root: Root, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("why", ["small batch", "no syncfs"])
+def test_otherwise_every_staged_file_and_directory_is_fsynced(
+    root: Root, monkeypatch: pytest.MonkeyPatch, why: str
 ) -> None:
-    monkeypatch.setattr(fs, "_load_syncfs", lambda: None)  # a kernel before 5.8, say
+    """A small batch (syncfs would wait for everyone's dirty data), or a kernel before 5.8."""
+    if why == "no syncfs":
+        monkeypatch.setattr(fs, "_load_syncfs", lambda: None)
+        n = batch.SYNCFS_MIN_JOBS
+    else:
+        syncs = _wrap_syncfs(monkeypatch, None)
+        n = 12
     synced = _count_fsyncs(monkeypatch)
-    envs = job.create_many(root, [spec(f"job {i}") for i in range(12)])
+    envs = job.create_many(root, [spec(f"job {i}") for i in range(n)])
+    if why == "small batch":
+        assert syncs == []
     for env in envs:
         assert _inodes(root, env.id) <= set(synced), f"{env.id} was not fsynced in full"
     assert os.listdir(root.tmp) == []
@@ -106,7 +116,7 @@ def test_a_failing_syncfs_aborts_the_batch_and_publishes_nothing(
     calls = _wrap_syncfs(monkeypatch, eio)
     before = snapshot(root)
     with pytest.raises(DurabilityError, match="syncfs failed"):
-        job.create_many(root, [spec(f"job {i}") for i in range(5)])
+        job.create_many(root, [spec(f"job {i}") for i in range(batch.SYNCFS_MIN_JOBS)])
     assert len(calls) == 1
     assert snapshot(root) == before, "no stage, no intent, nothing published"
     assert publish.unfinished_batches(root) == []
