@@ -121,3 +121,35 @@ def report(rows: list[Row], title: str) -> int:
     """Print the table; the exit status: 1 when a goal is missed, else 0."""
     print_table(rows, title)
     return 0 if all(r.ok is not False for r in rows) else 1
+
+
+@dataclass
+class SyncCount:
+    """fsync and syncfs calls made while :func:`counting_syncs` was active."""
+
+    fsyncs: int = 0
+    syncfs: int = 0
+
+
+@contextmanager
+def counting_syncs() -> Iterator[SyncCount]:
+    """Count this process's ``os.fsync`` and ``fs.syncfs`` calls; every call still happens."""
+    from farro_core import fs
+
+    real_fsync, real_syncfs = os.fsync, fs.syncfs
+    count = SyncCount()
+
+    def fsync(fd: int) -> None:
+        count.fsyncs += 1
+        real_fsync(fd)
+
+    def syncfs(fd: int) -> bool:
+        done = real_syncfs(fd)
+        count.syncfs += done
+        return done
+
+    os.fsync, fs.syncfs = fsync, syncfs  # type: ignore[assignment]
+    try:
+        yield count
+    finally:
+        os.fsync, fs.syncfs = real_fsync, real_syncfs

@@ -97,12 +97,21 @@ def recovered(root: Root, lc: Lifecycle, actor: str) -> None:
 
 
 def append(root: Root, rec: dict[str, Any]) -> None:
-    line = (json.dumps(rec, separators=(",", ":")) + "\n").encode()
-    fd = os.open(root.audit_file, _FLAGS, 0o600)
+    fd = open_log(root)
     try:
-        os.write(fd, line)
+        write(fd, rec)
     finally:
         os.close(fd)
+
+
+def open_log(root: Root) -> int:
+    """The log opened for appending, for a caller with many records (a batch) to :func:`write`."""
+    return os.open(root.audit_file, _FLAGS, 0o600)
+
+
+def write(fd: int, rec: dict[str, Any]) -> None:
+    """Append one record to a log opened by :func:`open_log`: one ``write``, one line."""
+    os.write(fd, (json.dumps(rec, separators=(",", ":")) + "\n").encode())
 
 
 #: an audit record is a few hundred bytes; a longer "line" is damage, skipped unread

@@ -16,6 +16,7 @@ POINTS: tuple[str, ...] = (
     "create.staged",  # tmp/<id>.<unique> exists, nothing written in it
     "create.prompt_written",  # prompt.json written, job.json not yet
     "create.job_written",  # both files written, still in tmp/
+    "create.batch_synced",  # a batch's stages all written and made durable, no intent yet
     "create.intent_written",  # a batch's intent is durable, none of it published
     "create.batch_partial",  # the first job of a batch published, the rest not yet
     "create.published",  # renamed into incoming/, not yet audited

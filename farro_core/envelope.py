@@ -30,7 +30,7 @@ from farro_core.errors import BadInput, Corrupt
 from farro_core.globs import check_glob
 from farro_core.ids import ID_PATTERN
 from farro_core.transitions import Status
-from farro_core.validation import explain, nul_at
+from farro_core.validation import explain, has_nul, nul_at
 from farro_core.work import Work
 
 SCHEMA_VERSION = "1.0.0"
@@ -196,7 +196,7 @@ class _JobFields(_Strict):
         An after-validator: a before-validator would make strict JSON validation
         see Python objects, and refuse every datetime string in prompt.json.
         """
-        if nul_at(self.model_dump(mode="python")) is not None:
+        if has_nul(self):  # its fields as they are: no dump made to look at them
             raise ValueError("a job spec may not contain NUL characters")
         return self
 

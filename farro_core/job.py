@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, crash, fs, locks, notify, publish
+from farro_core import audit, batch, crash, fs, locks, notify, publish
 from farro_core.clock import utcnow
 from farro_core.envelope import (
     SCHEMA_VERSION,
@@ -224,11 +224,15 @@ def prompt_of(root: Root, job_id: str) -> Prompt:
 # ---------------------------------------------------------------- create
 
 
+_NOT_COPIED = frozenset({"id", "schema_version"})
+
+
 def _prompt_from_spec(
     spec: JobSpec, job_id: str, settings: Settings, created_by: str, now: datetime
 ) -> Prompt:
     given = spec.model_fields_set
-    fields = spec.model_dump(exclude={"id", "schema_version"})
+    # the validated values themselves, not a dump of them to validate back
+    fields = {k: getattr(spec, k) for k in type(spec).model_fields if k not in _NOT_COPIED}
     fields["title"] = spec.title or default_title(spec.prompt)
     if "timeout_s" not in given:
         fields["timeout_s"] = settings.timeout_s
@@ -258,36 +262,42 @@ def create_many(
     by = created_by or default_creator()
     start = utcnow()
     staged: list[tuple[Path, Prompt, Lifecycle]] = []
-    batch = len(specs) > 1
+    made: list[tuple[str, str]] = []  # a batch's stages: (name in tmp/, job id)
+    jobs: list[tuple[Prompt, Lifecycle]] = []
+    for i, spec in enumerate(specs):
+        # a microsecond apart: "oldest first" is the batch's own order, whatever its ids
+        now = start + timedelta(microseconds=i)
+        job_id = spec.id or new_id()
+        lc = Lifecycle(
+            id=job_id,
+            status=Status.QUEUED,
+            attempt=0,
+            revision=1,
+            reason=f"created by {by}",
+            created_at=now,
+            updated_at=now,
+        )
+        jobs.append((_prompt_from_spec(spec, job_id, settings, by, now), lc))
     try:
-        for i, spec in enumerate(specs):
-            # a microsecond apart: "oldest first" is the batch's own order, whatever its ids
-            now = start + timedelta(microseconds=i)
-            job_id = spec.id or new_id()
-            prompt = _prompt_from_spec(spec, job_id, settings, by, now)
-            lc = Lifecycle(
-                id=job_id,
-                status=Status.QUEUED,
-                attempt=0,
-                revision=1,
-                reason=f"created by {by}",
-                created_at=now,
-                updated_at=now,
-            )
-            stage = root.tmp / f"{job_id}.{fs.unique_suffix()}"
+        if len(jobs) > 1:  # written without fsyncs, then made durable at once
+            batch.write_stages(root, jobs, made)
+            staged = [
+                (root.tmp / name, p, lc) for (name, _), (p, lc) in zip(made, jobs, strict=True)
+            ]
+        else:
+            prompt, lc = jobs[0]
+            stage = root.tmp / f"{lc.id}.{fs.unique_suffix()}"
             os.mkdir(stage, 0o700)
             staged.append((stage, prompt, lc))
             crash.point("create.staged")  # an empty staging dir: fsck quarantines it after an hour
             dfd = fs.open_dir(stage)
-            try:  # a batch's files are made durable all at once, below
-                fs.write_at(dfd, PROMPT, dump(prompt), mode=0o444, durable=not batch)
+            try:
+                fs.write_at(dfd, PROMPT, dump(prompt), mode=0o444)
                 crash.point("create.prompt_written")
-                fs.write_at(dfd, JOB, dump(lc), durable=not batch)
+                fs.write_at(dfd, JOB, dump(lc))
                 crash.point("create.job_written")  # complete but unpublished: still only in tmp/
             finally:
                 os.close(dfd)
-        if batch:
-            _sync_stages([stage for stage, _, _ in staged])
         if any(spec.id for spec in specs) or settings.max_queued:
             from filelock import FileLock  # only caller ids and max_queued need it: light submit
 
@@ -300,20 +310,20 @@ def create_many(
     except publish.BatchCommitted:
         raise  # the intent is durable: recovery publishes the rest (finish_batches)
     except BaseException:
-        for stage, _, _ in staged:  # our own unpublished staging, never visible to anyone
+        # our own unpublished staging, never visible to anyone
+        for stage in [s for s, _, _ in staged] or [root.tmp / name for name, _ in made]:
             if stage.exists():
                 shutil.rmtree(stage, ignore_errors=True)
         raise
     out = []
+    loaded = utcnow()
     for _, prompt, lc in staged:
         _cache_prompt(root, prompt)
-        out.append(
-            Envelope(
-                prompt=prompt,
-                lifecycle=lc,
-                runtime=Runtime(root=root.path, path=root.incoming / lc.id),
-            )
+        # both parts were validated as they were made: not once more per job
+        runtime = Runtime.model_construct(
+            root=root.path, path=root.incoming / lc.id, loaded_at=loaded
         )
+        out.append(Envelope.model_construct(prompt=prompt, lifecycle=lc, runtime=runtime))
     return out
 
 
@@ -333,34 +343,6 @@ def _check_room(root: Root, settings: Settings, n: int) -> None:
     full = queue_full(root, settings, n)
     if full is not None:
         raise QueueFull(full)
-
-
-#: fsyncs issued at once for a batch: the journal commits concurrent ones together
-_SYNC_THREADS = 32
-
-
-def _sync_stages(stages: list[Path]) -> None:
-    """fsync every staged file and staging directory of a batch, many at a time.
-
-    The same fsyncs as one job's create, issued concurrently: the filesystem
-    journal commits the waiting ones together, so a batch of 10,000 costs a few
-    commits, not 30,000 in a row. All are done before the intent is written.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(stage: Path) -> None:
-        for name in (PROMPT, JOB):
-            fd = os.open(stage / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                fs.fsync(fd)
-            finally:
-                os.close(fd)
-        fs.fsync_dir(stage)
-
-    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(stages))) as pool:
-        for _ in pool.map(one, stages):
-            pass
-    fs.fsync_dir(stages[0].parent)
 
 
 def create(root: Root, spec: JobSpec, *, created_by: str | None = None) -> Envelope:

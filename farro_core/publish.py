@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from farro_core import audit, crash, fs, locks
 from farro_core.envelope import Lifecycle, Prompt, load_lifecycle, load_prompt
@@ -27,35 +28,29 @@ from farro_core.transitions import Status
 Staged = tuple[Path, Prompt, Lifecycle]
 
 
+def _created(lc: Lifecycle, reason: str | None = None) -> dict[str, Any]:
+    return audit.record(
+        job=lc.id,
+        frm=None,
+        to=Status.QUEUED,
+        actor="creator",
+        worker=None,
+        attempt=0,
+        revision=1,
+        reason=reason or lc.reason,
+        event="created",
+        ts=lc.created_at,
+    )
+
+
 def _announce(root: Root, lc: Lifecycle, reason: str | None = None) -> None:
     crash.point("create.published")  # visible and queued, only the audit line is missing
-    audit.append(
-        root,
-        audit.record(
-            job=lc.id,
-            frm=None,
-            to=Status.QUEUED,
-            actor="creator",
-            worker=None,
-            attempt=0,
-            revision=1,
-            reason=reason or lc.reason,
-            event="created",
-            ts=lc.created_at,
-        ),
-    )
+    audit.append(root, _created(lc, reason))
 
 
 def publish(root: Root, staged: list[Staged]) -> None:
     """Move staged job dirs into incoming/: all of them, or recovery does the rest after a crash."""
-    seen: set[str] = set()
-    for _, prompt, _ in staged:
-        if prompt.id in seen:  # else the first copy would be published, then the batch fail
-            raise AlreadyExists(f"job {prompt.id} appears twice in one batch")
-        seen.add(prompt.id)
-        for q in QUEUES:
-            if os.path.lexists(root.path / q / prompt.id):
-                raise AlreadyExists(f"job {prompt.id} exists already ({q}/)")
+    _check_free(root, [prompt.id for _, prompt, _ in staged])
     if len(staged) == 1:
         fs.move(staged[0][0], root.incoming / staged[0][1].id)  # one rename: atomic already
         _announce(root, staged[0][2])
@@ -66,15 +61,7 @@ def publish(root: Root, staged: list[Staged]) -> None:
     try:
         crash.point("create.intent_written")  # nothing published; recovery publishes all
         try:
-            for i, (stage, prompt, lc) in enumerate(staged):
-                # no fsync per rename: the intent rolls a torn batch forward, and both
-                # directories are fsynced once below, before the intent goes
-                fs.rename_noreplace(stage, root.incoming / prompt.id)
-                _announce(root, lc)
-                if i == 0:
-                    crash.point("create.batch_partial")  # recovery publishes the rest
-            fs.fsync_dir(root.incoming)
-            fs.fsync_dir(root.tmp)
+            _publish_all(root, staged)
         except BaseException as exc:
             raise BatchCommitted(
                 f"batch interrupted after its intent was recorded ({exc}); "
@@ -84,6 +71,60 @@ def publish(root: Root, staged: list[Staged]) -> None:
         fs.fsync_dir(root.tmp)
     finally:
         os.close(fd)  # drops the flock that tells recovery we are alive
+
+
+def _check_free(root: Root, ids: list[str]) -> None:
+    """Refuse an id given twice, or one that some queue holds already."""
+    seen: set[str] = set()
+    if len(ids) == 1:
+        for q in QUEUES:
+            if os.path.lexists(root.path / q / ids[0]):
+                raise AlreadyExists(f"job {ids[0]} exists already ({q}/)")
+        return
+    fds = [fs.open_dir(root.path / q) for q in QUEUES]
+    try:
+        for job_id in ids:
+            if job_id in seen:  # else the first copy would be published, then the batch fail
+                raise AlreadyExists(f"job {job_id} appears twice in one batch")
+            seen.add(job_id)
+            for q, qfd in zip(QUEUES, fds, strict=True):
+                try:
+                    os.stat(job_id, dir_fd=qfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                raise AlreadyExists(f"job {job_id} exists already ({q}/)")
+    finally:
+        for qfd in fds:
+            os.close(qfd)
+
+
+def _publish_all(root: Root, staged: list[Staged]) -> None:
+    """Rename every stage into incoming/, auditing each; then fsync both directories once.
+
+    No fsync per rename: the intent rolls a torn batch forward, and both
+    directories are fsynced before the intent goes. Directory descriptors and
+    one open log serve the whole batch: no path is walked per job.
+    """
+    tmp_fd = fs.open_dir(root.tmp)
+    try:
+        in_fd = fs.open_dir(root.incoming)
+        try:
+            log = audit.open_log(root)
+            try:
+                for i, (stage, prompt, lc) in enumerate(staged):
+                    fs.rename_noreplace_at(tmp_fd, stage.name, in_fd, prompt.id)
+                    crash.point("create.published")  # visible and queued, only unaudited
+                    audit.write(log, _created(lc))
+                    if i == 0:
+                        crash.point("create.batch_partial")  # recovery publishes the rest
+            finally:
+                os.close(log)
+            fs.fsync(in_fd)
+            fs.fsync(tmp_fd)
+        finally:
+            os.close(in_fd)
+    finally:
+        os.close(tmp_fd)
 
 
 class BatchCommitted(DurabilityError):

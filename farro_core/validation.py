@@ -5,7 +5,38 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+_PLAIN = (int, float, type(None))  # leaves that cannot hold a NUL: no call made for them
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL is anywhere in a nested value: strings, keys, lists, tuples, models.
+
+    The cheap test (no path is built while looking, no call per plain leaf), run
+    on every spec of a batch; :func:`nul_at` names the place once there is one.
+    """
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, BaseModel):
+        value = value.__dict__
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\0" in key:
+                return True
+            if isinstance(item, str):
+                if "\0" in item:
+                    return True
+            elif not isinstance(item, _PLAIN) and has_nul(item):
+                return True
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, str):
+                if "\0" in item:
+                    return True
+            elif not isinstance(item, _PLAIN) and has_nul(item):
+                return True
+    return False
 
 
 def nul_at(value: Any, path: str = "") -> tuple[str, bool] | None:
@@ -14,6 +45,8 @@ def nul_at(value: Any, path: str = "") -> tuple[str, bool] | None:
     NUL can reach neither argv, the environment nor a file name intact, so every
     spec and request file is refused if it holds one anywhere.
     """
+    if not path and not has_nul(value):
+        return None
     if isinstance(value, str):
         return (path, False) if "\0" in value else None
     if isinstance(value, dict):

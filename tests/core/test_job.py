@@ -99,16 +99,16 @@ def test_create_many_is_all_or_nothing_on_a_duplicate_id_in_the_batch(root: Root
 def test_create_many_is_all_or_nothing_on_a_failure_in_the_middle(
     root: Root, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = fs.write_at
+    real = fs.create_at  # a batch's stage files are created in place, fsynced all at once
     calls = []
 
-    def failing(dfd: int, name: str, data: bytes, mode: int = 0o600, **kw: bool) -> None:
+    def failing(dfd: int, name: str, data: bytes, mode: int = 0o600) -> None:
         calls.append(name)
         if len(calls) == 5:  # the third job's prompt.json
             raise OSError(28, "No space left on device")
-        real(dfd, name, data, mode, **kw)
+        real(dfd, name, data, mode)
 
-    monkeypatch.setattr(fs, "write_at", failing)
+    monkeypatch.setattr(fs, "create_at", failing)
     before = snapshot(root)
     with pytest.raises(OSError, match="No space"):
         job.create_many(root, [spec(str(i)) for i in range(5)])

@@ -15,13 +15,14 @@ import sys
 import pytest
 
 from farro_core import crash, publish
-from farro_core.fsck import fsck
+from farro_core.envelope import load_lifecycle, load_prompt
+from farro_core.fsck import TMP_MAX_AGE_S, fsck
 from farro_core.ids import new_id
 from farro_core.manager import sweep_tmp
 from farro_core.root import Root
 
 from .child import EXIT_OK
-from .helpers import assert_fully_audited, run_child, scan
+from .helpers import assert_fully_audited, backdate, run_child, scan
 
 
 def _batch(n: int = 3) -> list[str]:
@@ -67,6 +68,27 @@ def test_a_crash_before_the_intent_publishes_nothing(root: Root) -> None:
     fsck(root, repair=True)
     assert scan(root) == {}
     assert len(os.listdir(root.tmp)) == 1  # the one stage, quarantined when an hour old
+
+
+def test_a_batch_killed_after_its_stages_are_durable_publishes_none(root: Root) -> None:
+    """Between the one syncfs and the intent: complete stages, no intent, nothing published."""
+    ids = _batch(4)
+    got = run_child(root, "create-batch", *ids, crash_at="create.batch_synced")
+    assert got.returncode == crash.CRASH_EXIT, got.stderr
+    stages = sorted(os.listdir(root.tmp))
+    assert sorted(name.split(".")[0] for name in stages) == sorted(ids), "one stage per job"
+    for name in stages:  # each complete, as its syncfs left it
+        assert sorted(os.listdir(root.tmp / name)) == ["job.json", "prompt.json"]
+        lc = load_lifecycle((root.tmp / name / "job.json").read_bytes(), name)
+        assert load_prompt((root.tmp / name / "prompt.json").read_bytes(), name).id == lc.id
+    assert publish.unfinished_batches(root) == [] and publish.finish_batches(root) == []
+    sweep_tmp(root)
+    fsck(root, repair=True)
+    assert scan(root) == {} and sorted(os.listdir(root.tmp)) == stages, "kept for an hour"
+    for name in stages:
+        backdate(root.tmp / name, TMP_MAX_AGE_S + 60)
+    fsck(root, repair=True)
+    assert os.listdir(root.tmp) == [] and scan(root) == {}, "quarantined, never published"
 
 
 def test_a_live_creators_intent_is_left_alone(root: Root) -> None:

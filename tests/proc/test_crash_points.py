@@ -72,6 +72,7 @@ BY_CLI = {
 FARRO = Path(sys.executable).with_name("farro")
 # Points whose scenario needs more than one job live in a test of their own.
 DEDICATED = {
+    "create.batch_synced": "tests/proc/test_batch_publish.py",
     "create.intent_written": "tests/proc/test_batch_publish.py",
     "create.batch_partial": "tests/proc/test_batch_publish.py",
     "inbox.created": "tests/system/test_inbox.py",
