@@ -140,7 +140,10 @@ class Worker:
         env = job.claim(self.root, self.identity)
         if env is None:
             return None
-        return self._process(env)
+        try:
+            return self._process(env)
+        finally:
+            self._set("paused" if self._paused else "idle")
 
     # ------------------------------------------------------------ the loop
 
@@ -161,6 +164,7 @@ class Worker:
                 env = job.claim(self.root, self.identity)
             except Exception:
                 log.exception("%s: claiming failed; trying again shortly", self.name)
+                self._set("idle")
                 self._wake.wait(_ERROR_PAUSE_S)
                 continue
             if env is None:
@@ -176,6 +180,7 @@ class Worker:
                     env.id,
                     env.lifecycle.attempt,
                 )
+        self._set("idle")  # "stopping" until stop() joins us (see _set)
 
     def _process(self, env: Envelope) -> Envelope | None:
         n = env.lifecycle.attempt
@@ -202,9 +207,11 @@ class Worker:
         finally:
             beat.stop()
             job.release_claim(env)
+            # no "idle" written here: the loop claims next, and a worker going from job
+            # to job writes its status file once per job (it says busy on the next job,
+            # or idle when the claim finds nothing), not twice
             with self._lock:
                 self._status = replace(self._status, jobs_done=self._status.jobs_done + 1)
-            self._set("paused" if self._paused else "idle")
 
     def _attempt(self, env: Envelope, beat: heartbeat.Heartbeat) -> Envelope | None:
         n = env.lifecycle.attempt

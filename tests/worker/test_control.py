@@ -18,9 +18,9 @@ from farro_core.clock import utcnow
 from farro_core.envelope import Envelope
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
-from farro_core.worker import Worker, stop_all
+from farro_core.worker import Worker, WorkerStatus, stop_all
 
-from .helpers import current_log, load, make_worker, pid_alive, sh, status_is, submit
+from .helpers import WORKERS, current_log, load, make_worker, pid_alive, sh, status_is, submit
 
 # writes its pid and a background child's pid into the job dir, then sleeps
 SLEEPER = sh(
@@ -437,3 +437,28 @@ def test_a_recycled_pid_is_never_signalled(wroot: Root, tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+class _Recording(Worker):
+    """A worker that also notes each status it writes to run/workers/ (it still writes it)."""
+
+    written: list[tuple[str, str | None]]
+
+    def _write_status(self, st: WorkerStatus) -> None:
+        self.written.append((st.state, st.job))
+        super()._write_status(st)
+
+
+def test_a_worker_going_from_job_to_job_writes_its_status_once_per_job(wroot: Root) -> None:
+    envs = [submit(wroot, f"job {i}", agent=["true"]) for i in range(3)]
+    w = _Recording(wroot, "w-rec", settings=wroot.settings)
+    w.written = []
+    WORKERS.append(w)
+    w.start()
+    wait_until(lambda: w.status().state == "idle" and w.status().jobs_done == 3, "3 jobs done")
+    # idle at start, busy on each job in turn, idle when the queue is empty: no
+    # "idle" between two jobs (each status write is a file replaced)
+    order = [e.id for e in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id))]
+    assert w.written == [("idle", None), *(("busy", i) for i in order), ("idle", None)]
+    body = json.loads((wroot.workers_dir / "w-rec.json").read_text())
+    assert body["state"] == "idle" and body["jobs_done"] == 3
