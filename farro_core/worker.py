@@ -375,6 +375,8 @@ class Worker:
         )
         if violations or not clean_exit:
             return violations, [], None
+        if not env.prompt.rubric:  # nothing to run: spare building the checks' environment
+            return violations, [], rubric.verdict([])
         n = attempt.number
         try:
             verdicts = rubric.run_checks(
