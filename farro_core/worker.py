@@ -71,6 +71,8 @@ class Worker:
         self._status = WorkerStatus(name, "idle", None, None, utcnow(), 0)
         #: this worker's pooled worktrees, one per repository, held until it stops
         self.pool = pool.Pool(root)
+        #: the thread that beats the running attempt's heartbeat, made on first use
+        self._beater = heartbeat.Beater(f"farro-heartbeat-{name}")
 
     # ------------------------------------------------------------ control
 
@@ -126,6 +128,7 @@ class Worker:
                     self._release.set()
                 thread.join()
         self.pool.close()
+        self._beater.close()
         self._set("stopped")
 
     def status(self) -> WorkerStatus:
@@ -186,7 +189,7 @@ class Worker:
         n = env.lifecycle.attempt
         self._set("busy", env.id, n)
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
-        beat = heartbeat.Heartbeat(env, self.settings.heartbeat_s)
+        beat = heartbeat.Heartbeat(env, self.settings.heartbeat_s, self._beater)
         try:
             beat.start()  # inside the try: if even this fails, the claim is still given back
             # A worker stopped (SIGSTOP) between its claim and here may find the job

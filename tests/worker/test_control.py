@@ -462,3 +462,48 @@ def test_a_worker_going_from_job_to_job_writes_its_status_once_per_job(wroot: Ro
     assert w.written == [("idle", None), *(("busy", i) for i in order), ("idle", None)]
     body = json.loads((wroot.workers_dir / "w-rec.json").read_text())
     assert body["state"] == "idle" and body["jobs_done"] == 3
+
+
+def _beat_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("farro-heartbeat")]
+
+
+def test_one_heartbeat_thread_serves_a_worker_from_job_to_job(wroot: Root, tmp_path: Path) -> None:
+    """No thread is started (and joined) per job for the heartbeat; it still beats."""
+    go = tmp_path / "go"
+    hold = sh(f'echo started; while [ ! -e "{go}" ]; do sleep 0.01; done; rm -f "{go}"')
+    envs = [submit(wroot, f"job {i}", agent=hold) for i in range(2)]
+    w = make_worker(wroot, heartbeat_s=0.05, stale_after_s=30)
+    w.start()
+    seen = []
+    for env in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id)):
+        wait_until(lambda e=env: said(wroot, e.id, "started"), f"{env.id} started")
+        beat = wroot.active / env.id / "heartbeat"
+        first = beat.stat().st_mtime_ns
+        wait_until(lambda b=beat, f=first: b.stat().st_mtime_ns > f, "a heartbeat")
+        seen.append([t for t in _beat_threads() if t.name.endswith(w.name)])
+        go.touch()
+        wait_until(lambda e=env: status_is(wroot, e.id, "succeeded"), f"{env.id} done")
+    assert len(seen[0]) == 1 and seen[0] == seen[1]
+    w.stop()
+    assert not [t for t in _beat_threads() if t.name.endswith(w.name)]
+
+
+def test_no_heartbeat_after_stop_returns(wroot: Root) -> None:
+    env = submit(wroot, "x", agent=["true"])
+    running = job.claim(wroot, make_worker(wroot).identity)
+    assert running is not None and running.id == env.id
+    beater = heartbeat.Beater("farro-heartbeat-test")
+    try:
+        beat = heartbeat.Heartbeat(running, 0.01, beater).start()
+        path = running.path / "heartbeat"
+        first = path.stat().st_mtime_ns
+        wait_until(lambda: path.stat().st_mtime_ns > first, "a heartbeat")
+        beat.stop()
+        stopped = path.stat().st_mtime_ns
+        time.sleep(0.2)  # a bounded look for something that must NOT happen: 20 intervals
+        assert path.stat().st_mtime_ns == stopped
+        assert beat.lost is None
+    finally:
+        beater.close()
+        job.release_claim(running)
