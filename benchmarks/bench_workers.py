@@ -95,8 +95,19 @@ class Headless:
             self.proc.wait()
 
 
-def farro_throughput(base: Path, n: int, cli: list[str]) -> tuple[float, float]:
-    """(end-to-end jobs/s from submission, processing-only jobs/s with all pre-queued)."""
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """(user+sys seconds of ``pid`` itself, of its reaped children) from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def farro_throughput(
+    base: Path, n: int, cli: list[str]
+) -> tuple[float, float, tuple[float, float]]:
+    """(end-to-end jobs/s from submission, processing-only jobs/s with all pre-queued,
+    CPU seconds per job of the workers' process and of its children (the agents and
+    their ``sh``), pre-queued, counted from its 50th job on so start-up is left out)."""
     # end to end: idle workers, then one `farro submit` of n jobs
     root = Root.init(base / "farro-e2e")
     (root.path / "farro.toml").write_text(SETTINGS)
@@ -123,8 +134,13 @@ def farro_throughput(base: Path, n: int, cli: list[str]) -> tuple[float, float]:
     t = time.perf_counter()
     h = Headless(root2, 2)
     try:
+        warm = min(50, n // 2)
+        _wait(lambda: _count(root2.done) >= warm, 600, f"{warm} FARRO jobs")
+        first, at = _cpu_s(h.proc.pid), _count(root2.done)
         _wait(lambda: _count(root2.done) >= n, 600, f"{n} FARRO jobs")
         proc = n / (time.perf_counter() - t)
+        last = _cpu_s(h.proc.pid)
+        per_job = ((last[0] - first[0]) / (n - at), (last[1] - first[1]) / (n - at))
     finally:
         h.stop()
     bad = [
@@ -135,7 +151,7 @@ def farro_throughput(base: Path, n: int, cli: list[str]) -> tuple[float, float]:
     ]
     if bad:
         raise RuntimeError(f"{len(bad)} FARRO no-op jobs did not succeed")
-    return e2e, proc
+    return e2e, proc, per_job
 
 
 def farro_no_fsync(base: Path, n: int) -> float:
@@ -347,7 +363,16 @@ def run(n: int = 1000, latency_samples: int = 100) -> list[Row]:
         return [Row("worker benchmarks", "run", "not run", None, "no farro CLI yet")]
     missing = ensure_tools()
     with scratch("workers") as base:
-        e2e, proc = farro_throughput(base, n, cli)
+        e2e, proc, cpu = farro_throughput(base, n, cli)
+        rows.append(
+            Row(
+                "CPU per no-op job, 2 workers (pre-queued)",
+                "report",
+                f"{ms(cpu[0])} FARRO's process + {ms(cpu[1])} its children (agent and sh)",
+                None,
+                "user+sys from /proc: steadier than jobs/s on a shared machine",
+            )
+        )
         per_job, cost = fsync_profile(base)
         rows.append(
             Row(

@@ -21,9 +21,10 @@ import threading
 import time
 from typing import Any
 
-from farro_core import audit
+from farro_core import audit, fs
 from farro_core.envelope import Envelope
 from farro_core.errors import FarroError
+from farro_core.lru import LRU
 from farro_core.root import Root
 from farro_core.settings import Settings
 
@@ -70,10 +71,34 @@ def environment(root: Root, env: Envelope) -> dict[str, str]:
     return out
 
 
+#: the settings each root's farro.toml gave, by that file's bytes and the FARRO_* variables
+_SETTINGS: LRU[tuple[str, bytes | None, tuple[tuple[str, str], ...]], Settings] = LRU(16)
+
+
+def _settings(root: Root) -> Settings:
+    """The root's settings as they are now, parsed again only when farro.toml or the
+    ``FARRO_*`` environment changed: every job's last commit asks, and parsing and
+    validating the file cost more than the rest of a no-op job's commit. Keyed by the
+    file's bytes, not its mtime: two edits within one clock tick would look alike."""
+    try:
+        raw: bytes | None = fs.read_file(root.path / "farro.toml", limit=1 << 20)
+    except FileNotFoundError:
+        raw = None
+    except (OSError, ValueError):
+        return root.settings  # says what is wrong with it
+    environ = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("FARRO_")))
+    key = (root.key, raw, environ)
+    found = _SETTINGS.hit(key)
+    if found is None:
+        found = root.settings
+        _SETTINGS.put(key, found)
+    return found
+
+
 def finished(root: Root, env: Envelope) -> None:
     """Start the hook for ``env`` (just committed to a terminal status), if one is set."""
     try:
-        settings = root.settings
+        settings = _settings(root)
     except FarroError:
         return
     if settings.on_finish is None:

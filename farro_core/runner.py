@@ -205,6 +205,32 @@ def _pump(fd: int, sink: AttemptLog, abandon: threading.Event) -> None:
         sink.note(f"reading the agent's output failed: {exc}")
 
 
+def _feed_now(proc: subprocess.Popen[bytes], data: bytes) -> bytes:
+    """Write what the pipe takes without blocking (a prompt below 64 KiB: all of it) and
+    close stdin once all is written; return the rest, for :func:`_feed` in a thread.
+
+    Most prompts fit the pipe, and a thread per attempt just to write them cost a
+    thread start and two hand-overs of the GIL per job.
+    """
+    assert proc.stdin is not None
+    fd = proc.stdin.fileno()
+    try:
+        os.set_blocking(fd, False)
+        try:
+            sent = os.write(fd, data) if data else 0
+        except BlockingIOError:
+            sent = 0
+        finally:
+            os.set_blocking(fd, True)
+    except OSError:
+        sent = len(data)  # the agent does not read stdin, or exited: fine
+    rest = data[sent:]
+    if not rest:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    return rest
+
+
 def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
     assert proc.stdin is not None
     try:
@@ -436,9 +462,9 @@ def run(
         target=_pump, args=(proc.stdout.fileno(), sink, abandon), daemon=True, name="farro-log"
     )
     reader.start()
-    threading.Thread(
-        target=_feed, args=(proc, env.prompt.prompt.encode()), daemon=True, name="farro-stdin"
-    ).start()
+    rest = _feed_now(proc, env.prompt.prompt.encode())
+    if rest:
+        threading.Thread(target=_feed, args=(proc, rest), daemon=True, name="farro-stdin").start()
     try:
         _watch(
             env,

@@ -252,6 +252,8 @@ class Settings(BaseModel):
     def passed_env(self, environ: Mapping[str, str]) -> dict[str, str]:
         """The part of ``environ`` that agents, checks and the planner receive."""
         allow, deny = self.env_allow, self.env_deny
+        if allow is None and not deny:  # the default: all of it (asked once per attempt)
+            return dict(environ)
         return {
             name: value
             for name, value in environ.items()

@@ -86,6 +86,8 @@ class Worker:
         self.pool = pool.Pool(root)
         #: presets whose queued jobs this worker leaves to others, and what it lacks for them
         self._passing: dict[str, str] = {}
+        #: the thread that beats the running attempt's heartbeat, made on first use
+        self._beater = heartbeat.Beater(f"farro-heartbeat-{name}")
 
     # ------------------------------------------------------------ control
 
@@ -141,6 +143,7 @@ class Worker:
                     self._release.set()
                 thread.join()
         self.pool.close()
+        self._beater.close()
         self._set("stopped")
 
     def status(self) -> WorkerStatus:
@@ -155,7 +158,10 @@ class Worker:
         env = self._claim()
         if env is None:
             return None
-        return self._process(env)
+        try:
+            return self._process(env)
+        finally:
+            self._set("paused" if self._paused else "idle")
 
     # ------------------------------------------------------------ the loop
 
@@ -176,6 +182,7 @@ class Worker:
                 env = self._claim()
             except Exception:
                 log.exception("%s: claiming failed; trying again shortly", self.name)
+                self._set("idle")
                 self._wake.wait(_ERROR_PAUSE_S)
                 continue
             if env is None:
@@ -191,6 +198,7 @@ class Worker:
                     env.id,
                     env.lifecycle.attempt,
                 )
+        self._set("idle")  # "stopping" until stop() joins us (see _set)
 
     def _claim(self) -> Envelope | None:
         """Claim the best queued job this host can run.
@@ -240,7 +248,7 @@ class Worker:
         n = env.lifecycle.attempt
         self._set("busy", env.id, n)
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
-        beat = heartbeat.Heartbeat(env, self.settings.heartbeat_s)
+        beat = heartbeat.Heartbeat(env, self.settings.heartbeat_s, self._beater)
         try:
             beat.start()  # inside the try: if even this fails, the claim is still given back
             # A worker stopped (SIGSTOP) between its claim and here may find the job
@@ -261,9 +269,11 @@ class Worker:
         finally:
             beat.stop()
             job.release_claim(env)
+            # no "idle" written here: the loop claims next, and a worker going from job
+            # to job writes its status file once per job (it says busy on the next job,
+            # or idle when the claim finds nothing), not twice
             with self._lock:
                 self._status = replace(self._status, jobs_done=self._status.jobs_done + 1)
-            self._set("paused" if self._paused else "idle")
 
     def _attempt(self, env: Envelope, beat: heartbeat.Heartbeat) -> Envelope | None:
         n = env.lifecycle.attempt
@@ -427,6 +437,8 @@ class Worker:
         )
         if violations or not clean_exit:
             return violations, [], None
+        if not env.prompt.rubric:  # nothing to run: spare building the checks' environment
+            return violations, [], rubric.verdict([])
         n = attempt.number
         try:
             verdicts = rubric.run_checks(

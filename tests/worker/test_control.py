@@ -17,9 +17,9 @@ from farro_core.clock import utcnow
 from farro_core.envelope import Envelope
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
-from farro_core.worker import Worker, stop_all
+from farro_core.worker import Worker, WorkerStatus, stop_all
 
-from .helpers import current_log, load, make_worker, pid_alive, sh, status_is, submit
+from .helpers import WORKERS, current_log, load, make_worker, pid_alive, sh, status_is, submit
 
 # writes its pid and a background child's pid into the job dir, then sleeps
 SLEEPER = sh(
@@ -464,3 +464,73 @@ def test_a_recycled_pid_is_never_signalled(wroot: Root, tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+class _Recording(Worker):
+    """A worker that also notes each status it writes to run/workers/ (it still writes it)."""
+
+    written: list[tuple[str, str | None]]
+
+    def _write_status(self, st: WorkerStatus) -> None:
+        self.written.append((st.state, st.job))
+        super()._write_status(st)
+
+
+def test_a_worker_going_from_job_to_job_writes_its_status_once_per_job(wroot: Root) -> None:
+    envs = [submit(wroot, f"job {i}", agent=["true"]) for i in range(3)]
+    w = _Recording(wroot, "w-rec", settings=wroot.settings)
+    w.written = []
+    WORKERS.append(w)
+    w.start()
+    wait_until(lambda: w.status().state == "idle" and w.status().jobs_done == 3, "3 jobs done")
+    # idle at start, busy on each job in turn, idle when the queue is empty: no
+    # "idle" between two jobs (each status write is a file replaced)
+    order = [e.id for e in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id))]
+    assert w.written == [("idle", None), *(("busy", i) for i in order), ("idle", None)]
+    body = json.loads((wroot.workers_dir / "w-rec.json").read_text())
+    assert body["state"] == "idle" and body["jobs_done"] == 3
+
+
+def _beat_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("farro-heartbeat")]
+
+
+def test_one_heartbeat_thread_serves_a_worker_from_job_to_job(wroot: Root, tmp_path: Path) -> None:
+    """No thread is started (and joined) per job for the heartbeat; it still beats."""
+    go = tmp_path / "go"
+    hold = sh(f'echo started; while [ ! -e "{go}" ]; do sleep 0.01; done; rm -f "{go}"')
+    envs = [submit(wroot, f"job {i}", agent=hold) for i in range(2)]
+    w = make_worker(wroot, heartbeat_s=0.05, stale_after_s=30)
+    w.start()
+    seen = []
+    for env in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id)):
+        wait_until(lambda e=env: said(wroot, e.id, "started"), f"{env.id} started")
+        beat = wroot.active / env.id / "heartbeat"
+        first = beat.stat().st_mtime_ns
+        wait_until(lambda b=beat, f=first: b.stat().st_mtime_ns > f, "a heartbeat")
+        seen.append([t for t in _beat_threads() if t.name.endswith(w.name)])
+        go.touch()
+        wait_until(lambda e=env: status_is(wroot, e.id, "succeeded"), f"{env.id} done")
+    assert len(seen[0]) == 1 and seen[0] == seen[1]
+    w.stop()
+    assert not [t for t in _beat_threads() if t.name.endswith(w.name)]
+
+
+def test_no_heartbeat_after_stop_returns(wroot: Root) -> None:
+    env = submit(wroot, "x", agent=["true"])
+    running = job.claim(wroot, make_worker(wroot).identity)
+    assert running is not None and running.id == env.id
+    beater = heartbeat.Beater("farro-heartbeat-test")
+    try:
+        beat = heartbeat.Heartbeat(running, 0.01, beater).start()
+        path = running.path / "heartbeat"
+        first = path.stat().st_mtime_ns
+        wait_until(lambda: path.stat().st_mtime_ns > first, "a heartbeat")
+        beat.stop()
+        stopped = path.stat().st_mtime_ns
+        time.sleep(0.2)  # a bounded look for something that must NOT happen: 20 intervals
+        assert path.stat().st_mtime_ns == stopped
+        assert beat.lost is None
+    finally:
+        beater.close()
+        job.release_claim(running)

@@ -91,3 +91,24 @@ def test_a_hook_that_does_not_exist_is_recorded(tmp_path: Path) -> None:
     assert make_worker(root).run_once() is not None
     wait_until(lambda: hook_events(root, env.id), what="the failure recorded")
     assert str(hook_events(root, env.id)[0]["reason"]).startswith("on_finish could not start")
+
+
+def test_a_hook_set_or_changed_in_farro_toml_applies_to_the_next_finished_job(
+    tmp_path: Path,
+) -> None:
+    """The settings are kept between commits, but an edit of farro.toml is seen at once."""
+    out = tmp_path / "out"
+    out.mkdir()
+    root = root_with(tmp_path, "")
+    w = make_worker(root)
+    first = submit(root, "no hook yet", agent=["true"], max_attempts=1)
+    assert w.run_once() is not None
+    toml = root.path / "farro.toml"
+    for tag in ("a", "b"):  # same size each time: the cache must not go by size alone
+        hook = ["/bin/sh", "-c", f'echo {tag} > "{out}/$FARRO_JOB_ID"']
+        toml.write_text(f"on_finish = {json.dumps(hook)}\n")
+        env = submit(root, f"hook {tag}", agent=["true"], max_attempts=1)
+        assert w.run_once() is not None
+        wait_until(lambda e=env: (out / e.id).exists(), what=f"hook {tag} of {env.id}")
+        assert (out / env.id).read_text() == f"{tag}\n"
+    assert not (out / first.id).exists()

@@ -92,6 +92,20 @@ def test_env_placeholders_and_stdin_argv_command(wroot: Root) -> None:
     assert stat.S_IMODE(pf.stat().st_mode) == 0o444
 
 
+def test_a_prompt_bigger_than_the_pipe_reaches_stdin_whole(wroot: Root) -> None:
+    """Most prompts are written at once; one beyond the pipe's 64 KiB is written on as
+    the agent reads (and an agent that never reads stdin still finishes)."""
+    prompt = "".join(f"line {i:06d} of a long prompt\n" for i in range(30_000))  # ~0.9 MiB
+    assert len(prompt.encode()) > 1 << 16
+    big = submit(wroot, prompt, agent=[PYTHON, "-c", DUMP])
+    deaf = submit(wroot, prompt, agent=["true"])
+    w = make_worker(wroot)
+    outs = {o.id: o for o in (w.run_once(), w.run_once()) if o is not None}
+    assert {o.status for o in outs.values()} == {"succeeded"}
+    assert outs[big.id].lifecycle.result.report["stdin"] == prompt  # type: ignore[union-attr]
+    assert outs[deaf.id].lifecycle.result.exit_code == 0  # type: ignore[union-attr]
+
+
 def test_string_command_placeholders_become_env_references(wroot: Root, tmp_path: Path) -> None:
     ws = tmp_path / "my workspace"
     ws.mkdir()
