@@ -517,20 +517,30 @@ def test_one_heartbeat_thread_serves_a_worker_from_job_to_job(wroot: Root, tmp_p
 
 
 def test_no_heartbeat_after_stop_returns(wroot: Root) -> None:
-    env = submit(wroot, "x", agent=["true"])
-    running = job.claim(wroot, make_worker(wroot).identity)
-    assert running is not None and running.id == env.id
+    """The shared beater keeps running other attempts' heartbeats: once it has beaten
+    another one twice after ``stop()``, a beat of the stopped one would have shown."""
+    envs = [submit(wroot, f"x{i}", agent=["true"]) for i in range(2)]
+    ident = make_worker(wroot).identity
+    running = [job.claim(wroot, ident) for _ in envs]
+    assert all(r is not None for r in running)
+    stopped_env, other_env = [r for r in running if r is not None]
     beater = heartbeat.Beater("farro-heartbeat-test")
     try:
-        beat = heartbeat.Heartbeat(running, 0.01, beater).start()
-        path = running.path / "heartbeat"
+        beat = heartbeat.Heartbeat(stopped_env, 0.01, beater).start()
+        path = stopped_env.path / "heartbeat"
         first = path.stat().st_mtime_ns
         wait_until(lambda: path.stat().st_mtime_ns > first, "a heartbeat")
         beat.stop()
         stopped = path.stat().st_mtime_ns
-        time.sleep(0.2)  # a bounded look for something that must NOT happen: 20 intervals
+        other = heartbeat.Heartbeat(other_env, 0.01, beater).start()
+        opath = other_env.path / "heartbeat"
+        for _ in range(2):
+            mark = opath.stat().st_mtime_ns
+            wait_until(lambda m=mark: opath.stat().st_mtime_ns > m, "the other job's heartbeat")
+        other.stop()
         assert path.stat().st_mtime_ns == stopped
         assert beat.lost is None
     finally:
         beater.close()
-        job.release_claim(running)
+        for r in (stopped_env, other_env):
+            job.release_claim(r)
