@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from farro_core.humanize import duration, skew
-from farro_core.status_files import WorkerSeen
+from farro_core.status_files import WorkerSeen, left_by
 from farro_core.visible import visible
 from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
@@ -74,6 +74,29 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
         t.append("\nthis console runs no workers: it observes", "bright_black")
     elif snapshot.paused:
         t.append("\nthis console's workers are PAUSED (p resumes)", "bold magenta")
+    return t
+
+
+def passing_lines(workers: list[WorkerSeen]) -> Text:
+    """Why queued jobs may wait: the presets running workers pass by for lack of their
+    key or config on their host (their status files' ``passing``), as `farro stats`
+    says it. Every name and reason is escaped: a status file is anyone's to write."""
+    live = [w for w in workers if w.live]
+    t = Text()
+    left = left_by((w.name, w.passing) for w in live)
+    if not left:
+        return t
+    t.append(
+        "\npassed: queued jobs of these agent presets are left by workers lacking their config"
+    )
+    for preset, why, names in left:
+        every = len(names) >= len(live)
+        t.append("\n  ")
+        t.append(visible(preset), "bold red" if every else "bold yellow")
+        t.append(f" by {visible(', '.join(names))}")
+        if every:
+            t.append(" (every running worker: none will run them)", "bold red")
+        t.append(f": {visible(why)}", "bright_black")
     return t
 
 
@@ -150,9 +173,10 @@ class WorkersScreen(FarroAccess, Screen[None]):
     def refresh_view(self) -> None:
         snap = self.farro.system_snapshot()
         now = self.farro.clock()
-        self.query_one("#manager", Static).update(manager_line(snap, now, self.farro.seen_manager))
-        table = self.query_one(DataTable)
         workers = self.farro.workers_of_root()
+        head = manager_line(snap, now, self.farro.seen_manager) + passing_lines(workers)
+        self.query_one("#manager", Static).update(head)
+        table = self.query_one(DataTable)
         fit = self._fit or fit_for(self.size.width)
         with self.app.batch_update():
             keys = {str(w.name) for w in workers}

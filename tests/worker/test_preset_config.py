@@ -110,6 +110,7 @@ def test_a_worker_leaves_a_job_its_host_cannot_run_without_spending_an_attempt(
     assert left.lifecycle.result is None and not (left.path / "logs").exists()
     status = json.loads((wroot.workers_dir / "w1.json").read_text())
     assert status["passing"]["codex"].startswith("agent preset codex: no model provider (")
+    assert w.status().passing == (("codex", status["passing"]["codex"]),)  # the console's
     # why the job waits, where the operator looks
     r = farro("stats", "--root", str(wroot.path))
     assert r.returncode == 0, r.stderr
@@ -130,7 +131,7 @@ def test_a_worker_leaves_a_job_its_host_cannot_run_without_spending_an_attempt(
     out = w.run_once()
     assert out is not None and out.id == needs_codex and out.lifecycle.attempt == 1
     status = json.loads((wroot.workers_dir / "w1.json").read_text())
-    assert status["passing"] == {}
+    assert status["passing"] == {} and w.status().passing == ()
 
 
 def test_a_job_naming_no_agent_is_left_when_the_agent_settings_preset_is_missing(
