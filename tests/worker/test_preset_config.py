@@ -144,3 +144,23 @@ def test_a_job_naming_no_agent_is_left_when_the_agent_settings_preset_is_missing
     assert left.status == "queued" and left.lifecycle.attempt == 0
     status = json.loads((wroot.workers_dir / "w1.json").read_text())
     assert status["passing"]["gemini"].startswith("agent preset gemini: no key (")
+
+
+def test_a_worker_says_what_it_passes_once_not_at_every_scan(
+    wroot: Root, bare: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Left jobs stay queued for hours: the scans that find them again log nothing and
+    leave the status file as it was (its inode: every write replaces it)."""
+    for i in range(20):
+        submit(wroot, f"needs codex {i}", agent="codex")
+    w = make_worker(wroot)
+    with caplog.at_level("WARNING", logger="farro"):
+        assert w.run_once() is None
+        status = wroot.workers_dir / "w1.json"
+        written = status.stat().st_ino
+        for _ in range(3):
+            assert w.run_once() is None
+    said = [r for r in caplog.records if "leaves queued codex jobs" in r.getMessage()]
+    assert len(said) == 1
+    assert status.stat().st_ino == written
+    assert sorted(json.loads(status.read_text())["passing"]) == ["codex"]
