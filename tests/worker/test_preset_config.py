@@ -164,3 +164,21 @@ def test_a_worker_says_what_it_passes_once_not_at_every_scan(
     assert len(said) == 1
     assert status.stat().st_ino == written
     assert sorted(json.loads(status.read_text())["passing"]) == ["codex"]
+
+
+def test_an_id_that_comes_back_is_judged_by_its_new_prompt_not_the_one_passed_before(
+    wroot: Root, bare: Path
+) -> None:
+    """A left job quarantined and created again under its id (another process) with an
+    agent this host runs: the worker's memory of the old job's preset must not leave it."""
+    from farro_core.quarantine import quarantine
+
+    job_id = submit(wroot, "needs codex", agent="codex", id="same-id-01").id
+    w = make_worker(wroot)
+    assert w.run_once() is None  # passed by: codex lacks its config here
+    quarantine(wroot, wroot.incoming / job_id, "test: taken aside")
+    again = submit(wroot, "runs here", agent=["true"], id=job_id, priority=3)
+    assert again.id == job_id
+    out = w.run_once()
+    assert out is not None and out.id == job_id and out.status == "succeeded"
+    assert out.prompt.prompt == "runs here"
