@@ -77,26 +77,37 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
     return t
 
 
-def passing_lines(workers: list[WorkerSeen]) -> Text:
+#: at most this many presets are listed in the pane (`farro stats` lists them all)
+PASSING_LINES = 6
+
+
+def passing_lines(workers: list[WorkerSeen], width: int = 80) -> Text:
     """Why queued jobs may wait: the presets running workers pass by for lack of their
     key or config on their host (their status files' ``passing``), as `farro stats`
-    says it. Every name and reason is escaped: a status file is anyone's to write."""
+    says it, one line each, cut to ``width`` so the table stays in view. Every name
+    and reason is escaped: a status file is anyone's to write."""
     live = [w for w in workers if w.live]
-    t = Text()
     left = left_by((w.name, w.passing) for w in live)
+    t = Text()
     if not left:
         return t
-    t.append(
-        "\npassed: queued jobs of these agent presets are left by workers lacking their config"
-    )
-    for preset, why, names in left:
+    lines = [Text("passed: queued jobs of these presets wait, their workers lack the config")]
+    for preset, why, names in left[:PASSING_LINES]:
         every = len(names) >= len(live)
-        t.append("\n  ")
-        t.append(visible(preset), "bold red" if every else "bold yellow")
-        t.append(f" by {visible(', '.join(names))}")
+        line = Text("  ")
+        line.append(visible(preset), "bold red" if every else "bold yellow")
+        line.append(f" by {visible(', '.join(names))}")
         if every:
-            t.append(" (every running worker: none will run them)", "bold red")
-        t.append(f": {visible(why)}", "bright_black")
+            line.append(" (every running worker: none will run them)", "bold red")
+        line.append(f": {visible(why)}", "bright_black")
+        lines.append(line)
+    if len(left) > PASSING_LINES:
+        more = len(left) - PASSING_LINES
+        lines.append(Text(f"  … {more} more: farro stats lists them all", "bright_black"))
+    for line in lines:
+        line.truncate(max(1, width), overflow="ellipsis")
+        t.append("\n")
+        t.append_text(line)
     return t
 
 
@@ -174,8 +185,10 @@ class WorkersScreen(FarroAccess, Screen[None]):
         snap = self.farro.system_snapshot()
         now = self.farro.clock()
         workers = self.farro.workers_of_root()
-        head = manager_line(snap, now, self.farro.seen_manager) + passing_lines(workers)
-        self.query_one("#manager", Static).update(head)
+        manager = self.query_one("#manager", Static)
+        width = manager.content_region.width or self.size.width - 2
+        head = manager_line(snap, now, self.farro.seen_manager) + passing_lines(workers, width)
+        manager.update(head)
         table = self.query_one(DataTable)
         fit = self._fit or fit_for(self.size.width)
         with self.app.batch_update():

@@ -182,3 +182,27 @@ async def test_a_preset_every_running_worker_lacks_is_shown_as_left_to_none(root
         assert "\n  codex by far-w0 (every running worker: none will run them): agent preset " in (
             str(manager.content)
         )
+
+
+async def test_what_workers_pass_keeps_the_table_in_view_at_80x24(root: Root) -> None:
+    """Many presets with long reasons (real codex reasons run to 300 characters): one line
+    each, cut with …, at most PASSING_LINES of them; the workers stay on screen."""
+    from farro_tui.screens.workers import PASSING_LINES
+
+    long = {f"preset{i}": "agent preset: " + "x" * 300 for i in range(PASSING_LINES + 3)}
+    _status_file(root, "far-w0", host="far.example", pid=4242, state="idle", passing=long)
+    app = console(root, readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorkersScreen), "the workers pane")
+        manager = app.screen.query_one("#manager", Static)
+        await until(pilot, lambda: "passed:" in str(manager.content), "the passed presets")
+        await pilot.pause()
+        lines = str(manager.content).split("\n")
+        shown = [line for line in lines if line.startswith("  preset")]
+        assert len(shown) == PASSING_LINES
+        assert all(len(line) <= 78 and line.endswith("…") for line in shown)
+        assert lines[-1] == "  … 3 more: farro stats lists them all"
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 1 and table.region.height >= 3  # header and the row in view
