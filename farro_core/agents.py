@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -305,6 +306,34 @@ def _codex_argv(p: AgentPreset) -> list[str]:
     return [*argv, *p.args, "-"]
 
 
+#: a CLI's config file larger than this is not read (none is anywhere near it)
+CONFIG_LIMIT = 1 << 20
+
+
+def _read_config(path: Path) -> str | None:
+    """A CLI's config file as text, None when there is none; ``ValueError`` when it is
+    no regular file or too large. Symlinks are followed (dotfiles are often links),
+    but a FIFO is never waited on: submit, the inbox and every worker scan read it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        chunks: list[bytes] = []
+        size = 0 if st.st_size <= CONFIG_LIMIT else CONFIG_LIMIT + 1
+        while size <= CONFIG_LIMIT and (chunk := os.read(fd, CONFIG_LIMIT + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > CONFIG_LIMIT:
+            raise ValueError(f"{path} is larger than {CONFIG_LIMIT} bytes")
+        return b"".join(chunks).decode()
+    finally:
+        os.close(fd)
+
+
 def _codex_home(environ: Mapping[str, str]) -> Path:
     home = environ.get("CODEX_HOME")
     return Path(home) if home else Path(environ.get("HOME", "~")).expanduser() / ".codex"
@@ -317,7 +346,8 @@ def _codex_missing(environ: Mapping[str, str]) -> str | None:
     home = _codex_home(environ)
     config = home / "config.toml"
     try:
-        data = tomllib.loads(config.read_text()) if config.is_file() else {}
+        text = _read_config(config)
+        data = tomllib.loads(text) if text is not None else {}
     except (OSError, ValueError) as exc:
         return f"cannot read {config}: {exc}"
     provider = data.get("model_provider")
@@ -549,7 +579,8 @@ def _gemini_missing(environ: Mapping[str, str]) -> str | None:
     settings = _gemini_settings(environ)
     for path in settings:
         try:
-            data = json.loads(path.read_text())
+            text = _read_config(path)
+            data = json.loads(text) if text is not None else None
         except (OSError, ValueError):
             continue
         security = data.get("security") if isinstance(data, dict) else None

@@ -78,12 +78,11 @@ def _specs() -> list[tuple[str, dict[str, Any]]]:
 
 def is_demo_root(path: Path) -> bool:
     """Whether ``path`` holds a root an earlier ``--demo`` seeded (its farro.toml is the demo's)."""
-    try:
-        with open(path / "farro.toml", "rb") as f:  # the first line only, whatever the file is
-            head = f.read(len(DEMO_TOML.splitlines()[0]))
-    except OSError:
+    try:  # as settings read it: a FIFO, a symlink or a huge file is no demo's (and never blocks)
+        raw = fs.read_file(path / "farro.toml", limit=1 << 20)
+    except (OSError, ValueError):
         return False
-    return head == DEMO_TOML.splitlines()[0].encode()
+    return raw.startswith(DEMO_TOML.splitlines()[0].encode())
 
 
 def refuse_real_root(path: Path) -> None:

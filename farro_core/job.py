@@ -49,7 +49,7 @@ from farro_core.errors import (
     Refused,
 )
 from farro_core.identity import WorkerIdentity
-from farro_core.ids import check_id, new_id
+from farro_core.ids import ID_PATTERN, check_id, new_id
 from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
 from farro_core.lru import LRU
 from farro_core.root import QUEUES, Root
@@ -75,14 +75,21 @@ def _cache_prompt(root: Root, prompt: Prompt) -> Prompt:
     return prompt
 
 
-def read_prompt(root: Root, dir_fd: int, job_id: str, created_at: datetime | None = None) -> Prompt:
+def read_prompt(
+    root: Root,
+    dir_fd: int,
+    job_id: str,
+    created_at: datetime | None = None,
+    *,
+    fresh: bool = False,
+) -> Prompt:
     """prompt.json, from the cache when it holds this very job.
 
     An id can come back (the job was quarantined, then created again by another
     process): pass the job.json ``created_at`` and a cached prompt of another
     creation is never served.
     """
-    cached = _prompts(root).hit(job_id)
+    cached = None if fresh else _prompts(root).hit(job_id)
     if cached is not None and (created_at is None or cached.created_at == created_at):
         return cached
     prompt = load_prompt(_read(dir_fd, PROMPT, job_id), f"{job_id}/{PROMPT}")
@@ -364,25 +371,31 @@ def default_creator() -> str:
 CLAIM_COMMIT_WAIT_S = 1.0
 
 # prompt.json never changes, so a job's place in the queue (priority, creation
-# time) is read once per root and kept: a claim re-sorts incoming/ by names only.
+# time) and its agent preset are read once per job directory (id and inode) and
+# kept: a claim re-sorts incoming/ by what one directory read gives.
 
 
-def _queued(root: Root, job_id: str) -> tuple[int, float, str | None]:
+def _queued(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
     """What the claim needs of prompt.json: (-priority, created_at, preset).
 
     ``preset`` names the job's agent preset; "" for an agent that is no preset,
     None for a job naming no agent (the ``agent`` setting runs it). An unreadable
-    prompt sorts last among priority 0 (claim skips it anyway).
+    prompt sorts last among priority 0 (claim skips it anyway). Kept by id *and*
+    the inode of the job's directory: an id can come back (quarantined, then
+    created again by another process) as another directory, with another prompt,
+    which must not be sorted, or passed by, as the old one was.
     """
-    order: LRU[str, tuple[int, float, str | None]] = root.cache("claim_order", ORDER_CACHE)
-    cached = order.hit(job_id)
+    order: LRU[tuple[str, int], tuple[int, float, str | None]] = root.cache(
+        "claim_order", ORDER_CACHE
+    )
+    cached = order.hit((job_id, ino))
     if cached is None:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
         except OSError:
             return (0, float("inf"), None)
         try:
-            prompt = read_prompt(root, dfd, job_id)
+            prompt = read_prompt(root, dfd, job_id, fresh=True)
             agent = prompt.agent
             preset = (
                 agent.preset if isinstance(agent, AgentPreset) else None if agent is None else ""
@@ -392,51 +405,57 @@ def _queued(root: Root, job_id: str) -> tuple[int, float, str | None]:
             cached = (0, float("inf"), None)
         finally:
             os.close(dfd)
-        order.put(job_id, cached)
+        order.put((job_id, ino), cached)
     return cached
 
 
-def _order_key(root: Root, job_id: str) -> tuple[int, float, str]:
-    """Sort key of a queued job: highest priority first, then oldest ``created_at``.
+def _incoming(root: Root) -> list[tuple[str, int]]:
+    """Queued ids with the inodes of their directories (free from the directory read)."""
+    with os.scandir(root.incoming) as it:
+        return [
+            (e.name, e.inode())
+            for e in it
+            if not e.name.startswith(".") and ID_PATTERN.fullmatch(e.name)
+        ]
 
-    Not the id: a caller may choose its own id, so ``zzzz-first`` submitted before
-    ``aaaa-second`` must still be claimed first.
-    """
-    priority, created, _ = _queued(root, job_id)
-    return (priority, created, job_id)
 
-
-def _queue_keys(root: Root) -> list[tuple[int, float, str]]:
-    """The sort key of every queued job: every claim lists incoming/ again, so this
-    loop runs once per queued job per claim and stays free of calls where it can."""
-    order: LRU[str, tuple[int, float, str | None]] = root.cache("claim_order", ORDER_CACHE)
-    get, touch = order.get, order.move_to_end
+def _queue_keys(root: Root) -> list[tuple[int, float, str, str | None]]:
+    """(-priority, created_at, id, preset) of every queued job: every claim lists
+    incoming/ again, so this runs once per queued job per claim (cached reads)."""
     keys = []
-    for job_id in root.ids("incoming"):
-        cached = get(job_id)
-        if cached is None:
-            keys.append(_order_key(root, job_id))
-            continue
-        try:  # noqa: SIM105 (suppress() costs a context manager per queued job)
-            touch(job_id)
-        except KeyError:  # evicted by another thread meanwhile: still a hit
-            pass
-        keys.append((cached[0], cached[1], job_id))
+    for job_id, ino in _incoming(root):
+        priority, created, preset = _queued(root, job_id, ino)
+        keys.append((priority, created, job_id, preset))
     return keys
+
+
+def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str, str | None]]:
+    """(id, preset) of queued jobs, highest priority first, then oldest, then id.
+
+    Not the id first: a caller may choose its own id, so ``zzzz-first`` submitted
+    before ``aaaa-second`` must still be claimed first. ``ids`` keeps their order.
+    Lazily: a claim mostly takes the first, so a heap (built in linear time) beats
+    sorting the whole queue once per claim. Ids are unique, so the preset is never
+    compared.
+    """
+    if ids is not None:
+        for job_id in ids:
+            try:
+                ino = os.lstat(root.incoming / job_id).st_ino
+            except OSError:
+                continue  # not queued (or gone meanwhile): nothing to claim
+            yield job_id, _queued(root, job_id, ino)[2]
+        return
+    keys = _queue_keys(root)
+    heapq.heapify(keys)
+    while keys:
+        _, _, job_id, preset = heapq.heappop(keys)
+        yield job_id, preset
 
 
 def candidates(root: Root) -> list[str]:
     """Queued job ids, highest priority first, then oldest (by ``created_at``, then id)."""
     return [key[2] for key in sorted(_queue_keys(root))]
-
-
-def _best_first(root: Root) -> Iterator[str]:
-    """:func:`candidates`, lazily: a claim mostly takes the first, so a heap (built in
-    linear time) beats sorting the whole queue once per claim."""
-    keys = _queue_keys(root)
-    heapq.heapify(keys)
-    while keys:
-        yield heapq.heappop(keys)[2]
 
 
 #: a claimer's say on a job's agent preset (see :func:`_queued`): True passes the job by
@@ -463,8 +482,8 @@ def claim(
     for another worker, untouched (a preset this host lacks the key of).
     """
     now = now or utcnow()
-    for job_id in _best_first(root) if ids is None else [check_id(i) for i in ids]:
-        if pass_by is not None and pass_by(_queued(root, job_id)[2]):
+    for job_id, preset in _ranked(root, None if ids is None else [check_id(i) for i in ids]):
+        if pass_by is not None and pass_by(preset):
             continue
         try:
             dfd = fs.open_dir(root.incoming / job_id)

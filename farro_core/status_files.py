@@ -9,6 +9,7 @@ told apart from one still running; one on another host cannot be checked.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +82,8 @@ class WorkerSeen:
     since: datetime | None = None
     jobs_done: int | None = None
     host: str | None = None  # as its status file says; None when unreadable
+    #: (preset, what its host lacks): queued jobs of these presets it leaves to others
+    passing: tuple[tuple[str, str], ...] = ()
 
     @property
     def live(self) -> bool:
@@ -111,6 +114,7 @@ def workers_seen(root: Root) -> list[WorkerSeen]:
                 since=when,
                 jobs_done=done if isinstance(done, int) else None,
                 host=str(data["host"]) if data.get("host") else None,
+                passing=passing_of(data),
             )
         )
     return out
@@ -124,17 +128,41 @@ def live_first(workers: list[WorkerSeen], ended: int = 5) -> list[WorkerSeen]:
     return live + over[:ended]
 
 
+#: at most this many presets, and characters of each reason, are read of a ``passing``
+#: field (a status file is anyone's to write; there are four presets)
+PASSING_MAX = 16
+PASSING_CHARS = 1000
+
+
+def passing_of(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A status file's ``passing`` as (preset, what is missing) pairs; text as written
+    (hostile: escape it before showing), bounded however large the file made it."""
+    raw = data.get("passing")
+    if not isinstance(raw, dict):
+        return ()
+    pairs = list(raw.items())[:PASSING_MAX]
+    return tuple(sorted((str(p)[:PASSING_CHARS], str(w)[:PASSING_CHARS]) for p, w in pairs))
+
+
+def left_by(
+    workers: Iterable[tuple[str, tuple[tuple[str, str], ...]]],
+) -> list[tuple[str, str, list[str]]]:
+    """(preset, what is missing, workers) from (worker, passing) pairs, grouped."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for name, passing in workers:
+        for preset, why in passing:
+            found.setdefault((preset, why), []).append(name)
+    return [(preset, why, names) for (preset, why), names in sorted(found.items())]
+
+
 def presets_left(workers: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, list[str]]]:
     """(preset, what is missing, workers) for each agent preset running workers lack.
 
     A worker passes by the queued jobs of a preset whose key or configuration its
     host lacks (its status file's ``passing``): this says why those jobs wait.
     """
-    found: dict[tuple[str, str], list[str]] = {}
-    for name, data in workers.items():
-        if data is None or worker_state(data) not in LIVE_STATES:
-            continue
-        passing = data.get("passing")
-        for preset, why in (passing if isinstance(passing, dict) else {}).items():
-            found.setdefault((str(preset), str(why)), []).append(name)
-    return [(preset, why, names) for (preset, why), names in sorted(found.items())]
+    return left_by(
+        (name, passing_of(data))
+        for name, data in workers.items()
+        if data is not None and worker_state(data) in LIVE_STATES
+    )

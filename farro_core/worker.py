@@ -63,6 +63,8 @@ class WorkerStatus:
     attempt: int | None
     since: datetime  # when this state/job began (UTC)
     jobs_done: int
+    #: (preset, what this host lacks for it): queued jobs of these presets are left to others
+    passing: tuple[tuple[str, str], ...] = ()
 
 
 class Worker:
@@ -239,6 +241,7 @@ class Worker:
                 return
             new = {k: v for k, v in left.items() if self._passing.get(k) != v}
             self._passing = left
+            self._status = replace(self._status, passing=tuple(sorted(left.items())))
             status = self._status
         for preset, why in new.items():
             log.warning("%s leaves queued %s jobs to other workers: %s", self.name, preset, why)
@@ -529,7 +532,9 @@ class Worker:
                 state = "stopping"
             if (old.state, old.job, old.attempt) == (state, job_id, attempt):
                 return
-            self._status = WorkerStatus(self.name, state, job_id, attempt, utcnow(), old.jobs_done)
+            self._status = WorkerStatus(
+                self.name, state, job_id, attempt, utcnow(), old.jobs_done, old.passing
+            )
             status = self._status
         if state != old.state:
             log.debug("%s: %s → %s", self.name, old.state, state)
@@ -547,7 +552,7 @@ class Worker:
             "jobs_done": st.jobs_done,
             "containment": procs.containment(self.settings.containment).as_dict(),
             # queued jobs of these presets are left to other workers: what this one lacks
-            "passing": dict(self._passing),
+            "passing": dict(st.passing),
         }
         try:
             fs.write_json(  # informational: atomic for readers, no fsync needed

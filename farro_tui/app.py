@@ -208,6 +208,13 @@ class FarroApp(Steering):
             remote = sum(1 for w in live if not w.local)
             if remote:
                 t.append(f" ({remote} remote)", "cyan")
+            passed = {p for w in live for p, _ in w.passing}
+            if passed:  # queued jobs of these presets wait: their workers lack the config
+                none = {p for p in passed if all(p in dict(w.passing) for w in live)}
+                t.append(" passed ", "yellow")
+                for i, preset in enumerate(sorted(passed)):
+                    t.append("," if i else "")
+                    t.append(visible_text(preset), "bold red" if preset in none else "yellow")
         if snap is not None and snap.paused:
             t.append(" PAUSED", "bold magenta")
         mgr = snap.manager if snap is not None else self.seen_manager

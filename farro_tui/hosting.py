@@ -185,7 +185,7 @@ class SystemHost(ViewState):
         snap = self.system_snapshot() if not self._system_stopped else None
         for w in snap.workers if snap is not None else ():
             by_name[w.name] = WorkerSeen(
-                w.name, w.state, True, w.job, w.attempt, w.since, w.jobs_done, host()
+                w.name, w.state, True, w.job, w.attempt, w.since, w.jobs_done, host(), w.passing
             )
         return live_first(list(by_name.values()))
 

@@ -37,7 +37,9 @@ def init(
         from farro_core.errors import BadInput
         from farro_core.root import enclosing_root
 
-        if repo == path or path in repo.parents:
+        # compared for real: a root given as a symlink is made where the link points
+        real, real_repo = Path(os.path.realpath(path)), Path(os.path.realpath(repo))
+        if real_repo == real or real in real_repo.parents:
             raise BadInput(f"--example {repo}: inside the root; a workspace must be outside it")
         other = enclosing_root(repo)
         if other is not None:

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from farro_core.humanize import duration, skew
-from farro_core.status_files import WorkerSeen
+from farro_core.status_files import WorkerSeen, left_by
 from farro_core.visible import visible
 from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
@@ -74,6 +74,40 @@ def manager_line(snapshot: Any, now: datetime, seen: Any = None) -> Text:
         t.append("\nthis console runs no workers: it observes", "bright_black")
     elif snapshot.paused:
         t.append("\nthis console's workers are PAUSED (p resumes)", "bold magenta")
+    return t
+
+
+#: at most this many presets are listed in the pane (`farro stats` lists them all)
+PASSING_LINES = 6
+
+
+def passing_lines(workers: list[WorkerSeen], width: int = 80) -> Text:
+    """Why queued jobs may wait: the presets running workers pass by for lack of their
+    key or config on their host (their status files' ``passing``), as `farro stats`
+    says it, one line each, cut to ``width`` so the table stays in view. Every name
+    and reason is escaped: a status file is anyone's to write."""
+    live = [w for w in workers if w.live]
+    left = left_by((w.name, w.passing) for w in live)
+    t = Text()
+    if not left:
+        return t
+    lines = [Text("passed: queued jobs of these presets wait, their workers lack the config")]
+    for preset, why, names in left[:PASSING_LINES]:
+        every = len(names) >= len(live)
+        line = Text("  ")
+        line.append(visible(preset), "bold red" if every else "bold yellow")
+        line.append(f" by {visible(', '.join(names))}")
+        if every:
+            line.append(" (every running worker: none will run them)", "bold red")
+        line.append(f": {visible(why)}", "bright_black")
+        lines.append(line)
+    if len(left) > PASSING_LINES:
+        more = len(left) - PASSING_LINES
+        lines.append(Text(f"  … {more} more: farro stats lists them all", "bright_black"))
+    for line in lines:
+        line.truncate(max(1, width), overflow="ellipsis")
+        t.append("\n")
+        t.append_text(line)
     return t
 
 
@@ -150,9 +184,12 @@ class WorkersScreen(FarroAccess, Screen[None]):
     def refresh_view(self) -> None:
         snap = self.farro.system_snapshot()
         now = self.farro.clock()
-        self.query_one("#manager", Static).update(manager_line(snap, now, self.farro.seen_manager))
-        table = self.query_one(DataTable)
         workers = self.farro.workers_of_root()
+        manager = self.query_one("#manager", Static)
+        width = manager.content_region.width or self.size.width - 2
+        head = manager_line(snap, now, self.farro.seen_manager) + passing_lines(workers, width)
+        manager.update(head)
+        table = self.query_one(DataTable)
         fit = self._fit or fit_for(self.size.width)
         with self.app.batch_update():
             keys = {str(w.name) for w in workers}

@@ -39,3 +39,19 @@ def test_an_example_beside_the_root_is_made(tmp_path: Path) -> None:
     r = farro("init", "--root", str(tmp_path / "root"), "--example", str(tmp_path / "myrepo"))
     assert r.code == 0, r.err
     assert (tmp_path / "myrepo" / ".git").exists()
+
+
+@pytest.mark.parametrize("made", [False, True], ids=["new", "existing"])
+def test_an_example_inside_the_root_given_as_a_symlink_is_refused(
+    tmp_path: Path, made: bool
+) -> None:
+    """The root is resolved through its link (`~/.farro` -> /data/farro): the example is
+    compared with the real root, not with the link's path."""
+    real = tmp_path / "real"
+    if made:
+        real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    r = farro("init", "--root", str(tmp_path / "link"), "--example", str(real / "ex"))
+    assert r.code == 2 and r.out == ""
+    assert "inside the root; a workspace must be outside it" in one_error(r)
+    assert real.exists() is made and (not made or list(real.iterdir()) == [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,18 @@ def test_an_earlier_demo_is_recognised(tmp_path: Path) -> None:
     demo.seed(Root.init(path))
     assert demo.is_demo_root(path)
     demo.refuse_readonly(path)  # accepted: the console opens it read-only, unseeded
+
+
+@pytest.mark.parametrize("demo_flags", [["--readonly"], []], ids=["readonly", "seeding"])
+def test_a_fifo_farro_toml_is_not_a_demo_and_never_blocks_the_check(
+    tmp_path: Path, demo_flags: list[str]
+) -> None:
+    """A FIFO with no writer would block an open() forever: it is read as fs reads."""
+    path = tmp_path / "demo"
+    path.mkdir()
+    os.mkfifo(path / "farro.toml")
+    assert not demo.is_demo_root(path)
+    r = farro_tui("--demo", *demo_flags, "--root", str(path))  # 60 s: the failure bound
+    assert r.code == 2
+    assert "not a demo root" in one_error(r, "farro-tui")
+    assert [p.name for p in path.iterdir()] == ["farro.toml"]

@@ -9,8 +9,12 @@ preset lacks on a host, told without running its CLI.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
+
+from support import wait_until
 
 from farro_core import agents
 from farro_core.envelope import AgentPreset
@@ -181,3 +185,27 @@ def test_a_refusal_is_the_table_then_the_host(tmp_path: Path) -> None:
         "agent preset codex: no model provider"
     )
     assert agents.refusal(["codex", "exec"], env) is None  # no preset: FARRO cannot tell
+
+
+def test_a_fifo_config_file_is_read_as_none_and_never_blocks_the_check(tmp_path: Path) -> None:
+    """submit, the manager's inbox and every worker scan ask :func:`agents.missing`: a FIFO
+    where a CLI's config is (no writer) must not hang them; a symlinked one (dotfiles) works."""
+    env = {**_bare(tmp_path), "GEMINI_API_KEY": "k"}
+    (tmp_path / "home" / ".gemini").mkdir()
+    settings = tmp_path / "home" / ".gemini" / "settings.json"
+    os.mkfifo(settings)
+    os.mkfifo(tmp_path / "codex" / "config.toml")
+    said: dict[str, str | None] = {}
+    for name in ("gemini", "codex"):
+        threading.Thread(target=lambda n=name: said.update({n: agents.missing(n, env)}),
+                         daemon=True).start()  # fmt: skip
+    wait_until(lambda: len(said) == 2, "both checks to return", diagnose=lambda: said)
+    assert said["gemini"] is not None and "selectedType" in said["gemini"]
+    assert said["codex"] is not None and "config.toml is not a regular file" in said["codex"]
+    settings.unlink()
+    real = tmp_path / "dotfiles-settings.json"
+    real.write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}}))
+    settings.symlink_to(real)
+    assert agents.missing("gemini", env) is None
+    real.write_text(" " * agents.CONFIG_LIMIT + "{}")  # huge: not read, not chosen
+    assert "selectedType" in (agents.missing("gemini", env) or "")

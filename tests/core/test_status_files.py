@@ -9,7 +9,13 @@ import sys
 
 from farro_core.identity import host
 from farro_core.root import Root
-from farro_core.status_files import workers_seen
+from farro_core.status_files import (
+    PASSING_CHARS,
+    PASSING_MAX,
+    presets_left,
+    worker_files,
+    workers_seen,
+)
 
 
 def _write(root: Root, name: str, **body: object) -> None:
@@ -54,3 +60,16 @@ def test_workers_seen_tells_live_gone_and_remote_workers_apart(root: Root) -> No
     assert seen["there-idle"].live  # another host: trusted as written, it cannot be checked
     assert seen["stopped"].state == "stopped" and not seen["stopped"].live
     assert seen["torn"].state == "?" and not seen["torn"].live
+
+
+def test_a_status_files_passing_is_read_bounded_whatever_its_writer_made_it(root: Root) -> None:
+    """`farro stats` and the console show it: a file of 200 long reasons shows 16, cut short."""
+    flood = {f"p{i:05d}": "x" * 4000 for i in range(200)}  # under the 1 MiB read limit
+    _write(root, "far", host="far.example", pid=1, state="idle", passing=flood)
+    _write(root, "odd", host="far.example", pid=1, state="idle", passing=["claude"])
+    seen = {w.name: w for w in workers_seen(root)}
+    assert len(seen["far"].passing) == PASSING_MAX
+    assert all(len(why) == PASSING_CHARS for _, why in seen["far"].passing)
+    assert seen["odd"].passing == ()
+    left = presets_left(worker_files(root))
+    assert len(left) == PASSING_MAX and all(names == ["far"] for _, _, names in left)

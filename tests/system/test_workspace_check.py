@@ -13,6 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from support import wait_until
 
 from farro_core.root import Root
@@ -124,3 +125,37 @@ def test_the_inbox_rejects_an_unusable_workspace_with_its_reason(
         assert reason in error and error.startswith(f"{what}.json: "), error
     [only] = _jobs(root)  # the good file's job, and nothing of the bad ones
     assert only in root.ids("incoming")
+
+
+def test_a_batch_checks_each_workspace_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 jobs on one repository run git as often as one job does (git is spied, real)."""
+    from farro_core import workspace
+    from farro_core.envelope import JobSpec
+    from farro_core.errors import BadInput
+
+    root = make_root(tmp_path / "root")
+    repo = git_repo(tmp_path / "repo", commit=True)
+    sub = _subdir(git_repo(tmp_path / "outer", commit=True))
+    calls: list[tuple[str, ...]] = []
+    real_git = workspace.git
+
+    def spy(cwd: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        return real_git(cwd, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workspace, "git", spy)
+    workspace.check_specs(root, [JobSpec(prompt="p", workspace=str(repo))], "one")
+    once = len(calls)
+    assert once >= 1
+    calls.clear()
+    specs = [JobSpec(prompt=f"p{i}", workspace=str(repo)) for i in range(200)]
+    workspace.check_specs(root, specs, "batch")
+    assert len(calls) == once
+    calls.clear()
+    bad = [JobSpec(prompt="ok", workspace=str(repo))] * 3 + [
+        JobSpec(prompt="x", workspace=str(sub))
+    ]
+    with pytest.raises(BadInput, match=r"mixed: jobs\[3\]: workspace .* inside the git repository"):
+        workspace.check_specs(root, bad, "mixed")  # the refusal still names its spec

@@ -116,6 +116,7 @@ class FakeWorker:
     attempt: int | None = None
     since: datetime = FIXED_NOW
     jobs_done: int = 0
+    passing: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -167,6 +168,7 @@ class FakeSystem:
                 w.attempt,
                 w.since,
                 w.jobs_done,
+                w.passing,
             )
             for w in self.workers
         )

@@ -118,3 +118,91 @@ async def test_workers_pane_keeps_its_important_columns_in_view(
         await pilot.press("enter")  # the whole id, though the cell shows its tail
         await until(pilot, lambda: isinstance(app.screen, JobScreen), "the worker's job")
         assert app.screen.job_id == jid
+
+
+HOSTILE = "no key\x1b]0;pwned\x07 (ANTHROPIC_API_KEY unset)\x1b[2J"
+
+
+async def test_workers_pane_and_header_say_which_presets_workers_pass_by(root: Root) -> None:
+    """Queued jobs of a preset its workers lack the config of wait: the pane says which,
+    by whom and why (escaped: a status file is anyone's to write), like `farro stats`."""
+    why = {"claude\x1b[31m": f"agent preset claude: {HOSTILE}"}
+    _status_file(root, "far-w0", host="far.example", pid=4242, state="idle", passing=why)
+    _status_file(root, "near-w0", host=host(), pid=os.getpid(), state="idle",
+                 passing={**why, "codex": "agent preset codex: no model provider"})  # fmt: skip
+    _status_file(root, "old-w0", host=host(), pid=_dead_pid(), state="stopped",
+                 passing={"gemini": "no key"})  # fmt: skip
+    app = console(root, no_workers=False, system=FakeSystem(idle=1))
+    app.system.workers[0].passing = (("aider", "agent preset aider: no key"),)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await until(
+            pilot,
+            lambda: " passed aider,claude\\x1b[31m,codex" in app.stats_text(200).plain,
+            "the passed presets in the header",
+            diagnose=lambda: app.stats_text(200).plain,
+        )
+        header = app.stats_text(200)
+        assert "\x1b" not in header.plain
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorkersScreen), "the workers pane")
+        manager = app.screen.query_one("#manager", Static)
+        await until(pilot, lambda: "passed:" in str(manager.content), "the passed presets")
+        text = str(manager.content)
+        assert "\x1b" not in text and "\x07" not in text  # nothing reaches the terminal raw
+        lines = text.split("\n  ")
+        assert "aider by w0: agent preset aider: no key" in lines
+        assert (
+            "claude\\x1b[31m by far-w0, near-w0: agent preset claude: no key\\x1b]0;pwned\\x07 "
+            "(ANTHROPIC_API_KEY unset)\\x1b[2J" in lines
+        )
+        assert "codex by near-w0: agent preset codex: no model provider" in lines
+        assert "gemini" not in text  # a stopped worker runs nothing: it leaves nothing
+        assert "every running worker" not in text  # w0 runs claude's and codex's
+
+
+async def test_a_preset_every_running_worker_lacks_is_shown_as_left_to_none(root: Root) -> None:
+    _status_file(root, "far-w0", host="far.example", pid=4242, state="busy", job="J1",
+                 passing={"codex": "agent preset codex: no model provider"})  # fmt: skip
+    app = console(root, readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await until(
+            pilot,
+            lambda: " passed codex" in app.stats_text(200).plain,
+            "the passed preset in the header",
+            diagnose=lambda: app.stats_text(200).plain,
+        )
+        (span,) = [s for s in app.stats_text(200).spans if s.style == "bold red"]
+        assert app.stats_text(200).plain[span.start : span.end] == "codex"  # none runs it
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorkersScreen), "the workers pane")
+        manager = app.screen.query_one("#manager", Static)
+        await until(pilot, lambda: "passed:" in str(manager.content), "the passed preset")
+        assert "\n  codex by far-w0 (every running worker: none will run them): agent preset " in (
+            str(manager.content)
+        )
+
+
+async def test_what_workers_pass_keeps_the_table_in_view_at_80x24(root: Root) -> None:
+    """Many presets with long reasons (real codex reasons run to 300 characters): one line
+    each, cut with …, at most PASSING_LINES of them; the workers stay on screen."""
+    from farro_tui.screens.workers import PASSING_LINES
+
+    long = {f"preset{i}": "agent preset: " + "x" * 300 for i in range(PASSING_LINES + 3)}
+    _status_file(root, "far-w0", host="far.example", pid=4242, state="idle", passing=long)
+    app = console(root, readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorkersScreen), "the workers pane")
+        manager = app.screen.query_one("#manager", Static)
+        await until(pilot, lambda: "passed:" in str(manager.content), "the passed presets")
+        await pilot.pause()
+        lines = str(manager.content).split("\n")
+        shown = [line for line in lines if line.startswith("  preset")]
+        assert len(shown) == PASSING_LINES
+        assert all(len(line) <= 78 and line.endswith("…") for line in shown)
+        assert lines[-1] == "  … 3 more: farro stats lists them all"
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 1 and table.region.height >= 3  # header and the row in view

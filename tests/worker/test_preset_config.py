@@ -110,6 +110,7 @@ def test_a_worker_leaves_a_job_its_host_cannot_run_without_spending_an_attempt(
     assert left.lifecycle.result is None and not (left.path / "logs").exists()
     status = json.loads((wroot.workers_dir / "w1.json").read_text())
     assert status["passing"]["codex"].startswith("agent preset codex: no model provider (")
+    assert w.status().passing == (("codex", status["passing"]["codex"]),)  # the console's
     # why the job waits, where the operator looks
     r = farro("stats", "--root", str(wroot.path))
     assert r.returncode == 0, r.stderr
@@ -130,7 +131,7 @@ def test_a_worker_leaves_a_job_its_host_cannot_run_without_spending_an_attempt(
     out = w.run_once()
     assert out is not None and out.id == needs_codex and out.lifecycle.attempt == 1
     status = json.loads((wroot.workers_dir / "w1.json").read_text())
-    assert status["passing"] == {}
+    assert status["passing"] == {} and w.status().passing == ()
 
 
 def test_a_job_naming_no_agent_is_left_when_the_agent_settings_preset_is_missing(
@@ -143,3 +144,41 @@ def test_a_job_naming_no_agent_is_left_when_the_agent_settings_preset_is_missing
     assert left.status == "queued" and left.lifecycle.attempt == 0
     status = json.loads((wroot.workers_dir / "w1.json").read_text())
     assert status["passing"]["gemini"].startswith("agent preset gemini: no key (")
+
+
+def test_a_worker_says_what_it_passes_once_not_at_every_scan(
+    wroot: Root, bare: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Left jobs stay queued for hours: the scans that find them again log nothing and
+    leave the status file as it was (its inode: every write replaces it)."""
+    for i in range(20):
+        submit(wroot, f"needs codex {i}", agent="codex")
+    w = make_worker(wroot)
+    with caplog.at_level("WARNING", logger="farro"):
+        assert w.run_once() is None
+        status = wroot.workers_dir / "w1.json"
+        written = status.stat().st_ino
+        for _ in range(3):
+            assert w.run_once() is None
+    said = [r for r in caplog.records if "leaves queued codex jobs" in r.getMessage()]
+    assert len(said) == 1
+    assert status.stat().st_ino == written
+    assert sorted(json.loads(status.read_text())["passing"]) == ["codex"]
+
+
+def test_an_id_that_comes_back_is_judged_by_its_new_prompt_not_the_one_passed_before(
+    wroot: Root, bare: Path
+) -> None:
+    """A left job quarantined and created again under its id (another process) with an
+    agent this host runs: the worker's memory of the old job's preset must not leave it."""
+    from farro_core.quarantine import quarantine
+
+    job_id = submit(wroot, "needs codex", agent="codex", id="same-id-01").id
+    w = make_worker(wroot)
+    assert w.run_once() is None  # passed by: codex lacks its config here
+    quarantine(wroot, wroot.incoming / job_id, "test: taken aside")
+    again = submit(wroot, "runs here", agent=["true"], id=job_id, priority=3)
+    assert again.id == job_id
+    out = w.run_once()
+    assert out is not None and out.id == job_id and out.status == "succeeded"
+    assert out.prompt.prompt == "runs here"
