@@ -57,6 +57,9 @@ log = logging.getLogger("farro.procs")
 
 TOKEN_VAR = "FARRO_UNIT_TOKEN"
 _TOKEN = re.compile(r"(\d{1,20}\.\d{1,20})\.(\d{1,10})\.(\d{1,20})\.\d{1,10}")
+#: a token as versions before the namespace's start time wrote it: still ended when a
+#: record of this boot names it (an upgrade must not strand a running agent)
+_LEGACY_TOKEN = re.compile(r"\d{1,20}\.\d{1,10}\.\d{1,20}\.\d{1,10}")
 _CGROUP_PREFIX = "farro."
 #: how long ending a unit waits for its processes to be gone before it gives up
 KILL_WAIT_S = 10.0
@@ -501,7 +504,9 @@ def kill_recorded(record: Mapping[str, Any]) -> bool:
     cgroup only when it is named after that token.
     """
     token = record.get("token")
-    if not isinstance(token, str) or _parse_token(token) is None:
+    if not isinstance(token, str) or not (
+        _TOKEN.fullmatch(token) or _LEGACY_TOKEN.fullmatch(token)
+    ):
         return False
     found = False
     cg = record.get("cgroup")

@@ -9,6 +9,7 @@ Both mechanisms run: ``auto`` (cgroup v2 on this machine) and ``fallback``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -262,6 +263,27 @@ def test_a_unit_record_from_disk_is_checked_before_use(tmp_path: Path) -> None:
     finally:
         victim.kill()
         victim.wait()
+
+
+@pytest.mark.parametrize("token", ["4026531836.1234.99.1", "4026531836.5.1234.99.1"])
+def test_a_recorded_unit_is_ended_whatever_token_version_wrote_it(token: str) -> None:
+    """A record of this boot written before tokens named their namespace's start
+    (four parts) still ends its unit: an upgrade must not strand a running agent."""
+    where = units.containment().cgroup_dir
+    assert where is not None, "this machine offers cgroup v2 (CI runs on the same kind)"
+    cgroup = where / f"farro.{token}"
+    os.mkdir(cgroup, 0o755)
+    victim = units._spawn_into(cgroup, ["sleep", "300"], os.environ)
+    try:
+        wait_until(lambda: units._cgroup_procs(cgroup), "the process in its cgroup")
+        assert units.kill_recorded({"token": token, "cgroup": str(cgroup)})
+        assert victim.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+        assert not cgroup.exists()
+    finally:
+        victim.kill()
+        victim.wait()
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
 
 
 CLEARED_SCRIPT = (
