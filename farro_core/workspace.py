@@ -68,6 +68,9 @@ _GIT_CONFIG = (
     "core.sparseCheckout=false",
     "core.splitIndex=false",
     "index.sparse=false",
+    "index.version=2",  # the version FARRO reads its own index in (pool.index_facts)
+    "index.skipHash=false",
+    "feature.manyFiles=false",
     "core.pager=cat",
     "core.editor=true",
     "core.askPass=true",
@@ -639,12 +642,12 @@ def _reset_slot(
         slot.index_file.unlink(missing_ok=True)
         g("read-tree", base)
     else:
-        # what may have changed within the tick its stat data were taken in is
-        # dropped from the index, so the checkout writes it again whatever its stat
-        tracked = [os.fsdecode(p) for p in g("ls-files", "-z").stdout.split(b"\0") if p]
-        racy = _racy(slot.path, tracked, slot.written_ns)
-        if racy:
-            stdin = b"".join(os.fsencode(p) + b"\0" for p in sorted(racy))
+        # what may have changed within the second its stat data were taken in is
+        # removed, so the checkout writes it again whatever its stat data say
+        assert slot.facts is not None
+        stuck = [p for p in sorted(slot.facts.racy) if not _unlink_below(slot.path, p)]
+        if stuck:  # not a plain file under plain directories: out of the index instead
+            stdin = b"".join(os.fsencode(p) + b"\0" for p in stuck)
             g("update-index", "-z", "--force-remove", "--stdin", stdin=stdin)
     g("checkout", "-q", "-f", "--no-recurse-submodules", "--detach", base)
     out = g("ls-files", "-z", "--others", "--directory").stdout
@@ -671,6 +674,30 @@ def _reset_slot(
         f"worktree {slot.path} reused: reset to base {base[:12]}{how}, "
         f"{len(left)} untracked entr{'y' if len(left) == 1 else 'ies'} removed{keep_note}"
     )
+
+
+def _unlink_below(top: Path, rel: str) -> bool:
+    """Remove the non-directory ``top/rel``, never through a symlink or a non-directory
+    on the way (an agent may have put one there). True: it is gone."""
+    parts = rel.split("/")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(top, flags)
+    except OSError:
+        return False
+    try:
+        for part in parts[:-1]:
+            nfd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        os.unlink(parts[-1], dir_fd=fd)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 # ---------------------------------------------------------------- changes
@@ -939,18 +966,8 @@ def _base_files_named(ws: Workspace, name: str) -> list[tuple[str, str, str]]:
     """(path, mode, oid) of the base's files called ``name``: from FARRO's own index of
     the slot when it is intact (the base's tree exactly), else from the base tree."""
     slot = ws.slot
-    if slot is not None and slot.index_trusted():
-        idx = {"GIT_INDEX_FILE": str(slot.index_file)}
-        out = _wt(ws, "ls-files", "-s", "-z", "--", f":(glob,top)**/{name}", env=idx).stdout
-        if slot.index_trusted():
-            found = []
-            for rec in out.split(b"\0"):
-                if not rec:
-                    continue
-                meta, _, path = rec.partition(b"\t")
-                mode, oid, _stage = meta.decode().split(" ")
-                found.append((os.fsdecode(path), mode, oid))
-            return found
+    if slot is not None and slot.facts is not None and slot.index_trusted():
+        return [f for f in slot.facts.named if f[0].rsplit("/", 1)[-1] == name]
     return [
         (p, mode, oid) for p, (mode, oid) in _base_tree(ws).items() if p.rsplit("/", 1)[-1] == name
     ]
@@ -964,59 +981,36 @@ def _scan_trusted(ws: Workspace) -> tuple[set[str], set[str]] | None:
     That index was written by FARRO's checkout at the base, before the agent ran,
     and is used only while its bytes are what FARRO wrote. Git's stat check
     includes the ctime, which a write changes and no agent can set back; every
-    tracked path whose ctime or mtime is not strictly older than the index is a
-    candidate too (:func:`_racy`): git's own racy rule reads the mtime only.
+    entry whose recorded ctime or mtime is not older than the index's own second is
+    a candidate too (``Slot.facts.racy``): git's own racy rule reads the mtime only.
     Untracked entries are listed with no ignore rule at all; a nested repository
     shows as a directory and is walked here, as a snapshot would be; an entry
     named ``.git`` below the top (git lists neither it nor what is around it)
     sends the judging the slow way.
     """
     slot = ws.slot
-    if slot is None or slot.gitlinks or not slot.index_trusted():
+    if slot is None or slot.facts is None or slot.gitlinks or not slot.index_trusted():
         return None
     if _dotgit_changed(ws) or nested_dotgits(ws.path):  # what git hides: read every file
         return None
     idx = {"GIT_INDEX_FILE": str(slot.index_file)}
-    proc = _wt(ws, "ls-files", "-z", "-t", "-c", "-m", "-d", "-o", env=idx, check=False)
+    proc = _wt(ws, "ls-files", "-z", "-t", "-m", "-d", "-o", env=idx, check=False)
     if proc.returncode != 0 or not slot.index_trusted():
         return None
-    dirty: set[str] = set()
+    dirty: set[str] = set(slot.facts.racy)
     new: set[str] = set()
-    tracked: list[str] = []
     for rec in proc.stdout.split(b"\0"):
         if len(rec) < 3:
             continue
         tag, path = rec[:1], os.fsdecode(rec[2:])
-        if tag in (b"H", b"S"):  # every entry of the index (S: skip-worktree)
-            tracked.append(path)
-        elif tag != b"?":
+        if tag != b"?":
             dirty.add(path)
         elif path.endswith("/"):
             sub = path.rstrip("/")
             new.update(f"{sub}/{p}" for p in snapshot(ws.path / sub))
         elif path != ".git":
             new.add(path)
-    dirty |= _racy(ws.path, tracked, slot.written_ns)
     return dirty, new
-
-
-def _racy(top: Path, paths: Sequence[str], written_ns: int) -> set[str]:
-    """The paths whose ctime or mtime is not strictly older than the index's own
-    mtime: their stat data may equal what an edit in that same tick left.
-
-    Git's racy-entry rule looks at the entry's mtime only, and at whole seconds
-    when built without nanoseconds; an agent can set an mtime back, never a ctime.
-    So every such path is hashed, whatever git's stat check says.
-    """
-    out: set[str] = set()
-    for p in paths:
-        try:
-            st = os.lstat(top / p)
-        except OSError:
-            continue  # gone: git lists it as deleted
-        if st.st_ctime_ns >= written_ns or st.st_mtime_ns >= written_ns:
-            out.add(p)
-    return out
 
 
 def _scratch_ignores(ws: Workspace) -> Path | None:
