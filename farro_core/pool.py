@@ -24,8 +24,9 @@ ignore are kept). FARRO's index records the stat data git saw when it wrote the
 files; a file the agent touched has another ctime (which no agent can set back),
 so git rewrites it, and a file whose recorded ctime or mtime falls in or after
 the second the index was written in (where an edit's stat data can equal the
-recorded ones: git may compare whole seconds) is removed first, so git writes
-it again too. Those racy entries are read from the index itself
+recorded ones: git may compare whole seconds) is hashed first, and removed
+unless its bytes and mode are the index's, so git writes it again. Those racy
+entries are read from the index itself
 (:func:`index_facts`), never by a stat of every file. That index is trusted
 only while the worker that wrote it holds it and its bytes and mtime are as
 they were (git's racy rule reads that mtime): a slot taken over from a dead worker is
@@ -89,9 +90,10 @@ def digest_and_mtime(path: Path) -> tuple[str, int] | None:
 class IndexFacts:
     """What FARRO reads from its own index of a slot, in one pass over its entries."""
 
-    #: entries whose recorded ctime or mtime is not older than the index's own second:
-    #: an edit in that second can leave stat data equal to them, so they are hashed
-    racy: frozenset[str]
+    #: entries whose recorded ctime or mtime is not older than the index's own second
+    #: (an edit in that second can leave stat data equal to them, so they are hashed),
+    #: with their mode and object id
+    racy: dict[str, tuple[str, str]]
     #: (path, mode, object id) of every ``.gitignore`` and ``.gitattributes`` entry
     named: tuple[tuple[str, str, str], ...]
     #: a submodule entry (mode 160000) is there
@@ -126,7 +128,7 @@ def index_facts(data: bytes, written_s: int) -> IndexFacts | None:
     # ctime s, mtime s, mode, flags
     head = struct.Struct(f">I4xI12xI{flags_at - 28}xH").unpack_from
     end = len(data) - hash_len
-    racy: list[str] = []
+    racy: dict[str, tuple[str, str]] = {}
     named: list[tuple[str, str, str]] = []
     gitlinks = False
     off = 12
@@ -144,18 +146,18 @@ def index_facts(data: bytes, written_s: int) -> IndexFacts | None:
             hit = ctime_s >= written_s or mtime_s >= written_s
             if hit or mode == 0o160000 or data[start + n - 1] in b"es":
                 name = data[start : start + n]
+                oid = data[off + 40 : off + 40 + hash_len].hex()
                 if hit:
-                    racy.append(os.fsdecode(name))
+                    racy[os.fsdecode(name)] = (f"{mode:o}", oid)
                 gitlinks = gitlinks or mode == 0o160000
                 if name.rsplit(b"/", 1)[-1] in _NAMED:
-                    oid = data[off + 40 : off + 40 + hash_len].hex()
                     named.append((os.fsdecode(name), f"{mode:o}", oid))
             off += (start - off + n + 8) // 8 * 8  # 1 to 8 NULs pad each entry
             if off > end:
                 return None
     except (struct.error, ValueError, IndexError):
         return None
-    return IndexFacts(frozenset(racy), tuple(named), gitlinks)
+    return IndexFacts(racy, tuple(named), gitlinks)
 
 
 @dataclass

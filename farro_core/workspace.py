@@ -643,9 +643,16 @@ def _reset_slot(
         g("read-tree", base)
     else:
         # what may have changed within the second its stat data were taken in is
-        # removed, so the checkout writes it again whatever its stat data say
+        # hashed, and removed unless it is the index's, so the checkout writes it
+        # again whatever its stat data say; kept, it is recorded in a later second
+        # by the checkout's new index, and is not racy any more
         assert slot.facts is not None
-        stuck = [p for p in sorted(slot.facts.racy) if not _unlink_below(slot.path, p)]
+        stale = [
+            p
+            for p, (mode, oid) in sorted(slot.facts.racy.items())
+            if not _is_entry(slot.path, p, mode, oid)
+        ]
+        stuck = [p for p in stale if not _unlink_below(slot.path, p)]
         if stuck:  # not a plain file under plain directories: out of the index instead
             stdin = b"".join(os.fsencode(p) + b"\0" for p in stuck)
             g("update-index", "-z", "--force-remove", "--stdin", stdin=stdin)
@@ -676,21 +683,32 @@ def _reset_slot(
     )
 
 
-def _unlink_below(top: Path, rel: str) -> bool:
-    """Remove the non-directory ``top/rel``, never through a symlink or a non-directory
-    on the way (an agent may have put one there). True: it is gone."""
-    parts = rel.split("/")
+def _parent_fd(top: Path, rel: str) -> int:
+    """The directory holding ``top/rel``, opened never through a symlink or a
+    non-directory on the way (an agent may have put one there); OSError if not."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(top, flags)
     try:
-        fd = os.open(top, flags)
-    except OSError:
-        return False
-    try:
-        for part in parts[:-1]:
+        for part in rel.split("/")[:-1]:
             nfd = os.open(part, flags, dir_fd=fd)
             os.close(fd)
             fd = nfd
-        os.unlink(parts[-1], dir_fd=fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _unlink_below(top: Path, rel: str) -> bool:
+    """Remove the non-directory ``top/rel`` (see :func:`_parent_fd`). True: it is gone."""
+    try:
+        fd = _parent_fd(top, rel)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        os.unlink(rel.rsplit("/", 1)[-1], dir_fd=fd)
     except FileNotFoundError:
         return True
     except OSError:
@@ -698,6 +716,33 @@ def _unlink_below(top: Path, rel: str) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _is_entry(top: Path, rel: str, mode: str, oid: str) -> bool:
+    """Whether ``top/rel`` holds exactly the index entry ``mode``/``oid``: a regular
+    file with that executable bit and those bytes, or a symlink to that target."""
+    algo = "sha1" if len(oid) == 40 else "sha256"
+    name = rel.rsplit("/", 1)[-1]
+    try:
+        fd = _parent_fd(top, rel)
+    except OSError:
+        return False
+    try:
+        st = os.lstat(name, dir_fd=fd)
+        if mode == "120000":
+            return (
+                stat.S_ISLNK(st.st_mode)
+                and _blob_of_bytes(algo, os.fsencode(os.readlink(name, dir_fd=fd))) == oid
+            )
+        if mode not in ("100644", "100755") or not stat.S_ISREG(st.st_mode):
+            return False
+        if (mode == "100755") != bool(st.st_mode & stat.S_IXUSR):
+            return False
+        return _blob_of_file(algo, name, dir_fd=fd) == oid
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- changes
@@ -792,10 +837,10 @@ def _blob_of_bytes(algo: str, data: bytes) -> str:
     return h.hexdigest()
 
 
-def _blob_of_file(algo: str, path: Path) -> str:
+def _blob_of_file(algo: str, path: Path | str, dir_fd: int | None = None) -> str:
     """The id git would give the file's bytes ("" when it is not a regular file any more,
     or changed while being read: either way not the base's)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
