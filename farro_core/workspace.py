@@ -826,8 +826,9 @@ def _base_tree(ws: Workspace, paths: Sequence[str] = ()) -> dict[str, tuple[str,
 
 
 def _object_hash(ws: Workspace) -> str:
-    fmt = _wt(ws, "rev-parse", "--show-object-format", check=False).stdout.decode().strip()
-    return fmt if fmt in ("sha1", "sha256") else "sha1"
+    """The repo's object hash, told by the base commit's id (git printed it in full)."""
+    assert ws.base_commit is not None
+    return "sha256" if len(ws.base_commit) == 64 else "sha1"
 
 
 def _blob_of_bytes(algo: str, data: bytes) -> str:
@@ -1190,11 +1191,14 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
             return None
         msg = f"farro: job {job_id} attempt {attempt}".encode()
         head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
-        _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
-        _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
         # detached: a pooled worktree never holds the branch checked out, so the
         # operator can check it out, land it or delete it anywhere
-        _wt(ws, "update-ref", "--no-deref", "HEAD", head)
+        refs = (
+            f"update refs/heads/{ws.branch}\0{head}\0\0"
+            f"update refs/farro/{job_id}/attempt-{attempt}\0{head}\0\0"
+            f"option no-deref\0update HEAD\0{head}\0\0"
+        )
+        _wt(ws, "update-ref", "-z", "--stdin", stdin=refs.encode())
         # the worktree's index matches its new HEAD (with stat data, when FARRO's
         # own index was the start, so a rubric's git status need not hash every file)
         shutil.copy2(index, ws.git_dir / "index")
