@@ -160,6 +160,23 @@ def index_facts(data: bytes, written_s: int) -> IndexFacts | None:
     return IndexFacts(racy, tuple(named), gitlinks)
 
 
+def _ident(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_whole(path: Path) -> tuple[bytes, tuple[int, int, int, int, int]] | None:
+    """A file's bytes and its identity, the same before and after the read (None: not)."""
+    try:
+        with open(path, "rb") as fh:
+            before = _ident(os.fstat(fh.fileno()))
+            data = fh.read()
+            if _ident(os.fstat(fh.fileno())) != before or len(data) != before[2]:
+                return None
+    except OSError:
+        return None
+    return data, before
+
+
 @dataclass
 class Slot:
     """One pooled worktree, held (flocked) by the worker that uses it."""
@@ -167,8 +184,10 @@ class Slot:
     key_dir: Path
     number: int
     lock: locks.Flock
-    #: sha256 of the slot's index as FARRO last wrote it; None: not trusted
-    trusted: str | None = None
+    #: (device, inode, size, mtime, ctime) of the slot's index as FARRO last wrote it;
+    #: None: not trusted. Any write, chmod, link or replacement moves its ctime (which
+    #: no agent can set back) or its inode, so the same identity is the same bytes
+    trusted: tuple[int, int, int, int, int] | None = None
     #: that index's mtime (ns): when git wrote it; a file whose ctime or mtime is not
     #: older may have changed within the tick git recorded its stat data in
     written_ns: int = 0
@@ -209,24 +228,28 @@ class Slot:
 
     def trust_index(self) -> None:
         """Record the slot's index as FARRO just wrote it (after a checkout at the base)."""
-        try:
-            with open(self.index_file, "rb") as fh:
-                self.written_ns = os.fstat(fh.fileno()).st_mtime_ns
-                data = fh.read()
-        except OSError:
-            self.trusted, self.facts = None, None
+        self.trusted, self.facts = None, None
+        got = _read_whole(self.index_file)
+        if got is None:
             return
+        data, ident = got
+        self.written_ns = ident[3]
         self.facts = index_facts(data, self.written_ns // 10**9)
         # an index FARRO cannot read is not trusted: every file is then compared
-        self.trusted = hashlib.sha256(data).hexdigest() if self.facts is not None else None
+        self.trusted = ident if self.facts is not None else None
 
     def index_trusted(self) -> bool:
         """Its bytes and its mtime as FARRO left them: git's racy-entry rule reads that
         mtime, so one moved forward would make git trust stat data it must not."""
-        return self.trusted is not None and digest_and_mtime(self.index_file) == (
-            self.trusted,
-            self.written_ns,
-        )
+        try:
+            return self.trusted is not None and _ident(os.stat(self.index_file)) == self.trusted
+        except OSError:
+            return False
+
+    def trusted_bytes(self) -> bytes | None:
+        """The index's bytes, if they are still the ones FARRO trusted (None: not)."""
+        got = _read_whole(self.index_file) if self.trusted is not None else None
+        return got[0] if got is not None and got[1] == self.trusted else None
 
     def release(self) -> None:
         self.lock.release()

@@ -1211,13 +1211,12 @@ def _copy_trusted_index(ws: Workspace, dest: Path) -> bool:
     """Copy FARRO's own index of the slot (the base's tree, with stat data) to ``dest``,
     when it is still what FARRO wrote; False: start from the base with ``read-tree``."""
     slot = ws.slot
-    if slot is None or slot.trusted is None:
+    data = slot.trusted_bytes() if slot is not None else None
+    if slot is None or data is None:
         return False
-    try:
-        shutil.copy2(slot.index_file, dest)  # its mtime too: git's racy rule reads it
-    except OSError:
-        return False
-    return pool.digest_and_mtime(dest) == (slot.trusted, slot.written_ns)
+    fs.write_file(dest, data, 0o600, durable=False)
+    os.utime(dest, ns=(slot.written_ns, slot.written_ns))  # git's racy rule reads it
+    return True
 
 
 def diffstat(ws: Workspace, head: str | None, found: Changes) -> list[Change]:
