@@ -188,8 +188,8 @@ class Slot:
     #: None: not trusted. Any write, chmod, link or replacement moves its ctime (which
     #: no agent can set back) or its inode, so the same identity is the same bytes
     trusted: tuple[int, int, int, int, int] | None = None
-    #: that index's mtime (ns): when git wrote it; a file whose ctime or mtime is not
-    #: older may have changed within the tick git recorded its stat data in
+    #: that index's mtime (ns): when git wrote it; an entry recorded in or after its
+    #: second may match an edit made within that second (``IndexFacts.racy``)
     written_ns: int = 0
     #: what FARRO needs from that index, read when it was trusted
     facts: IndexFacts | None = None

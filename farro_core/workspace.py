@@ -18,9 +18,9 @@ The agent can run git in its worktree, so nothing git keeps there is trusted whi
 judging: changes are the work tree's files compared with the base commit's tree
 (never the agent's index, so no skip-worktree or assume-unchanged bit can hide an
 edit; FARRO's own index of a pooled worktree only spares hashing the files whose
-stat data, ctime included, are as FARRO's checkout left them and whose ctime and
-mtime are strictly older than that index: never stat data alone when an edit in
-the same tick could match them), ignored
+stat data, ctime included, are as FARRO's checkout left them and whose recorded
+ctime and mtime are older than the second that index was written in: never stat
+data alone when an edit in the same second could match them), ignored
 paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
 with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
 
