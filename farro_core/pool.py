@@ -22,9 +22,12 @@ then every untracked entry removed (ignored ones too, unless ``workspace_reuse``
 is ``keep-ignored``: then only those the base commit's ``.gitignore`` files
 ignore are kept). FARRO's index records the stat data git saw when it wrote the
 files; a file the agent touched has another ctime (which no agent can set back),
-so git rewrites it, and a file whose ctime or mtime falls in or after the tick
-the index was written in (where an edit's stat data can equal the recorded
-ones) is dropped from it first, so git rewrites that too. That index is trusted
+so git rewrites it, and a file whose recorded ctime or mtime falls in or after
+the second the index was written in (where an edit's stat data can equal the
+recorded ones: git may compare whole seconds) is hashed first, and removed
+unless its bytes and mode are the index's, so git writes it again. Those racy
+entries are read from the index itself
+(:func:`index_facts`), never by a stat of every file. That index is trusted
 only while the worker that wrote it holds it and its bytes and mtime are as
 they were (git's racy rule reads that mtime): a slot taken over from a dead worker is
 reset from an index with no stat data, which rewrites every file. Anything that
@@ -39,6 +42,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -82,6 +86,97 @@ def digest_and_mtime(path: Path) -> tuple[str, int] | None:
         return None
 
 
+@dataclass(frozen=True)
+class IndexFacts:
+    """What FARRO reads from its own index of a slot, in one pass over its entries."""
+
+    #: entries whose recorded ctime or mtime is not older than the index's own second
+    #: (an edit in that second can leave stat data equal to them, so they are hashed),
+    #: with their mode and object id
+    racy: dict[str, tuple[str, str]]
+    #: (path, mode, object id) of every ``.gitignore`` and ``.gitattributes`` entry
+    named: tuple[tuple[str, str, str], ...]
+    #: a submodule entry (mode 160000) is there
+    gitlinks: bool
+
+
+_NAMED = (b".gitignore", b".gitattributes")
+
+
+def index_facts(data: bytes, written_s: int) -> IndexFacts | None:
+    """Racy entries, ignore and attribute files, and submodules of an index file's bytes.
+
+    Only index versions 2 and 3 are read (FARRO's git writes version 2), with
+    either object hash, told by the trailing checksum; anything else is None.
+    Seconds, not nanoseconds: git built without nanosecond stat compares whole
+    seconds, so an entry recorded in the index's own second is racy.
+    """
+    for hash_len, algo in ((20, "sha1"), (32, "sha256")):
+        if (
+            len(data) > 12 + hash_len
+            and hashlib.new(algo, data[:-hash_len]).digest() == data[-hash_len:]
+        ):
+            break
+    else:
+        return None
+    if data[:4] != b"DIRC":
+        return None
+    version, count = struct.unpack_from(">II", data, 4)
+    if version not in (2, 3):
+        return None
+    flags_at = 40 + hash_len
+    # ctime s, mtime s, mode, flags
+    head = struct.Struct(f">I4xI12xI{flags_at - 28}xH").unpack_from
+    end = len(data) - hash_len
+    racy: dict[str, tuple[str, str]] = {}
+    named: list[tuple[str, str, str]] = []
+    gitlinks = False
+    off = 12
+    try:
+        for _ in range(count):
+            ctime_s, mtime_s, mode, flags = head(data, off)
+            start = off + flags_at + 2
+            if flags & 0x4000:  # extended flags (version 3)
+                if version < 3:
+                    return None
+                start += 2
+            n = flags & 0xFFF
+            if n == 0xFFF:  # a name this long or longer: up to its NUL
+                n = data.index(b"\0", start + n) - start
+            hit = ctime_s >= written_s or mtime_s >= written_s
+            if hit or mode == 0o160000 or data[start + n - 1] in b"es":
+                name = data[start : start + n]
+                oid = data[off + 40 : off + 40 + hash_len].hex()
+                if hit:
+                    racy[os.fsdecode(name)] = (f"{mode:o}", oid)
+                gitlinks = gitlinks or mode == 0o160000
+                if name.rsplit(b"/", 1)[-1] in _NAMED:
+                    named.append((os.fsdecode(name), f"{mode:o}", oid))
+            off += (start - off + n + 8) // 8 * 8  # 1 to 8 NULs pad each entry
+            if off > end:
+                return None
+    except (struct.error, ValueError, IndexError):
+        return None
+    return IndexFacts(racy, tuple(named), gitlinks)
+
+
+def _ident(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_whole(path: Path) -> tuple[bytes, tuple[int, int, int, int, int]] | None:
+    """A file's bytes and its identity, the same before and after the read (None: not)."""
+    try:
+        with open(path, "rb") as fh:
+            before = _ident(os.fstat(fh.fileno()))
+            data = fh.read()
+            if _ident(os.fstat(fh.fileno())) != before or len(data) != before[2]:
+                return None
+    except OSError:
+        return None
+    return data, before
+
+
 @dataclass
 class Slot:
     """One pooled worktree, held (flocked) by the worker that uses it."""
@@ -89,13 +184,20 @@ class Slot:
     key_dir: Path
     number: int
     lock: locks.Flock
-    #: sha256 of the slot's index as FARRO last wrote it; None: not trusted
-    trusted: str | None = None
-    #: that index's mtime (ns): when git wrote it; a file whose ctime or mtime is not
-    #: older may have changed within the tick git recorded its stat data in
+    #: (device, inode, size, mtime, ctime) of the slot's index as FARRO last wrote it;
+    #: None: not trusted. Any write, chmod, link or replacement moves its ctime (which
+    #: no agent can set back) or its inode, so the same identity is the same bytes
+    trusted: tuple[int, int, int, int, int] | None = None
+    #: that index's mtime (ns): when git wrote it; an entry recorded in or after its
+    #: second may match an edit made within that second (``IndexFacts.racy``)
     written_ns: int = 0
-    #: the base may hold submodules (judging then reads every file)
-    gitlinks: bool = True
+    #: what FARRO needs from that index, read when it was trusted
+    facts: IndexFacts | None = None
+
+    @property
+    def gitlinks(self) -> bool:
+        """The base may hold submodules (judging then reads every file)."""
+        return self.facts is None or self.facts.gitlinks
 
     @property
     def name(self) -> str:
@@ -126,24 +228,28 @@ class Slot:
 
     def trust_index(self) -> None:
         """Record the slot's index as FARRO just wrote it (after a checkout at the base)."""
-        try:
-            with open(self.index_file, "rb") as fh:
-                self.written_ns = os.fstat(fh.fileno()).st_mtime_ns
-                data = fh.read()
-        except OSError:
-            self.trusted = None
+        self.trusted, self.facts = None, None
+        got = _read_whole(self.index_file)
+        if got is None:
             return
-        self.trusted = hashlib.sha256(data).hexdigest()
-        # mode 160000 as stored in an index entry; a false hit only costs speed
-        self.gitlinks = b"\x00\x00\xe0\x00" in data
+        data, ident = got
+        self.written_ns = ident[3]
+        self.facts = index_facts(data, self.written_ns // 10**9)
+        # an index FARRO cannot read is not trusted: every file is then compared
+        self.trusted = ident if self.facts is not None else None
 
     def index_trusted(self) -> bool:
         """Its bytes and its mtime as FARRO left them: git's racy-entry rule reads that
         mtime, so one moved forward would make git trust stat data it must not."""
-        return self.trusted is not None and digest_and_mtime(self.index_file) == (
-            self.trusted,
-            self.written_ns,
-        )
+        try:
+            return self.trusted is not None and _ident(os.stat(self.index_file)) == self.trusted
+        except OSError:
+            return False
+
+    def trusted_bytes(self) -> bytes | None:
+        """The index's bytes, if they are still the ones FARRO trusted (None: not)."""
+        got = _read_whole(self.index_file) if self.trusted is not None else None
+        return got[0] if got is not None and got[1] == self.trusted else None
 
     def release(self) -> None:
         self.lock.release()

@@ -20,9 +20,9 @@ The agent can run git in its worktree, so nothing git keeps there is trusted whi
 judging: changes are the work tree's files compared with the base commit's tree
 (never the agent's index, so no skip-worktree or assume-unchanged bit can hide an
 edit; FARRO's own index of a pooled worktree only spares hashing the files whose
-stat data, ctime included, are as FARRO's checkout left them and whose ctime and
-mtime are strictly older than that index: never stat data alone when an edit in
-the same tick could match them), ignored
+stat data, ctime included, are as FARRO's checkout left them and whose recorded
+ctime and mtime are older than the second that index was written in: never stat
+data alone when an edit in the same second could match them), ignored
 paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
 with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
 
@@ -70,6 +70,9 @@ _GIT_CONFIG = (
     "core.sparseCheckout=false",
     "core.splitIndex=false",
     "index.sparse=false",
+    "index.version=2",  # the version FARRO reads its own index in (pool.index_facts)
+    "index.skipHash=false",
+    "feature.manyFiles=false",
     "core.pager=cat",
     "core.editor=true",
     "core.askPass=true",
@@ -672,12 +675,19 @@ def _reset_slot(
         slot.index_file.unlink(missing_ok=True)
         g("read-tree", base)
     else:
-        # what may have changed within the tick its stat data were taken in is
-        # dropped from the index, so the checkout writes it again whatever its stat
-        tracked = [os.fsdecode(p) for p in g("ls-files", "-z").stdout.split(b"\0") if p]
-        racy = _racy(slot.path, tracked, slot.written_ns)
-        if racy:
-            stdin = b"".join(os.fsencode(p) + b"\0" for p in sorted(racy))
+        # what may have changed within the second its stat data were taken in is
+        # hashed, and removed unless it is the index's, so the checkout writes it
+        # again whatever its stat data say; kept, it is recorded in a later second
+        # by the checkout's new index, and is not racy any more
+        assert slot.facts is not None
+        stale = [
+            p
+            for p, (mode, oid) in sorted(slot.facts.racy.items())
+            if not _is_entry(slot.path, p, mode, oid)
+        ]
+        stuck = [p for p in stale if not _unlink_below(slot.path, p)]
+        if stuck:  # not a plain file under plain directories: out of the index instead
+            stdin = b"".join(os.fsencode(p) + b"\0" for p in stuck)
             g("update-index", "-z", "--force-remove", "--stdin", stdin=stdin)
     g("checkout", "-q", "-f", "--no-recurse-submodules", "--detach", base)
     out = g("ls-files", "-z", "--others", "--directory").stdout
@@ -704,6 +714,68 @@ def _reset_slot(
         f"worktree {slot.path} reused: reset to base {base[:12]}{how}, "
         f"{len(left)} untracked entr{'y' if len(left) == 1 else 'ies'} removed{keep_note}"
     )
+
+
+def _parent_fd(top: Path, rel: str) -> int:
+    """The directory holding ``top/rel``, opened never through a symlink or a
+    non-directory on the way (an agent may have put one there); OSError if not."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(top, flags)
+    try:
+        for part in rel.split("/")[:-1]:
+            nfd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _unlink_below(top: Path, rel: str) -> bool:
+    """Remove the non-directory ``top/rel`` (see :func:`_parent_fd`). True: it is gone."""
+    try:
+        fd = _parent_fd(top, rel)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        os.unlink(rel.rsplit("/", 1)[-1], dir_fd=fd)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _is_entry(top: Path, rel: str, mode: str, oid: str) -> bool:
+    """Whether ``top/rel`` holds exactly the index entry ``mode``/``oid``: a regular
+    file with that executable bit and those bytes, or a symlink to that target."""
+    algo = "sha1" if len(oid) == 40 else "sha256"
+    name = rel.rsplit("/", 1)[-1]
+    try:
+        fd = _parent_fd(top, rel)
+    except OSError:
+        return False
+    try:
+        st = os.lstat(name, dir_fd=fd)
+        if mode == "120000":
+            return (
+                stat.S_ISLNK(st.st_mode)
+                and _blob_of_bytes(algo, os.fsencode(os.readlink(name, dir_fd=fd))) == oid
+            )
+        if mode not in ("100644", "100755") or not stat.S_ISREG(st.st_mode):
+            return False
+        if (mode == "100755") != bool(st.st_mode & stat.S_IXUSR):
+            return False
+        return _blob_of_file(algo, name, dir_fd=fd) == oid
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- changes
@@ -787,8 +859,9 @@ def _base_tree(ws: Workspace, paths: Sequence[str] = ()) -> dict[str, tuple[str,
 
 
 def _object_hash(ws: Workspace) -> str:
-    fmt = _wt(ws, "rev-parse", "--show-object-format", check=False).stdout.decode().strip()
-    return fmt if fmt in ("sha1", "sha256") else "sha1"
+    """The repo's object hash, told by the base commit's id (git printed it in full)."""
+    assert ws.base_commit is not None
+    return "sha256" if len(ws.base_commit) == 64 else "sha1"
 
 
 def _blob_of_bytes(algo: str, data: bytes) -> str:
@@ -798,10 +871,10 @@ def _blob_of_bytes(algo: str, data: bytes) -> str:
     return h.hexdigest()
 
 
-def _blob_of_file(algo: str, path: Path) -> str:
+def _blob_of_file(algo: str, path: Path | str, dir_fd: int | None = None) -> str:
     """The id git would give the file's bytes ("" when it is not a regular file any more,
     or changed while being read: either way not the base's)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -972,18 +1045,8 @@ def _base_files_named(ws: Workspace, name: str) -> list[tuple[str, str, str]]:
     """(path, mode, oid) of the base's files called ``name``: from FARRO's own index of
     the slot when it is intact (the base's tree exactly), else from the base tree."""
     slot = ws.slot
-    if slot is not None and slot.index_trusted():
-        idx = {"GIT_INDEX_FILE": str(slot.index_file)}
-        out = _wt(ws, "ls-files", "-s", "-z", "--", f":(glob,top)**/{name}", env=idx).stdout
-        if slot.index_trusted():
-            found = []
-            for rec in out.split(b"\0"):
-                if not rec:
-                    continue
-                meta, _, path = rec.partition(b"\t")
-                mode, oid, _stage = meta.decode().split(" ")
-                found.append((os.fsdecode(path), mode, oid))
-            return found
+    if slot is not None and slot.facts is not None and slot.index_trusted():
+        return [f for f in slot.facts.named if f[0].rsplit("/", 1)[-1] == name]
     return [
         (p, mode, oid) for p, (mode, oid) in _base_tree(ws).items() if p.rsplit("/", 1)[-1] == name
     ]
@@ -997,59 +1060,36 @@ def _scan_trusted(ws: Workspace) -> tuple[set[str], set[str]] | None:
     That index was written by FARRO's checkout at the base, before the agent ran,
     and is used only while its bytes are what FARRO wrote. Git's stat check
     includes the ctime, which a write changes and no agent can set back; every
-    tracked path whose ctime or mtime is not strictly older than the index is a
-    candidate too (:func:`_racy`): git's own racy rule reads the mtime only.
+    entry whose recorded ctime or mtime is not older than the index's own second is
+    a candidate too (``Slot.facts.racy``): git's own racy rule reads the mtime only.
     Untracked entries are listed with no ignore rule at all; a nested repository
     shows as a directory and is walked here, as a snapshot would be; an entry
     named ``.git`` below the top (git lists neither it nor what is around it)
     sends the judging the slow way.
     """
     slot = ws.slot
-    if slot is None or slot.gitlinks or not slot.index_trusted():
+    if slot is None or slot.facts is None or slot.gitlinks or not slot.index_trusted():
         return None
     if _dotgit_changed(ws) or nested_dotgits(ws.path):  # what git hides: read every file
         return None
     idx = {"GIT_INDEX_FILE": str(slot.index_file)}
-    proc = _wt(ws, "ls-files", "-z", "-t", "-c", "-m", "-d", "-o", env=idx, check=False)
+    proc = _wt(ws, "ls-files", "-z", "-t", "-m", "-d", "-o", env=idx, check=False)
     if proc.returncode != 0 or not slot.index_trusted():
         return None
-    dirty: set[str] = set()
+    dirty: set[str] = set(slot.facts.racy)
     new: set[str] = set()
-    tracked: list[str] = []
     for rec in proc.stdout.split(b"\0"):
         if len(rec) < 3:
             continue
         tag, path = rec[:1], os.fsdecode(rec[2:])
-        if tag in (b"H", b"S"):  # every entry of the index (S: skip-worktree)
-            tracked.append(path)
-        elif tag != b"?":
+        if tag != b"?":
             dirty.add(path)
         elif path.endswith("/"):
             sub = path.rstrip("/")
             new.update(f"{sub}/{p}" for p in snapshot(ws.path / sub))
         elif path != ".git":
             new.add(path)
-    dirty |= _racy(ws.path, tracked, slot.written_ns)
     return dirty, new
-
-
-def _racy(top: Path, paths: Sequence[str], written_ns: int) -> set[str]:
-    """The paths whose ctime or mtime is not strictly older than the index's own
-    mtime: their stat data may equal what an edit in that same tick left.
-
-    Git's racy-entry rule looks at the entry's mtime only, and at whole seconds
-    when built without nanoseconds; an agent can set an mtime back, never a ctime.
-    So every such path is hashed, whatever git's stat check says.
-    """
-    out: set[str] = set()
-    for p in paths:
-        try:
-            st = os.lstat(top / p)
-        except OSError:
-            continue  # gone: git lists it as deleted
-        if st.st_ctime_ns >= written_ns or st.st_mtime_ns >= written_ns:
-            out.add(p)
-    return out
 
 
 def _scratch_ignores(ws: Workspace) -> Path | None:
@@ -1184,11 +1224,14 @@ def commit_work(ws: Workspace, job_id: str, attempt: int, found: Changes) -> str
             return None
         msg = f"farro: job {job_id} attempt {attempt}".encode()
         head = _wt(ws, "commit-tree", tree, "-p", ws.base_commit, stdin=msg).stdout.decode().strip()
-        _wt(ws, "update-ref", f"refs/heads/{ws.branch}", head)
-        _wt(ws, "update-ref", f"refs/farro/{job_id}/attempt-{attempt}", head)
         # detached: a pooled worktree never holds the branch checked out, so the
         # operator can check it out, land it or delete it anywhere
-        _wt(ws, "update-ref", "--no-deref", "HEAD", head)
+        refs = (
+            f"update refs/heads/{ws.branch}\0{head}\0\0"
+            f"update refs/farro/{job_id}/attempt-{attempt}\0{head}\0\0"
+            f"option no-deref\0update HEAD\0{head}\0\0"
+        )
+        _wt(ws, "update-ref", "-z", "--stdin", stdin=refs.encode())
         # the worktree's index matches its new HEAD (with stat data, when FARRO's
         # own index was the start, so a rubric's git status need not hash every file)
         shutil.copy2(index, ws.git_dir / "index")
@@ -1201,13 +1244,12 @@ def _copy_trusted_index(ws: Workspace, dest: Path) -> bool:
     """Copy FARRO's own index of the slot (the base's tree, with stat data) to ``dest``,
     when it is still what FARRO wrote; False: start from the base with ``read-tree``."""
     slot = ws.slot
-    if slot is None or slot.trusted is None:
+    data = slot.trusted_bytes() if slot is not None else None
+    if slot is None or data is None:
         return False
-    try:
-        shutil.copy2(slot.index_file, dest)  # its mtime too: git's racy rule reads it
-    except OSError:
-        return False
-    return pool.digest_and_mtime(dest) == (slot.trusted, slot.written_ns)
+    fs.write_file(dest, data, 0o600, durable=False)
+    os.utime(dest, ns=(slot.written_ns, slot.written_ns))  # git's racy rule reads it
+    return True
 
 
 def diffstat(ws: Workspace, head: str | None, found: Changes) -> list[Change]:

@@ -348,3 +348,43 @@ def test_an_edit_whose_ctime_falls_in_the_index_tick_is_judged_and_reset(
     assert a.read_text() == "A = 1\n"
     assert workspace.changes(again).kinds == {}
     slots.close()
+
+
+def test_index_facts_are_read_from_the_index_git_wrote(tmp_path: Path) -> None:
+    """Racy entries, ignore/attribute files and submodules come from the index's bytes
+    (recorded stat data, not the files as they are now); an index FARRO cannot read
+    (version 4, a bad checksum) gives nothing, so the slot is not trusted."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "src" / ".gitattributes").write_text("*.py text\n")
+    git(repo, "add", "-A")
+    blob = git(repo, "rev-parse", "HEAD:README.md")
+    deep = "/".join(["d" * 200] * 25)  # past an entry's 12-bit name length
+    git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{deep}/.gitignore")
+    git(
+        repo, "update-index", "--add", "--cacheinfo", f"160000,{git(repo, 'rev-parse', 'HEAD')},sub"
+    )
+    index = repo / ".git" / "index"
+    data = index.read_bytes()
+    written_s = os.stat(index).st_mtime_ns // 10**9
+
+    facts = pool.index_facts(data, written_s + 10)  # every entry recorded before it
+    assert facts is not None and facts.racy == {} and facts.gitlinks
+    staged = {
+        line.split("\t")[1]: line.split(" ")[:2]
+        for line in git(repo, "ls-files", "-s").splitlines()
+    }
+    assert {p: [m, o] for p, m, o in facts.named} == {
+        p: staged[p] for p in (".gitignore", "src/.gitattributes", f"{deep}/.gitignore")
+    }
+    # what the index recorded counts, not the files now (--cacheinfo records no stat data)
+    facts = pool.index_facts(data, written_s - 10)
+    assert facts is not None
+    assert facts.racy == {
+        p: tuple(ms) for p, ms in staged.items() if p not in ("sub", f"{deep}/.gitignore")
+    }
+
+    git(repo, "rm", "-q", "--cached", "sub")
+    assert not pool.index_facts(index.read_bytes(), 0).gitlinks  # type: ignore[union-attr]
+    assert pool.index_facts(data[:-1] + bytes([data[-1] ^ 1]), 0) is None
+    git(repo, "update-index", "--index-version", "4")
+    assert pool.index_facts(index.read_bytes(), 0) is None
