@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from farro_core.cli.app import RootOpt, _check_ids, _labels, _load, _open, app
+from farro_core.cli.base import RootOpt, _check_ids, _labels, _load, _open, app
 from farro_core.cli.render import _clean, _err, _out
 
 if TYPE_CHECKING:
