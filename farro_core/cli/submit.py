@@ -313,10 +313,12 @@ def submit(
     r = r or _open(root)
     r.settings  # noqa: B018 - a bad farro.toml or FARRO_* value is refused before any write
     from farro_core.job import create_many
-    from farro_core.workspace import check_specs
 
-    for name, group in sources:  # a workspace no attempt could use is refused now
-        check_specs(r, group, name)
+    if any(spec.workspace is not None for spec in specs):  # else workspace.py is not needed
+        from farro_core.workspace import check_specs
+
+        for name, group in sources:  # a workspace no attempt could use is refused now
+            check_specs(r, group, name)
 
     for env in create_many(r, specs):
         _out(env.id)
