@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import typer
 
@@ -77,3 +79,32 @@ def test_commands_names_every_command_with_the_module_that_defines_it() -> None:
         if info.callback is not None
     }
     assert defined == {name: f"farro_core.cli.{m}" for name, m in COMMANDS.items()}
+
+
+def test_the_farro_process_exits_with_its_objects_frozen_and_its_exit_work_done(
+    root: Root,
+) -> None:
+    """``run`` (the console script) freezes the garbage collector before exiting, so
+    the interpreter's last collections skip typer's and pydantic's objects; atexit
+    handlers still run, after the output, and the exit code is main's."""
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert scripts["project"]["scripts"]["farro"] == "farro_core.cli:run"
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "from farro_core.cli import run\n"
+        "sys.argv[1:] = sys.argv[2:]\n"
+        "run()\n"
+    )
+    for argv, rc in ((["submit", "--root", str(root.path), "-p", "x"], 0), (["ls", "--x"], 2)):
+        p = subprocess.run(
+            [sys.executable, "-c", code, "farro", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == rc, p.stderr
+        *printed, last = p.stdout.splitlines()
+        assert last == "frozen at exit: True", p.stdout
+        assert len(printed) == (1 if rc == 0 else 0), p.stdout
+        assert all((root.incoming / job_id).is_dir() for job_id in printed)

@@ -14,13 +14,13 @@ command registered (docgen, tests), is made on first use.
 
 from typing import TYPE_CHECKING
 
-from farro_core.cli.base import COMMANDS, commands, main
+from farro_core.cli.base import COMMANDS, commands, main, run
 from farro_core.cli.render import _age, _clean, _duration, _table
 
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["COMMANDS", "_age", "_clean", "_duration", "_table", "app", "commands", "main"]
+__all__ = ["COMMANDS", "_age", "_clean", "_duration", "_table", "app", "commands", "main", "run"]
 
 
 def __getattr__(name: str) -> "typer.Typer":
