@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, batch, crash, fs, locks, notify, publish
+from farro_core import audit, batch, crash, fs, locks, publish
 from farro_core.clock import utcnow
 from farro_core.envelope import (
     SCHEMA_VERSION,
@@ -724,6 +724,8 @@ def commit(
         audit.append(root, _audit(new, lc.status, actor, worker))
     out = Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=dest))
     if to in TERMINAL and lc.status not in TERMINAL:
+        from farro_core import notify  # only a finishing job needs it: a light submit
+
         notify.finished(root, out)  # on_finish, in a thread: never holds up the commit
     return out
 

@@ -45,14 +45,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING
 
 from farro_core import fs, locks, pool
 from farro_core.envelope import Envelope, JobSpec
 from farro_core.errors import BadInput, FarroError, Refused, RootError
 from farro_core.root import Root
 from farro_core.work import MAX_LISTED, AttemptCommit, Change, Ignored, IgnoredTop, Work
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 GIT_TIMEOUT_S = 120.0
 #: config that would make git run a command, or change what FARRO sees, overridden on
@@ -447,6 +449,8 @@ def _read_ignore_file(ws: Workspace, name: str) -> None:
     except (OSError, ValueError) as exc:
         raise WorkspaceError(f"ignore file {path}: {exc}") from None
     try:
+        from pathspec import GitIgnoreSpec  # judging a plain directory only: light submit
+
         ws.ignore = GitIgnoreSpec.from_lines(raw.decode(errors="surrogateescape").splitlines())
     except ValueError as exc:
         raise WorkspaceError(f"ignore file {path}: {exc}") from None

@@ -1,4 +1,4 @@
-"""The typer internals farro_core/cli/app.py leans on, pinned in pyproject.toml.
+"""The typer internals farro_core/cli/base.py leans on, pinned in pyproject.toml.
 
 ``_plain_argument_help`` replaces two methods of each of typer's arguments so help
 reads ``ID...`` (not ``{ID}`` and ``ID <list[str]>``), and ``_map_exception`` tells

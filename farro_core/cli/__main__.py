@@ -1,7 +1,5 @@
 """``python -m farro_core.cli``: the ``farro`` console script."""
 
-import sys
+from farro_core.cli import run
 
-from farro_core.cli import main
-
-sys.exit(main())
+run()

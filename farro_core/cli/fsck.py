@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from farro_core.cli.app import JsonOpt, RootOpt, _Failed, _labels, _open, _report, _statuses, app
+from farro_core.cli.base import JsonOpt, RootOpt, _Failed, _labels, _open, _report, _statuses, app
 from farro_core.cli.render import _clean, _dump_json, _out, _plural
 from farro_core.cli.steer import SelLabelOpt, SelStatusOpt, _or
 from farro_core.visible import visible

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from farro_core.cli.app import (
+from farro_core.cli.base import (
     STATUSES,
     IdArg,
     JsonOpt,

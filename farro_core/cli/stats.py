@@ -3,7 +3,7 @@
 import os
 from typing import TYPE_CHECKING, Any
 
-from farro_core.cli.app import STATUSES, JsonOpt, RootOpt, _Failed, _open, app
+from farro_core.cli.base import STATUSES, JsonOpt, RootOpt, _Failed, _open, app
 from farro_core.cli.render import _age, _clean, _clock, _dump_json, _out, _parse_ts, _table
 from farro_core.visible import visible
 

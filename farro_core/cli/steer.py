@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from farro_core.cli.app import (
+from farro_core.cli.base import (
     RootOpt,
     _check_ids,
     _Failed,

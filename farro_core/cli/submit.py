@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from farro_core.cli.app import RootOpt, _check_ids, _labels, _open, app
+from farro_core.cli.base import RootOpt, _check_ids, _labels, _open, app
 from farro_core.cli.render import _clean, _err, _out
 
 if TYPE_CHECKING:
@@ -337,12 +337,15 @@ def submit(
     settings = r.settings  # a bad farro.toml or FARRO_* value is refused before any write
     from farro_core import agents
     from farro_core.job import create_many
-    from farro_core.workspace import check_specs
 
     here = settings.agent_check and not no_agent_check
     environ = settings.passed_env(os.environ) if here else None
+    workspaces = any(spec.workspace is not None for spec in specs)
+    if workspaces:  # else workspace.py is not needed
+        from farro_core.workspace import check_specs
     for name, group in sources:  # a workspace or a preset no attempt could use is refused now
-        check_specs(r, group, name)
+        if workspaces:
+            check_specs(r, group, name)
         agents.check_specs(group, settings.agent, environ, name)
 
     for env in create_many(r, specs):

@@ -149,3 +149,18 @@ def test_submit_refuses_a_bad_pattern_naming_it(tmp_path: Path, how: str) -> Non
     assert r.stderr.startswith("farro: ") and r.stderr.count("\n") == 1, r.stderr
     assert "'a[]b'" in r.stderr
     assert sorted(p.name for p in (root / "incoming").iterdir()) == before
+
+
+def test_the_default_glob_is_compiled_as_pathspec_compiles_it() -> None:
+    """``**`` is compiled without pathspec (a cold `farro submit` never imports it):
+    the shortcut must be exactly pathspec's own regex for it."""
+    from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern
+
+    from farro_core import globs
+
+    regex, include = GitIgnoreBasicPattern.pattern_to_regex(globs._gitignore_form(globs.EVERYTHING))
+    assert (regex, include) == (globs._EVERYTHING, True)
+    globs._compile.cache_clear()
+    for path in ("a", "a/b/c.py", ".git", "dir/.hidden/x", "x\ny"):
+        assert matches(path, [globs.EVERYTHING])
+    assert not matches("", [globs.EVERYTHING])
