@@ -240,8 +240,12 @@ def syncfs(fd: int) -> bool:
     return True
 
 
-def rename_noreplace_at(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:
-    """:func:`rename_noreplace` between names relative to two directory descriptors."""
+def rename_noreplace_at(
+    src_dir_fd: int, src: str, dst_dir_fd: int, dst: str, *, exists: str | None = None
+) -> None:
+    """:func:`rename_noreplace` between names relative to two directory descriptors
+    (``_AT_FDCWD`` for the working directory); ``exists`` is the error's text."""
+    exists = exists or f"{dst} exists already"
     if _renameat2 is not None:
         rc = _renameat2(
             src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), _RENAME_NOREPLACE
@@ -250,7 +254,7 @@ def rename_noreplace_at(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) ->
             return
         err = ctypes.get_errno()
         if err == errno.EEXIST:
-            raise AlreadyExists(f"{dst} exists already")
+            raise AlreadyExists(exists)
         if err not in (errno.EINVAL, errno.ENOSYS):
             raise OSError(err, os.strerror(err), src)
     try:
@@ -258,12 +262,12 @@ def rename_noreplace_at(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) ->
     except FileNotFoundError:
         pass
     else:
-        raise AlreadyExists(f"{dst} exists already")
+        raise AlreadyExists(exists)
     try:
         os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise AlreadyExists(f"{dst} exists already") from exc
+            raise AlreadyExists(exists) from exc
         raise
 
 
@@ -274,23 +278,13 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     never replaced; where the kernel lacks it, a non-empty job directory at
     ``dst`` still makes the plain rename fail.
     """
-    if _renameat2 is not None:
-        rc = _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)  # type: ignore[operator]
-        if rc == 0:
-            return
-        err = ctypes.get_errno()
-        if err == errno.EEXIST:
-            raise AlreadyExists(f"{dst.name} exists already in {dst.parent.name}/")
-        if err not in (errno.EINVAL, errno.ENOSYS):
-            raise OSError(err, os.strerror(err), str(src))
-    if os.path.lexists(dst):
-        raise AlreadyExists(f"{dst.name} exists already in {dst.parent.name}/")
-    try:
-        os.rename(src, dst)
-    except OSError as exc:
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise AlreadyExists(f"{dst.name} exists already in {dst.parent.name}/") from exc
-        raise
+    rename_noreplace_at(
+        _AT_FDCWD,
+        str(src),
+        _AT_FDCWD,
+        str(dst),
+        exists=f"{dst.name} exists already in {dst.parent.name}/",
+    )
 
 
 def move(src: Path, dst: Path) -> None:
