@@ -11,7 +11,7 @@ hints, the directory is the truth.
 A commit refused with :class:`Conflict` means the job moved on without us (it
 went stale and was requeued): the attempt is dropped, never recorded.
 
-Why one file of ~500 lines: the loop and the one attempt it runs share the
+Why one file of ~600 lines: the loop and the one attempt it runs share the
 worker's state (its claim, release and stop flags); the parts with their own
 concerns already live in runner, workspace, rubric and outcome.
 """

@@ -26,7 +26,7 @@ data alone when an edit in the same second could match them), ignored
 paths follow the base commit's ``.gitignore`` files only, and FARRO's own git runs
 with every configurable command (hooks, fsmonitor, filters, pagers, helpers) off.
 
-Why one file of ~1,300 lines: preparing a workspace and judging what changed in it
+Why one file of ~1,400 lines: preparing a workspace and judging what changed in it
 must agree on every git setting and ignore rule; the snapshot kind (a plain
 directory) is the small tail.
 """
