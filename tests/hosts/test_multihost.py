@@ -165,9 +165,13 @@ def test_hosts_with_skewed_clocks_share_a_root(
     h["c"].freeze()
     of_c = [j for j, x in on.items() if x == "host-c"]
     of_b = [j for j, x in on.items() if x == "host-b"]
-    for jid in of_c:
-        wait_until(lambda jid=jid: (e := load(root, jid)) and e.status is Status.STALE, jid, WAIT_S)
-        reason = transitions(root, jid)[-1]["reason"]
+    for jid in of_c:  # the audit line follows the commit: wait for the line itself
+        stale = wait_until(
+            lambda jid=jid: [r for r in transitions(root, jid) if r["to"] == Status.STALE.value],
+            f"{jid} marked stale",
+            WAIT_S,
+        )
+        reason = stale[-1]["reason"]
         m = re.fullmatch(r"no heartbeat for (\d+)s \(worker .*\)", reason)
         assert m, f"{jid}: stale for another reason: {reason!r}"
         # the silence is read by the file system's clock: nowhere near the 60 s skew
