@@ -51,6 +51,31 @@ def record(
     }
 
 
+def record_of(
+    lc: Lifecycle,
+    *,
+    frm: str | None,
+    actor: str,
+    worker: str | None,
+    reason: str,
+    event: str = "transition",
+    ts: datetime | None = None,
+) -> dict[str, Any]:
+    """A record that ``lc`` now stands where it does (its status, attempt and revision)."""
+    return record(
+        job=lc.id,
+        frm=frm,
+        to=lc.status,
+        actor=actor,
+        worker=worker,
+        attempt=lc.attempt,
+        revision=lc.revision,
+        reason=reason,
+        event=event,
+        ts=ts,
+    )
+
+
 def note(
     root: Root,
     lc: Lifecycle,
@@ -61,38 +86,15 @@ def note(
     ts: datetime | None = None,
 ) -> None:
     """Log an event about a job that moves it nowhere (from == to): a record, not a transition."""
-    append(
-        root,
-        record(
-            job=lc.id,
-            frm=lc.status,
-            to=lc.status,
-            actor=actor,
-            worker=None,
-            attempt=lc.attempt,
-            revision=lc.revision,
-            reason=reason,
-            event=event,
-            ts=ts,
-        ),
-    )
+    rec = record_of(lc, frm=lc.status, actor=actor, worker=None, reason=reason, event=event, ts=ts)
+    append(root, rec)
 
 
 def recovered(root: Root, lc: Lifecycle, actor: str) -> None:
     """Record a revision that a crash kept out of the log, found by ``actor``."""
+    reason = f"recovered: {lc.reason}"
     append(
-        root,
-        record(
-            job=lc.id,
-            frm=None,
-            to=lc.status,
-            actor=actor,
-            worker=None,
-            attempt=lc.attempt,
-            revision=lc.revision,
-            reason=f"recovered: {lc.reason}",
-            event="recovered",
-        ),
+        root, record_of(lc, frm=None, actor=actor, worker=None, reason=reason, event="recovered")
     )
 
 

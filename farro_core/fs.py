@@ -295,6 +295,21 @@ def move(src: Path, dst: Path) -> None:
         fsync_dir(src.parent)
 
 
+def move_to_free(src: Path, dests: Iterable[Path], sidecar: str) -> Path | None:
+    """Move ``src`` to the first of ``dests`` that neither exists nor has its ``sidecar``
+    file (``dest`` + ``sidecar``) beside it, passing over one a race takes; None when
+    every one is taken. Nothing is replaced, nor given a note that was another's."""
+    for dest in dests:
+        if os.path.lexists(dest) or os.path.lexists(f"{dest}{sidecar}"):
+            continue
+        try:
+            move(src, dest)
+        except AlreadyExists:
+            continue
+        return dest
+    return None
+
+
 def make_private_dir(path: Path) -> None:
     """mkdir with mode 0700 whatever the umask; an existing directory is kept."""
     try:

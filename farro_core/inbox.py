@@ -370,16 +370,10 @@ def _free_names(want: str) -> Iterator[str]:
 def _move_unique(src: Path, dest_dir: Path, want: str | None = None) -> Path:
     """Move ``src`` into ``dest_dir`` under a name nothing holds (never replacing)."""
     want = want or src.name
-    for name in _free_names(want):
-        dest = dest_dir / name
-        if os.path.lexists(dest) or os.path.lexists(f"{dest}.error.txt"):
-            continue
-        try:
-            fs.move(src, dest)
-        except AlreadyExists:
-            continue
-        return dest
-    raise AlreadyExists(f"no free name for {want} in {dest_dir.name}/")
+    dest = fs.move_to_free(src, (dest_dir / n for n in _free_names(want)), ".error.txt")
+    if dest is None:
+        raise AlreadyExists(f"no free name for {want} in {dest_dir.name}/")
+    return dest
 
 
 def _reject(root: Root, path: Path, error: str, plan_file: Path | None = None) -> Ingested:

@@ -654,16 +654,8 @@ class commit_lock:
 
 
 def _audit(lc: Lifecycle, frm: Status, actor: Actor | str, worker: str | None) -> dict[str, Any]:
-    return audit.record(
-        job=lc.id,
-        frm=frm,
-        to=lc.status,
-        actor=actor,
-        worker=worker,
-        attempt=lc.attempt,
-        revision=lc.revision,
-        reason=lc.reason,
-        ts=lc.updated_at,
+    return audit.record_of(
+        lc, frm=frm, actor=actor, worker=worker, reason=lc.reason, ts=lc.updated_at
     )
 
 

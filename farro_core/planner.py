@@ -54,18 +54,14 @@ def run_planner(
     grace = settings.kill_grace_s if settings is not None else KILL_GRACE_S
     try:
         unit = procs.Unit("planner", settings.containment if settings is not None else "auto")
-        try:
-            proc = unit.popen(
-                ["/bin/sh", "-c", argv] if isinstance(argv, str) else argv,
-                {**base, **(env or {})},
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=cwd,
-            )
-        except OSError:
-            unit.close()
-            raise
+        proc = unit.popen(
+            ["/bin/sh", "-c", argv] if isinstance(argv, str) else argv,
+            {**base, **(env or {})},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+        )
     except OSError as exc:
         raise PlannerError(f"planner {shown!r} could not start: {exc.strerror or exc}") from None
     deadline = time.monotonic() + timeout_s

@@ -244,14 +244,19 @@ class Unit:
     def popen(
         self, argv: Sequence[str], env: Mapping[str, str], **kw: Any
     ) -> subprocess.Popen[bytes]:
-        """Start the unit's leader (in a new session); raises OSError like Popen."""
+        """Start the unit's leader (in a new session); raises OSError like Popen, the
+        unit then closed (its cgroup removed), since nothing is left in it to end."""
         if self.leader is not None:
             raise RuntimeError("a unit has one leader")
         environ = self.environ(env)
-        if self.cgroup is not None:
-            proc = _spawn_into(self.cgroup, argv, environ, **kw)
-        else:
-            proc = subprocess.Popen(argv, env=environ, start_new_session=True, **kw)
+        try:
+            if self.cgroup is not None:
+                proc = _spawn_into(self.cgroup, argv, environ, **kw)
+            else:
+                proc = subprocess.Popen(argv, env=environ, start_new_session=True, **kw)
+        except OSError:
+            self.close()
+            raise
         self.leader = proc
         self._session = proc.pid
         with _lock:

@@ -19,16 +19,11 @@ def quarantine(root: Root, path: Path, reason: str) -> Path:
     """Move ``path`` (file, directory or symlink, never followed) into quarantine/."""
     stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     base = path.name if not path.name.startswith(".") else "_" + path.name
-    for n in range(100):
-        dest = root.quarantine / (base if n == 0 else f"{base}.{stamp}.{n}")
-        if os.path.lexists(dest) or os.path.lexists(f"{dest}.reason.txt"):
-            continue
-        try:
-            fs.move(path, dest)
-        except AlreadyExists:
-            continue
-        where = os.path.relpath(path, root.path)
-        note = f"from: {where}\nat: {utcnow().isoformat()}\nreason: {reason}\n"
-        fs.write_file(Path(f"{dest}.reason.txt"), note.encode())
-        return dest
-    raise AlreadyExists(f"no free name in quarantine/ for {path.name}")
+    names = (base if n == 0 else f"{base}.{stamp}.{n}" for n in range(100))
+    dest = fs.move_to_free(path, (root.quarantine / n for n in names), ".reason.txt")
+    if dest is None:
+        raise AlreadyExists(f"no free name in quarantine/ for {path.name}")
+    where = os.path.relpath(path, root.path)
+    note = f"from: {where}\nat: {utcnow().isoformat()}\nreason: {reason}\n"
+    fs.write_file(Path(f"{dest}.reason.txt"), note.encode())
+    return dest

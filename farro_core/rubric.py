@@ -73,19 +73,15 @@ def run_check(
     with tempfile.TemporaryFile() as out:
         try:
             unit = procs.Unit("check", containment)
-            try:
-                proc = unit.popen(
-                    ["sh", "-c", item.check],  # sh then says "sh: …: not found"
-                    env,
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    close_fds=True,
-                )
-            except OSError:
-                unit.close()
-                raise
+            proc = unit.popen(
+                ["sh", "-c", item.check],  # sh then says "sh: …: not found"
+                env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+            )
         except OSError as exc:
             return RubricVerdict(
                 id=item.id,

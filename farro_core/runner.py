@@ -447,7 +447,6 @@ def run(
             bufsize=0,
         )
     except OSError as exc:
-        unit.close()
         attempt.error, attempt.fatal = _start_error(exc, argv, workspace)
         sink.note(attempt.error)
         attempt.finished_at = utcnow()

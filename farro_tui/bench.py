@@ -16,6 +16,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from farro_core.api import submit
@@ -26,13 +27,34 @@ from farro_tui.view import ViewSpec
 from farro_tui.widgets.queue_view import QueueView
 
 
-async def _until(pilot: Any, cond: Any, timeout: float = 60) -> float:
+async def until(pilot: Any, cond: Any, timeout: float = 60) -> float:
     t0 = time.perf_counter()
     while not cond():
         if time.perf_counter() - t0 > timeout:
             raise TimeoutError("condition not met")
         await pilot.pause(0.001)
     return time.perf_counter() - t0
+
+
+async def key_ms(
+    pilot: Any,
+    step: Callable[[], object],
+    frame: Callable[[], None],
+    reps: int,
+    undo: Callable[[], None] | None = None,
+) -> float:
+    """Median ms of a key's handler plus drawing every visible line, timed in the app
+    itself (a Pilot press adds ~150 ms of its own waiting); ``undo`` runs untimed."""
+    times = []
+    for _ in range(reps):
+        t1 = time.perf_counter()
+        step()
+        frame()
+        times.append(time.perf_counter() - t1)
+        await pilot.pause()
+        if undo is not None:
+            undo()
+    return round(statistics.median(times) * 1000, 1)
 
 
 async def measure(root: Root) -> dict[str, Any]:
@@ -49,10 +71,10 @@ async def measure(root: Root) -> dict[str, Any]:
     t0 = time.perf_counter()
     app = FarroApp(root, no_workers=True, cursor_blink=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _until(pilot, lambda: app.ready and bool(drawn))
+        await until(pilot, lambda: app.ready and bool(drawn))
         out["first_screen_s"] = round(drawn[0] - t0, 3)
         QueueView.render_line = render_line  # type: ignore[method-assign]
-        await _until(pilot, lambda: app.store.done_loaded, timeout=300)
+        await until(pilot, lambda: app.store.done_loaded, timeout=300)
         out["all_rows_read_s"] = round(time.perf_counter() - t0, 3)
         out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         main = app._main()
@@ -61,12 +83,10 @@ async def measure(root: Root) -> dict[str, Any]:
         for n in range(5):
             t1 = time.perf_counter()
             env = submit(root, f"bench change {n}", title=f"bench change {n}")
-            await _until(pilot, lambda env=env: env.id in main.queue.ids)
+            await until(pilot, lambda env=env: env.id in main.queue.ids)
             await pilot.pause()
             latencies.append(time.perf_counter() - t1)
         out["external_change_ms"] = round(statistics.median(latencies) * 1000)
-        # key -> frame: the handler plus drawing every visible line, timed in the app
-        # itself (a Pilot press adds ~150 ms of its own waiting, even on an empty root)
         q = main.queue
 
         def frame() -> None:
@@ -84,18 +104,13 @@ async def measure(root: Root) -> dict[str, Any]:
             ("sort by title", lambda: app.set_sort("title")),
             ("sort by status", lambda: app.set_sort("status")),
         ]
+
+        def ascending() -> None:  # back to ascending, without a recompute, as before
+            main.set_reactive(MainScreen.spec, ViewSpec(sort=main.spec.sort))
+
         for label, step in steps:
-            times = []
-            for _ in range(5):
-                t1 = time.perf_counter()
-                step()
-                frame()
-                times.append(time.perf_counter() - t1)
-                await pilot.pause()
-                if label.startswith("sort"):
-                    # back to ascending, untimed and without a recompute, as before
-                    main.set_reactive(MainScreen.spec, ViewSpec(sort=main.spec.sort))
-            out[f"key {label} ms"] = round(statistics.median(times) * 1000, 1)
+            undo = ascending if label.startswith("sort") else None
+            out[f"key {label} ms"] = await key_ms(pilot, step, frame, 5, undo)
         t1 = time.perf_counter()
         await pilot.press("j")
         out["pilot press j, wall ms"] = round((time.perf_counter() - t1) * 1000)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,17 +19,10 @@ from typing import Any
 
 from farro_core.root import Root
 from farro_tui.app import FarroApp
+from farro_tui.bench import key_ms, until
 from farro_tui.screens.diff import DiffScreen
 from farro_tui.seed_work import seed_work
 from farro_tui.widgets.diff_view import DiffView, FileList
-
-
-async def _until(pilot: Any, cond: Any, timeout: float = 60) -> None:
-    t0 = time.perf_counter()
-    while not cond():
-        if time.perf_counter() - t0 > timeout:
-            raise TimeoutError("condition not met")
-        await pilot.pause(0.001)
 
 
 async def measure(root: Root, job_id: str) -> dict[str, Any]:
@@ -46,11 +38,11 @@ async def measure(root: Root, job_id: str) -> dict[str, Any]:
 
     app = FarroApp(root, no_workers=True, cursor_blink=False, watch=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _until(pilot, lambda: app.ready)
+        await until(pilot, lambda: app.ready)
         DiffView.render_line = timed_render_line  # type: ignore[method-assign]
         t0, c0 = time.perf_counter(), time.process_time()
         app.push_screen(DiffScreen(job_id))
-        await _until(pilot, lambda: bool(drawn))
+        await until(pilot, lambda: bool(drawn))
         out["first_screen_s"] = round(drawn[0] - t0, 3)
         # CPU used meanwhile, every thread: what a loaded machine's wall time hides
         out["first_screen_cpu_s"] = round(drawn[1] - c0, 3)
@@ -76,14 +68,7 @@ async def measure(root: Root, job_id: str) -> dict[str, Any]:
             ("g top", lambda: screen.action_edge(0)),
         ]
         for label, step in steps:
-            times = []
-            for _ in range(7):
-                t1 = time.perf_counter()
-                step()
-                frame()
-                times.append(time.perf_counter() - t1)
-                await pilot.pause()
-            out[f"key {label} ms"] = round(statistics.median(times) * 1000, 1)
+            out[f"key {label} ms"] = await key_ms(pilot, step, frame, 7)
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from farro_core import audit, fs
@@ -83,6 +84,28 @@ def showcase_id(name: str, created: datetime) -> str:
     return new_id(int(created.timestamp() * 1000), hashlib.sha256(name.encode()).digest())
 
 
+def demo_claim(worker: str, claimed_at: datetime) -> Claim:
+    """A claim by a demo worker: host, pid and token fixed, so every run draws the same."""
+    return Claim(
+        worker=worker,
+        host="farro-demo",
+        boot_id="demo",
+        pid=4242,
+        pid_started_at=None,
+        token="0" * 16,
+        claimed_at=claimed_at,
+    )
+
+
+def place(root: Root, prompt: Prompt, lc: Lifecycle) -> Path:
+    """Write a job's directory straight into its status's queue; returns it."""
+    path = root.path / QUEUE_DIR[lc.status] / lc.id
+    os.mkdir(path, 0o700)
+    fs.write_file(path / "prompt.json", dump(prompt), mode=0o444)
+    fs.write_file(path / "job.json", dump(lc))
+    return path
+
+
 def seed_showcase(root: Root, now: datetime = FIXED_NOW) -> dict[str, str]:
     """Write the showcase jobs; return {name: id}. Existing ids are left alone."""
     ids: dict[str, str] = {}
@@ -138,15 +161,7 @@ def _write_job(
     finished = claimed + timedelta(seconds=run)
     claim = None
     if status is not Status.QUEUED:
-        claim = Claim(
-            worker=f"w{1 + len(name) % 2}",
-            host="farro-demo",
-            boot_id="demo",
-            pid=4242,
-            pid_started_at=None,
-            token="0" * 16,
-            claimed_at=claimed,
-        )
+        claim = demo_claim(f"w{1 + len(name) % 2}", claimed)
     result = None
     if status in (Status.SUCCEEDED, Status.FAILED, Status.KILLED):
         verdict = extra.get("verdict")
@@ -203,10 +218,7 @@ def _write_job(
         created_at=created,
         updated_at=updated,
     )
-    path = root.path / QUEUE_DIR[status] / job_id
-    os.mkdir(path, 0o700)
-    fs.write_file(path / "prompt.json", dump(prompt), mode=0o444)
-    fs.write_file(path / "job.json", dump(lc))
+    path = place(root, prompt, lc)
     if attempt:
         os.mkdir(path / "logs", 0o700)
         for n in range(1, attempt + 1):

@@ -9,17 +9,16 @@ and the job's files are written directly with fixed ids and timestamps, as
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
-from farro_core import audit, fs
-from farro_core.envelope import Claim, Lifecycle, Prompt, Result, RubricVerdict, dump
+from farro_core import audit
+from farro_core.envelope import Lifecycle, Prompt, Result, RubricVerdict
 from farro_core.root import Root
-from farro_core.transitions import QUEUE_DIR, Status
+from farro_core.transitions import Status
 from farro_core.work import AttemptCommit, Change, Work
 from farro_core.workspace import git, git_bytes
-from farro_tui.seed import FIXED_NOW, showcase_id
+from farro_tui.seed import FIXED_NOW, demo_claim, place, showcase_id
 
 _DATE = "2026-01-15T10:00:00Z"
 
@@ -210,24 +209,13 @@ def seed_work(
         status=Status.SUCCEEDED,
         attempt=2,
         revision=5,
-        claim=Claim(
-            worker="w1",
-            host="farro-demo",
-            boot_id="demo",
-            pid=4242,
-            pid_started_at=None,
-            token="0" * 16,
-            claimed_at=started,
-        ),
+        claim=demo_claim("w1", started),
         result=result,
         reason="every required check passed",
         created_at=created,
         updated_at=finished,
     )
-    path = root.path / QUEUE_DIR[Status.SUCCEEDED] / job_id
-    os.mkdir(path, 0o700)
-    fs.write_file(path / "prompt.json", dump(prompt), mode=0o444)
-    fs.write_file(path / "job.json", dump(lc))
+    place(root, prompt, lc)
     audit.append(
         root,
         audit.record(
@@ -267,10 +255,7 @@ def seed_follow_up(root: Root, parent_id: str, note: str = "Also accept a BOM.")
         created_at=created,
         updated_at=created,
     )
-    path = root.path / QUEUE_DIR[Status.QUEUED] / child_id
-    os.mkdir(path, 0o700)
-    fs.write_file(path / "prompt.json", dump(prompt), mode=0o444)
-    fs.write_file(path / "job.json", dump(lc))
+    place(root, prompt, lc)
     for rec in (
         audit.record(
             job=child_id, frm=None, to="queued", actor="creator", worker=None, attempt=0,

@@ -306,3 +306,19 @@ def test_check_private_refuses_another_owner(tmp_path: Path) -> None:
     os.chown(d, 65534, 65534)
     with pytest.raises(RootError, match="owned by uid 65534, not by you"):
         fs.check_private(d)
+
+
+def test_move_to_free_passes_over_taken_names_and_orphan_notes(tmp_path: Path) -> None:
+    """A name that exists, or whose note outlived its entry, is never given to another."""
+    (tmp_path / "a").write_text("held")
+    (tmp_path / "b.note").write_text("b's note")
+    src = tmp_path / "src"
+    src.write_text("moved")
+    names = [tmp_path / n for n in ("a", "b", "c", "d")]
+    assert fs.move_to_free(src, names, ".note") == tmp_path / "c"
+    assert (tmp_path / "c").read_text() == "moved"
+    assert (tmp_path / "a").read_text() == "held"
+    other = tmp_path / "other"
+    other.write_text("x")
+    assert fs.move_to_free(other, names[:3], ".note") is None
+    assert other.read_text() == "x"

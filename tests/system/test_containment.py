@@ -412,3 +412,12 @@ def test_a_unit_of_another_pid_namespace_is_never_reaped(namespace: str) -> None
         if cgroup.exists():  # reaping removes the cgroup it emptied
             wait_until(lambda: not units._cgroup_procs(cgroup), "the cgroup empty")
             os.rmdir(cgroup)
+
+
+def test_a_unit_whose_leader_cannot_start_leaves_no_cgroup(tmp_path: Path) -> None:
+    """Every caller gives up on a unit that could not start: it must not leave its cgroup."""
+    unit = units.Unit("check")
+    assert unit.cgroup is not None and unit.cgroup.is_dir()
+    with pytest.raises(OSError):
+        unit.popen([str(tmp_path / "no-such-program")], dict(os.environ))
+    assert not unit.cgroup.exists()
