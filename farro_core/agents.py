@@ -10,7 +10,7 @@ limit or an unreachable model endpoint is retried with backoff, even where the
 CLI exited 0. Each CLI's variables and output format were read from its
 installed package (see README.md, "Agents").
 
-Why one file of ~850 lines: one table of presets and, beside each, the reader of
+Why one file of ~830 lines: one table of presets and, beside each, the reader of
 that CLI's output and its failure words; a preset's pieces change together when
 its CLI changes, so they are kept in one place, in the table's order.
 """

@@ -10,7 +10,7 @@ stop, always signalling every process of the attempt's unit
 (:mod:`farro_core.procs`): SIGTERM, then SIGKILL after ``kill_grace_s``.
 Whatever the agent leaves behind is killed when it exits.
 
-Why one file of ~600 lines: the agent's process, its output pump, its kill and
+Why one file of ~620 lines: the agent's process, its output pump, its kill and
 timeout handling and the reading of its result are one loop over one process's
 life; split, each part would need the others' state.
 """
