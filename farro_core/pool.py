@@ -71,21 +71,6 @@ def repo_key(common_dir: Path) -> str:
     return f"{name}-{digest}"
 
 
-def file_digest(path: Path) -> str | None:
-    got = digest_and_mtime(path)
-    return got[0] if got is not None else None
-
-
-def digest_and_mtime(path: Path) -> tuple[str, int] | None:
-    """The file's sha256 and its mtime (ns), both from one open file."""
-    try:
-        with open(path, "rb") as fh:
-            mtime = os.fstat(fh.fileno()).st_mtime_ns
-            return hashlib.file_digest(fh, "sha256").hexdigest(), mtime
-    except OSError:
-        return None
-
-
 @dataclass(frozen=True)
 class IndexFacts:
     """What FARRO reads from its own index of a slot, in one pass over its entries."""
