@@ -723,11 +723,10 @@ def _reset_slot(
 def _parent_fd(top: Path, rel: str) -> int:
     """The directory holding ``top/rel``, opened never through a symlink or a
     non-directory on the way (an agent may have put one there); OSError if not."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(top, flags)
+    fd = fs.open_dir(top)
     try:
         for part in rel.split("/")[:-1]:
-            nfd = os.open(part, flags, dir_fd=fd)
+            nfd = fs.open_dir(part, dir_fd=fd)
             os.close(fd)
             fd = nfd
     except BaseException:
