@@ -133,8 +133,8 @@ class Root:
 
     def ids(self, queue: str) -> list[str]:
         """Job ids in one queue directory (entries that are not ids are fsck's business)."""
-        # listdir, not scandir: no entry objects (claim lists incoming/ at every claim);
-        # an id never starts with a dot, so hidden entries fail the pattern too
+        # listdir, not scandir: no entry objects (the watchdog lists active/ at every
+        # sweep); an id never starts with a dot, so hidden entries fail the pattern too
         return [name for name in os.listdir(self.path / queue) if ID_PATTERN.fullmatch(name)]
 
     def count(self, queue: str) -> int:
