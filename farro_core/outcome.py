@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from farro_core.clock import utcnow
 from farro_core.envelope import Lifecycle, RubricVerdict
-from farro_core.rubric import could_not_run, state_of
+from farro_core.rubric import could_not_run, state_of, ungraded_why
 from farro_core.runner import Attempt
 from farro_core.settings import Settings
 from farro_core.transitions import Status
@@ -57,7 +57,7 @@ def decide(
     if attempt.error is None and not attempt.timed_out and attempt.exit_code == 0:
         if verdict == "failed":
             return Decision(Status.FAILED, f"attempt {n}: {_rubric_failure(rubric)}")
-        graded = "rubric passed" if verdict == "passed" else "ungraded (no check ran to an exit)"
+        graded = "rubric passed" if verdict == "passed" else f"ungraded ({ungraded_why(rubric)})"
         return Decision(Status.SUCCEEDED, f"attempt {n}: agent exited 0, {graded}")
     why = _why(attempt)
     if attempt.fatal:

@@ -137,6 +137,16 @@ def verdict(verdicts: Sequence[RubricVerdict]) -> Verdict:
     return "passed" if graded else "ungraded"
 
 
+def ungraded_why(verdicts: Sequence[RubricVerdict]) -> str:
+    """Which of the three ways a rubric graded nothing ("no runnable check" read as "a
+    check that could not run", which fails the job when the check is required)."""
+    if not verdicts:
+        return "no rubric"
+    if all(state_of(v) == "ungraded" for v in verdicts):
+        return "no item has a check"
+    return "every check is optional and none ran to an exit"
+
+
 def state_of(v: RubricVerdict) -> str:
     """A verdict's state; verdicts recorded before states existed have only ``passed``."""
     if v.state is not None:

@@ -150,7 +150,9 @@ def _agent_outcome(res: "Result") -> str:
 
 def _verdict_text(res: "Result") -> str:
     if res.verdict == "ungraded":
-        return "ungraded (no runnable check)"
+        from farro_core.rubric import ungraded_why
+
+        return f"ungraded ({ungraded_why(res.rubric)})"
     if res.verdict is not None:
         return res.verdict
     if res.violations:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from farro_core.envelope import RubricItem, RubricVerdict
 from farro_core.root import Root
 
 from .helpers import make_repo, make_worker, pid_alive, sh, submit
+
+FARRO = str(Path(sys.executable).with_name("farro"))
 
 
 def run(root: Root, checks: list[dict[str, object]], agent: str = "echo 42 > answer", **kw: object):  # type: ignore[no-untyped-def]
@@ -167,6 +171,34 @@ def test_an_optional_check_that_could_not_run_fails_nothing(wroot: Root) -> None
     out, res = run(wroot, [{"id": "lint", "check": "no-such-linter", "required": False}])
     assert out.status == "succeeded" and res.rubric[0].state == "error"
     assert res.verdict == "ungraded" and "ungraded" in out.lifecycle.reason
+
+
+@pytest.mark.parametrize(
+    ("checks", "why"),
+    [
+        ([], "no rubric"),
+        ([{"id": "review", "description": "a human looks"}], "no item has a check"),
+        (
+            [{"id": "review"}, {"id": "lint", "check": "no-such-linter", "required": False}],
+            "every check is optional and none ran to an exit",
+        ),
+    ],
+)
+def test_the_reason_and_show_say_why_a_job_is_ungraded(
+    wroot: Root, checks: list[dict[str, object]], why: str
+) -> None:
+    """Each case is named (the old "no runnable check" read as "a check that could not run")."""
+    out, res = run(wroot, checks)
+    assert out.status == "succeeded" and res.verdict == "ungraded"
+    assert out.lifecycle.reason == f"attempt 1: agent exited 0, ungraded ({why})"
+    shown = subprocess.run(
+        [FARRO, "show", "--root", str(wroot.path), out.id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert f"; verdict ungraded ({why})\n" in shown, shown
 
 
 def test_a_check_exiting_1_is_a_failure_not_an_error(wroot: Root) -> None:
