@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,24 @@ def test_submit_refuses_a_bad_pattern_naming_it(tmp_path: Path, how: str) -> Non
     assert r.stderr.startswith("farro: ") and r.stderr.count("\n") == 1, r.stderr
     assert "'a[]b'" in r.stderr
     assert sorted(p.name for p in (root / "incoming").iterdir()) == before
+
+
+def test_the_inbox_rejects_a_bad_pattern_naming_it(tmp_path: Path) -> None:
+    """The same refusal for a request file: rejected with its reason, no job made (a job
+    with ``a[]b`` once ended every attempt in "worker error: unterminated character set")."""
+    from farro_core import inbox
+    from farro_core.root import Root
+
+    root = Root.init(tmp_path / "root")
+    request = root.inbox / "bad-glob.json"
+    request.write_text('{"prompt": "x", "allowed_paths": ["src/**", "a[]b"]}')
+    old = time.time() - 60  # past the grace for a file still being written
+    os.utime(request, (old, old))
+    [got] = inbox.ingest(root)
+    assert got.outcome == "rejected", got
+    assert got.error is not None and "'a[]b'" in got.error and "\n" not in got.error
+    assert (root.rejected / "bad-glob.json.error.txt").read_text().startswith(got.error + "\n")
+    assert root.ids("incoming") == []
 
 
 def test_the_default_glob_is_compiled_as_pathspec_compiles_it() -> None:
