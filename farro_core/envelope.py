@@ -296,7 +296,7 @@ def storable(text: str) -> str:
 
 class RubricVerdict(_Strict):
     id: str
-    passed: bool | None  # None: no runnable check (ungraded)
+    passed: bool | None  # None: the item has no check (ungraded)
     required: bool = True
     #: None in results recorded before check states existed (then ``passed`` tells)
     state: Literal["passed", "failed", "error", "timed_out", "ungraded"] | None = None
