@@ -1,8 +1,9 @@
 """``farro init --example DIR``: a small git repository to try jobs on.
 
 README's examples name ``~/src/myrepo``; this makes one, so that every example
-runs as written: a Python module without type hints, a test file, and the two
-spec files ``farro submit batch.json more.toml`` reads. The repository has a
+runs as written: a Python module without type hints, a test file, the two
+spec files ``farro submit batch.json more.toml`` reads, and a .gitignore of the
+tools' caches, so an agent that runs pytest or ruff is not failed for them. The repository has a
 first commit, because a job's worktree branches from HEAD.
 """
 
@@ -17,6 +18,14 @@ from pathlib import Path
 from farro_core.errors import BadInput
 
 FILES = {
+    # the caches the tools a real agent runs (pytest, ruff, mypy) leave behind: ignored
+    # by the base commit, so they are recorded, not judged (see README, Judging)
+    ".gitignore": """\
+__pycache__/
+.pytest_cache/
+.ruff_cache/
+.mypy_cache/
+""",
     "README.md": """\
 # myrepo
 

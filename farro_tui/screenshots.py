@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import os
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
+
+from rich.cells import cell_len
 
 from farro_core.root import Root
 from farro_tui.app import FarroApp
@@ -46,6 +51,50 @@ LOOP_SHOTS: list[tuple[str, tuple[str, ...], Callable[[FarroApp], bool]]] = [
     ("land", ("m",), lambda a: isinstance(a.screen, ConfirmScreen)),
     ("followup", ("u", *"Also handle a BOM", "ctrl+t"), lambda a: isinstance(a.screen, NoteScreen)),
 ]
+
+
+#: a text on the screen's rows as Rich's SVG export writes it (or :func:`readable_svg` a gap's);
+#: the title bar's has no textLength
+_SPAN = re.compile(
+    r'<text (?:class="[^"]*" )?x="(?P<x>[0-9.]+)" y="(?P<y>[0-9.]+)" '
+    r'textLength="(?P<len>[0-9.]+)" clip-path="(?P<clip>[^"]*)">(?P<text>.*?)</text>'
+)
+
+
+def readable_svg(svg: str) -> str:
+    """The SVG with the spaces between words written as text too.
+
+    Rich's exporter draws a run of spaces (a grid's padding, the gap between two
+    syntax tokens) as nothing, so anything that reads the picture's text (a copy
+    from the README, a screen reader, a search) runs the words around it
+    together: ``exit code0``. Each such gap gets a text of as many spaces; what
+    the picture shows does not change.
+    """
+    spans = list(_SPAN.finditer(svg))
+    if not spans:
+        return svg
+    first = spans[0]
+    cell = float(first["len"]) / len(html.unescape(first["text"]))
+    lines: dict[str, list[tuple[int, int, re.Match[str]]]] = {}
+    for m in spans:
+        col = round(float(m["x"]) / cell)
+        lines.setdefault(m["y"], []).append((col, col + cell_len(html.unescape(m["text"])), m))
+    fill: dict[int, str] = {}  # after the span ending at this offset
+    for row in lines.values():
+        row.sort(key=lambda r: r[0])
+        for (_, end, m), (start, _, _) in pairwise(row):
+            if start > end:
+                gap = start - end
+                fill[m.end()] = (
+                    f'<text x="{format(end * cell, "g")}" y="{m["y"]}" '
+                    f'textLength="{format(gap * cell, "g")}" clip-path="{m["clip"]}">'
+                    f"{'&#160;' * gap}</text>"
+                )
+    out, at = [], 0
+    for offset in sorted(fill):
+        out += [svg[at:offset], fill[offset]]
+        at = offset
+    return "".join(out) + svg[at:]
 
 
 async def _until(pilot: Any, cond: Callable[[], bool], timeout: float = 20) -> None:
@@ -86,7 +135,7 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
                 await _until(pilot, _bound(ready, app))
                 await pilot.pause(0.4)
                 path = out / f"{name}.svg"
-                app.save_screenshot(filename=path.name, path=str(out))
+                path.write_text(readable_svg(app.export_screenshot()), encoding="utf-8")
                 written.append(path)
     return written
 

@@ -310,12 +310,13 @@ def _work_lines(res: "Result") -> list[str]:
     if res.work is None:
         return [f"  base     {res.base_commit}"] if res.base_commit else []
     lines = ["  work:"]
-    lines += [
-        f"    {label:<8} {_clean(text)}" for label, text in summary(res.work, res.base_commit)
-    ]
-    lines += [f"      {_clean(change_line(c))}" for c in res.work.changed[:50]]
-    if res.work.changed_count > 50:
-        lines.append(f"      … {res.work.changed_count - 50} more (farro show --json)")
+    for label, text in summary(res.work, res.base_commit):
+        lines.append(f"    {label:<8} {_clean(text)}")
+        if label == "changed":  # its paths under it, never under the ignored writes
+            lines += [f"    {'':<8} {_clean(change_line(c))}" for c in res.work.changed[:50]]
+            if res.work.changed_count > 50:
+                more = res.work.changed_count - 50
+                lines.append(f"    {'':<8} … {more} more (farro show --json)")
     return lines
 
 

@@ -56,13 +56,13 @@ def _work_section(w: Work, base_commit: str | None) -> list[RenderableType]:
         grid.add_row(
             label, Text(text, style="yellow" if label == "ignored" and w.ignored.files else "")
         )
+        if label == "changed":  # its paths under it, never under the ignored writes
+            for c in w.changed[:50]:
+                grid.add_row("", Text(change_line(c), style=CHANGE_STYLE.get(c.change, "")))
+            if w.changed_count > 50:
+                more = f"… {w.changed_count - 50} more (farro show --json)"
+                grid.add_row("", Text(more, style="bright_black"))
     out.append(grid)
-    for c in w.changed[:50]:
-        out.append(Text(f"  {change_line(c)}", style=CHANGE_STYLE.get(c.change, "")))
-    if w.changed_count > 50:
-        out.append(
-            Text(f"  … {w.changed_count - 50} more (farro show --json)", style="bright_black")
-        )
     return out
 
 

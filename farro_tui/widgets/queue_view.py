@@ -109,7 +109,10 @@ def distinct_ids(ids: Iterable[str], width: int) -> dict[str, str]:
     Custom ids may share a long suffix (``alpha-fix-tests``, ``beta-fix-tests``):
     those keep ``k`` leading characters, ``…``, and the tail, with the smallest
     ``k`` that tells them apart. The ``…`` sits at a different place for each
-    ``k``, so forms of different ``k`` never clash. Ids absent from the answer
+    ``k``, so forms of different ``k`` never clash. Ids that also share a long
+    prefix (``batch-2026-alpha-task-0001``, ``batch-2026-delta-task-0001``)
+    differ only in the middle: they show a window of it between two ``…``
+    (``…2026-alpha…``), a form no other kind has. Ids absent from the answer
     show as :func:`short_id`; ids alike in every form that fits stay alike.
     """
     groups: dict[str, list[str]] = {}
@@ -125,6 +128,31 @@ def distinct_ids(ids: Iterable[str], width: int) -> dict[str, str]:
         counts = Counter(forms.values())
         out.update((i, f) for i, f in forms.items() if counts[f] == 1)
         pending = [i for i in pending if i not in out]
+    if pending and width >= 4:
+        out.update(_middle_forms(pending, width - 2, set(out.values())))
+    return out
+
+
+def _middle_forms(pending: list[str], size: int, taken: set[str]) -> dict[str, str]:
+    """``…`` + ``size`` characters from the middle + ``…`` for ids alike at both ends.
+
+    The window starts a little before the first character where the ids part,
+    so what tells them apart sits in its middle; no form is given twice.
+    """
+    low, high = min(pending), max(pending)  # the common prefix of all is theirs
+    common = next((n for n, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))
+    start = max(1, common - size // 2)
+    longest = max(len(i) for i in pending)
+    out: dict[str, str] = {}
+    for s in [*range(start, longest - size + 1), *range(1, start)]:
+        if not pending:
+            break
+        forms = {i: "…" + i[min(s, len(i) - size) :][:size] + "…" for i in pending}
+        counts = Counter(forms.values())
+        fresh = {i: f for i, f in forms.items() if counts[f] == 1 and f not in taken}
+        out.update(fresh)
+        taken.update(fresh.values())
+        pending = [i for i in pending if i not in fresh]
     return out
 
 

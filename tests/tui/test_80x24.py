@@ -96,3 +96,25 @@ async def test_custom_ids_that_share_a_suffix_stay_distinguishable(root: Root) -
     assert shown["alpha-fix-the-parser-tests"].startswith("a…")
     assert shown["beta-fix-the-parser-tests"].startswith("b…")
     assert shown["01-gamma-one-more-x"] == "…" + "01-gamma-one-more-x"[-11:]  # as ever
+
+
+async def test_custom_ids_that_share_a_prefix_and_a_suffix_stay_distinguishable(
+    root: Root,
+) -> None:
+    # alike in the 11 leading and the 10 trailing characters: no lead-and-tail form of
+    # 12 cells tells them apart, only the middle does
+    ids = [f"batch-2026-{name}-task-0001" for name in ("alpha", "bravo", "delta")]
+    for job_id in ids:
+        make(root, S.QUEUED, job_id, id=job_id)
+    app = console(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: len(app.screen.queue.ids) == 3, "three jobs")
+        q = app.screen.queue
+        shown = {
+            job_id: "".join(seg.text for seg in q.render_line(y))[2:14]
+            for y, job_id in enumerate(q.ids)
+        }
+    assert len(set(shown.values())) == 3, shown
+    assert shown[ids[0]] == "…2026-alpha…" and shown[ids[2]] == "…2026-delta…"
+    assert shown[ids[1]] == "…" + ids[1][-11:]  # alone in its tail: shown as ever

@@ -91,6 +91,13 @@ def test_show_and_job_pane_give_the_work(wroot: Root, tmp_path: Path) -> None:
         ".ruff_cache/ (",
     ):
         assert needle in text, (needle, text)
+    # the paths changed sit under "changed", before the ignored writes: never read as ignored
+    rows = text.splitlines()
+    at = {
+        k: next(n for n, ln in enumerate(rows) if k in ln)
+        for k in ("changed  2", "M  src/a", "ignored  ")
+    }
+    assert at["changed  2"] < at["M  src/a"] < at["ignored  "], text
 
     console = Console(width=200, record=True, color_system=None)
     console.print(render_job(out, [], False))
@@ -106,6 +113,12 @@ def test_show_and_job_pane_give_the_work(wroot: Root, tmp_path: Path) -> None:
         ".pytest_cache/ (",
     ):
         assert needle in pane, (needle, pane)
+    rows = pane.splitlines()
+    at = {
+        k: next(n for n, ln in enumerate(rows) if k in ln)
+        for k in ("2 paths", "M  src/a", "ignored ")
+    }
+    assert at["2 paths"] < at["M  src/a"] < at["ignored "], pane
 
 
 def test_show_of_a_job_not_yet_run_has_no_work(wroot: Root) -> None:
