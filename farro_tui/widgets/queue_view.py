@@ -7,6 +7,7 @@ has not been read yet is drawn as a placeholder and asked for (:attr:`want`).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -110,10 +111,11 @@ def distinct_ids(ids: Iterable[str], width: int) -> dict[str, str]:
     those keep ``k`` leading characters, ``…``, and the tail, with the smallest
     ``k`` that tells them apart. The ``…`` sits at a different place for each
     ``k``, so forms of different ``k`` never clash. Ids that also share a long
-    prefix (``batch-2026-alpha-task-0001``, ``batch-2026-delta-task-0001``)
-    differ only in the middle: they show a window of it between two ``…``
-    (``…2026-alpha…``), a form no other kind has. Ids absent from the answer
-    show as :func:`short_id`; ids alike in every form that fits stay alike.
+    prefix (``batch-2026-alpha-task-0001``, ``batch-2026-delta-task-0002``)
+    differ in the middle, and maybe at the end too: they show ``…``, where they
+    part, ``…``, and the tail (``…alpha…-0001``), a form no other kind has.
+    Ids absent from the answer show as :func:`short_id`; ids alike in every form
+    that fits stay alike.
     """
     groups: dict[str, list[str]] = {}
     for i in set(ids):
@@ -129,30 +131,37 @@ def distinct_ids(ids: Iterable[str], width: int) -> dict[str, str]:
         out.update((i, f) for i, f in forms.items() if counts[f] == 1)
         pending = [i for i in pending if i not in out]
     if pending and width >= 4:
-        out.update(_middle_forms(pending, width - 2, set(out.values())))
+        left = set(pending)
+        kept = ([i for i in same if i in left] for same in groups.values())
+        alike = [same for same in kept if len(same) > 1]
+        out.update(_parting_forms(alike, width - 2, set(out.values())))
     return out
 
 
-def _middle_forms(pending: list[str], size: int, taken: set[str]) -> dict[str, str]:
-    """``…`` + ``size`` characters from the middle + ``…`` for ids alike at both ends.
+def _parting_forms(alike: list[list[str]], size: int, taken: set[str]) -> dict[str, str]:
+    """``…`` + where each id parts from those it is shown alike with + ``…`` + its tail.
 
-    The window starts a little before the first character where the ids part,
-    so what tells them apart sits in its middle; no form is given twice.
+    ``alike`` holds groups of ids that share their last ``size + 1`` characters,
+    so each id is longer than its group's common prefix by more than ``size``:
+    the head (from where the group parts) tells it from its group, the tail from
+    the other groups. Balanced splits are tried first; no form is given twice.
     """
-    low, high = min(pending), max(pending)  # the common prefix of all is theirs
-    common = next((n for n, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))
-    start = max(1, common - size // 2)
-    longest = max(len(i) for i in pending)
+    rests: dict[str, str] = {}
+    for same in alike:
+        # one id may begin with another: the head still starts before the shared tail
+        lead = len(os.path.commonprefix(same))  # noqa: RUF071 (ids, not paths: by character)
+        common = min(lead, min(map(len, same)) - size - 1)
+        rests.update((i, i[common:]) for i in same)
     out: dict[str, str] = {}
-    for s in [*range(start, longest - size + 1), *range(1, start)]:
-        if not pending:
+    for head in sorted(range(1, size), key=lambda h: (abs(2 * h - size), -h)):
+        if not rests:
             break
-        forms = {i: "…" + i[min(s, len(i) - size) :][:size] + "…" for i in pending}
+        forms = {i: "…" + r[:head] + "…" + r[-(size - head) :] for i, r in rests.items()}
         counts = Counter(forms.values())
         fresh = {i: f for i, f in forms.items() if counts[f] == 1 and f not in taken}
         out.update(fresh)
         taken.update(fresh.values())
-        pending = [i for i in pending if i not in fresh]
+        rests = {i: r for i, r in rests.items() if i not in fresh}
     return out
 
 

@@ -98,23 +98,41 @@ async def test_custom_ids_that_share_a_suffix_stay_distinguishable(root: Root) -
     assert shown["01-gamma-one-more-x"] == "…" + "01-gamma-one-more-x"[-11:]  # as ever
 
 
-async def test_custom_ids_that_share_a_prefix_and_a_suffix_stay_distinguishable(
-    root: Root,
-) -> None:
-    # alike in the 11 leading and the 10 trailing characters: no lead-and-tail form of
-    # 12 cells tells them apart, only the middle does
-    ids = [f"batch-2026-{name}-task-0001" for name in ("alpha", "bravo", "delta")]
+async def shown_ids(root: Root, ids: list[str]) -> dict[str, str]:
+    """Each job's 12-cell id column in an 80x24 queue, after the mark column."""
     for job_id in ids:
         make(root, S.QUEUED, job_id, id=job_id)
     app = console(root)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        await until(pilot, lambda: len(app.screen.queue.ids) == 3, "three jobs")
+        await until(pilot, lambda: len(app.screen.queue.ids) == len(ids), "the jobs")
         q = app.screen.queue
-        shown = {
+        return {
             job_id: "".join(seg.text for seg in q.render_line(y))[2:14]
             for y, job_id in enumerate(q.ids)
         }
+
+
+async def test_custom_ids_that_share_a_prefix_and_a_suffix_stay_distinguishable(
+    root: Root,
+) -> None:
+    # alike in the 11 leading and the 10 trailing characters: no lead-and-tail form of
+    # 12 cells tells them apart, only where they part does
+    ids = [f"batch-2026-{name}-task-0001" for name in ("alpha", "bravo", "delta")]
+    shown = await shown_ids(root, ids)
     assert len(set(shown.values())) == 3, shown
-    assert shown[ids[0]] == "…2026-alpha…" and shown[ids[2]] == "…2026-delta…"
+    assert shown[ids[0]] == "…alpha…-0001" and shown[ids[2]] == "…delta…-0001"
     assert shown[ids[1]] == "…" + ids[1][-11:]  # alone in its tail: shown as ever
+
+
+async def test_ids_that_part_in_the_middle_and_at_the_end_show_both(root: Root) -> None:
+    # "alpha" and "beta" both end in "a", so each pair shares its last 11 characters;
+    # a window of the middle alone would show "-task-0002" for either name
+    ids = [f"batch-2026-{n}-task-000{k}" for n in ("alpha", "beta") for k in (1, 2)]
+    shown = await shown_ids(root, ids)
+    assert shown == {
+        "batch-2026-alpha-task-0001": "…alpha…-0001",
+        "batch-2026-alpha-task-0002": "…alpha…-0002",
+        "batch-2026-beta-task-0001": "…beta-…-0001",
+        "batch-2026-beta-task-0002": "…beta-…-0002",
+    }
