@@ -9,7 +9,7 @@ import pytest
 from textual.widgets._footer import FooterKey
 
 from farro_core.root import Root
-from farro_tui.screens.dialogs import HelpScreen
+from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
 
@@ -18,6 +18,11 @@ from .helpers import FakeSystem, S, console, make, ready, until
 
 def footer_keys(app: Any) -> dict[str, FooterKey]:
     return {k.action.rsplit(".", 1)[-1]: k for k in app.screen.query(FooterKey)}
+
+
+def shown_keys(screen: Any) -> dict[str, str]:
+    """What the footer of ``screen`` lists: key as shown -> its description."""
+    return {k.key_display: k.description for k in screen.query(FooterKey)}
 
 
 def whole(key: FooterKey, width: int = 80) -> bool:
@@ -51,6 +56,43 @@ async def test_footer_always_shows_help_and_quit_and_no_key_is_cut(root: Root, s
         keys = await footer_settled(pilot, app, "help", "quit_farro", "requeue", "kill")
         assert all(whole(k) for k in keys.values()), {a: k.region for a, k in keys.items()}
         assert keys["help"].key_display == "?" and keys["quit_farro"].key_display == "q"
+
+
+@pytest.mark.parametrize("under", ["main", "job"])
+async def test_under_a_dialog_the_footer_lists_the_dialogs_keys(root: Root, under: str) -> None:
+    """Not the keys of the screen below, which the dialog does not pass on: in the job pane
+    ``y`` is "Raw JSON", in the dialog it answers yes."""
+    jid = make(root, S.FAILED, "failed once")
+    app = console(root, system=FakeSystem())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.screen.queue.select(jid)
+        if under == "job":
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job pane")
+        below = app.screen
+        await until(pilot, lambda: "Quit" in shown_keys(below).values(), "the footer")
+        before = shown_keys(below)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        dialog = {"y": "Yes", "n": "No"}  # esc too answers no: one key per action
+        await until(
+            pilot,
+            lambda: shown_keys(below) == dialog,
+            "the dialog's keys in the footer",
+            diagnose=lambda: shown_keys(below),
+        )
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is below, "the dialog closed")
+        await until(
+            pilot,
+            lambda: shown_keys(below) == before,
+            "the screen's own keys back",
+            diagnose=lambda: shown_keys(below),
+        )
+    assert before["r"] == "Requeue" and before["?"] == "Help"
+    if under == "job":
+        assert before["y"] == "Raw JSON"
 
 
 async def test_remapped_keys_are_shown_whole(root: Root) -> None:
