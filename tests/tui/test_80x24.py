@@ -9,9 +9,11 @@ import pytest
 from textual.widgets._footer import FooterKey
 
 from farro_core.root import Root
-from farro_tui.screens.dialogs import ConfirmScreen, HelpScreen
+from farro_tui.screens.dialogs import HelpScreen
+from farro_tui.screens.diff import DiffScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
+from farro_tui.screens.report import ReportScreen
 
 from .helpers import FakeSystem, S, console, make, ready, until
 
@@ -58,31 +60,45 @@ async def test_footer_always_shows_help_and_quit_and_no_key_is_cut(root: Root, s
         assert keys["help"].key_display == "?" and keys["quit_farro"].key_display == "q"
 
 
-@pytest.mark.parametrize("under", ["main", "job"])
-async def test_under_a_dialog_the_footer_lists_the_dialogs_keys(root: Root, under: str) -> None:
+YES_NO = {"y": "Yes", "n": "No"}  # esc too answers no: one key per action
+
+
+@pytest.mark.parametrize(
+    ("under", "key", "dialog"),
+    [
+        ("main", "r", YES_NO),
+        ("job", "r", YES_NO),
+        ("diff", "r", YES_NO),
+        ("batch", "question_mark", {"esc": "Close"}),
+    ],
+)
+async def test_under_a_dialog_the_footer_lists_the_dialogs_keys(
+    root: Root, under: str, key: str, dialog: dict[str, str]
+) -> None:
     """Not the keys of the screen below, which the dialog does not pass on: in the job pane
     ``y`` is "Raw JSON", in the dialog it answers yes."""
-    jid = make(root, S.FAILED, "failed once")
+    jid = make(root, S.FAILED, "failed once", labels={"batch": "b1"})
     app = console(root, system=FakeSystem())
+    opens = {"job": ("enter", JobScreen), "diff": ("d", DiffScreen), "batch": ("b", ReportScreen)}
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         app.screen.queue.select(jid)
-        if under == "job":
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job pane")
+        if under in opens:
+            press, pane = opens[under]
+            await pilot.press(press)
+            await until(pilot, lambda: isinstance(app.screen, pane), f"the {under} pane")
         below = app.screen
         await until(pilot, lambda: "Quit" in shown_keys(below).values(), "the footer")
         before = shown_keys(below)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
-        dialog = {"y": "Yes", "n": "No"}  # esc too answers no: one key per action
+        await pilot.press(key)
+        await until(pilot, lambda: app.screen.is_modal, "the dialog")
         await until(
             pilot,
             lambda: shown_keys(below) == dialog,
             "the dialog's keys in the footer",
             diagnose=lambda: shown_keys(below),
         )
-        await pilot.press("n")
+        await pilot.press("escape")
         await until(pilot, lambda: app.screen is below, "the dialog closed")
         await until(
             pilot,
@@ -90,7 +106,7 @@ async def test_under_a_dialog_the_footer_lists_the_dialogs_keys(root: Root, unde
             "the screen's own keys back",
             diagnose=lambda: shown_keys(below),
         )
-    assert before["r"] == "Requeue" and before["?"] == "Help"
+    assert before["?"] == "Help" and before["q"] == "Quit"
     if under == "job":
         assert before["y"] == "Raw JSON"
 
