@@ -108,7 +108,8 @@ class DiffScreen(FarroAccess, Screen[None]):
         src = self.source
         if src is None:
             return
-        where = f"attempt {src.attempt} of {', '.join(map(str, src.attempts))}"
+        # as the log pane says it: of the last attempt ([ and ] step through those with work)
+        where = f"attempt {src.attempt} of {src.attempts[-1]}"
         if src.is_git:
             ins = sum(f.insertions for f in parsed.files)
             dels = sum(f.deletions for f in parsed.files)
