@@ -3,9 +3,12 @@ and ids cut to the narrow column stay tell-apart."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
 from farro_core.root import Root
@@ -135,6 +138,26 @@ async def test_help_lists_the_actions_before_the_navigation_keys(root: Root) -> 
         assert rows.index("Follow") < rows.index("Up")
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+
+
+async def test_help_lists_each_binding_once(root: Root) -> None:
+    """The job pane's ``l`` is the app-wide Log: one row, not two ``l Log``."""
+    app = console(root, system=FakeSystem())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        table = app.screen.query_one("#help-scroll").query_one(Static).content
+        out = Console(width=120, record=True, file=io.StringIO())
+        out.print(table)
+        lines = [ln.split() for ln in out.export_text().splitlines()]
+        rows = app.help_rows()
+    assert [ln for ln in lines if ln[:2] == ["l", "Log"]] == [["l", "Log", "everywhere"]]
+    assert ["l", "Right", "diff"] in lines  # the same key doing something else is listed
+    assert len(rows) == len(set(rows))
+    everywhere = {(key, what) for key, what, where in rows if where == "everywhere"}
+    again = [r for r in rows if r[2] != "everywhere" and r[:2] in everywhere]
+    assert not again, again
 
 
 async def test_custom_ids_that_share_a_suffix_stay_distinguishable(root: Root) -> None:
