@@ -288,6 +288,15 @@ class FarroApp(Steering):
         seen: set[tuple[str, str]] = set()
         rank = {name: n for n, name in enumerate(FOOTER_FIRST)}
         ranked: list[int] = []
+
+        def listed(b: Binding) -> tuple[str, str]:
+            """(keys as mapped now, action): a pane's binding that repeats an app-wide one
+            (``l`` Log in the job pane) is the same key, listed once, as "everywhere"."""
+            keys = keymap.get(b.id, b.key) if b.id else b.key
+            shown = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+            return shown, b.action.removeprefix("app.")
+
+        everywhere = {listed(b) for b in self.BINDINGS if isinstance(b, Binding)}
         for where, bindings in sources:
             for b in bindings:
                 if not isinstance(b, Binding):
@@ -297,11 +306,10 @@ class FarroApp(Steering):
                     continue
                 if action == "pause" and self.system is None:
                     continue
-                keys = keymap.get(b.id, b.key) if b.id else b.key
-                shown = ", ".join(
-                    self.get_key_display(Binding(k.strip(), "")) for k in keys.split(",")
-                )
-                if (shown, where) in seen:
+                shown, full_action = listed(b)
+                if (shown, where) in seen or (
+                    where != "everywhere" and (shown, full_action) in everywhere
+                ):
                     continue
                 seen.add((shown, where))
                 out.append((shown, b.description or action, where))

@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from textual import on, work
 from textual.actions import ActionParseResult
 from textual.actions import parse as parse_action
@@ -173,8 +172,9 @@ class Steering(SystemHost):
         for i in legal[:4]:
             row = rows[i]
             into = _base_branch(self.root, i)
-            title = f" {row.title[:28]}" if row else ""
-            lines.append(escape(f"  {i}{title} → {into or '(no branch: farro land --into)'}"))
+            title = f" {visible_text(row.title)[:28]}" if row else ""
+            to = visible_text(into) if into else "(no branch: farro land --into)"
+            lines.append(f"  {i}{title} → {to}")  # the dialog shows text, not markup
         if len(legal) > 4:
             lines.append(f"  … and {len(legal) - 4} more")
         lines.append("Each goes into the branch it was based on (→), as one new commit;")
@@ -211,9 +211,9 @@ class Steering(SystemHost):
             start = "its last work commit" if got.from_work else "the job's base, afresh"
             body = "\n".join(
                 [
-                    escape(f"A new job: {env.prompt.title[:60]}"),
+                    f"A new job: {visible_text(env.prompt.title)[:60]}",
                     "its prompt, then your note, then what failed:",
-                    escape(f"  {got.note[:200]}"),
+                    f"  {visible_text(got.note)[:200]}",
                     f"starting from {start}.",
                 ]
             )
@@ -224,7 +224,8 @@ class Steering(SystemHost):
 
             self.push_screen(ConfirmScreen("Follow up?", body, yes="Create"), answered)
 
-        self.push_screen(NoteScreen(job_id, env.prompt.title, has_work=has_work), noted)
+        title = visible_text(env.prompt.title)
+        self.push_screen(NoteScreen(job_id, title, has_work=has_work), noted)
 
     @work(thread=True, group="steer")
     def run_follow_up(self, job_id: str, got: FollowUp) -> None:

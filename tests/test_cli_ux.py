@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass
@@ -220,9 +221,31 @@ def test_show_failed_job_names_the_signal_and_the_agent_report(root: Root) -> No
     assert "  report   cost $0.0123, tokens 12,345 in / 678 out\n" in out
     assert "  summary  did it\n" in out
     assert "exit -15" not in out and "verdict -" not in out
-    assert "worker     w1 (" in out and "claimed " in out
+    assert "last claim w1 (" in out and "worker     " not in out  # ended: not a live worker
     for bad in REPRS[:3]:
         assert bad not in out, bad
+
+
+@pytest.mark.parametrize("status", [Status.SUCCEEDED, Status.FAILED, Status.KILLED])
+def test_show_a_finished_job_says_its_claim_ended(root: Root, status: Status) -> None:
+    """Its claim is history (as the console's "last claim … (ended)"); a live one reads live."""
+    job_id = submit(root)
+    env = job.claim(root, WorkerIdentity.current("w1"))
+    assert env is not None
+    live = cli("show", "--root", str(root.path), job_id).out
+    line = next(ln for ln in live.splitlines() if ln.startswith("worker "))
+    assert re.fullmatch(r"worker     w1 \(.+ pid \d+\), running since .+ ago\)", line), line
+    assert "last claim" not in live and "ended" not in live
+    job.commit(env, status, Actor.AGENT, "done", worker="w1")
+    job.release_claim(env)
+    out = cli("show", "--root", str(root.path), job_id).out
+    line = next(ln for ln in out.splitlines() if ln.startswith("last claim"))
+    assert re.fullmatch(r"last claim w1 \(.+ pid \d+\), from .+ ago\), ended", line), line
+    assert "worker     " not in out and "running since" not in out and "claimed " not in out
+    data = json.loads(cli("show", "--root", str(root.path), "--json", job_id).out)
+    assert data["lifecycle"]["status"] == status.value  # --json is data: the claim as stored
+    claim = env.lifecycle.claim
+    assert claim is not None and data["lifecycle"]["claim"] == claim.model_dump(mode="json")
 
 
 # ---------------------------------------------------------------- refusals

@@ -193,7 +193,7 @@ def _report_line(report: dict[str, Any]) -> str | None:
 def _show_lines(
     env: "Envelope", now: float, children: Sequence[str] = (), left: Sequence[str] = ()
 ) -> list[str]:
-    from farro_core.transitions import Status
+    from farro_core.transitions import TERMINAL, Status
 
     p, lc = env.prompt, env.lifecycle
     used = lc.attempt - lc.attempt_base
@@ -242,6 +242,8 @@ def _show_lines(
         where = f"{visible(c.worker)} ({visible(c.host)} pid {c.pid})"
         if lc.status is Status.IN_PROGRESS:
             lines.append(f"worker     {where}, running since {_when(c.claimed_at, now)}")
+        elif lc.status in TERMINAL:  # an ended attempt: history, not a live worker
+            lines.append(f"last claim {where}, from {_when(c.claimed_at, now)}, ended")
         else:
             lines.append(f"worker     {where}, claimed {_when(c.claimed_at, now)}")
     lines += ["", "prompt:"]

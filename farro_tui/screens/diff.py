@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from farro_core import diff as core_diff
 from farro_core.diff import Diff, Source
@@ -19,6 +19,7 @@ from farro_core.visible import visible
 from farro_core.work import change_line
 from farro_tui.access import FarroAccess
 from farro_tui.widgets.diff_view import DiffView, FileList, warm
+from farro_tui.widgets.footer import FarroFooter
 
 
 def paths_as_diff(src: Source) -> Diff:
@@ -61,7 +62,7 @@ class DiffScreen(FarroAccess, Screen[None]):
         with Horizontal(id="diff-body"):
             yield FileList(id="diff-files")
             yield DiffView(id="diff-view")
-        yield Footer()
+        yield FarroFooter()
 
     def on_mount(self) -> None:
         self.query_one(DiffView).focus()
@@ -107,7 +108,8 @@ class DiffScreen(FarroAccess, Screen[None]):
         src = self.source
         if src is None:
             return
-        where = f"attempt {src.attempt} of {', '.join(map(str, src.attempts))}"
+        # as the log pane says it: of the last attempt ([ and ] step through those with work)
+        where = f"attempt {src.attempt} of {src.attempts[-1]}"
         if src.is_git:
             ins = sum(f.insertions for f in parsed.files)
             dels = sum(f.deletions for f in parsed.files)

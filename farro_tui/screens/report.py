@@ -11,12 +11,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from farro_core.humanize import duration
 from farro_core.report import JobLine, Summary, lines, summarize
 from farro_core.visible import visible
 from farro_tui.access import FarroAccess
+from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import STATUS_STYLE
 
 #: at most this often the view reads its jobs again while the batch runs
@@ -68,7 +69,7 @@ class ReportScreen(FarroAccess, Screen[None]):
         yield Static(self._title(), id="pane-title")
         yield Static("loading…", id="report-summary")
         yield DataTable(id="report-jobs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield FarroFooter()
 
     def _title(self) -> str:
         what = f"{self.label[0]}={self.label[1]}" if self.label else "every job"

@@ -5,6 +5,9 @@ the terminal's edge cuts whatever does not fit: at 80 columns that was Help and
 Quit, the two keys an operator looks for. Here the actions come first, whole
 keys that do not fit are left out (never half a key), and Help and Quit are
 kept however narrow the terminal or long a remapped key.
+
+Under a dialog (a modal screen) the footer lists the dialog's keys: the keys of
+the screen below do not reach it (``y`` means yes there, not "Raw JSON").
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Resize
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -49,6 +53,46 @@ class FarroFooter(Footer):
     def __init__(self) -> None:
         super().__init__()
         self._width = 0
+        self._shown: Screen[object] | None = None  # whose keys are listed (set on mount)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._shown = self.screen
+        self.app.screen_change_signal.subscribe(self, self._screen_changed)
+
+    def on_unmount(self) -> None:
+        super().on_unmount()
+        self.app.screen_change_signal.unsubscribe(self)
+
+    def keys_of(self) -> Screen[object]:
+        """The screen whose keys work now: a dialog over this footer's screen, else that screen.
+
+        Dialogs stack (a confirmation over help): the top one, if only dialogs lie between.
+        """
+        stack = self.app.screen_stack
+        top = stack[-1] if stack else self.screen
+        for screen in reversed(stack):
+            if screen is self.screen:
+                return top
+            if not screen.is_modal:
+                break
+        return self.screen
+
+    def _screen_changed(self, screen: Screen[object]) -> None:
+        """A dialog came or went: follow its keys (and its focus, which can change them)."""
+        shown = self.keys_of()
+        if shown is self._shown:  # a screen over or under this one: nothing to show changed
+            return
+        self._shown = shown
+        if shown is not self.screen:
+            shown.bindings_updated_signal.subscribe(self, self.bindings_changed)
+        if self.is_attached:
+            self.call_after_refresh(self.recompose)
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        self._bindings_ready = True
+        if screen.app.app_focus and self.is_attached and screen is self.keys_of():
+            self.call_after_refresh(self.recompose)
 
     def on_resize(self, event: Resize) -> None:
         if event.size.width != self._width:
@@ -58,7 +102,7 @@ class FarroFooter(Footer):
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:
             return
-        active = self.screen.active_bindings
+        active = self.keys_of().active_bindings
         seen: set[str] = set()
         shown: list[tuple[Binding, bool, str]] = []
         for _, binding, enabled, tooltip in active.values():

@@ -3,21 +3,31 @@ and ids cut to the narrow column stay tell-apart."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
 from farro_core.root import Root
 from farro_tui.screens.dialogs import HelpScreen
+from farro_tui.screens.diff import DiffScreen
 from farro_tui.screens.job import JobScreen
 from farro_tui.screens.log import LogScreen
+from farro_tui.screens.report import ReportScreen
 
 from .helpers import FakeSystem, S, console, make, ready, until
 
 
 def footer_keys(app: Any) -> dict[str, FooterKey]:
     return {k.action.rsplit(".", 1)[-1]: k for k in app.screen.query(FooterKey)}
+
+
+def shown_keys(screen: Any) -> dict[str, str]:
+    """What the footer of ``screen`` lists: key as shown -> its description."""
+    return {k.key_display: k.description for k in screen.query(FooterKey)}
 
 
 def whole(key: FooterKey, width: int = 80) -> bool:
@@ -53,6 +63,57 @@ async def test_footer_always_shows_help_and_quit_and_no_key_is_cut(root: Root, s
         assert keys["help"].key_display == "?" and keys["quit_farro"].key_display == "q"
 
 
+YES_NO = {"y": "Yes", "n": "No"}  # esc too answers no: one key per action
+
+
+@pytest.mark.parametrize(
+    ("under", "key", "dialog"),
+    [
+        ("main", "r", YES_NO),
+        ("job", "r", YES_NO),
+        ("diff", "r", YES_NO),
+        ("batch", "question_mark", {"esc": "Close"}),
+    ],
+)
+async def test_under_a_dialog_the_footer_lists_the_dialogs_keys(
+    root: Root, under: str, key: str, dialog: dict[str, str]
+) -> None:
+    """Not the keys of the screen below, which the dialog does not pass on: in the job pane
+    ``y`` is "Raw JSON", in the dialog it answers yes."""
+    jid = make(root, S.FAILED, "failed once", labels={"batch": "b1"})
+    app = console(root, system=FakeSystem())
+    opens = {"job": ("enter", JobScreen), "diff": ("d", DiffScreen), "batch": ("b", ReportScreen)}
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.screen.queue.select(jid)
+        if under in opens:
+            press, pane = opens[under]
+            await pilot.press(press)
+            await until(pilot, lambda: isinstance(app.screen, pane), f"the {under} pane")
+        below = app.screen
+        await until(pilot, lambda: "Quit" in shown_keys(below).values(), "the footer")
+        before = shown_keys(below)
+        await pilot.press(key)
+        await until(pilot, lambda: app.screen.is_modal, "the dialog")
+        await until(
+            pilot,
+            lambda: shown_keys(below) == dialog,
+            "the dialog's keys in the footer",
+            diagnose=lambda: shown_keys(below),
+        )
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is below, "the dialog closed")
+        await until(
+            pilot,
+            lambda: shown_keys(below) == before,
+            "the screen's own keys back",
+            diagnose=lambda: shown_keys(below),
+        )
+    assert before["?"] == "Help" and before["q"] == "Quit"
+    if under == "job":
+        assert before["y"] == "Raw JSON"
+
+
 async def test_remapped_keys_are_shown_whole(root: Root) -> None:
     jid = make(root, S.STALE, "remapped")
     (root.path / "farro.toml").write_text(
@@ -77,6 +138,26 @@ async def test_help_lists_the_actions_before_the_navigation_keys(root: Root) -> 
         assert rows.index("Follow") < rows.index("Up")
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+
+
+async def test_help_lists_each_binding_once(root: Root) -> None:
+    """The job pane's ``l`` is the app-wide Log: one row, not two ``l Log``."""
+    app = console(root, system=FakeSystem())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        table = app.screen.query_one("#help-scroll").query_one(Static).content
+        out = Console(width=120, record=True, file=io.StringIO())
+        out.print(table)
+        lines = [ln.split() for ln in out.export_text().splitlines()]
+        rows = app.help_rows()
+    assert [ln for ln in lines if ln[:2] == ["l", "Log"]] == [["l", "Log", "everywhere"]]
+    assert ["l", "Right", "diff"] in lines  # the same key doing something else is listed
+    assert len(rows) == len(set(rows))
+    everywhere = {(key, what) for key, what, where in rows if where == "everywhere"}
+    again = [r for r in rows if r[2] != "everywhere" and r[:2] in everywhere]
+    assert not again, again
 
 
 async def test_custom_ids_that_share_a_suffix_stay_distinguishable(root: Root) -> None:

@@ -34,7 +34,7 @@ async def test_d_opens_the_diff_and_n_p_brackets_move(root: Root, tmp_path: Path
         title = str(screen.query_one("#pane-title").render())
         work = load(root, jid).lifecycle.result.work  # type: ignore[union-attr]
         assert work is not None and (work.insertions, work.deletions) == (23, 9)  # git's numstat
-        assert "attempt 2 of 1, 2" in title and "4 files +23 -9" in title, title
+        assert " · attempt 2 of 2 · 4 files +23 -9 · " in title, title
         paths = [f.path for f in view.diff.files]
         assert paths == [
             "README.md",
@@ -57,7 +57,7 @@ async def test_d_opens_the_diff_and_n_p_brackets_move(root: Root, tmp_path: Path
         await pilot.press("left_square_bracket")
         await until(pilot, lambda: screen.loaded and screen.attempt == 1, "attempt 1")
         assert [f.path for f in view.diff.files] == ["csvparse/parser.py"]
-        assert "attempt 1 of 1, 2" in str(screen.query_one("#pane-title").render())
+        assert " · attempt 1 of 2 · 1 file " in str(screen.query_one("#pane-title").render())
         await pilot.press("right_square_bracket")
         await until(pilot, lambda: screen.loaded and screen.attempt == 2, "attempt 2 again")
 

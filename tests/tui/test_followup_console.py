@@ -15,7 +15,7 @@ from farro_tui.screens.job import JobScreen
 from farro_tui.screens.main import MainScreen
 from farro_tui.seed_work import seed_work
 
-from .helpers import console, make, ready, record_notes, until
+from .helpers import S, console, make, ready, record_notes, until
 from .test_console import content_text
 
 
@@ -85,3 +85,22 @@ async def test_u_is_not_offered_for_a_job_still_queued(root: Root) -> None:
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
         assert load(root, jid).prompt.lineage is None and len(root.ids("incoming")) == 1
+
+
+async def test_the_follow_up_confirmation_quotes_title_and_note_as_written(root: Root) -> None:
+    """The dialogs show text, not markup: ``[fast]`` reads ``[fast]`` (it read ``\\[fast]``)."""
+    jid = make(root, S.FAILED, "[fast] Fix \x1b[2Jit")
+    app = console(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.store.status_of(jid) == "failed", "the job")
+        assert app.screen.queue.select(jid)
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, NoteScreen), "the note input")
+        assert str(app.screen.query_one("#dialog-body").render()) == "[fast] Fix \\x1b[2Jit"
+        app.screen.query_one(Input).value = "keep [b]API[/b] stable"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        body = str(app.screen.query_one("#dialog-body").render())
+    assert "A new job: [fast] Fix \\x1b[2Jit\n" in body, body
+    assert "\n  keep [b]API[/b] stable\n" in body, body

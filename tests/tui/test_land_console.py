@@ -13,7 +13,7 @@ from farro_tui.screens.main import MainScreen
 from farro_tui.seed_work import seed_work
 from farro_tui.widgets.queue_view import row_cells
 
-from .helpers import console, make, ready, record_notes, until
+from .helpers import S, console, make, ready, record_notes, until
 
 
 def git(repo: Path, *args: str) -> str:
@@ -88,3 +88,19 @@ async def test_a_job_that_does_not_apply_is_named_and_nothing_moves(
         assert jid in notes.text()
         assert git(repo, "rev-parse", "main") == before
         assert load(root, jid).lifecycle.result.landed is None  # type: ignore[union-attr]
+
+
+async def test_the_land_confirmation_quotes_a_title_as_written(root: Root) -> None:
+    """The dialog shows text, not markup: ``[fast]`` reads ``[fast]`` (it read ``\\[fast]``),
+    and a control character in it is written out, not sent to the terminal."""
+    jid = make(root, S.SUCCEEDED, "[fast] [b]x[/b] \x1b[2J")
+    app = console(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await until(pilot, lambda: app.store.status_of(jid) == "succeeded", "the job")
+        assert app.screen.queue.select(jid)
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        body = str(app.screen.query_one("#dialog-body").render())
+    assert f"  {jid} [fast] [b]x[/b] \\x1b[2J → (no branch: farro land --into)" in body, body
+    assert "\\[" not in body and "\x1b" not in body
