@@ -143,6 +143,22 @@ def _patch_base(repo: Path, base: str, work: str, tip: str) -> str:
     return out if code == 0 and out else base
 
 
+def _apply_failure(err: str) -> str:
+    """The line of ``git apply --3way``'s stderr that says what does not apply: a
+    conflict, else the last ``patch does not apply`` error (its last line may be
+    ``Falling back to direct application...``, which names nothing)."""
+    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    why = next(
+        (ln for ln in lines if "conflict" in ln.lower()),
+        next(
+            (ln for ln in reversed(errors) if "does not apply" in ln),
+            errors[-1] if errors else lines[-1] if lines else "",
+        ),
+    )
+    return why.removeprefix("error: ")
+
+
 def _merged_tree(repo: Path, base: str, work: str, tip: str) -> tuple[str | None, str]:
     """The tip's tree with base..work applied (None, why: it does not apply cleanly)."""
     if tip == base:
@@ -157,9 +173,7 @@ def _merged_tree(repo: Path, base: str, work: str, tip: str) -> tuple[str | None
         _must(repo, "read-tree", tip, env=idx)
         code, _out, err = _git(repo, "apply", "--cached", "--3way", env=idx, stdin=patch)
         if code != 0:
-            lines = [ln for ln in err.splitlines() if ln.strip()]
-            why = next((ln for ln in lines if "conflict" in ln.lower()), lines[-1] if lines else "")
-            return None, why
+            return None, _apply_failure(err)
         return _must(repo, "write-tree", env=idx), ""
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -111,6 +111,21 @@ def test_target_moved_and_work_does_not_apply_refuses_touching_nothing(
     assert load(wroot, env.id).lifecycle.result.landed is None  # type: ignore[union-attr]
 
 
+def test_a_new_file_the_branch_also_added_names_the_path_not_gits_chatter(
+    wroot: Root, tmp_path: Path
+) -> None:
+    # git apply --3way ends with "Falling back to direct application...": that line said
+    # nothing of what is wrong; the refusal names the path that does not apply
+    repo = make_repo(tmp_path / "repo")
+    env = run_job(wroot, repo, "printf 'job\\n' > src/NOTES.md; printf 'x\\n' > src/task.py")
+    (repo / "src" / "NOTES.md").write_text("operator\n")
+    git(repo, "add", "src/NOTES.md")
+    git(repo, "commit", "-qm", "the operator added the same file")
+    r = farro(wroot, "land", env.id)
+    refused(r, "does not apply cleanly to main", "src/NOTES.md")
+    assert "Falling back" not in r.stderr
+
+
 def test_target_moved_elsewhere_the_work_applies_on_top(wroot: Root, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     env = run_job(wroot, repo, "printf 'A = 2\\n' > src/a.py")
