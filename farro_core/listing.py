@@ -48,6 +48,9 @@ class JobRow:
     verdict: str | None
     labels: dict[str, str] = field(default_factory=dict)
     landed: str | None = None  # the branch ``farro land`` brought the work into
+    # how long the agent of the current attempt ran, once it has a result: a landing
+    # updates job.json later, so updated_at is no end of the run
+    run_s: float | None = None
 
 
 def peek_status(path: Path) -> str | None:
@@ -168,12 +171,16 @@ def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
     claim = _get(lc, "claim", dict, {}) if lc.get("claim") is not None else {}
     result = _get(lc, "result", dict, {}) if lc.get("result") is not None else {}
     landing = result.get("landed")
+    attempt = _get(lc, "attempt", int, 0)
+    run_s = result.get("duration_s") if result.get("attempt") == attempt else None
+    if isinstance(run_s, bool) or not isinstance(run_s, (int, float)):
+        run_s = None
     return JobRow(
         id=job_id,
         queue=queue,
         status=status,
         title=title,
-        attempt=_get(lc, "attempt", int, 0),
+        attempt=attempt,
         max_attempts=max_attempts,
         attempt_base=_get(lc, "attempt_base", int, 0),
         priority=priority,
@@ -187,6 +194,7 @@ def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
         verdict=_opt_str(result, "verdict"),
         labels=labels,
         landed=_opt_str(landing, "into") if isinstance(landing, dict) else None,
+        run_s=None if run_s is None else float(run_s),
     )
 
 

@@ -64,12 +64,15 @@ class ViewSpec:
 
 
 def run_seconds(row: JobRow, now: datetime) -> float | None:
-    """How long the current (or last) attempt ran."""
+    """How long the current (or last) attempt ran: once it has a result, its agent's run
+    time (as `farro report`, the batch view and the job pane give it)."""
     start = parse_ts(row.claimed_at)
+    if row.status == "in-progress":
+        return max(0.0, (now - start).total_seconds()) if start else None
+    if row.run_s is not None:
+        return max(0.0, row.run_s)
     if start is None:
         return None
-    if row.status == "in-progress":
-        return max(0.0, (now - start).total_seconds())
     end = parse_ts(row.updated_at)
     return max(0.0, (end - start).total_seconds()) if end else None
 

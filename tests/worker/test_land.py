@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from farro_core import audit
 from farro_core.envelope import Envelope
+from farro_core.listing import read_row
 from farro_core.root import Root
+from farro_tui.view import run_seconds
 
 from .helpers import git, load, make_repo, make_worker, sh, submit
 
@@ -95,6 +98,20 @@ def test_land_squashes_onto_the_base_branch_and_records_it(wroot: Root, tmp_path
 
     r = farro(wroot, "land", env.id)  # a second time
     refused(r, "was landed into main already", "--force")
+
+
+def test_a_landing_leaves_the_queues_run_time_alone(wroot: Root, tmp_path: Path) -> None:
+    # the console's RUN column read claim -> updated_at: a landing an hour later
+    # updates job.json, and the job had run for an hour
+    repo = make_repo(tmp_path / "repo")
+    env = run_job(wroot, repo, "echo new > src/b.py")
+    res = env.lifecycle.result
+    assert res is not None
+    assert farro(wroot, "land", env.id).returncode == 0
+    row = read_row(wroot, "done", env.id)
+    assert row is not None and row.landed == "main"
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert run_seconds(row, later) == res.duration_s
 
 
 def test_target_moved_and_work_does_not_apply_refuses_touching_nothing(
