@@ -392,6 +392,16 @@ def test_help_names_arguments_plainly() -> None:
     )
 
 
+def test_an_option_without_its_value_points_at_the_commands_help() -> None:
+    # click raises these without a context: the hint read `farro --help`, whose
+    # page does not list -p
+    r = cli("submit", "-p")
+    assert one_error(r) == "farro: Option '-p' requires an argument (see `farro submit --help`)\n"
+    assert r.code == 2
+    r = cli("logs", "01M8P3WC78HC3DD7T4QVFS7QWS", "--attempt")
+    assert r.code == 2 and one_error(r).endswith("(see `farro logs --help`)\n")
+
+
 def test_toml_on_stdin_without_format_says_which_flag_is_missing(root: Root) -> None:
     r = cli("submit", "--root", str(root.path), "-", input='prompt = "x"\n')
     assert r.code == 2 and one_error(r).endswith("(TOML on stdin needs --format toml)\n")

@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         code = 1
     except BaseException as exc:
-        code = _map_exception(exc)
+        code = _map_exception(exc, args[0] if args and not args[0].startswith("-") else None)
     if "farro_core.notify" in sys.modules:  # a job this command finished: its on_finish
         sys.modules["farro_core.notify"].wait_all()
     try:
@@ -257,7 +257,7 @@ def _plain_argument_help(command: Any) -> None:
             param.get_usage_pieces = lambda ctx, usage=usage: [usage]
 
 
-def _map_exception(exc: BaseException) -> int:
+def _map_exception(exc: BaseException, sub: str | None = None) -> int:
     from farro_core.errors import FarroError
 
     if isinstance(exc, FarroError):
@@ -273,7 +273,10 @@ def _map_exception(exc: BaseException) -> int:
             sys.stdout.write(exc.format_message() + "\n")
             return 0
         ctx = getattr(exc, "ctx", None)
-        cmd = f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else ""
+        if ctx is not None:
+            cmd = f" {ctx.info_name}" if ctx.parent is not None else ""
+        else:  # an option's missing value: click names no command, it is the one given
+            cmd = f" {sub}" if sub else ""
         _err(f"{exc.format_message().rstrip('.')} (see `farro{cmd} --help`)")
         return 2 if exc.exit_code == 2 else exc.exit_code or 1
     if isinstance(exc, SystemExit):
