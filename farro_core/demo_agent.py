@@ -111,12 +111,13 @@ def _edit(top: Path, sub: str, title: str, escape: bool) -> None:
     code.mkdir(exist_ok=True)
     job = os.environ.get("FARRO_JOB_ID", "job")
     slug = re.sub(r"[^a-z0-9]+", "_", job.lower()).strip("_") or "job"
-    (code / f"task_{slug}.py").write_text(
+    task = code / f"task_{slug}.py"
+    task.write_text(
         f'"""{title.replace(chr(34), chr(39))}"""\n\n\ndef solve() -> str:\n    return {title!r}\n',
         encoding="utf-8",
     )
     where = f"{sub}/" if sub else ""
-    print(f"  edited {where}NOTES.md and {code.relative_to(top).as_posix()}/", flush=True)
+    print(f"  edited {where}NOTES.md and {task.relative_to(top).as_posix()}", flush=True)
     if escape:
         (top / "secrets").mkdir(exist_ok=True)
         (top / "secrets" / "leak.txt").write_text("not supposed to be here\n", encoding="utf-8")

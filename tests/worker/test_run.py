@@ -59,6 +59,9 @@ def test_demo_agent_keeps_to_src_without_a_src_src(wroot: Root) -> None:
     assert list((work / "src").glob("task_*.py")) and (work / "src" / "NOTES.md").exists()
     assert not (work / "src" / "src").exists()
     assert out.lifecycle.result is not None and out.lifecycle.result.violations == []
+    # the log names the file it wrote ("edited src/NOTES.md and src/" read as cut short)
+    task = next((work / "src").glob("task_*.py")).name
+    assert f"  edited src/NOTES.md and src/{task}\n" in current_log(wroot, out.id)
 
 
 def test_demo_agent_fail_marker_is_retried(wroot: Root) -> None:
