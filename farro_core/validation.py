@@ -67,7 +67,7 @@ def nul_at(value: Any, path: str = "") -> tuple[str, bool] | None:
 def explain(exc: ValidationError, where: str = "") -> str:
     """One line naming every field pydantic refused and why (at most a few of them)."""
     parts = []
-    errors = exc.errors()
+    errors = _one_member(list(exc.errors()))
     for err in errors[:_MAX_EXPLAINED]:
         loc = ".".join(_loc(x) for x in err["loc"]) or "(top level)"
         msg = " ".join(err["msg"].removeprefix("Value error, ").split())
@@ -81,6 +81,51 @@ def explain(exc: ValidationError, where: str = "") -> str:
 
 
 _MAX_EXPLAINED = 8
+_BUILTIN_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "tuple", "none"})
+
+
+def _is_member_tag(part: object) -> bool:
+    """Whether a loc part is the tag pydantic gives a union's member ('AgentPreset',
+    'list[str]', 'str'), not a field: FARRO's fields are lower-case words."""
+    return isinstance(part, str) and ("[" in part or part[:1].isupper() or part in _BUILTIN_TAGS)
+
+
+def _one_member(errors: list[Any]) -> list[Any]:
+    """A union's refusal is reported once per member, under its tag (``agent = {preset =
+    "claud"}`` read ``agent.AgentPreset.preset: …; agent.'list[str]': Input should be a
+    valid list; agent.str: …``). When every member but one refused only the value's
+    type, that one alone says what is wrong, without its tag: ``agent.preset: …``."""
+    for err in errors:
+        loc = tuple(err["loc"])
+        if len(loc) < 2 or not _is_member_tag(loc[-1]) or not err["type"].endswith("_type"):
+            continue
+        parent = loc[:-1]
+        group = [
+            e for e in errors
+            if tuple(e["loc"])[: len(parent)] == parent and len(e["loc"]) > len(parent)
+        ]  # fmt: skip
+        tags = {e["loc"][len(parent)] for e in group}
+        if len(tags) < 2 or not all(_is_member_tag(t) for t in tags):
+            continue
+        understood = {
+            e["loc"][len(parent)]
+            for e in group
+            if not (len(e["loc"]) == len(parent) + 1 and e["type"].endswith("_type"))
+        }
+        if len(understood) != 1:
+            continue
+        (tag,) = understood
+        kept = [
+            {**e, "loc": (*parent, *tuple(e["loc"])[len(parent) + 1 :])}
+            for e in group
+            if e["loc"][len(parent)] == tag
+        ]
+        first = errors.index(group[0])
+        rest = [e for e in errors if not any(e is g for g in group)]
+        return _one_member(rest[:first] + kept + rest[first:])
+    return errors
+
+
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 

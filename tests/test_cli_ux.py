@@ -402,6 +402,19 @@ def test_an_option_without_its_value_points_at_the_commands_help() -> None:
     assert r.code == 2 and one_error(r).endswith("(see `farro logs --help`)\n")
 
 
+def test_a_mistyped_agent_preset_is_named_once_not_per_union_member(root: Root) -> None:
+    # the agent is a table, an argv list or a string: pydantic refused all three, and
+    # the line read "agent.AgentPreset.preset: …; agent.'list[str]': …; agent.str: …"
+    r = cli("submit", "--root", str(root.path), "-p", "x", "--agent", '{"preset": "claud"}')
+    assert r.code == 2
+    assert one_error(r) == (
+        "farro: --prompt: agent.preset: Input should be 'claude', 'codex', 'gemini' or 'aider'\n"
+    )
+    r = cli("submit", "--root", str(root.path), "-p", "x", "--agent", '["echo", 3]')
+    assert r.code == 2 and one_error(r).endswith(": agent.1: Input should be a valid string\n")
+    assert root.ids("incoming") == []
+
+
 def test_toml_on_stdin_without_format_says_which_flag_is_missing(root: Root) -> None:
     r = cli("submit", "--root", str(root.path), "-", input='prompt = "x"\n')
     assert r.code == 2 and one_error(r).endswith("(TOML on stdin needs --format toml)\n")
