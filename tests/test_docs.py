@@ -309,3 +309,29 @@ def test_readme_synopsis_names_every_command() -> None:
         "README.md's synopsis under 'The `farro` command' must show each command of "
         f"farro_core/cli.py once: it shows {listed}, the app has {commands}"
     )
+
+
+def test_readme_synopsis_shows_each_commands_options() -> None:
+    """Every option of a command is in its lines of the synopsis, and every option there
+    is the command's: `--no-agent-check` was missing from submit's."""
+    import typer
+
+    from farro_core.cli import app
+
+    text = (docgen.REPO / "README.md").read_text()
+    start = text.index("```\n", text.index("## The `farro` command")) + 4
+    lines: dict[str, str] = {}
+    command = ""
+    for line in text[start : text.index("\n```", start)].splitlines():
+        found = re.match(r"farro ([\w-]+)", line)
+        command = found.group(1) if found else command
+        lines[command] = lines.get(command, "") + line + "\n"
+    for name, cmd in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        shown = set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", lines[name])) - {"--root"}
+        options = [p.opts for p in cmd.params if p.param_type_name == "option"]
+        missing = [o[0] for o in options if not set(o) & shown and "--root" not in o]
+        every = {opt for o in options for opt in o}
+        unknown = {s for s in shown if s.startswith("--") and s not in every}
+        assert not missing and not unknown, (
+            f"README.md's synopsis of `farro {name}` lacks {missing} and shows {unknown}"
+        )
