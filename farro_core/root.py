@@ -81,6 +81,13 @@ class Root:
     def init(cls, path: str | os.PathLike[str] | None = None) -> Root:
         """Create the layout (mode 0700); an existing root is checked and kept."""
         p, via = _through_link(resolve_path(path))
+        real = Path(os.path.realpath(p))
+        outer = enclosing_root(real.parent) if real.parent != real else None
+        if outer is not None:  # ~/q/incoming: its queue would read the new root's dirs as jobs
+            raise RootError(
+                f"{p} is inside the FARRO root {outer}: a root cannot hold another; "
+                "give a directory outside it"
+            )
         if not p.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
         fs.make_private_dir(p)

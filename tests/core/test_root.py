@@ -150,6 +150,15 @@ def test_settings_come_from_flags(root: Root) -> None:
     assert Root.open(root.path).settings.workers == 2
 
 
+def test_init_refuses_a_root_inside_another(root: Root) -> None:
+    # `farro init --root ~/q/incoming` made its dirs jobs of ~/q: 8 corrupt entries
+    for inner in (root.path / "incoming", root.path / "done" / "new" / "deeper"):
+        with pytest.raises(RootError, match=f"inside the FARRO root {root.path}"):
+            Root.init(inner)
+    assert os.listdir(root.path / "incoming") == [] and os.listdir(root.path / "done") == []
+    Root.init(root.path)  # the root itself: checked and kept
+
+
 def test_init_refuses_an_existing_loose_directory(tmp_path: Path) -> None:
     loose = tmp_path / "loose"
     loose.mkdir()
