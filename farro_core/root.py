@@ -15,6 +15,7 @@ from farro_core.ids import ID_PATTERN, check_id
 from farro_core.lru import LRU
 from farro_core.settings import Settings, load_settings
 from farro_core.transitions import QUEUE_DIR, Status
+from farro_core.visible import visible
 
 QUEUES = ("incoming", "active", "done")
 DIRS = (
@@ -90,6 +91,14 @@ class Root:
             )
         if not p.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
+        elif p.is_dir() and not all((p / d).is_dir() for d in DIRS):
+            foreign = sorted(set(os.listdir(p)) - _ROOT_NAMES)
+            if foreign:  # `--root ~/src/myrepo` for `--example`: never spread a root over it
+                raise RootError(
+                    f"{p} holds {visible(foreign[0])}"
+                    f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, so it is "
+                    "no FARRO root to make: give a new or empty directory"
+                )
         fs.make_private_dir(p)
         for d in DIRS:
             fs.make_private_dir(p / d)
@@ -165,6 +174,10 @@ def _through_link(path: Path) -> tuple[Path, Path | None]:
             "whoever owns it chooses your root; give the real directory"
         )
     return Path(os.path.realpath(path)), path
+
+
+# what a root holds: a directory holding anything else is not made one
+_ROOT_NAMES = frozenset({*DIRS, "farro.toml", "worktrees", "archive"})
 
 
 def enclosing_root(path: Path) -> Path | None:

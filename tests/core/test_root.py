@@ -159,6 +159,22 @@ def test_init_refuses_a_root_inside_another(root: Root) -> None:
     Root.init(root.path)  # the root itself: checked and kept
 
 
+def test_init_refuses_a_directory_that_holds_other_things(tmp_path: Path) -> None:
+    # `farro init --root ~/src/myrepo` (meant: --example) spread 8 dirs over the repo
+    repo = tmp_path / "myrepo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "README.md").write_text("hi\n")
+    with pytest.raises(RootError, match=r"myrepo holds README.md and 1 more, so it is no"):
+        Root.init(repo)
+    assert sorted(os.listdir(repo)) == ["README.md", "src"]
+    ready = tmp_path / "ready"  # its farro.toml written first: that is a root's own file
+    ready.mkdir()
+    (ready / "farro.toml").write_text("workers = 3\n")
+    assert Root.init(ready).settings.workers == 3
+    (ready / "notes.txt").write_text("mine\n")
+    Root.init(ready)  # a root already: checked and kept, whatever else it holds
+
+
 def test_init_refuses_an_existing_loose_directory(tmp_path: Path) -> None:
     loose = tmp_path / "loose"
     loose.mkdir()
