@@ -117,7 +117,9 @@ def failure_of(env: Envelope) -> str | None:
     if res.timed_out:
         return "agent timed out"
     if res.error:
-        return "could not run: " + res.error.split(":", 1)[0][:60]
+        # in brackets: the text report follows a group with ": ID ID", so a colon here
+        # read "could not run: agent command not found: 01M8…" as if the id were missing
+        return f"could not run ({res.error.split(':', 1)[0][:60]})"
     if res.exit_code not in (None, 0):
         return f"agent exited {res.exit_code}"
     return "failed"

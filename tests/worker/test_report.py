@@ -116,3 +116,16 @@ def test_report_bad_input(wroot: Root) -> None:
         assert r.returncode == 2 and r.stderr.startswith("farro: ") and r.stderr.count("\n") == 1
     r = farro(wroot, "report", "--label", "batch=none")
     assert r.returncode == 0 and r.stdout == "0 jobs (label batch=none)\n"
+
+
+def test_a_job_whose_agent_could_not_run_is_one_group_its_ids_after_the_colon(
+    wroot: Root,
+) -> None:
+    ids = [submit(wroot, "x", agent=["no-such-agent-here"], labels={"batch": "b"}).id]
+    ids.append(submit(wroot, "y", agent=["no-such-agent-either"], labels={"batch": "b"}).id)
+    worker = make_worker(wroot)
+    while worker.run_once() is not None:
+        pass
+    text = farro(wroot, "report", "--label", "batch=b").stdout
+    group = f"     2  could not run (agent command not found): {' '.join(sorted(ids))}\n"
+    assert group in text, text
