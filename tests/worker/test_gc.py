@@ -153,3 +153,19 @@ def test_the_manager_runs_gc_when_told_to(wroot: Root, tmp_path: Path) -> None:
     finally:
         m.stop()
     assert any(r.get("event") == "gc" for r in read(wroot))
+
+
+def test_gc_takes_a_succeeded_jobs_branch_once_it_is_landed(wroot: Root, tmp_path: Path) -> None:
+    # README: succeeded jobs' branches go once landed (the work is in the branch), or all
+    # of them with --status succeeded
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot)
+    landed = submit(wroot, "landed", agent=sh("echo x > src/b.py"), workspace=str(repo))
+    kept = submit(wroot, "kept", agent=sh("echo y > src/c.py"), workspace=str(repo))
+    while w.run_once() is not None:
+        pass
+    w.stop()
+    assert cli("land", landed.id, "--root", str(wroot.path))[0] == 0
+    code, out, err = cli("gc", "--root", str(wroot.path))
+    assert code == 0, err
+    assert _refs(repo, landed.id) == [] and _refs(repo, kept.id)
