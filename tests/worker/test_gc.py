@@ -168,4 +168,5 @@ def test_gc_takes_a_succeeded_jobs_branch_once_it_is_landed(wroot: Root, tmp_pat
     assert cli("land", landed.id, "--root", str(wroot.path))[0] == 0
     code, out, err = cli("gc", "--root", str(wroot.path))
     assert code == 0, err
+    assert f"removed refs/heads/farro/{landed.id} in {repo}" in out, out
     assert _refs(repo, landed.id) == [] and _refs(repo, kept.id)
