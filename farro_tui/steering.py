@@ -212,9 +212,9 @@ class Steering(SystemHost):
             body = "\n".join(
                 [
                     f"A new job: {visible_text(env.prompt.title)[:60]}",
-                    "its prompt, then your note, then what failed:",
+                    "its prompt, then your note,",
                     f"  {visible_text(got.note)[:200]}",
-                    f"starting from {start}.",
+                    f"then what failed in its last attempt, starting from {start}.",
                 ]
             )
 

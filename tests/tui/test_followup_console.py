@@ -36,6 +36,8 @@ async def test_u_notes_confirms_and_creates_a_follow_up(root: Root, tmp_path: Pa
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         body = str(app.screen.query_one("#dialog-body").render())
         assert "Also handle a BOM." in body and "starting from its last work commit" in body
+        # the note is the operator's, not "what failed" (the line above it said so)
+        assert "your note,\n  Also handle a BOM.\nthen what failed in its last attempt" in body
         await pilot.press("y")
         await until(pilot, lambda: "created follow-up" in notes.text(), "the new job")
         events = [r for r in audit.read(root, jid) if r.get("event") == "followed-up"]
