@@ -415,6 +415,25 @@ def test_a_mistyped_agent_preset_is_named_once_not_per_union_member(root: Root) 
     assert root.ids("incoming") == []
 
 
+def test_a_spec_through_a_pipe_is_read_as_stdin_is(root: Root) -> None:
+    # `farro submit <(jq …)` names /dev/fd/63: its jobs were labelled batch=63 and a
+    # relative workspace was looked for in /dev/fd
+    def piped(text: str) -> Ran:
+        r, w = os.pipe()
+        os.write(w, text.encode())
+        os.close(w)
+        try:
+            return cli("submit", "--root", str(root.path), f"/dev/fd/{r}")
+        finally:
+            os.close(r)
+
+    made = piped('{"prompt": "from a pipe"}')
+    assert made.code == 0, made.err
+    assert job.load(root, made.out.strip()).prompt.labels == {}
+    r = piped('{"prompt": "x", "workspace": "src"}')
+    assert r.code == 2 and "workspace 'src' is relative; give an absolute path" in one_error(r)
+
+
 def test_toml_on_stdin_without_format_says_which_flag_is_missing(root: Root) -> None:
     r = cli("submit", "--root", str(root.path), "-", input='prompt = "x"\n')
     assert r.code == 2 and one_error(r).endswith("(TOML on stdin needs --format toml)\n")

@@ -295,7 +295,7 @@ def submit(
             if path == "-" and chosen is None and "invalid JSON" in str(exc):
                 raise BadInput(f"{exc} (TOML on stdin needs --format toml)") from None
             raise
-        if path != "-":
+        if path != "-" and _regular(path):  # a pipe (`<(jq …)`, /dev/fd/63) is read as stdin
             _anchor_workspaces(dicts, os.path.dirname(os.path.abspath(path)))
             _batch_label(dicts, path)
         sources.append((name, validate(dicts, name)))
@@ -383,6 +383,17 @@ def _like(original: "Prompt", flags: dict[str, Any], new_prompt: bool) -> dict[s
         del base["title"]  # a title follows its prompt unless given
     labels = {**base["labels"], **flags.get("labels", {}), "like": original.id}
     return {**base, **flags, "labels": labels}
+
+
+def _regular(path: str) -> bool:
+    """Whether a spec file is a file: only one has a directory to anchor a relative
+    workspace to and a stem to name its batch (``batch=63`` said nothing)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _anchor_workspaces(specs: list[dict[str, Any]], base: str) -> None:
