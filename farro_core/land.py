@@ -186,6 +186,10 @@ def plan(env: Envelope, *, into: str | None = None, mode: Mode = "squash",
         raise BadInput(f"unknown landing mode {mode!r}: one of {', '.join(MODES)}")
     jid = env.id
     res = env.lifecycle.result
+    if res is None:  # --force would not help: say so rather than suggest it
+        raise LandRefused(
+            f"job {jid} is {env.status} and has not finished an attempt: nothing to land"
+        )
     if env.status is not Status.SUCCEEDED and not force:
         raise LandRefused(f"job {jid} is {env.status}, not succeeded: --force lands it anyway")
     if res is not None and res.landed is not None and not force:

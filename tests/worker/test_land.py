@@ -228,8 +228,12 @@ def test_bad_input_and_jobs_without_git_work(wroot: Root, tmp_path: Path) -> Non
     refused(farro(wroot, "land", env.id, "--into", "nope"), "branch nope does not exist")
     nothing = run_job(wroot, repo, "true")
     refused(farro(wroot, "land", nothing.id), "nothing to land")
-    queued = submit(wroot, "later")
-    refused(farro(wroot, "land", queued.id), "is queued, not succeeded")
+    queued = submit(wroot, "later", workspace=str(repo))
+    # not "--force lands it anyway" (it would not: no attempt ran), nor, with --force,
+    # "its workspace is not a git repo" (it is one)
+    for args in ((), ("--force",)):
+        r = farro(wroot, "land", queued.id, *args)
+        refused(r, f"job {queued.id} is queued and has not finished an attempt: nothing to land")
 
 
 def test_an_untracked_file_in_the_way_refuses_and_keeps_the_file(
