@@ -17,6 +17,7 @@ from pathlib import Path
 
 from farro_core.envelope import Envelope
 from farro_core.errors import NotFound, Refused
+from farro_core.transitions import TERMINAL
 from farro_core.work import Change
 from farro_core.workspace import WorkspaceError, git_bytes
 
@@ -99,6 +100,11 @@ def source(env: Envelope, attempt: int | None = None) -> Source:
     """
     res = env.lifecycle.result
     if res is None:
+        if env.status in TERMINAL:  # killed while queued: "yet" promised an attempt
+            raise Refused(
+                f"job {env.id} is {env.status} without a finished attempt: "
+                "there is no change to show"
+            )
         raise Refused(f"job {env.id} has not finished an attempt yet: there is no change to show")
     work = res.work
     if work is not None and work.commits and res.base_commit:

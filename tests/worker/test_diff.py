@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from farro_core import diff as d
+from farro_core import operations
 from farro_core.envelope import Envelope
 from farro_core.root import Root
 
@@ -97,6 +98,11 @@ def test_diff_refusals(wroot: Root, tmp_path: Path) -> None:
     queued = submit(wroot, "not run")
     r = farro(wroot, "diff", queued.id)
     assert r.returncode == 1 and "has not finished an attempt yet" in r.stderr
+    operations.kill(wroot, queued.id)  # it never will: no "yet"
+    r = farro(wroot, "diff", queued.id)
+    assert r.returncode == 1 and r.stderr == (
+        f"farro: job {queued.id} is killed without a finished attempt: there is no change to show\n"
+    )
     r = farro(wroot, "diff", "nosuchjob123")
     assert r.returncode == 1 and r.stderr.startswith("farro: ")
 
