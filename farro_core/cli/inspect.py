@@ -426,6 +426,8 @@ def logs(
                 status, current = job_state(r, job_id)
             if status == "gone":
                 raise NotFound(f"no job {job_id} in {r.path}")
+        if current == 0 and status != "queued":  # killed before a claim: no worker will come
+            raise Refused(f"job {job_id} is {status} and never ran, so it has no log")
         if current == 0:
             hint = "" if follow else "; `farro logs -f` waits for a worker to claim it"
             raise Refused(f"job {job_id} is {status} and has not run yet, so it has no log{hint}")
