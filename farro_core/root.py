@@ -176,8 +176,9 @@ def _through_link(path: Path) -> tuple[Path, Path | None]:
     return Path(os.path.realpath(path)), path
 
 
-# what a root holds: a directory holding anything else is not made one
-_ROOT_NAMES = frozenset({*DIRS, "farro.toml", "worktrees", "archive"})
+# what a root holds: a directory holding anything else is not made one (lost+found:
+# a root may be a file system of its own)
+_ROOT_NAMES = frozenset({*DIRS, "farro.toml", "worktrees", "archive", "lost+found"})
 
 
 def enclosing_root(path: Path) -> Path | None:

@@ -170,6 +170,7 @@ def test_init_refuses_a_directory_that_holds_other_things(tmp_path: Path) -> Non
     ready = tmp_path / "ready"  # its farro.toml written first: that is a root's own file
     ready.mkdir()
     (ready / "farro.toml").write_text("workers = 3\n")
+    (ready / "lost+found").mkdir()  # a file system of its own: nothing of the operator's
     assert Root.init(ready).settings.workers == 3
     (ready / "notes.txt").write_text("mine\n")
     Root.init(ready)  # a root already: checked and kept, whatever else it holds
