@@ -238,7 +238,16 @@ class FarroApp(Steering):
             return screen.queue.selected
         if isinstance(screen, JobScreen | LogScreen | DiffScreen):
             return screen.job_id
+        if isinstance(screen, ReportScreen):
+            return screen.selected
+        if isinstance(screen, WorkersScreen):
+            return screen.selected_job
         return None
+
+    def no_job(self) -> str:
+        """Why ``l`` or ``d`` acts on nothing on this screen."""
+        fn = getattr(self.screen, "no_job", None)
+        return str(fn()) if fn is not None else "no job under the cursor"
 
     def action_log(self) -> None:
         job_id = self.current_job()

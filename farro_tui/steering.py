@@ -90,6 +90,8 @@ class Steering(SystemHost):
 
         def current_job(self) -> str | None: ...
 
+        def no_job(self) -> str: ...
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in STEERING:
             if self.readonly:
@@ -124,11 +126,16 @@ class Steering(SystemHost):
             if on_app and name in EXPLAINED and self.check_action(name, params) is None:
                 self.explain(name)
                 return True
+            pane = default_namespace if not dest and not on_app else None
+            explain = getattr(pane, "explain", None)
+            if pane is not None and explain is not None and pane.check_action(name, params) is None:
+                explain(name)  # a pane's own key, shown disabled: it says why
+                return True
         return await super().run_action(action, default_namespace, namespaces)
 
     def explain(self, name: str) -> None:
         if name == "log":
-            self.notify("no job under the cursor", title="Log", severity="warning")
+            self.notify(self.no_job(), title="Log", severity="warning")
             return
         ids = self.targets()
         status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}
