@@ -251,7 +251,7 @@ class FarroApp(Steering):
 
     def action_log(self) -> None:
         job_id = self.current_job()
-        if job_id is not None:
+        if job_id is not None and not isinstance(self.screen, LogScreen):
             self.push_screen(LogScreen(job_id))
 
     def action_diff(self) -> None:

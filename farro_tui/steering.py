@@ -106,6 +106,8 @@ class Steering(SystemHost):
             return True
         if action == "pause":
             return self.system is not None
+        if action == "log" and isinstance(self.screen, LogScreen):
+            return False  # the log is open: l would only open it again over itself
         if action in ("log", "diff"):
             return self.current_job() is not None or None
         return True
@@ -129,7 +131,7 @@ class Steering(SystemHost):
             pane = default_namespace if not dest and not on_app else None
             explain = getattr(pane, "explain", None)
             if pane is not None and explain is not None and pane.check_action(name, params) is None:
-                explain(name)  # a pane's own key, shown disabled: it says why
+                explain(name, params)  # a pane's own key, shown disabled: it says why
                 return True
         return await super().run_action(action, default_namespace, namespaces)
 

@@ -239,7 +239,7 @@ class WorkersScreen(FarroAccess, Screen[None]):
             return self.selected_job is not None or None  # shown disabled; pressed, says why
         return True
 
-    def explain(self, action: str) -> None:
+    def explain(self, action: str, parameters: tuple[object, ...]) -> None:
         self.notify(self.no_job(), title="Open job", severity="warning")
 
     def action_open(self) -> None:
