@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import SystemCommand
+from textual.app import ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType, Keymap
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 
 from farro_core.errors import FarroError
@@ -120,6 +120,8 @@ class FarroApp(Steering):
         self.keymap: Keymap = {}
         self._in_run = False
         self._run_returned = False
+        #: notifications raised while a dialog asks its question, shown once it is answered
+        self._held: list[tuple[str, str, SeverityLevel, float | None]] = []
 
     # ------------------------------------------------------------ terminal safety
 
@@ -137,7 +139,14 @@ class FarroApp(Steering):
         markup: bool = False,
     ) -> None:
         """Notifications quote job data (refusals, errors): escaped, and never markup,
-        whatever a screen's notify() passes (a title holding ``[@click=…]`` stays text)."""
+        whatever a screen's notify() passes (a title holding ``[@click=…]`` stays text).
+
+        While a dialog is open they wait, and show once it closes, for their whole time:
+        at 80x24 a few of them covered the dialog's question (toasts stack up the right
+        half, over the dialog). What a dialog must say meanwhile, it says in itself."""
+        if self._dialog_open():
+            self._held.append((message, title, severity, timeout))
+            return
         super().notify(
             visible_text(message, lines=True),
             title=visible_text(title),
@@ -145,6 +154,20 @@ class FarroApp(Steering):
             timeout=timeout,
             markup=False,
         )
+
+    def _dialog_open(self) -> bool:
+        try:
+            return isinstance(self.screen, ModalScreen)
+        except ScreenStackError:  # no screen yet: nothing to cover
+            return False
+
+    def _show_held(self, _: Screen[Any]) -> None:
+        """A screen came or went: once no dialog is open, what waited is shown, in order."""
+        if not self._held or self._dialog_open():
+            return
+        held, self._held = self._held, []
+        for message, title, severity, timeout in held:
+            self.notify(message, title=title, severity=severity, timeout=timeout)
 
     def _feeder_ready(self) -> None:
         self.post_message(QueueChanged())
@@ -168,6 +191,7 @@ class FarroApp(Steering):
             self.notify(f"farro.toml: {exc}", severity="error", timeout=10)
         if keys:
             self.set_keymap(keys)
+        self.screen_change_signal.subscribe(self, self._show_held)
         self.feeder.start()
         if self.system is None and not self.no_workers and not self.readonly:
             self._start_system()  # read-only: no workers, no manager role
@@ -238,11 +262,20 @@ class FarroApp(Steering):
             return screen.queue.selected
         if isinstance(screen, JobScreen | LogScreen | DiffScreen):
             return screen.job_id
+        if isinstance(screen, ReportScreen):
+            return screen.selected
+        if isinstance(screen, WorkersScreen):
+            return screen.selected_job
         return None
+
+    def no_job(self) -> str:
+        """Why ``l`` or ``d`` acts on nothing on this screen."""
+        fn = getattr(self.screen, "no_job", None)
+        return str(fn()) if fn is not None else "no job under the cursor"
 
     def action_log(self) -> None:
         job_id = self.current_job()
-        if job_id is not None:
+        if job_id is not None and not isinstance(self.screen, LogScreen):
             self.push_screen(LogScreen(job_id))
 
     def action_diff(self) -> None:

@@ -90,6 +90,8 @@ class Steering(SystemHost):
 
         def current_job(self) -> str | None: ...
 
+        def no_job(self) -> str: ...
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in STEERING:
             if self.readonly:
@@ -104,6 +106,8 @@ class Steering(SystemHost):
             return True
         if action == "pause":
             return self.system is not None
+        if action == "log" and isinstance(self.screen, LogScreen):
+            return False  # the log is open: l would only open it again over itself
         if action in ("log", "diff"):
             return self.current_job() is not None or None
         return True
@@ -124,11 +128,16 @@ class Steering(SystemHost):
             if on_app and name in EXPLAINED and self.check_action(name, params) is None:
                 self.explain(name)
                 return True
+            pane = default_namespace if not dest and not on_app else None
+            explain = getattr(pane, "explain", None)
+            if pane is not None and explain is not None and pane.check_action(name, params) is None:
+                explain(name, params)  # a pane's own key, shown disabled: it says why
+                return True
         return await super().run_action(action, default_namespace, namespaces)
 
     def explain(self, name: str) -> None:
         if name == "log":
-            self.notify("no job under the cursor", title="Log", severity="warning")
+            self.notify(self.no_job(), title="Log", severity="warning")
             return
         ids = self.targets()
         status = {i: self.store.status_of(i) or self._status_on_screen() for i in ids}

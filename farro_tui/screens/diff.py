@@ -103,6 +103,7 @@ class DiffScreen(FarroAccess, Screen[None]):
         files.display = src.is_git
         self._title(parsed)
         self.loaded = True
+        self.farro.refresh_bindings()  # [ and ] are enabled where there is an attempt to go to
 
     def _title(self, parsed: Diff) -> None:
         src = self.source
@@ -141,24 +142,53 @@ class DiffScreen(FarroAccess, Screen[None]):
         self.query_one(FileList).current = index
 
     def action_file(self, delta: int) -> None:
+        """n / p; at the last (first) file, says so rather than doing nothing."""
         view = self.query_one(DiffView)
         files = view.diff.files
         if not files:
+            self.notify("no file to go to", title="Diff", severity="warning")
             return
-        current = view.current_file()
-        if delta < 0 and current >= 0 and view.top > files[current].start:
+        # the file list's: at the diff's end the last file may be current yet not at the top
+        current = max(0, self.query_one(FileList).current)
+        if delta < 0 and view.top > files[current].start:
             self._goto_file(current)  # p first goes to the top of the file being read
-        else:
+        elif 0 <= current + delta < len(files):
             self._goto_file(current + delta)
+        else:
+            which = "last" if delta > 0 else "first"
+            self.notify(f"this is the {which} file", title="Diff", severity="warning")
+
+    def _step(self, delta: int) -> int | None:
+        """The index in ``source.attempts`` that ``[`` / ``]`` go to (None: nowhere)."""
+        src = self.source
+        if src is None or len(src.attempts) < 2:
+            return None
+        i = src.attempts.index(src.attempt) if src.attempt in src.attempts else 0
+        j = max(0, min(i + delta, len(src.attempts) - 1))
+        return j if j != i else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "attempt" and self.source is not None:
+            delta = parameters[0] if parameters and isinstance(parameters[0], int) else 0
+            return self._step(delta) is not None or None  # disabled; pressed, says why
+        return True
+
+    def explain(self, action: str, parameters: tuple[object, ...]) -> None:
+        src = self.source
+        if src is None or len(src.attempts) < 2:
+            why = "only one attempt has work to show"
+        elif parameters and isinstance(parameters[0], int) and parameters[0] < 0:
+            why = f"attempt {src.attempt} is the first with work"
+        else:
+            why = f"attempt {src.attempt} is the latest with work"
+        self.notify(why, title="Diff", severity="warning")
 
     def action_attempt(self, delta: int) -> None:
         src = self.source
-        if src is None or len(src.attempts) < 2:
-            self.notify("only one attempt has work to show", severity="warning")
+        if src is None:
             return
-        i = src.attempts.index(src.attempt) if src.attempt in src.attempts else 0
-        j = max(0, min(i + delta, len(src.attempts) - 1))
-        if j != i:
+        j = self._step(delta)
+        if j is not None:
             self.attempt = src.attempts[j]
             self.loaded = False
             self.reload()

@@ -28,6 +28,7 @@ class NoteScreen(FarroAccess, ModalScreen[FollowUp | None]):
     DEFAULT_CSS = """
     NoteScreen #note { margin: 1 0 0 0; }
     NoteScreen #note-hint { color: $text-muted; }
+    NoteScreen #note-hint.-refused { color: $text-warning; text-style: bold; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss(None)", "Cancel", id="note_cancel"),
@@ -73,7 +74,9 @@ class NoteScreen(FarroAccess, ModalScreen[FollowUp | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         note = event.value.strip()
-        if not note:
-            self.notify("the note may not be empty", severity="warning")
+        if not note:  # said in the dialog: notifications wait while a dialog is open
+            hint = self.query_one("#note-hint", Static)
+            hint.update("the note may not be empty: what should the agent do differently?")
+            hint.add_class("-refused")
             return
         self.dismiss(FollowUp(note=note, from_work=self.query_one(Checkbox).value))

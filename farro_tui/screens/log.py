@@ -53,6 +53,7 @@ class LogScreen(FarroAccess, Screen[None]):
         self._live = True
         self._reading = False  # a read is in flight in a worker thread
         self._refused: str | None = None  # why the log cannot be shown, as last said
+        self._moves = (False, False)  # is there an earlier, a later attempt: [ and ] act
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pane-title")
@@ -119,8 +120,17 @@ class LogScreen(FarroAccess, Screen[None]):
         self.tick()
         self._title()
 
+    def _moves_from(self, found: list[int]) -> tuple[bool, bool]:
+        """(earlier, later): whether ``[`` and ``]`` have an attempt to go to."""
+        index = found.index(self.attempt) if self.attempt in found else len(found) - 1
+        return index > 0, 0 <= index < len(found) - 1
+
     def _title(self) -> None:
         found = self.attempts()
+        moves = self._moves_from(found)
+        if moves != self._moves:  # [ and ] are shown enabled only where they go somewhere
+            self._moves = moves
+            self.farro.refresh_bindings()
         which = f"attempt {self.attempt}" if self.attempt else "no attempt yet"
         if found:
             which += f" of {found[-1]}"
@@ -240,6 +250,25 @@ class LogScreen(FarroAccess, Screen[None]):
             log.scroll_end(animate=False)
         self._title()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "attempt" and parameters:
+            earlier, later = self._moves
+            return (earlier if _back(parameters) else later) or None
+        return True
+
+    def explain(self, action: str, parameters: tuple[object, ...]) -> None:
+        """``[`` or ``]`` with no attempt that way: which attempt this is."""
+        found = self.attempts()
+        if not found:
+            why = "no logs yet"
+        elif len(found) == 1:
+            why = f"attempt {found[0]} is the only one with a log"
+        elif _back(parameters):
+            why = f"attempt {self.attempt or found[-1]} is the first"
+        else:
+            why = f"attempt {self.attempt or found[-1]} is the latest"
+        self.notify(why, title="Log", severity="warning")
+
     def action_attempt(self, delta: int) -> None:
         found = self.attempts()
         if not found:
@@ -259,3 +288,8 @@ class LogScreen(FarroAccess, Screen[None]):
 
     def action_bottom(self) -> None:
         self.query_one(Log).scroll_end(animate=False)
+
+
+def _back(parameters: tuple[object, ...]) -> bool:
+    """Does ``attempt(delta)`` go back (``[``)?"""
+    return bool(parameters) and isinstance(parameters[0], int) and parameters[0] < 0

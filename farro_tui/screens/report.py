@@ -10,6 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -132,7 +133,20 @@ class ReportScreen(FarroAccess, Screen[None]):
             )
         if jobs:
             table.move_cursor(row=min(cursor, len(jobs) - 1))
+        self.farro.refresh_bindings()
         self.loads += 1
+
+    @property
+    def selected(self) -> str | None:
+        """The job under the cursor: what ``l`` (log) and ``d`` (diff) act on here."""
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        return None if key is None else str(key)
+
+    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        self.farro.refresh_bindings()  # l shown enabled once a row is under the cursor
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """enter on a row opens that job."""

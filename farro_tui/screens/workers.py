@@ -162,6 +162,7 @@ class WorkersScreen(FarroAccess, Screen[None]):
         super().__init__()
         self._fit: Fit | None = None
         self._jobs: dict[str, str | None] = {}  # the full job id of each row (shown cut short)
+        self._had_job: bool | None = None  # the last selected_job seen, as set or not
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
@@ -204,12 +205,44 @@ class WorkersScreen(FarroAccess, Screen[None]):
                         table.update_cell(w.name, col, value)
                 else:
                     table.add_row(*cells, key=w.name)
+        self._job_changed()
 
-    def action_open(self) -> None:
+    @property
+    def selected_job(self) -> str | None:
+        """The job of the worker under the cursor: what enter, ``l`` and ``d`` act on."""
         table = self.query_one(DataTable)
         if not table.row_count:
-            return
+            return None
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        job_id = self._jobs.get(str(key))
+        return self._jobs.get(str(key)) or None
+
+    def no_job(self) -> str:
+        """Why enter or ``l`` acts on nothing here (the notification's words)."""
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return "no worker under the cursor"
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        return f"worker {visible(str(key))} runs no job"
+
+    def _job_changed(self) -> None:
+        """A worker took or finished a job, or the cursor moved: the footer's keys follow."""
+        has = self.selected_job is not None
+        if has != self._had_job:
+            self._had_job = has
+            self.farro.refresh_bindings()
+
+    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        self._job_changed()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open":
+            return self.selected_job is not None or None  # shown disabled; pressed, says why
+        return True
+
+    def explain(self, action: str, parameters: tuple[object, ...]) -> None:
+        self.notify(self.no_job(), title="Open job", severity="warning")
+
+    def action_open(self) -> None:
+        job_id = self.selected_job
         if job_id:
             self.farro.open_job(job_id)

@@ -15,6 +15,7 @@ from support import wait_until
 
 from farro_core import job
 from farro_core.root import Root
+from farro_core.transitions import Actor
 
 from .helpers import S, last_audit, make, status
 
@@ -73,6 +74,44 @@ def test_requeue_a_stale_job_in_tmux_at_80x24(root: Root) -> None:
             ),
             session,
         )
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+
+
+def test_notifications_never_cover_a_dialog_in_tmux_at_80x24(root: Root) -> None:
+    """Failure notices stack up the right half of an 80x24 terminal: the requeue
+    question stays whole, and a notice raised while it asks waits for the answer."""
+    target = make(root, S.STALE, "stuck job")
+    running = [make(root, S.IN_PROGRESS, f"long running job number {n}") for n in range(4)]
+    session = f"farro-test-{os.getpid()}-{time.monotonic_ns()}"
+    cmd = f"{FARRO_TUI} --no-workers --root {root.path}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True
+    )
+
+    def fail(jid: str) -> None:
+        job.commit(job.load(root, jid), S.FAILED, Actor.AGENT, "attempt 1: agent exited 1")
+
+    question = f"{target} stuck job (stale)"
+    try:
+        _poll("the queue", lambda: "stuck job" in _screen(session), session)
+        for jid in running[:3]:
+            fail(jid)
+        _poll("three notices", lambda: _screen(session).count(" failed\n") >= 3, session)
+        _send(session, "4")
+        _poll("the stale tab", lambda: "4 stale 1" in _screen(session), session)
+        _send(session, "r")
+        _poll("the confirmation", lambda: "Requeue 1 job?" in _screen(session), session)
+        _poll("the question whole", lambda: question in _screen(session), session)
+        assert "Requeue (y)" in _screen(session), _screen(session)
+
+        fail(running[3])  # while the dialog asks: its notice waits
+        _poll("the tab count", lambda: "5 failed 4" in _screen(session), session)
+        screen = _screen(session)
+        assert question in screen and running[3] not in screen, screen
+        _send(session, "n")
+        _poll("the notice that waited", lambda: running[3] in _screen(session), session)
+        assert "Requeue 1 job?" not in _screen(session)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
 
