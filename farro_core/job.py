@@ -4,7 +4,7 @@ Read top to bottom, this file is the life of a job on disk. Each step that a
 crash could interrupt carries a named crash point (:mod:`farro_core.crash`), and
 the comment beside it says what a crash there leaves behind.
 
-Why one file of ~850 lines: the three transactions share one discipline (the
+Why one file of ~820 lines: the three transactions share one discipline (the
 job dir opened once, the commit lock, the revision check, the crash points), and
 reading them side by side is how that discipline is checked. What is not a
 transaction lives elsewhere: publishing a batch (publish.py), the heartbeat

@@ -1,6 +1,6 @@
 """``farro ls``, ``show``, ``logs`` and ``history``: read jobs, never change them.
 
-Why one file of ~500 lines: the four commands share the rendering of a job (its
+Why one file of ~550 lines: the four commands share the rendering of a job (its
 rows, its result, its work); the computing is in the core (listing, work, audit).
 """
 
