@@ -10,7 +10,6 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -20,6 +19,7 @@ from farro_core.visible import visible
 from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import STATUS_STYLE
+from farro_tui.widgets.tables import cursor_key
 
 #: at most this often the view reads its jobs again while the batch runs
 REFRESH_S = 0.5
@@ -139,11 +139,7 @@ class ReportScreen(FarroAccess, Screen[None]):
     @property
     def selected(self) -> str | None:
         """The job under the cursor: what ``l`` (log) and ``d`` (diff) act on here."""
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        return None if key is None else str(key)
+        return cursor_key(self.query_one(DataTable))
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
         self.farro.refresh_bindings()  # l shown enabled once a row is under the cursor

@@ -10,7 +10,6 @@ from rich.cells import cell_len, get_character_cell_size
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -20,6 +19,7 @@ from farro_core.visible import visible
 from farro_tui.access import FarroAccess
 from farro_tui.widgets.footer import FarroFooter
 from farro_tui.widgets.queue_view import ellipsized
+from farro_tui.widgets.tables import cursor_key
 
 COLUMNS = ("worker", "host", "state", "job", "try", "for", "done")
 
@@ -210,19 +210,13 @@ class WorkersScreen(FarroAccess, Screen[None]):
     @property
     def selected_job(self) -> str | None:
         """The job of the worker under the cursor: what enter, ``l`` and ``d`` act on."""
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        return self._jobs.get(str(key)) or None
+        key = cursor_key(self.query_one(DataTable))
+        return None if key is None else self._jobs.get(key) or None
 
     def no_job(self) -> str:
         """Why enter or ``l`` acts on nothing here (the notification's words)."""
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return "no worker under the cursor"
-        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        return f"worker {visible(str(key))} runs no job"
+        key = cursor_key(self.query_one(DataTable))
+        return "no worker under the cursor" if key is None else f"worker {visible(key)} runs no job"
 
     def _job_changed(self) -> None:
         """A worker took or finished a job, or the cursor moved: the footer's keys follow."""
