@@ -1,6 +1,7 @@
 """``farro init`` and ``farro submit``: make a root, put jobs in its queue."""
 
 import os
+import stat
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -388,8 +389,6 @@ def _like(original: "Prompt", flags: dict[str, Any], new_prompt: bool) -> dict[s
 def _regular(path: str) -> bool:
     """Whether a spec file is a file: only one has a directory to anchor a relative
     workspace to and a stem to name its batch (``batch=63`` said nothing)."""
-    import stat
-
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
