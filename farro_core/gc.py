@@ -15,8 +15,10 @@ What it removes, and only that:
   ``history`` and ``logs`` still find them; no transition moves them again.
 
 Queued, running and stale jobs are never selected. Refs are removed only where
-the job's own record (its branch in the result) says FARRO made them. Every
-removal is one audit line (``event: gc``).
+the job's own record (its branch in the result) says FARRO made them, and a
+``farro/<id>`` branch only while it is where FARRO left it (the base or an
+attempt's work commit) and checked out nowhere: once the operator checks it out
+or commits on it, it is theirs. Every removal is one audit line (``event: gc``).
 """
 
 from __future__ import annotations
@@ -341,26 +343,37 @@ def _refs(root: Root, env: Envelope, report: Report) -> None:
         return  # no branch on record: nothing FARRO made
     if env.prompt.workspace is None:
         return
+    branch = f"refs/heads/farro/{env.id}"
     try:
         repo, _ = workspace.resolve_path(root, env.prompt.workspace)
         listed = workspace.git(
             repo,
             "for-each-ref",
-            "--format=%(refname)",
-            f"refs/heads/farro/{env.id}",
+            "--format=%(refname)%00%(objectname)%00%(worktreepath)",
+            branch,
             f"refs/farro/{env.id}/",
         )
     except workspace.WorkspaceError:
         return
-    for ref in listed.stdout.split():
-        if ref != f"refs/heads/farro/{env.id}" and not ref.startswith(f"refs/farro/{env.id}/"):
+    # what FARRO left the branch at: the base, or an attempt's work commit
+    ours = {res.base_commit} | {c.commit for c in res.work.commits}
+    for line in listed.stdout.splitlines():
+        ref, oid, checked_out = [*line.split("\0"), "", ""][:3]
+        if ref != branch and not ref.startswith(f"refs/farro/{env.id}/"):
+            continue
+        if ref == branch and (checked_out or oid not in ours):
+            # the operator's now: deleting it would leave their worktree on an
+            # unborn branch, or drop commits FARRO did not make
+            why = f"checked out in {checked_out}" if checked_out else "moved past FARRO's work"
+            report.lines.append(f"kept {ref} in {repo}: {why}")
             continue
         if not report.dry_run:
-            proc = workspace.git(repo, "update-ref", "-d", ref, check=False)
+            # only at the value seen: a branch moved meanwhile is not deleted
+            proc = workspace.git(repo, "update-ref", "-d", ref, oid, check=False)
             if proc.returncode != 0:
                 report.lines.append(f"could not remove {ref} in {repo}: {proc.stderr.strip()}")
                 continue
-        if ref.startswith("refs/heads/"):
+        if ref == branch:
             report.branches += 1
         else:
             report.refs += 1

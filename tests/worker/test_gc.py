@@ -170,3 +170,39 @@ def test_gc_takes_a_succeeded_jobs_branch_once_it_is_landed(wroot: Root, tmp_pat
     assert code == 0, err
     assert f"removed refs/heads/farro/{landed.id} in {repo}" in out, out
     assert _refs(repo, landed.id) == [] and _refs(repo, kept.id)
+
+
+def test_gc_keeps_a_branch_the_operator_checked_out_or_built_on(
+    wroot: Root, tmp_path: Path
+) -> None:
+    # the branch is the operator's once they check it out or commit on it: deleting it
+    # would leave their worktree on an unborn branch, or drop their commits
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    fail = sh("echo x > src/b.py; exit 3")
+    out_ = submit(wroot, "out", agent=fail, workspace=str(repo), max_attempts=1)
+    built = submit(wroot, "built", agent=fail, workspace=str(repo), max_attempts=1)
+    plain = submit(wroot, "plain", agent=fail, workspace=str(repo), max_attempts=1)
+    while w.run_once() is not None:
+        pass
+    w.stop()
+    for j in (out_, built, plain):
+        assert load(wroot, j.id).status == "failed"
+    review = tmp_path / "review"
+    git(repo, "worktree", "add", "-q", str(review), f"farro/{out_.id}")
+    git(repo, "checkout", "-q", f"farro/{built.id}")
+    (repo / "mine.txt").write_text("mine\n")
+    git(repo, "add", "mine.txt")
+    git(repo, "commit", "-q", "-m", "the operator's own commit")
+    git(repo, "checkout", "-q", "main")
+    mine = git(repo, "rev-parse", f"farro/{built.id}")
+
+    code, out, err = cli("gc", "--root", str(wroot.path))
+    assert code == 0, err
+    assert git(review, "rev-parse", "HEAD") == git(repo, "rev-parse", f"farro/{out_.id}")
+    assert f"kept refs/heads/farro/{out_.id}" in out and str(review) in out, out
+    assert git(repo, "rev-parse", f"farro/{built.id}") == mine
+    assert f"kept refs/heads/farro/{built.id}" in out, out
+    assert _refs(repo, plain.id) == []  # FARRO's own, untouched by anyone: gone
+    assert f"refs/farro/{out_.id}/" not in " ".join(_refs(repo, out_.id))  # FARRO's refs go
+    assert "2 branches" not in out and "1 branch" in out, out
