@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from farro_core import pool, workspace
+from support import wait_until
+
+from farro_core import operations, pool, workspace
 from farro_core.envelope import Envelope
 from farro_core.root import Root
 
-from .helpers import git, make_repo, make_worker, pooled_worktrees, sh, submit
+from .helpers import git, make_repo, make_worker, pid_alive, pooled_worktrees, sh, submit
 
 #: the first job writes everywhere a later job could see it
 WRITE_EVERYWHERE = (
@@ -88,6 +91,48 @@ def test_a_worker_killed_mid_job_leaves_a_worktree_the_next_one_cleans(
     out = _run(wroot, CHECK_PRISTINE + " && test ! -e junk.log", repo)
     assert out.status == "succeeded", out.lifecycle.reason
     assert pooled_worktrees(wroot) == [dead]  # taken over, not a second one
+
+
+def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """A worker started before the other died reaped nothing at its start: the dead
+    one's agent, still writing in the slot, must not write into the next job's tree."""
+    repo = make_repo(tmp_path / "repo")
+    env = submit(wroot, "x", workspace=str(repo))
+    script = (
+        "import os, subprocess, sys\n"
+        "from farro_core import pool, procs, workspace\n"
+        "from farro_core.job import load\n"
+        "from farro_core.root import Root\n"
+        "root = Root.open(sys.argv[1])\n"
+        "ws = workspace.prepare(root, load(root, sys.argv[2]), slots=pool.Pool(root))\n"
+        "unit = procs.Unit('agent')\n"
+        "loop = 'while :; do echo late > late.txt; sleep 0.05; done'\n"
+        "p = unit.popen(['/bin/sh', '-c', loop], dict(os.environ), cwd=ws.path,\n"
+        "               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(p.pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(wroot.path), env.id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    orphan = int(proc.stdout.split()[0])
+    try:
+        operations.kill(wroot, env.id)  # queued still: the next worker runs the check job
+        (dead,) = pooled_worktrees(wroot)
+        wait_until(lambda: (dead / "late.txt").exists(), "the dead worker's agent writing")
+        out = _run(wroot, CHECK_PRISTINE + " && sleep 0.3 && test ! -e late.txt", repo)
+        assert out.status == "succeeded", out.lifecycle.reason
+        assert not pid_alive(orphan)
+        assert not (dead / "late.txt").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(orphan, signal.SIGKILL)
 
 
 def test_two_workers_never_share_and_slots_stay_bounded(wroot: Root, tmp_path: Path) -> None:
