@@ -19,21 +19,22 @@ when every existing slot is held, so slots never outnumber the workers that ran
 at once, and disk stays one checkout per worker.
 
 Isolation. Before each attempt the slot is reset to the attempt's base: a forced
-detached checkout through FARRO's own index (the agent's index is never read),
-then every untracked entry removed (ignored ones too, unless ``workspace_reuse``
-is ``keep-ignored``: then only those the base commit's ``.gitignore`` files
-ignore are kept). FARRO's index records the stat data git saw when it wrote the
-files; a file the agent touched has another ctime (which no agent can set back),
-so git rewrites it, and a file whose recorded ctime or mtime falls in or after
-the second the index was written in (where an edit's stat data can equal the
-recorded ones: git may compare whole seconds) is hashed first, and removed
-unless its bytes and mode are the index's, so git writes it again. Those racy
-entries are read from the index itself
-(:func:`index_facts`), never by a stat of every file. That index is trusted
-only while the worker that wrote it holds it and its bytes and mtime are as
-they were (git's racy rule reads that mtime): a slot taken over from a dead worker is
-reset from an index with no stat data, which rewrites every file. Anything that
-goes wrong while resetting discards the slot and makes it anew.
+detached checkout through FARRO's own index (the agent's index is never read), then
+every untracked entry removed (ignored ones too, unless ``workspace_reuse`` is
+``keep-ignored``: then only those the base commit's ``.gitignore`` files ignore are
+kept), and the worktree's own git dir cleared of what the last job's git left there
+(locks, a merge or rebase under way, ``config.worktree``). FARRO's index records the
+stat data git saw when it wrote the files; a file the agent touched has another
+ctime (which no agent can set back), so git rewrites it, and a file whose recorded
+ctime or mtime falls in or after the second the index was written in (where an
+edit's stat data can equal the recorded ones: git may compare whole seconds) is
+hashed first, and removed unless its bytes and mode are the index's, so git writes
+it again. Those racy entries are read from the index itself (:func:`index_facts`),
+never by a stat of every file. That index is trusted only while the worker that
+wrote it holds it and its bytes and mtime are as they were (git's racy rule reads
+that mtime): a slot taken over from a dead worker is reset from an index with no
+stat data, which rewrites every file. Anything that goes wrong while resetting
+discards the slot and makes it anew.
 """
 
 from __future__ import annotations

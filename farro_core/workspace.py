@@ -632,6 +632,21 @@ def _put_dotgit(wt: Path, git_dir: Path) -> None:
         fs.write_file(wt / ".git", want, 0o644, durable=False)
 
 
+#: what a worktree's own git dir needs; the rest is what the last job's git left there
+_GIT_DIR_KEEP = frozenset({"HEAD", "commondir", "gitdir", "index"})
+
+
+def _clear_git_dir(git_dir: Path) -> None:
+    """Remove all but :data:`_GIT_DIR_KEEP` from the slot's own git dir: a lock the
+    last agent's git left (killed mid-commit, every later ``git add`` fails), a
+    merge, rebase or bisect under way, ``config.worktree``, ORIG_HEAD, the reflog."""
+    if os.path.islink(git_dir):
+        raise WorkspaceError(f"its git dir {git_dir} is a symlink")
+    for name in os.listdir(git_dir):
+        if name not in _GIT_DIR_KEEP:
+            pool.remove_tree(git_dir / name)
+
+
 def _reset_slot(
     root: Root,
     slot: pool.Slot,
@@ -657,6 +672,7 @@ def _reset_slot(
         # slot-N.json is writable by an agent: never adopt another worktree's registration
         raise WorkspaceError(f"{git_dir} is not the registration of {slot.path}")
     _put_dotgit(slot.path, git_dir)
+    _clear_git_dir(git_dir)
     fs.write_file(git_dir / "gitdir", f"{slot.path}/.git\n".encode(), 0o644, durable=False)
     idx = {"GIT_INDEX_FILE": str(slot.index_file)}
     trusted = slot.index_trusted()

@@ -15,7 +15,15 @@ from farro_core import operations, pool, workspace
 from farro_core.envelope import Envelope
 from farro_core.root import Root
 
-from .helpers import git, make_repo, make_worker, pid_alive, pooled_worktrees, sh, submit
+from .helpers import (
+    git,
+    make_repo,
+    make_worker,
+    pid_alive,
+    pooled_worktrees,
+    sh,
+    submit,
+)
 
 #: the first job writes everywhere a later job could see it
 WRITE_EVERYWHERE = (
@@ -133,6 +141,33 @@ def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(orphan, signal.SIGKILL)
+
+
+def test_what_a_job_left_in_its_worktrees_git_dir_is_not_seen_by_the_next(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """The worktree's own git dir is the slot's too: a lock an agent's git left (killed
+    mid-commit), a rebase, merge or bisect under way must not greet the next agent."""
+    repo = make_repo(tmp_path / "repo")
+    plant = (
+        'G=$(git rev-parse --git-dir); touch "$G/index.lock"; '
+        'git rev-parse HEAD > "$G/MERGE_HEAD"; mkdir -p "$G/rebase-merge"; '
+        'echo main > "$G/rebase-merge/head-name"; echo x > "$G/BISECT_START"; '
+        'printf "[core]\\n\\thooksPath = /nowhere\\n" > "$G/config.worktree"'
+    )
+    w = make_worker(wroot)
+    submit(wroot, "a", agent=sh(plant), workspace=str(repo))
+    first = w.run_once()
+    assert first is not None and first.status == "succeeded", first.lifecycle.reason
+    check = (
+        "G=$(git rev-parse --git-dir); for f in index.lock MERGE_HEAD rebase-merge "
+        'BISECT_START config.worktree; do test ! -e "$G/$f" || exit 1; done; '
+        "! git status | grep -i -E 'rebas|merg|bisect' && git add -A && " + CHECK_CLEAN_GIT
+    )
+    submit(wroot, "b", agent=sh(check), workspace=str(repo), allowed_paths=["**"])
+    out = w.run_once()
+    assert out is not None and out.status == "succeeded", out.lifecycle.reason
+    assert len(pooled_worktrees(wroot)) == 1
 
 
 def test_two_workers_never_share_and_slots_stay_bounded(wroot: Root, tmp_path: Path) -> None:
