@@ -550,7 +550,9 @@ def _create_slot(
     slot.trusted = None
     with repo_lock(root, common):
         _discard_locked(slot.path, slot.meta(), common)
-        for f in (slot.meta_file, slot.index_file):
+        # a lock a FARRO git killed mid-reset left would fail every later reset
+        lock = slot.index_file.with_name(slot.index_file.name + ".lock")
+        for f in (slot.meta_file, slot.index_file, lock):
             f.unlink(missing_ok=True)
         # forget our own registration if its directory is gone; never `worktree prune`,
         # which would also drop the operator's worktrees that are missing for now

@@ -17,6 +17,7 @@ from farro_core.root import Root
 
 from .helpers import (
     git,
+    log_text,
     make_repo,
     make_worker,
     pid_alive,
@@ -168,6 +169,24 @@ def test_what_a_job_left_in_its_worktrees_git_dir_is_not_seen_by_the_next(
     out = w.run_once()
     assert out is not None and out.status == "succeeded", out.lifecycle.reason
     assert len(pooled_worktrees(wroot)) == 1
+
+
+def test_a_lock_left_on_the_slots_index_costs_one_new_worktree_not_one_per_job(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """A FARRO git killed mid-reset (a timeout, a power cut) leaves slot-N.index.lock."""
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot)
+    notes = []
+    for i in range(3):
+        if i == 1:
+            (pooled_worktrees(wroot)[0].parent / "slot-1.index.lock").touch()
+        submit(wroot, "x", agent=sh("echo x >> README.md"), workspace=str(repo))
+        out = w.run_once()
+        assert out is not None and out.status == "succeeded", out.lifecycle.reason
+        notes.append(next(ln for ln in log_text(out).splitlines() if "worktree " in ln))
+    assert "could not be reset" in notes[1], notes
+    assert "reused: reset to base" in notes[2], notes
 
 
 def test_two_workers_never_share_and_slots_stay_bounded(wroot: Root, tmp_path: Path) -> None:
