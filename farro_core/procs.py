@@ -128,7 +128,10 @@ def _owner_alive(owner: tuple[str, int, int]) -> bool:
         return True
     if (pid, started) == _owner() and pid == os.getpid():
         return True
-    return pid_started_at(pid) == started
+    # a zombie is dead: killed with -9, a worker stays one until its parent waits for
+    # it, which a container's init may never do
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[19]) == started
 
 
 # ---------------------------------------------------------------- the probe

@@ -216,6 +216,34 @@ def test_kill_9_of_the_worker_then_the_next_worker_or_manager_reaps(
         assert w.returncode == 0
 
 
+UNIT_THEN_DIE = (
+    "import os, subprocess, sys\n"
+    "from farro_core import procs\n"
+    "u = procs.Unit('attempt', sys.argv[1])\n"
+    "p = u.popen(['sleep', '300'], dict(os.environ),\n"
+    "            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "print(p.pid, flush=True)\n"
+    "os.kill(os.getpid(), 9)\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["auto", "fallback"])
+def test_a_dead_worker_nobody_waited_for_is_dead(leftovers: list[int], mode: str) -> None:
+    """Killed with -9, a worker stays a zombie until its parent waits for it, and a
+    container's init may never do so: its units must be reaped all the same."""
+    with subprocess.Popen(
+        [PYTHON, "-c", UNIT_THEN_DIE, mode], stdout=subprocess.PIPE, env=child_env()
+    ) as owner:  # waited for on the way out, and only then
+        assert owner.stdout is not None
+        agent = int(owner.stdout.readline())
+        leftovers.append(agent)
+        wait_until(lambda: not alive(owner.pid), "the owner dead (and not waited for)")
+        assert os.path.exists(f"/proc/{owner.pid}")  # a zombie: its start time still there
+        assert alive(agent)
+        units.reap_orphans()
+        all_gone({"agent": agent}, "after reap_orphans")
+
+
 PLANNER_TIMEOUT = (
     "import sys\n"
     "from farro_core.planner import PlannerError, run_planner\n"
