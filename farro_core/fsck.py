@@ -8,8 +8,9 @@ against what is on disk then; a job that moved on meanwhile is left alone.
 
 Without ``repair`` it only reports. With it, it moves misplaced jobs to the directory their status
 names, marks in-progress jobs whose worker is gone as stale, quarantines what it
-cannot read (never deleting), and writes ``recovered`` audit lines for revisions
-a crash kept out of the log.
+cannot read (never deleting), writes ``recovered`` audit lines for revisions
+a crash kept out of the log, and ends the agents a worker killed with -9 left
+running on this host (in the worktree the next worker takes over).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from farro_core import audit, fs, job, publish
+from farro_core import audit, fs, job, procs, publish
 from farro_core.envelope import Lifecycle, load_prompt
 from farro_core.errors import Conflict, Corrupt, FarroError, Refused
 from farro_core.ids import ID_PATTERN
@@ -33,7 +34,8 @@ TMP_MAX_AGE_S = 3600.0
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # misplaced, stale, corrupt, duplicate, leftover, symlink, unaudited, tmp, error
+    #: misplaced, stale, corrupt, duplicate, leftover, symlink, unaudited, tmp, orphan, error
+    kind: str
     path: str  # relative to the root
     detail: str
     action: str  # what repair did (or would do)
@@ -48,6 +50,34 @@ def fsck(root: Root, *, repair: bool = False, now: float | None = None) -> list[
     out += _check_tmp(root, repair, now)
     jobs = _check_queues(root, repair, out, _audit_index(root, _known_ids(root))[0])
     out += _check_audit(root, repair, jobs)
+    out += _check_orphans(root, repair)
+    return out
+
+
+def _check_orphans(root: Root, repair: bool) -> list[Finding]:
+    """Agents and checks of this root's jobs whose worker died (``kill -9``) and that
+    still run on this host, writing in a worktree the next worker will take over."""
+    tops = {os.path.realpath(root.path) + os.sep, str(root.path).rstrip(os.sep) + os.sep}
+    out = []
+    for orphan in procs.orphans():
+        env = orphan.farro_env
+        where = env.get("FARRO_WORKSPACE", "")
+        if not any(where.startswith(t) for t in tops):
+            where = env.get("FARRO_JOB_DIR", "")
+            if not any(where.startswith(t) for t in tops):
+                continue  # another root's
+        rel = os.path.relpath(where, root.path)
+        pids = ", ".join(str(p) for p in orphan.pids[:10])
+        more = f" … {len(orphan.pids) - 10} more" if len(orphan.pids) > 10 else ""
+        detail = (
+            f"job {env.get('FARRO_JOB_ID', '?')}: processes {pids}{more} of a dead worker "
+            f"still running (unit {orphan.token})"
+        )
+        if repair:
+            procs.end_orphan(orphan)
+            out.append(Finding("orphan", rel, detail, "ended", True))
+        else:
+            out.append(Finding("orphan", rel, detail, "would end them"))
     return out
 
 

@@ -530,6 +530,55 @@ def kill_recorded(record: Mapping[str, Any]) -> bool:
     return found or bool(procs)
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """A unit on this host whose owner is dead and whose processes still run."""
+
+    token: str
+    pids: tuple[int, ...]
+    #: the ``FARRO_*`` variables of its first process (which job, which workspace)
+    farro_env: Mapping[str, str]
+
+
+def _farro_env(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return {}
+    out = {}
+    for item in data.split(b"\0"):
+        key, eq, value = item.partition(b"=")
+        if eq and key.startswith(b"FARRO_"):
+            out[key.decode(errors="replace")] = value.decode(errors="surrogateescape")
+    return out
+
+
+def orphans() -> list[Orphan]:
+    """What :func:`reap_orphans` would end (found by their token), ending nothing:
+    ``farro fsck`` reports them, and ends them with ``--repair``."""
+    me = os.getpid()
+    found: dict[str, list[int]] = {}
+    dead: dict[str, bool] = {}
+    for pid in _pids():
+        token = _token_of(pid) if pid != me else None
+        if token is None:
+            continue
+        if token not in dead:
+            owner = _parse_token(token)
+            dead[token] = owner is not None and not _owner_alive(owner)
+        st = _stat(pid) if dead[token] else None
+        if st is not None and st[0] not in "ZX":
+            found.setdefault(token, []).append(pid)
+    return [Orphan(t, tuple(pids), _farro_env(pids[0])) for t, pids in found.items()]
+
+
+def end_orphan(orphan: Orphan) -> bool:
+    """End one unit :func:`orphans` found (its cgroup too, when it has one)."""
+    cg = _cgroup_of(orphan.pids[0], orphan.token)
+    return kill_recorded({"token": orphan.token, "cgroup": str(cg) if cg else None})
+
+
 _orphan_lock = threading.Lock()
 
 

@@ -13,6 +13,7 @@ from support import wait_until
 
 from farro_core import operations, pool, workspace
 from farro_core.envelope import Envelope
+from farro_core.fsck import fsck
 from farro_core.root import Root
 
 from .helpers import (
@@ -102,6 +103,34 @@ def test_a_worker_killed_mid_job_leaves_a_worktree_the_next_one_cleans(
     assert pooled_worktrees(wroot) == [dead]  # taken over, not a second one
 
 
+def _orphan_in_slot(root: Root, job_id: str) -> int:
+    """A worker process that starts the job's agent in its slot, then dies with -9:
+    the agent's pid (it goes on writing late.txt in the slot)."""
+    script = (
+        "import os, subprocess, sys\n"
+        "from farro_core import pool, procs, runner, workspace\n"
+        "from farro_core.job import load\n"
+        "from farro_core.root import Root\n"
+        "root = Root.open(sys.argv[1])\n"
+        "env = load(root, sys.argv[2])\n"
+        "ws = workspace.prepare(root, env, slots=pool.Pool(root))\n"
+        "unit = procs.Unit('agent')\n"
+        "loop = 'while :; do echo late > late.txt; sleep 0.05; done'\n"
+        "p = unit.popen(['/bin/sh', '-c', loop], runner.agent_env(env, ws.path, 'w0'),\n"
+        "               cwd=ws.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(p.pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(root.path), job_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return int(proc.stdout.split()[0])
+
+
 def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
     wroot: Root, tmp_path: Path
 ) -> None:
@@ -109,28 +138,7 @@ def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
     one's agent, still writing in the slot, must not write into the next job's tree."""
     repo = make_repo(tmp_path / "repo")
     env = submit(wroot, "x", workspace=str(repo))
-    script = (
-        "import os, subprocess, sys\n"
-        "from farro_core import pool, procs, workspace\n"
-        "from farro_core.job import load\n"
-        "from farro_core.root import Root\n"
-        "root = Root.open(sys.argv[1])\n"
-        "ws = workspace.prepare(root, load(root, sys.argv[2]), slots=pool.Pool(root))\n"
-        "unit = procs.Unit('agent')\n"
-        "loop = 'while :; do echo late > late.txt; sleep 0.05; done'\n"
-        "p = unit.popen(['/bin/sh', '-c', loop], dict(os.environ), cwd=ws.path,\n"
-        "               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        "print(p.pid, flush=True)\n"
-        "os.kill(os.getpid(), 9)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(wroot.path), env.id],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    orphan = int(proc.stdout.split()[0])
+    orphan = _orphan_in_slot(wroot, env.id)
     try:
         operations.kill(wroot, env.id)  # queued still: the next worker runs the check job
         (dead,) = pooled_worktrees(wroot)
@@ -139,6 +147,27 @@ def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
         assert out.status == "succeeded", out.lifecycle.reason
         assert not pid_alive(orphan)
         assert not (dead / "late.txt").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(orphan, signal.SIGKILL)
+
+
+def test_fsck_repair_ends_a_dead_workers_agent_in_its_worktree(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    env = submit(wroot, "x", workspace=str(repo))
+    orphan = _orphan_in_slot(wroot, env.id)
+    try:
+        (slot,) = pooled_worktrees(wroot)
+        wait_until(lambda: (slot / "late.txt").exists(), "the dead worker's agent writing")
+        found = [f for f in fsck(wroot) if f.kind == "orphan"]
+        # any FARRO process on the host may end it first; alive now, it was seen
+        assert found or not pid_alive(orphan)
+        assert all(not f.repaired and env.id in f.detail for f in found), found
+        assert all(f.path == os.path.relpath(slot, wroot.path) for f in found), found
+        fixed = [f for f in fsck(wroot, repair=True) if f.kind == "orphan"]
+        assert all(f.repaired for f in fixed)
+        assert not pid_alive(orphan)
+        assert [f for f in fsck(wroot) if f.kind == "orphan"] == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(orphan, signal.SIGKILL)
