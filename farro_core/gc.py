@@ -14,7 +14,8 @@ What it removes, and only that:
   move to ``ROOT/archive/`` (under their commit lock), where ``show``,
   ``history`` and ``logs`` still find them; no transition moves them again.
 
-Queued, running and stale jobs are never selected. Refs are removed only where
+Queued, running and stale jobs are never selected, nor the refs of a job whose work
+one of them continues (``farro retry --from-work``). Refs are removed only where
 the job's own record (its branch in the result) says FARRO made them, and a
 ``farro/<id>`` branch only while it is where FARRO left it (the base or an
 attempt's work commit) and checked out nowhere: once the operator checks it out
@@ -169,6 +170,7 @@ def run(
     explicit = statuses is not None
     wanted = [s for s in (statuses if statuses is not None else FINISHED) if s in FINISHED]
     cutoff = time.time() - older_than_s if older_than_s is not None else None
+    continued: dict[str, str] | None = None  # read once, and only when refs may go
     for job_id in select(root, wanted, labels).ids:
         try:
             env = load(root, job_id)
@@ -180,10 +182,31 @@ def run(
             continue
         _logs(root, env, keep, report)
         if env.status != "succeeded" or explicit or _landed(env):
-            _refs(root, env, report)
+            continued = _continued(root) if continued is None else continued
+            if job_id in continued:
+                report.lines.append(
+                    f"kept the refs of {job_id}: job {continued[job_id]} starts from its work"
+                )
+            else:
+                _refs(root, env, report)
         if archive:
             _archive(root, env, report)
     return report
+
+
+def _continued(root: Root) -> dict[str, str]:
+    """Parent id -> a queued, running or stale follow-up that starts from the parent's
+    work (``farro retry --from-work``): until it runs, only the parent's refs hold
+    that commit."""
+    out: dict[str, str] = {}
+    for job_id in select(root, ("queued", "in-progress", "stale")).ids:
+        try:
+            lineage = load(root, job_id).prompt.lineage
+        except FarroError:
+            continue
+        if lineage is not None and lineage.from_work:
+            out.setdefault(lineage.parent, job_id)
+    return out
 
 
 def _archive(root: Root, env: Envelope, report: Report) -> None:

@@ -206,3 +206,27 @@ def test_gc_keeps_a_branch_the_operator_checked_out_or_built_on(
     assert _refs(repo, plain.id) == []  # FARRO's own, untouched by anyone: gone
     assert f"refs/farro/{out_.id}/" not in " ".join(_refs(repo, out_.id))  # FARRO's refs go
     assert "2 branches" not in out and "1 branch" in out, out
+
+
+def test_gc_keeps_the_work_a_queued_follow_up_starts_from(wroot: Root, tmp_path: Path) -> None:
+    # `farro retry --from-work`: the child's base is the parent's work commit, which only
+    # the parent's refs hold until the child runs; the queued child is never touched
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    parent = submit(
+        wroot, "p", agent=sh("echo x > src/b.py; exit 3"), workspace=str(repo), max_attempts=1
+    )
+    assert (out := w.run_once()) is not None and out.status == "failed"
+    code, child_id, err = cli(
+        "retry", parent.id, "--note", "n", "--from-work", "--root", str(wroot.path)
+    )
+    assert code == 0, err
+    child_id = child_id.strip()
+    code, out_text, err = cli("gc", "--root", str(wroot.path))
+    assert code == 0, err
+    assert _refs(repo, parent.id), out_text
+    assert f"kept the refs of {parent.id}: job {child_id} starts from its work" in out_text
+    operations.kill(wroot, child_id)
+    code, out_text, err = cli("gc", "--root", str(wroot.path))
+    assert code == 0, err
+    assert _refs(repo, parent.id) == [], out_text
