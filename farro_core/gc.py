@@ -257,10 +257,18 @@ def _worktrees(root: Root, report: Report) -> None:
             continue
         try:
             files, size = _usage(slot_dir)
+            beside = [info.key_dir / f"slot-{info.number}{sfx}" for sfx in (".json", ".index")]
+            for path in beside:  # FARRO's record and index of the slot go with it
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                files += 1
+                size += st.st_blocks * 512
             if not report.dry_run:
                 workspace.discard_slot(root, slot_dir, info.meta)
-                for suffix in (".json", ".index"):
-                    (info.key_dir / f"slot-{info.number}{suffix}").unlink(missing_ok=True)
+                for path in beside:
+                    path.unlink(missing_ok=True)
             report.files += files
             report.bytes += size
             report.worktrees += 1

@@ -230,3 +230,29 @@ def test_gc_keeps_the_work_a_queued_follow_up_starts_from(wroot: Root, tmp_path:
     code, out_text, err = cli("gc", "--root", str(wroot.path))
     assert code == 0, err
     assert _refs(repo, parent.id) == [], out_text
+
+
+def _file_usage(top: Path) -> tuple[int, int]:
+    """Files and bytes (allocated blocks) below ``top``, directories not counted."""
+    files = size = 0
+    for p in top.rglob("*"):
+        st = p.lstat()
+        if not p.is_dir() or p.is_symlink():
+            files += 1
+            size += st.st_blocks * 512
+    return files, size
+
+
+def test_gc_says_what_it_freed_to_the_byte(wroot: Root, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot)
+    submit(wroot, "x", agent=sh("echo x >> README.md; echo y > cache.log"), workspace=str(repo))
+    assert (out := w.run_once()) is not None and out.status == "succeeded"
+    w.stop()
+    before = _file_usage(wroot.path / "worktrees")
+    code, text, err = cli("gc", "--json", "--root", str(wroot.path))
+    assert code == 0, err
+    after = _file_usage(wroot.path / "worktrees")
+    report = json.loads(text)
+    assert report["worktrees"] == 1
+    assert (report["files"], report["bytes"]) == (before[0] - after[0], before[1] - after[1])
