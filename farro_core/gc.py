@@ -211,7 +211,8 @@ def _continued(root: Root) -> dict[str, str]:
 
 def _archive(root: Root, env: Envelope, report: Report) -> None:
     """Move a finished job's directory to ``ROOT/archive/``, under its commit lock."""
-    fs.make_private_dir(root.archive)
+    if not report.dry_run:
+        fs.make_private_dir(root.archive)
     try:
         dfd = fs.open_dir(env.runtime.path)
     except OSError:

@@ -256,3 +256,78 @@ def test_gc_says_what_it_freed_to_the_byte(wroot: Root, tmp_path: Path) -> None:
     report = json.loads(text)
     assert report["worktrees"] == 1
     assert (report["files"], report["bytes"]) == (before[0] - after[0], before[1] - after[1])
+
+
+def _disk(root: Root, repo: Path) -> tuple[dict[str, tuple[str, bytes, int]], str, str]:
+    """Every entry under the root but flock files (kind, bytes, mode), the repo's refs
+    and its worktrees."""
+    seen: dict[str, tuple[str, bytes, int]] = {}
+    for p in sorted(root.path.rglob("*")):
+        if p.name.endswith(".lock"):
+            continue  # taking a lock creates its file, and that is all
+        st = p.lstat()
+        kind = "dir" if p.is_dir() and not p.is_symlink() else "file"
+        body = p.read_bytes() if kind == "file" and not p.is_symlink() else b""
+        seen[str(p.relative_to(root.path))] = (kind, body, st.st_mode)
+    refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+    return seen, refs, git(repo, "worktree", "list", "--porcelain")
+
+
+def test_gc_dry_run_changes_nothing_and_gc_never_touches_unfinished_jobs(
+    wroot: Root, tmp_path: Path
+) -> None:
+    import os
+    import threading
+
+    from farro_core import job
+    from farro_core.fsck import fsck
+    from farro_core.identity import WorkerIdentity
+    from farro_core.locks import CLAIMS
+
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, retry_backoff_s=0)
+    fail = sh("echo x > src/b.py; exit 3")
+    failed = submit(wroot, "f", agent=fail, workspace=str(repo), max_attempts=1)
+    stale = submit(wroot, "s", agent=fail, workspace=str(repo), max_attempts=3)
+    for _ in range(2):
+        assert w.run_once() is not None
+    assert load(wroot, failed.id).status == "failed"
+    assert load(wroot, stale.id).status == "queued" and _refs(repo, stale.id)
+    env = job.claim(wroot, WorkerIdentity.current("gone"), ids=[stale.id])
+    assert env is not None
+    CLAIMS.release(job.claim_key(wroot, stale.id, env.lifecycle.attempt))  # its worker died
+    fsck(wroot, repair=True)
+    assert load(wroot, stale.id).status == "stale"
+    queued = submit(wroot, "q", agent=fail, workspace=str(repo))
+    w.stop()
+
+    before = _disk(wroot, repo)
+    args = ("gc", "--dry-run", "--archive", "--older-than", "0s", "--root", str(wroot.path))
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert f"would remove refs/heads/farro/{failed.id}" in out and "would move" in out, out
+    assert _disk(wroot, repo) == before  # not a byte, not a ref, not a worktree
+
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    gate = sh(f"touch {tmp_path}/started; cat {fifo} > /dev/null")
+    running = submit(wroot, "r", agent=gate, workspace=str(repo), priority=100)
+    w2 = make_worker(wroot, "w2")
+    t = threading.Thread(target=w2.run_once)
+    t.start()
+    try:
+        wait_until((tmp_path / "started").exists, "the running job's agent")
+        kept = {j: _refs(repo, j) for j in (stale.id, running.id, queued.id)}
+        logs = sorted((wroot.locate(stale.id) / "logs").iterdir())
+        code, out, err = cli("gc", "--archive", "--older-than", "0s", "--root", str(wroot.path))
+        assert code == 0, err
+        assert {j: _refs(repo, j) for j in kept} == kept
+        assert sorted((wroot.locate(stale.id) / "logs").iterdir()) == logs
+        assert [load(wroot, j).status for j in kept] == ["stale", "in-progress", "queued"]
+        assert (wroot.path / "archive" / failed.id).is_dir() and _refs(repo, failed.id) == []
+        assert "removed worktree" not in out  # the running worker's
+    finally:
+        with open(fifo, "w"):
+            pass
+        t.join()
+    assert load(wroot, running.id).status == "succeeded"
