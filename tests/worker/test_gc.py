@@ -331,3 +331,21 @@ def test_gc_dry_run_changes_nothing_and_gc_never_touches_unfinished_jobs(
             pass
         t.join()
     assert load(wroot, running.id).status == "succeeded"
+
+
+def test_gc_label_selects_whose_branches_go_and_is_off_in_the_manager_by_default(
+    wroot: Root, tmp_path: Path
+) -> None:
+    from farro_core.settings import Settings
+
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    fail = sh("echo x > src/b.py; exit 3")
+    a = submit(wroot, "a", agent=fail, workspace=str(repo), max_attempts=1, labels={"b": "1"})
+    b = submit(wroot, "b", agent=fail, workspace=str(repo), max_attempts=1, labels={"b": "2"})
+    while w.run_once() is not None:
+        pass
+    code, out, err = cli("gc", "--label", "b=1", "--root", str(wroot.path))
+    assert code == 0, err
+    assert _refs(repo, a.id) == [] and _refs(repo, b.id), out
+    assert Settings().gc_interval_s is None  # the manager runs gc only when told to
