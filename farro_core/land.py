@@ -32,7 +32,7 @@ from farro_core.clock import utcnow
 from farro_core.diff import OID
 from farro_core.envelope import Envelope, Landing
 from farro_core.errors import BadInput, Refused
-from farro_core.root import Root
+from farro_core.root import Root, archived
 from farro_core.transitions import Status
 from farro_core.visible import visible
 from farro_core.workspace import WorkspaceError, filters_off, git_bytes
@@ -189,6 +189,11 @@ def plan(env: Envelope, *, into: str | None = None, mode: Mode = "squash",
     if res is None:  # --force would not help: say so rather than suggest it
         raise LandRefused(
             f"job {jid} is {env.status} and has not finished an attempt: nothing to land"
+        )
+    if archived(env.path):  # refused before the branch moves: the record could not follow
+        raise LandRefused(
+            f"job {jid} is archived (farro gc --archive), where its record is read-only: "
+            f"bring its work in with git (git merge farro/{jid})"
         )
     if env.status is not Status.SUCCEEDED and not force:
         raise LandRefused(f"job {jid} is {env.status}, not succeeded: --force lands it anyway")

@@ -14,7 +14,7 @@ from typing import Literal
 from farro_core.envelope import Envelope
 from farro_core.errors import Conflict, FarroError, IllegalTransition, Refused
 from farro_core.job import commit, kill_requested, load, request_kill
-from farro_core.root import Root
+from farro_core.root import Root, archived
 from farro_core.transitions import QUEUE_DIR, Actor, Status, allowed
 
 _PHRASE = {
@@ -72,6 +72,11 @@ def requeue(root: Root, job_id: str, *, by: str = "operator") -> Envelope:
     if not allowed(env.status, Status.QUEUED, Actor.OPERATOR):
         raise IllegalTransition(
             f"job {job_id} {phrase(env.status)}; only stale or failed jobs can be requeued"
+        )
+    if archived(env.path):
+        raise Refused(
+            f"job {job_id} is archived (farro gc --archive) and never runs again: "
+            f"`farro retry {job_id} --note ...` makes a follow-up of it"
         )
     return commit(
         env,

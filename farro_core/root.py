@@ -53,7 +53,7 @@ class Root:
         self.accepted = self.inbox / "accepted"
         self.rejected = self.inbox / "rejected"
         self.audit_file = path / "audit" / "audit.jsonl"
-        self.archive = path / "archive"  # finished jobs `farro gc --archive` moved aside
+        self.archive = path / ARCHIVE  # finished jobs `farro gc --archive` moved aside
         self.run = path / "run"
         self.workers_dir = self.run / "workers"
         self.manager_lock = self.run / "manager.lock"
@@ -178,6 +178,15 @@ def _through_link(path: Path) -> tuple[Path, Path | None]:
 
 # what a root holds: a directory holding anything else is not made one (lost+found:
 # a root may be a file system of its own)
+ARCHIVE = "archive"
+
+
+def archived(job_path: Path) -> bool:
+    """A job directory ``farro gc --archive`` moved to ``ROOT/archive/``: readable, but
+    nothing commits there any more (no transition, no landing record)."""
+    return job_path.parent.name == ARCHIVE
+
+
 _ROOT_NAMES = frozenset({*DIRS, "farro.toml", "worktrees", "archive", "lost+found"})
 
 

@@ -349,3 +349,25 @@ def test_gc_label_selects_whose_branches_go_and_is_off_in_the_manager_by_default
     assert code == 0, err
     assert _refs(repo, a.id) == [] and _refs(repo, b.id), out
     assert Settings().gc_interval_s is None  # the manager runs gc only when told to
+
+
+def test_an_archived_job_is_refused_by_land_and_requeue_before_anything_moves(
+    wroot: Root, tmp_path: Path
+) -> None:
+    # archive/ is read-only: landing there moved the branch, then failed to record it
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    done = submit(wroot, "d", agent=sh("echo x > src/b.py"), workspace=str(repo), max_attempts=1)
+    bad = submit(wroot, "b", agent=sh("exit 3"), workspace=str(repo), max_attempts=1)
+    while w.run_once() is not None:
+        pass
+    code, out, err = cli("gc", "--archive", "--older-than", "0s", "--root", str(wroot.path))
+    assert code == 0 and "moved 2 jobs to archive/" in out, (out, err)
+    tip = git(repo, "rev-parse", "main")
+    code, out, err = cli("land", done.id, "--root", str(wroot.path))
+    assert code == 1 and err.startswith(f"farro: job {done.id} is archived"), err
+    assert f"git merge farro/{done.id}" in err, err
+    assert git(repo, "rev-parse", "main") == tip
+    code, out, err = cli("requeue", bad.id, "--root", str(wroot.path))
+    assert code == 1 and err.startswith(f"farro: job {bad.id} is archived"), err
+    assert "farro retry" in err, err
