@@ -516,3 +516,44 @@ def test_index_facts_are_read_from_the_index_git_wrote(tmp_path: Path) -> None:
     assert pool.index_facts(data[:-1] + bytes([data[-1] ^ 1]), 0) is None
     git(repo, "update-index", "--index-version", "4")
     assert pool.index_facts(index.read_bytes(), 0) is None
+
+
+def _bytes(top: Path, skip: str | None = None) -> int:
+    """Allocated bytes of the files below ``top`` (``skip``: a top-level name left out)."""
+    total = 0
+    for p in top.rglob("*"):
+        if skip is not None and p.relative_to(top).parts[0] == skip:
+            continue
+        if p.is_file() and not p.is_symlink():
+            total += p.lstat().st_blocks * 512
+    return total
+
+
+def test_worktrees_on_disk_stay_one_checkout_per_worker_whatever_the_jobs(
+    wroot: Root, tmp_path: Path
+) -> None:
+    """Issue 11's bound: (workers) x (checkout) x 1.2, after any number of jobs."""
+    repo = make_repo(tmp_path / "repo")
+    for i in range(200):  # a checkout big enough that FARRO's own files are small beside it
+        (repo / "src" / f"m{i}.py").write_text(f"M = {i}\n" * 200)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "more")
+    checkout = _bytes(repo, skip=".git")
+    workers = [make_worker(wroot, "w1"), make_worker(wroot, "w2")]
+    junk = (
+        "head -c 200000 /dev/urandom > junk.bin; head -c 200000 /dev/urandom > junk.log; "
+        "echo x >> src/m1.py"
+    )
+    for n in range(6):
+        for w in workers:
+            submit(
+                wroot, f"j{n} {w.name}", agent=sh(junk), workspace=str(repo), allowed_paths=["**"]
+            )
+            out = w.run_once()
+            assert out is not None and out.status == "succeeded", out
+    for w in workers:  # the last job's leftovers go at the next reset
+        submit(wroot, f"tidy {w.name}", agent=sh("true"), workspace=str(repo))
+        out = w.run_once()
+        assert out is not None and out.status == "succeeded"
+    assert len(pooled_worktrees(wroot)) == 2
+    assert _bytes(wroot.path / "worktrees") <= 2 * checkout * 1.2
