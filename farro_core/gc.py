@@ -387,10 +387,12 @@ def _refs(root: Root, env: Envelope, report: Report) -> None:
         )
     except workspace.WorkspaceError:
         return
-    # what FARRO left the branch at: the base, or an attempt's work commit
+    rows = [[*line.split("\0"), "", ""][:3] for line in listed.stdout.splitlines()]
+    # what FARRO left the branch at: the base, or an attempt's work commit (recorded, or
+    # kept by its attempt ref when the worker died before recording it)
     ours = {res.base_commit} | {c.commit for c in res.work.commits}
-    for line in listed.stdout.splitlines():
-        ref, oid, checked_out = [*line.split("\0"), "", ""][:3]
+    ours |= {oid for ref, oid, _ in rows if ref.startswith(f"refs/farro/{env.id}/attempt-")}
+    for ref, oid, checked_out in rows:
         if ref != branch and not ref.startswith(f"refs/farro/{env.id}/"):
             continue
         if ref == branch and (checked_out or oid not in ours):

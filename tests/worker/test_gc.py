@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -371,3 +372,25 @@ def test_an_archived_job_is_refused_by_land_and_requeue_before_anything_moves(
     code, out, err = cli("requeue", bad.id, "--root", str(wroot.path))
     assert code == 1 and err.startswith(f"farro: job {bad.id} is archived"), err
     assert "farro retry" in err, err
+
+
+def test_gc_takes_a_branch_an_unrecorded_attempt_left(wroot: Root, tmp_path: Path) -> None:
+    # a worker that died between committing the work and recording it left the branch
+    # at a commit only its attempt ref names: FARRO's still, not the operator's
+    repo = make_repo(tmp_path / "repo")
+    w = make_worker(wroot, max_attempts=1)
+    fail = sh("echo x > src/b.py; exit 3")
+    j = submit(wroot, "j", agent=fail, workspace=str(repo), max_attempts=1)
+    assert (done := w.run_once()) is not None and done.status == "failed"
+    tree = git(repo, "rev-parse", f"farro/{j.id}^{{tree}}")
+    lost = subprocess.run(
+        ["git", "-C", str(repo), "commit-tree", tree, "-p", f"farro/{j.id}", "-m", "attempt 2"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    git(repo, "update-ref", f"refs/farro/{j.id}/attempt-2", lost)
+    git(repo, "update-ref", f"refs/heads/farro/{j.id}", lost)
+    code, out, err = cli("gc", "--root", str(wroot.path))
+    assert code == 0, err
+    assert _refs(repo, j.id) == [], out
