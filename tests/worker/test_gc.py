@@ -394,3 +394,24 @@ def test_gc_takes_a_branch_an_unrecorded_attempt_left(wroot: Root, tmp_path: Pat
     code, out, err = cli("gc", "--root", str(wroot.path))
     assert code == 0, err
     assert _refs(repo, j.id) == [], out
+
+
+def test_gc_removes_the_per_job_worktrees_of_older_versions_only_of_finished_jobs(
+    wroot: Root, tmp_path: Path
+) -> None:
+    # before pooling, each job had ROOT/worktrees/<id>/: a root upgraded keeps them
+    repo = make_repo(tmp_path / "repo")
+    finished = submit(wroot, "f", agent=sh("exit 3"), workspace=str(repo), max_attempts=1)
+    assert (done := make_worker(wroot).run_once()) is not None and done.status == "failed"
+    queued = submit(wroot, "q", workspace=str(repo))
+    top = wroot.path / "worktrees"
+    for name in (finished.id, queued.id, "mine"):
+        git(repo, "worktree", "add", "-q", "--detach", str(top / name), "main")
+    code, out, err = cli("gc", "--root", str(wroot.path))
+    assert code == 0, err
+    assert not (top / finished.id).exists()
+    assert (top / queued.id / "README.md").is_file()  # its job may still run there
+    assert (top / "mine" / "README.md").is_file()  # no job's: not FARRO's to remove
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert str(top / finished.id) not in listed and str(top / queued.id) in listed
+    assert f"removed worktree {top / finished.id}" in out, out
