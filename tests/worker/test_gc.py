@@ -83,6 +83,7 @@ def test_gc_removes_what_is_not_needed_and_keeps_the_rest(wroot: Root, tmp_path:
     gc_lines = [r for r in read(root) if r.get("event") == "gc"]
     assert any(f"refs/heads/farro/{bad.id}" in r["reason"] for r in gc_lines)
     assert any("removed worktree" in r["reason"] for r in gc_lines)
+    assert any(r["job"] == bad.id and "logs of attempt 1" in r["reason"] for r in gc_lines)
     assert git(repo, "status", "--porcelain") == ""
 
     # naming succeeded explicitly takes its branch too; the next job makes a worktree anew
