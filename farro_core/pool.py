@@ -13,8 +13,8 @@ only what differs between two bases. Layout, under ``ROOT/worktrees/<repo key>/`
 The flock is the ownership: two workers never share a slot, and a worker killed
 with -9 drops its lock with its process, so the next worker that needs a slot of
 that repository takes the dead one's over and resets it, after ending every unit
-on the host whose owner is dead (:func:`procs.reap_orphans`): the dead worker's
-agent may still be writing in there. A slot is created only
+on the host whose owner is dead (:func:`procs.orphans`): the dead worker's agent
+may still be writing in there. A slot is created only
 when every existing slot is held, so slots never outnumber the workers that ran
 at once, and disk stays one checkout per worker.
 
@@ -270,8 +270,11 @@ class Pool:
                     got = locks.try_lock(dir_fd, f"slot-{n}.lock")
                     if got is not None:
                         # a worker killed with -9 left its agent running in there; this
-                        # process may have started before it died, so nothing reaped it
-                        procs.reap_orphans(self.root.settings.containment)
+                        # process may have started before it died, so nothing reaped it,
+                        # and reap_orphans() skips while a sibling worker is at it: end
+                        # them here, and be sure they are gone before the reset
+                        for orphan in procs.orphans():
+                            procs.end_orphan(orphan)
                         self.slots[key] = Slot(key_dir, n, got)
                         return self.slots[key]
                 n = (max(taken) + 1) if taken else 1

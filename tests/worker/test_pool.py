@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support import wait_until
 
-from farro_core import operations, pool, workspace
+from farro_core import operations, pool, procs, workspace
 from farro_core.envelope import Envelope
 from farro_core.fsck import fsck
 from farro_core.root import Root
@@ -131,11 +132,14 @@ def _orphan_in_slot(root: Root, job_id: str) -> int:
     return int(proc.stdout.split()[0])
 
 
+@pytest.mark.parametrize("sibling_reaping", [False, True])
 def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
-    wroot: Root, tmp_path: Path
+    wroot: Root, tmp_path: Path, sibling_reaping: bool
 ) -> None:
     """A worker started before the other died reaped nothing at its start: the dead
-    one's agent, still writing in the slot, must not write into the next job's tree."""
+    one's agent, still writing in the slot, must not write into the next job's tree.
+    Nor may it be left to a sibling worker of the process that is reaping right then
+    (the workers of a process that just started all reap at once; one does it)."""
     repo = make_repo(tmp_path / "repo")
     env = submit(wroot, "x", workspace=str(repo))
     orphan = _orphan_in_slot(wroot, env.id)
@@ -143,7 +147,9 @@ def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
         operations.kill(wroot, env.id)  # queued still: the next worker runs the check job
         (dead,) = pooled_worktrees(wroot)
         wait_until(lambda: (dead / "late.txt").exists(), "the dead worker's agent writing")
-        out = _run(wroot, CHECK_PRISTINE + " && sleep 0.3 && test ! -e late.txt", repo)
+        check = CHECK_PRISTINE + " && sleep 0.3 && test ! -e late.txt"
+        with procs._orphan_lock if sibling_reaping else contextlib.nullcontext():
+            out = _run(wroot, check, repo)
         assert out.status == "succeeded", out.lifecycle.reason
         assert not pid_alive(orphan)
         assert not (dead / "late.txt").exists()
