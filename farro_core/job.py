@@ -13,11 +13,12 @@ transaction lives elsewhere: publishing a batch (publish.py), the heartbeat
 
 from __future__ import annotations
 
+import bisect
 import errno
-import heapq
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -372,7 +373,12 @@ CLAIM_COMMIT_WAIT_S = 1.0
 
 # prompt.json never changes, so a job's place in the queue (priority, creation
 # time) and its agent preset are read once per job directory (id and inode) and
-# kept: a claim re-sorts incoming/ by what one directory read gives.
+# kept, and so is the ranking: a claim lists incoming/ and patches the ranking
+# with the entries that came and went since the last listing (_Queue).
+
+
+#: the order of a job whose directory could not be opened: last among priority 0
+_UNOPENED: tuple[int, float, str | None] = (0, float("inf"), None)
 
 
 def _queued(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
@@ -393,7 +399,7 @@ def _queued(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
         except OSError:
-            return (0, float("inf"), None)
+            return _UNOPENED
         try:
             prompt = read_prompt(root, dfd, job_id, fresh=True)
             agent = prompt.agent
@@ -409,24 +415,97 @@ def _queued(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
     return cached
 
 
-def _incoming(root: Root) -> list[tuple[str, int]]:
-    """Queued ids with the inodes of their directories (free from the directory read)."""
-    with os.scandir(root.incoming) as it:
-        return [
-            (e.name, e.inode())
-            for e in it
-            if not e.name.startswith(".") and ID_PATTERN.fullmatch(e.name)
-        ]
+#: (-priority, created_at, id, preset): a queued job's place; ids are unique, so two
+#: keys never tie before the preset (None and str would not compare)
+QueueKey = tuple[int, float, str, str | None]
+
+#: above this share of the queue changed since the last listing, the ranking is
+#: sorted afresh rather than patched entry by entry (each patch moves the list's tail)
+_RESORT_SHARE = 8
 
 
-def _queue_keys(root: Root) -> list[tuple[int, float, str, str | None]]:
-    """(-priority, created_at, id, preset) of every queued job: every claim lists
-    incoming/ again, so this runs once per queued job per claim (cached reads)."""
-    keys = []
-    for job_id, ino in _incoming(root):
-        priority, created, preset = _queued(root, job_id, ino)
-        keys.append((priority, created, job_id, preset))
-    return keys
+class _Queue:
+    """incoming/ ranked, kept between claims: a claim lists the directory again
+    (the listing is the truth, so a job created or requeued by anyone, up to the
+    claim's start, is seen), but only entries that are new since the last listing
+    cost Python work (a prompt read on first sight, a bisect), the rest a set
+    difference. Entries are (name, inode): an id that came back as another
+    directory is another entry, ranked by its own prompt. Shared by the worker
+    threads of a process, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._forget()
+
+    def _forget(self) -> None:
+        self._seen: frozenset[tuple[str, int]] = frozenset()  # the last listing, all names
+        self._key: dict[tuple[str, int], QueueKey] = {}  # its queued ids' keys
+        self._ranked: list[QueueKey] = []  # those keys, sorted
+        self._unread: set[tuple[str, int]] = set()  # directories that could not be opened
+
+    def ranked(self, root: Root) -> list[QueueKey]:
+        """The queued jobs, best first, as incoming/ holds them now (a snapshot)."""
+        with os.scandir(root.incoming) as it:
+            listing = frozenset([(e.name, e.inode()) for e in it])
+        with self._lock:
+            try:
+                self._update(root, listing)
+            except BaseException:
+                self._forget()  # half patched: the next claim ranks from scratch
+                raise
+            return self._ranked[:]
+
+    def _update(self, root: Root, listing: frozenset[tuple[str, int]]) -> None:
+        gone = self._seen - listing
+        new = listing - self._seen
+        # an entry whose directory could not be opened is ranked last: try it again
+        retry = self._unread & listing
+        self._seen = listing
+        if not (gone or new or retry):
+            return
+        resort = (len(gone) + len(new) + len(retry)) * _RESORT_SHARE > len(self._ranked)
+        for entry in gone | retry:
+            self._unread.discard(entry)
+            key = self._key.pop(entry, None)
+            if key is not None and not resort:
+                del self._ranked[bisect.bisect_left(self._ranked, key)]
+        added = []
+        for entry in new | retry:
+            job_id, ino = entry
+            if job_id.startswith(".") or not ID_PATTERN.fullmatch(job_id):
+                continue
+            order = _queued(root, job_id, ino)
+            if order is _UNOPENED:
+                self._unread.add(entry)
+            key = (order[0], order[1], job_id, order[2])
+            self._key[entry] = key
+            added.append(key)
+        if resort:
+            self._ranked = sorted(self._key.values())
+        else:
+            for key in added:
+                bisect.insort(self._ranked, key)
+
+
+def _queue(root: Root) -> _Queue:
+    holder: LRU[str, _Queue] = root.cache("claim_queue", 1)
+    found = holder.get("queue")
+    if found is None:
+        with _QUEUE_LOCK:
+            found = holder.get("queue")
+            if found is None:
+                found = _Queue()
+                holder.put("queue", found)
+    return found
+
+
+_QUEUE_LOCK = threading.Lock()
+
+
+def _queue_keys(root: Root) -> list[QueueKey]:
+    """(-priority, created_at, id, preset) of every queued job, best first."""
+    return _queue(root).ranked(root)
 
 
 def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str, str | None]]:
@@ -434,9 +513,6 @@ def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str,
 
     Not the id first: a caller may choose its own id, so ``zzzz-first`` submitted
     before ``aaaa-second`` must still be claimed first. ``ids`` keeps their order.
-    Lazily: a claim mostly takes the first, so a heap (built in linear time) beats
-    sorting the whole queue once per claim. Ids are unique, so the preset is never
-    compared.
     """
     if ids is not None:
         for job_id in ids:
@@ -446,16 +522,13 @@ def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str,
                 continue  # not queued (or gone meanwhile): nothing to claim
             yield job_id, _queued(root, job_id, ino)[2]
         return
-    keys = _queue_keys(root)
-    heapq.heapify(keys)
-    while keys:
-        _, _, job_id, preset = heapq.heappop(keys)
+    for _, _, job_id, preset in _queue_keys(root):
         yield job_id, preset
 
 
 def candidates(root: Root) -> list[str]:
     """Queued job ids, highest priority first, then oldest (by ``created_at``, then id)."""
-    return [key[2] for key in sorted(_queue_keys(root))]
+    return [key[2] for key in _queue_keys(root)]
 
 
 #: a claimer's say on a job's agent preset (see :func:`_queued`): True passes the job by

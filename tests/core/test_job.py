@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import stat
 import threading
 from datetime import timedelta
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from farro_core import fs, job, locks
 from farro_core.clock import utcnow
-from farro_core.envelope import JobSpec, Lifecycle, Result
+from farro_core.envelope import Envelope, JobSpec, Lifecycle, Result
 from farro_core.errors import (
     AlreadyExists,
     BadInput,
@@ -30,7 +31,16 @@ from farro_core.locks import CLAIMS, claim_lock_name
 from farro_core.root import Root
 from farro_core.transitions import QUEUE_DIR, TABLE, Actor, Status
 
-from .helpers import audit_of, claimed, create_elsewhere, queues_holding, snapshot, spec, worker
+from .helpers import (
+    audit_of,
+    claim_elsewhere,
+    claimed,
+    create_elsewhere,
+    queues_holding,
+    snapshot,
+    spec,
+    worker,
+)
 
 S, A = Status, Actor
 
@@ -250,6 +260,99 @@ def test_candidates_order(root: Root) -> None:
     high = job.create(root, spec(priority=5))
     mid = job.create(root, spec())
     assert job.candidates(root) == [high.id, mid.id, low.id]
+
+
+# A claim keeps incoming/ ranked between claims (job._Queue) and patches the
+# ranking with what changed: these fail on a cache that misses a change.
+
+
+def test_claim_sees_a_job_created_elsewhere_between_two_claims(root: Root) -> None:
+    first, second = job.create(root, spec("first")), job.create(root, spec("second"))
+    assert claimed(root).id == first.id  # the queue is ranked, and kept
+    create_elsewhere(root, "urgent-elsewhere", "urgent", priority=5)
+    assert job.candidates(root) == ["urgent-elsewhere", second.id]
+    assert claimed(root).id == "urgent-elsewhere"
+    assert claimed(root).id == second.id
+    assert job.claim(root, worker()) is None
+
+
+def test_claim_skips_a_job_claimed_elsewhere_since_the_last_claim(root: Root) -> None:
+    a, b, c = (job.create(root, spec(p)) for p in ("a", "b", "c"))
+    assert job.candidates(root) == [a.id, b.id, c.id]
+    claim_elsewhere(root, a.id)
+    assert job.candidates(root) == [b.id, c.id]
+    assert claimed(root).id == b.id
+    claim_elsewhere(root, c.id)
+    assert job.claim(root, worker()) is None
+    assert job.load(root, a.id).status is S.IN_PROGRESS
+    assert job.load(root, c.id).lifecycle.claim.worker == "elsewhere"  # type: ignore[union-attr]
+
+
+def test_an_id_back_as_another_directory_is_ranked_by_its_own_prompt(root: Root) -> None:
+    """Quarantined, then created again elsewhere with another priority: the ranking kept
+    for the old directory must not place (or pass by) the new one."""
+    old = job.create(root, spec("old", id="back-again-0001", priority=-5))
+    other = job.create(root, spec("other"))
+    assert job.candidates(root) == [other.id, old.id]
+    os.rename(old.path, root.quarantine / old.id)
+    create_elsewhere(root, old.id, "new", priority=5)
+    assert job.candidates(root) == [old.id, other.id]
+    c = claimed(root)
+    assert (c.id, c.prompt.prompt, c.prompt.priority) == (old.id, "new", 5)
+
+
+def test_a_ranking_broken_off_midway_is_not_kept(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while ranking new entries (an I/O error reading a prompt, say) must not
+    leave them listed as seen but unranked: the next claim would never see them."""
+    a = job.create(root, spec("a"))
+    assert job.candidates(root) == [a.id]
+    b, c = job.create(root, spec("b")), job.create(root, spec("c"))
+    real = job._queued
+
+    def failing(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
+        if job_id == c.id:
+            raise OSError(5, "Input/output error")
+        return real(root, job_id, ino)
+
+    monkeypatch.setattr(job, "_queued", failing)
+    with pytest.raises(OSError):
+        job.claim(root, worker())
+    monkeypatch.setattr(job, "_queued", real)
+    assert job.candidates(root) == [a.id, b.id, c.id]
+
+
+def test_the_kept_ranking_equals_a_fresh_one_through_many_changes(root: Root) -> None:
+    """Creates (one, and batches big enough to re-sort), claims, requeues, jobs taken
+    out and put back by hand: after each, the kept ranking is what a process seeing the
+    root for the first time ranks, highest priority, then oldest, then id."""
+    rng = random.Random(11)
+    claims: list[Envelope] = []
+    for step in range(40):
+        move = rng.choice(["one", "batch", "claim", "requeue", "out-and-back"])
+        if move == "one":
+            job.create(root, spec(f"one {step}", priority=rng.randint(-2, 2)))
+        elif move == "batch":
+            n = rng.choice([2, 30])
+            job.create_many(
+                root, [spec(f"b{step}.{i}", priority=rng.randint(-2, 2)) for i in range(n)]
+            )
+        elif move == "claim" and (c := job.claim(root, worker())) is not None:
+            claims.append(c)
+        elif move == "requeue" and claims:
+            c = claims.pop(rng.randrange(len(claims)))
+            job.commit(c, S.QUEUED, A.AGENT, "again", claim=None)
+            job.release_claim(c)
+        elif move == "out-and-back" and (queued := job.candidates(root)):
+            moved = rng.choice(queued)
+            os.rename(root.incoming / moved, root.tmp / moved)
+            assert moved not in job.candidates(root)
+            os.rename(root.tmp / moved, root.incoming / moved)
+        fresh = Root.open(root.path)  # no caches: incoming/ listed and sorted from scratch
+        assert job.candidates(root) == job.candidates(fresh), f"step {step}: {move}"
+        keys = [job.load(fresh, i).prompt for i in job.candidates(fresh)]
+        assert keys == sorted(keys, key=lambda p: (-p.priority, p.created_at, p.id))
 
 
 def test_not_before_honoured(root: Root) -> None:
