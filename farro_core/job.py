@@ -189,6 +189,12 @@ def where(root: Root, job_id: str, dir_fd: int) -> Path | None:
     return next((path for path, same in _in_queues(root, job_id, dir_fd) if same), None)
 
 
+def _only_in_incoming(root: Root, job_id: str, dir_fd: int) -> bool:
+    """``dir_fd`` is ``incoming/<id>`` and no other queue holds a directory of this id
+    (a duplicate, which the watchdog quarantines): both checks in one pass."""
+    return list(_in_queues(root, job_id, dir_fd)) == [(root.incoming / job_id, True)]
+
+
 def duplicate_of(root: Root, job_id: str, dir_fd: int) -> Path | None:
     """Another queue directory holding a job of this id (a copy put back by hand, say).
 
@@ -600,8 +606,7 @@ def _try_claim(
                 lc.status is not Status.QUEUED
                 or lc.attempt + 1 != attempt
                 or (lc.not_before and lc.not_before > now)
-                or where(root, job_id, dfd) != root.incoming / job_id
-                or duplicate_of(root, job_id, dfd) is not None  # the watchdog quarantines it
+                or not _only_in_incoming(root, job_id, dfd)
             ):
                 held.release()
                 return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import stat
 import threading
 from datetime import timedelta
@@ -398,6 +399,16 @@ def test_claim_skips_non_queued_in_incoming(root: Root) -> None:
     assert c.id == ok.id
     assert job.claim(root, worker()) is None
     assert (stuck.path / "job.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("queue", ["active", "done"])
+def test_claim_never_takes_a_job_with_a_copy_in_another_queue(root: Root, queue: str) -> None:
+    """A copy put back by hand is another job of the same id: neither may run."""
+    env = job.create(root, spec("copied"))
+    shutil.copytree(env.path, root.path / queue / env.id)
+    before = (env.path / "job.json").read_bytes()
+    assert job.claim(root, worker()) is None
+    assert (env.path / "job.json").read_bytes() == before
 
 
 def test_claim_skips_a_job_whose_claim_lock_is_held(root: Root) -> None:
