@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, batch, crash, fs, locks, publish
+from farro_core import audit, batch, crash, dirwatch, fs, locks, publish
 from farro_core.clock import utcnow
 from farro_core.envelope import (
     SCHEMA_VERSION,
@@ -425,59 +425,116 @@ def _queued(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
 #: keys never tie before the preset (None and str would not compare)
 QueueKey = tuple[int, float, str, str | None]
 
-#: above this share of the queue changed since the last listing, the ranking is
+#: above this share of the queue changed since the last look, the ranking is
 #: sorted afresh rather than patched entry by entry (each patch moves the list's tail)
 _RESORT_SHARE = 8
 
+#: from this many entries in incoming/ on, a process watches it (inotify, on a local
+#: file system) instead of listing it at each claim: a watch is one of the user's
+#: few inotify instances (128 by default), so a short queue, cheap to list, takes none
+_WATCH_FROM = 256
+
+Entry = tuple[str, int]  # (name, inode) of a directory in incoming/
+
 
 class _Queue:
-    """incoming/ ranked, kept between claims: a claim lists the directory again
-    (the listing is the truth, so a job created or requeued by anyone, up to the
-    claim's start, is seen), but only entries that are new since the last listing
-    cost Python work (a prompt read on first sight, a bisect), the rest a set
-    difference. Entries are (name, inode): an id that came back as another
-    directory is another entry, ranked by its own prompt. Shared by the worker
-    threads of a process, hence the lock.
+    """incoming/ ranked, kept between claims, and brought up to date at each claim.
+
+    Up to date by one of two means, whichever this root allows. Listing incoming/
+    again (the listing is the truth: other processes create, requeue and claim
+    jobs) and comparing it with the last listing as a set of (name, inode)
+    entries, so only the entries that came or went cost Python work (a prompt
+    read on first sight, a bisect). Or, on a local file system once the queue is
+    long, an inotify watch (:mod:`farro_core.dirwatch`), added *before* the
+    listing it continues, which names every entry created, removed or renamed
+    since the last claim: only those are looked at again (``lstat``), so a claim
+    costs what changed, not what is queued. An overflowed event queue means a
+    listing again. An id that came back as another directory is another inode,
+    so another entry, ranked by its own prompt. Shared by the worker threads of a
+    process: one lock around it all, since events, once read, are gone.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._watch: dirwatch.DirWatch | None = None
         self._forget()
 
     def _forget(self) -> None:
-        self._seen: frozenset[tuple[str, int]] = frozenset()  # the last listing, all names
-        self._key: dict[tuple[str, int], QueueKey] = {}  # its queued ids' keys
+        if self._watch is not None:
+            self._watch.close()
+        self._watch = None
+        self._watch_tried = False
+        self._seen: dict[str, int] = {}  # every name in incoming/ (dotfiles too): its inode
+        self._key: dict[Entry, QueueKey] = {}  # the queued ids' keys
         self._ranked: list[QueueKey] = []  # those keys, sorted
-        self._unread: set[tuple[str, int]] = set()  # directories that could not be opened
+        self._unread: set[Entry] = set()  # directories that could not be opened
+
+    @property
+    def watching(self) -> bool:
+        return self._watch is not None and self._watch.alive
 
     def ranked(self, root: Root) -> list[QueueKey]:
         """The queued jobs, best first, as incoming/ holds them now (a snapshot)."""
-        with os.scandir(root.incoming) as it:
-            listing = frozenset([(e.name, e.inode()) for e in it])
         with self._lock:
             try:
-                self._update(root, listing)
+                self._refresh(root)
             except BaseException:
-                self._forget()  # half patched: the next claim ranks from scratch
+                self._forget()  # half patched, events read: the next claim starts afresh
                 raise
             return self._ranked[:]
 
-    def _update(self, root: Root, listing: frozenset[tuple[str, int]]) -> None:
-        gone = self._seen - listing
-        new = listing - self._seen
+    def _refresh(self, root: Root) -> None:
+        if self._watch is not None and self._watch.alive:
+            names = self._watch.changed()
+            if names is not None:
+                self._look_again(root, names)
+                return
+        listing = _listing(root)
+        if not self._watch_tried and len(listing) >= _WATCH_FROM:
+            self._watch_tried = True
+            self._watch = dirwatch.open_watch(root.incoming)
+            if self._watch is not None:
+                listing = _listing(root)  # the listing the watch's events continue
         # an entry whose directory could not be opened is ranked last: try it again
-        retry = self._unread & listing
+        retry = {e for e in self._unread if listing.get(e[0]) == e[1]}
+        gone = (self._seen.items() - listing.items()) | retry
+        new = (listing.items() - self._seen.items()) | retry
         self._seen = listing
-        if not (gone or new or retry):
+        self._apply(root, gone, new)
+
+    def _look_again(self, root: Root, names: set[str]) -> None:
+        """Bring the entries of ``names`` (and those not opened yet) up to date."""
+        retry = self._unread.copy()
+        gone: set[Entry] = set()
+        new: set[Entry] = set()
+        incoming = os.fspath(root.incoming)
+        for name in names | {n for n, _ in retry}:
+            old = self._seen.get(name)
+            try:
+                ino: int | None = os.lstat(os.path.join(incoming, name)).st_ino
+            except FileNotFoundError:
+                ino = None
+            if ino == old and (name, old) not in retry:
+                continue
+            if old is not None:
+                gone.add((name, old))
+                del self._seen[name]
+            if ino is not None:
+                new.add((name, ino))
+                self._seen[name] = ino
+        self._apply(root, gone, new)
+
+    def _apply(self, root: Root, gone: set[Entry], new: set[Entry]) -> None:
+        if not (gone or new):
             return
-        resort = (len(gone) + len(new) + len(retry)) * _RESORT_SHARE > len(self._ranked)
-        for entry in gone | retry:
+        resort = (len(gone) + len(new)) * _RESORT_SHARE > len(self._ranked)
+        for entry in gone:
             self._unread.discard(entry)
             key = self._key.pop(entry, None)
             if key is not None and not resort:
                 del self._ranked[bisect.bisect_left(self._ranked, key)]
         added = []
-        for entry in new | retry:
+        for entry in new:
             job_id, ino = entry
             if job_id.startswith(".") or not ID_PATTERN.fullmatch(job_id):
                 continue
@@ -492,6 +549,12 @@ class _Queue:
         else:
             for key in added:
                 bisect.insort(self._ranked, key)
+
+
+def _listing(root: Root) -> dict[str, int]:
+    """Every name in incoming/ with its inode (free from the directory read)."""
+    with os.scandir(root.incoming) as it:
+        return {e.name: e.inode() for e in it}
 
 
 def _queue(root: Root) -> _Queue:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from farro_core import fs, job, locks
+from farro_core import dirwatch, fs, job, locks
 from farro_core.clock import utcnow
 from farro_core.envelope import Envelope, JobSpec, Lifecycle, Result
 from farro_core.errors import (
@@ -264,12 +264,29 @@ def test_candidates_order(root: Root) -> None:
 
 
 # A claim keeps incoming/ ranked between claims (job._Queue) and patches the
-# ranking with what changed: these fail on a cache that misses a change.
+# ranking with what changed, seen by listing incoming/ again or, for a long queue
+# on a local file system, by an inotify watch: these fail on a cache that misses a
+# change, each both ways.
 
 
-def test_claim_sees_a_job_created_elsewhere_between_two_claims(root: Root) -> None:
+@pytest.fixture(params=["listed", "watched"])
+def kept(request: pytest.FixtureRequest, root: Root, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the claim's kept queue follows incoming/: listing it, or watching it."""
+    monkeypatch.setattr(job, "_WATCH_FROM", 0 if request.param == "watched" else 10**9)
+    return str(request.param)
+
+
+def _check_kept(root: Root, kept: str) -> None:
+    """The queue follows incoming/ the way the test asked (a watch needs a local fs)."""
+    job.candidates(root)  # the queue looked at once at least
+    can_watch = dirwatch.fs_magic(root.incoming) in dirwatch.WATCHABLE
+    assert job._queue(root).watching == (kept == "watched" and can_watch)
+
+
+def test_claim_sees_a_job_created_elsewhere_between_two_claims(root: Root, kept: str) -> None:
     first, second = job.create(root, spec("first")), job.create(root, spec("second"))
     assert claimed(root).id == first.id  # the queue is ranked, and kept
+    _check_kept(root, kept)
     create_elsewhere(root, "urgent-elsewhere", "urgent", priority=5)
     assert job.candidates(root) == ["urgent-elsewhere", second.id]
     assert claimed(root).id == "urgent-elsewhere"
@@ -277,9 +294,10 @@ def test_claim_sees_a_job_created_elsewhere_between_two_claims(root: Root) -> No
     assert job.claim(root, worker()) is None
 
 
-def test_claim_skips_a_job_claimed_elsewhere_since_the_last_claim(root: Root) -> None:
+def test_claim_skips_a_job_claimed_elsewhere_since_the_last_claim(root: Root, kept: str) -> None:
     a, b, c = (job.create(root, spec(p)) for p in ("a", "b", "c"))
     assert job.candidates(root) == [a.id, b.id, c.id]
+    _check_kept(root, kept)
     claim_elsewhere(root, a.id)
     assert job.candidates(root) == [b.id, c.id]
     assert claimed(root).id == b.id
@@ -289,12 +307,13 @@ def test_claim_skips_a_job_claimed_elsewhere_since_the_last_claim(root: Root) ->
     assert job.load(root, c.id).lifecycle.claim.worker == "elsewhere"  # type: ignore[union-attr]
 
 
-def test_an_id_back_as_another_directory_is_ranked_by_its_own_prompt(root: Root) -> None:
+def test_an_id_back_as_another_directory_is_ranked_by_its_own_prompt(root: Root, kept: str) -> None:
     """Quarantined, then created again elsewhere with another priority: the ranking kept
     for the old directory must not place (or pass by) the new one."""
     old = job.create(root, spec("old", id="back-again-0001", priority=-5))
     other = job.create(root, spec("other"))
     assert job.candidates(root) == [other.id, old.id]
+    _check_kept(root, kept)
     os.rename(old.path, root.quarantine / old.id)
     create_elsewhere(root, old.id, "new", priority=5)
     assert job.candidates(root) == [old.id, other.id]
@@ -303,7 +322,7 @@ def test_an_id_back_as_another_directory_is_ranked_by_its_own_prompt(root: Root)
 
 
 def test_a_ranking_broken_off_midway_is_not_kept(
-    root: Root, monkeypatch: pytest.MonkeyPatch
+    root: Root, kept: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An error while ranking new entries (an I/O error reading a prompt, say) must not
     leave them listed as seen but unranked: the next claim would never see them."""
@@ -322,9 +341,42 @@ def test_a_ranking_broken_off_midway_is_not_kept(
         job.claim(root, worker())
     monkeypatch.setattr(job, "_queued", real)
     assert job.candidates(root) == [a.id, b.id, c.id]
+    _check_kept(root, kept)
+    d = job.create(root, spec("d"))
+    assert job.candidates(root) == [a.id, b.id, c.id, d.id]
 
 
-def test_the_kept_ranking_equals_a_fresh_one_through_many_changes(root: Root) -> None:
+def test_a_watch_whose_events_overflowed_lists_incoming_again(root: Root) -> None:
+    """More changes between two claims than the kernel queues events for: the job made
+    after the events were dropped is seen all the same."""
+    first = job.create(root, spec("first"))
+    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    try:
+        assert job.candidates(root) == [first.id]
+        _check_kept(root, "watched")
+        limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+        flood = root.incoming / ".flood"
+        for _ in range(min(limit, 100_000) // 2 + 1):  # two events each
+            os.mkdir(flood)
+            os.rmdir(flood)
+        create_elsewhere(root, "after-the-flood", "late", priority=1)
+        assert job.candidates(root) == ["after-the-flood", first.id]
+    finally:
+        job._WATCH_FROM = saved
+
+
+def test_a_watched_incoming_replaced_is_listed_again(root: Root, kept: str) -> None:
+    first = job.create(root, spec("first"))
+    assert job.candidates(root) == [first.id]
+    _check_kept(root, kept)
+    os.rename(root.incoming, root.tmp / "old-incoming")
+    os.mkdir(root.incoming, 0o700)
+    second = job.create(root, spec("second"))
+    assert job.candidates(root) == [second.id]
+    assert claimed(root).id == second.id
+
+
+def test_the_kept_ranking_equals_a_fresh_one_through_many_changes(root: Root, kept: str) -> None:
     """Creates (one, and batches big enough to re-sort), claims, requeues, jobs taken
     out and put back by hand: after each, the kept ranking is what a process seeing the
     root for the first time ranks, highest priority, then oldest, then id."""
@@ -350,6 +402,7 @@ def test_the_kept_ranking_equals_a_fresh_one_through_many_changes(root: Root) ->
             os.rename(root.incoming / moved, root.tmp / moved)
             assert moved not in job.candidates(root)
             os.rename(root.tmp / moved, root.incoming / moved)
+        _check_kept(root, kept)
         fresh = Root.open(root.path)  # no caches: incoming/ listed and sorted from scratch
         assert job.candidates(root) == job.candidates(fresh), f"step {step}: {move}"
         keys = [job.load(fresh, i).prompt for i in job.candidates(fresh)]
@@ -447,8 +500,9 @@ def test_claim_only_given_ids(root: Root) -> None:
     assert queues_holding(root, a.id) == ["incoming"]
 
 
-def test_claim_by_two_threads_claims_each_job_once(root: Root) -> None:
+def test_claim_by_two_threads_claims_each_job_once(root: Root, kept: str) -> None:
     made = {e.id for e in job.create_many(root, [spec(str(i)) for i in range(30)])}
+    _check_kept(root, kept)
     got: list[str] = []
     lock = threading.Lock()
 
