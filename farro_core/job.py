@@ -473,15 +473,16 @@ class _Queue:
     def watching(self) -> bool:
         return self._watch is not None and self._watch.alive
 
-    def ranked(self, root: Root) -> list[QueueKey]:
-        """The queued jobs, best first, as incoming/ holds them now (a snapshot)."""
+    def ranked(self, root: Root, head: int | None = None) -> list[QueueKey]:
+        """The queued jobs, best first, as incoming/ holds them now (a snapshot): the
+        first ``head`` of them, if given (a copy of 100k keys costs half a millisecond)."""
         with self._lock:
             try:
                 self._refresh(root)
             except BaseException:
                 self._forget()  # half patched, events read: the next claim starts afresh
                 raise
-            return self._ranked[:]
+            return self._ranked[:head]
 
     def _refresh(self, root: Root) -> None:
         if self._watch is not None and self._watch.alive:
@@ -572,6 +573,11 @@ def _queue(root: Root) -> _Queue:
 _QUEUE_LOCK = threading.Lock()
 
 
+#: a claim takes its first candidates from a copy of the ranking's head, and copies
+#: the rest only when it passed all of those by
+_HEAD = 64
+
+
 def _queue_keys(root: Root) -> list[QueueKey]:
     """(-priority, created_at, id, preset) of every queued job, best first."""
     return _queue(root).ranked(root)
@@ -591,8 +597,16 @@ def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str,
                 continue  # not queued (or gone meanwhile): nothing to claim
             yield job_id, _queued(root, job_id, ino)[2]
         return
-    for _, _, job_id, preset in _queue_keys(root):
+    queue = _queue(root)
+    head = queue.ranked(root, _HEAD)
+    for _, _, job_id, preset in head:
         yield job_id, preset
+    if len(head) < _HEAD:
+        return  # that was the whole queue
+    tried = {key[2] for key in head}  # passed by already: a claim looks at each job once
+    for _, _, job_id, preset in queue.ranked(root):
+        if job_id not in tried:
+            yield job_id, preset
 
 
 def candidates(root: Root) -> list[str]:

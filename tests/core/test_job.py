@@ -346,6 +346,28 @@ def test_a_ranking_broken_off_midway_is_not_kept(
     assert job.candidates(root) == [a.id, b.id, c.id, d.id]
 
 
+def test_a_claim_passing_by_the_whole_head_of_the_queue_goes_on_to_the_rest(
+    root: Root, kept: str
+) -> None:
+    """A claim copies only the ranking's head first (job._HEAD jobs): when it passes all
+    of them by, it must still reach the jobs below, best first, and try each only once."""
+    passed = job.create_many(
+        root, [spec(f"p{i}", priority=1, agent={"preset": "claude"}) for i in range(job._HEAD + 2)]
+    )
+    rest = job.create_many(root, [spec(f"r{i}") for i in range(3)])
+    _check_kept(root, kept)
+    asked: list[str | None] = []
+
+    def pass_by(preset: str | None) -> bool:
+        asked.append(preset)
+        return preset == "claude"
+
+    c = job.claim(root, worker(), pass_by=pass_by)
+    assert c is not None and c.id == rest[0].id
+    assert asked == ["claude"] * len(passed) + [None]
+    assert job.candidates(root) == [e.id for e in passed] + [e.id for e in rest[1:]]
+
+
 def test_a_watch_whose_events_overflowed_lists_incoming_again(root: Root) -> None:
     """More changes between two claims than the kernel queues events for: the job made
     after the events were dropped is seen all the same."""
