@@ -68,6 +68,7 @@ class DirWatch:
         # closed with its owner (a root's cache, dropped or collected), never left to
         # the FileIO's own finalizer, which warns of an unclosed file
         self._closer = weakref.finalize(self, self._inotify.close)
+        self._pid = os.getpid()
         self.alive = True
 
     def changed(self) -> set[str] | None:
@@ -75,8 +76,12 @@ class DirWatch:
 
         None when that cannot be told: the kernel's event queue overflowed (list
         the directory again), or the directory itself was removed, moved or
-        unmounted (then :attr:`alive` is False: the watch is over for good).
+        unmounted, or this is a forked child, sharing the parent's queue of events
+        (then :attr:`alive` is False: the watch is over for good).
         """
+        if os.getpid() != self._pid:  # a forked child: its events are read by the parent
+            self.close()
+            return None
         f = self._flags
         names: set[str] = set()
         lost = False

@@ -387,6 +387,37 @@ def test_a_watch_whose_events_overflowed_lists_incoming_again(root: Root) -> Non
         job._WATCH_FROM = saved
 
 
+def test_a_forked_child_never_reads_the_parents_watch(root: Root) -> None:
+    """A fork shares the watch's queue of events: were the child to read it, the parent
+    would never learn of what those events named."""
+    first = job.create(root, spec("first"))
+    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    try:
+        assert job.candidates(root) == [first.id]
+        _check_kept(root, "watched")
+        go_r, go_w = os.pipe()
+        done_r, done_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: look at the queue once the parent made a job, then report
+            try:
+                os.read(go_r, 1)
+                os.write(done_w, ",".join(job.candidates(root)).encode() or b"-")
+            finally:
+                os._exit(0)
+        os.close(go_r)
+        os.close(done_w)
+        second = job.create(root, spec("second"))
+        os.write(go_w, b"x")
+        seen_by_child = os.read(done_r, 4096).decode()
+        os.waitpid(pid, 0)
+        for fd in (go_w, done_r):
+            os.close(fd)
+        assert seen_by_child == f"{first.id},{second.id}"
+        assert job.candidates(root) == [first.id, second.id]
+    finally:
+        job._WATCH_FROM = saved
+
+
 def test_a_watched_incoming_replaced_is_listed_again(root: Root, kept: str) -> None:
     first = job.create(root, spec("first"))
     assert job.candidates(root) == [first.id]
