@@ -387,7 +387,9 @@ CLAIM_COMMIT_WAIT_S = 1.0
 _UNOPENED: tuple[int, float, str | None] = (0, float("inf"), None)
 
 
-def _queued(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
+def _queued(
+    root: Root, job_id: str, ino: int, *, fresh: bool = False
+) -> tuple[int, float, str | None]:
     """What the claim needs of prompt.json: (-priority, created_at, preset).
 
     ``preset`` names the job's agent preset; "" for an agent that is no preset,
@@ -395,12 +397,13 @@ def _queued(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
     prompt sorts last among priority 0 (claim skips it anyway). Kept by id *and*
     the inode of the job's directory: an id can come back (quarantined, then
     created again by another process) as another directory, with another prompt,
-    which must not be sorted, or passed by, as the old one was.
+    which must not be sorted, or passed by, as the old one was. ``fresh``: read it
+    even if kept (the inode number of a removed directory can be given to the next).
     """
     order: LRU[tuple[str, int], tuple[int, float, str | None]] = root.cache(
         "claim_order", ORDER_CACHE
     )
-    cached = order.hit((job_id, ino))
+    cached = None if fresh else order.hit((job_id, ino))
     if cached is None:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
@@ -504,7 +507,12 @@ class _Queue:
         self._apply(root, gone, new)
 
     def _look_again(self, root: Root, names: set[str]) -> None:
-        """Bring the entries of ``names`` (and those not opened yet) up to date."""
+        """Bring the entries of ``names`` (and those not opened yet) up to date.
+
+        A name the events give is read again even when its inode is the one kept:
+        removed and made again in between, a directory can get the inode number its
+        predecessor freed, with another prompt (another priority, another preset).
+        """
         retry = self._unread.copy()
         gone: set[Entry] = set()
         new: set[Entry] = set()
@@ -515,17 +523,15 @@ class _Queue:
                 ino: int | None = os.lstat(os.path.join(incoming, name)).st_ino
             except FileNotFoundError:
                 ino = None
-            if ino == old and (name, old) not in retry:
-                continue
             if old is not None:
                 gone.add((name, old))
                 del self._seen[name]
             if ino is not None:
                 new.add((name, ino))
                 self._seen[name] = ino
-        self._apply(root, gone, new)
+        self._apply(root, gone, new, fresh=True)
 
-    def _apply(self, root: Root, gone: set[Entry], new: set[Entry]) -> None:
+    def _apply(self, root: Root, gone: set[Entry], new: set[Entry], *, fresh: bool = False) -> None:
         if not (gone or new):
             return
         resort = (len(gone) + len(new)) * _RESORT_SHARE > len(self._ranked)
@@ -539,7 +545,7 @@ class _Queue:
             job_id, ino = entry
             if job_id.startswith(".") or not ID_PATTERN.fullmatch(job_id):
                 continue
-            order = _queued(root, job_id, ino)
+            order = _queued(root, job_id, ino, fresh=fresh)
             if order is _UNOPENED:
                 self._unread.add(entry)
             key = (order[0], order[1], job_id, order[2])

@@ -331,10 +331,10 @@ def test_a_ranking_broken_off_midway_is_not_kept(
     b, c = job.create(root, spec("b")), job.create(root, spec("c"))
     real = job._queued
 
-    def failing(root: Root, job_id: str, ino: int) -> tuple[int, float, str | None]:
+    def failing(root: Root, job_id: str, ino: int, **kw: bool) -> tuple[int, float, str | None]:
         if job_id == c.id:
             raise OSError(5, "Input/output error")
-        return real(root, job_id, ino)
+        return real(root, job_id, ino, **kw)
 
     monkeypatch.setattr(job, "_queued", failing)
     with pytest.raises(OSError):
@@ -414,6 +414,30 @@ def test_a_forked_child_never_reads_the_parents_watch(root: Root) -> None:
             os.close(fd)
         assert seen_by_child == f"{first.id},{second.id}"
         assert job.candidates(root) == [first.id, second.id]
+    finally:
+        job._WATCH_FROM = saved
+
+
+def test_a_watched_name_made_again_with_the_same_inode_is_read_again(root: Root) -> None:
+    """Removed and made again between two claims, a directory can get the inode number
+    its predecessor freed: the watch names it, and its prompt is read again, not the
+    order kept for the old one. (Made here by putting the same directory back with
+    another prompt: the same inode for certain.)"""
+    old = job.create(root, spec("old", id="made-again-0001", priority=-5))
+    other = job.create(root, spec("other"))
+    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    try:
+        assert job.candidates(root) == [other.id, old.id]
+        _check_kept(root, "watched")
+        aside = root.tmp / old.id
+        os.rename(old.path, aside)
+        prompt = aside / "prompt.json"
+        again = job.load(root, aside).prompt.model_copy(update={"priority": 9})
+        prompt.chmod(0o600)
+        prompt.write_text(again.model_dump_json())
+        prompt.chmod(0o444)
+        os.rename(aside, old.path)
+        assert job.candidates(root) == [old.id, other.id]
     finally:
         job._WATCH_FROM = saved
 
