@@ -4,7 +4,9 @@
 - ``farro submit`` cold wall time (a fresh process each time, its bytecode compiled as
   ``pip install`` leaves it; goal <= 100 ms);
 - ``farro ls --status queued`` on a root of 100k jobs (goal <= 0.5 s);
-- claim cost with 100k done jobs vs 1k done (goal <= 1.2x: claim never scans done/).
+- claim cost with 100k done jobs vs 1k done (goal <= 1.2x: claim never scans done/);
+- claim CPU with 1k and 10k jobs queued (a claim should cost what changed since the
+  last one, not what is queued: issue 11, item 4).
 
     .venv/bin/python benchmarks/bench_core.py [--jobs 200] [--big 100000]
     .venv/bin/python benchmarks/bench_core.py --submit-only [--submit-runs 15]
@@ -141,6 +143,30 @@ def bench_claim_scaling(small: Root, big: Root, n: int, big_n: int) -> Row:
     )
 
 
+def bench_claim_queued(base: Path, sizes: tuple[int, ...] = (1000, 10_000), n: int = 200) -> Row:
+    """CPU per claim (process time: steadier than wall time on a shared machine) with
+    ``size`` jobs queued, over ``n`` claims after a warm-up one."""
+    spec = parse_spec({"prompt": "benchmark: do nothing", "agent": ["true"]})
+    me = WorkerIdentity.current("bench-queued")
+    got = []
+    for size in sizes:
+        root = Root.init(base / f"queued-{size}")
+        job.create_many(root, [spec] * size)
+        claimed = [job.claim(root, me)]  # warm: every queued prompt read once
+        t = time.process_time()
+        claimed += [job.claim(root, me) for _ in range(n)]
+        got.append((time.process_time() - t) / n)
+        for env in claimed:
+            assert env is not None
+            job.release_claim(env)
+    return Row(
+        "claim CPU, " + " / ".join(f"{s // 1000}k" for s in sizes) + " queued",
+        "report",
+        " / ".join(ms(c) for c in got) + f" per claim (n={n})",
+        None,
+    )
+
+
 def run(
     jobs: int = 200, big_n: int = 100_000, submit_runs: int = 15, submit_only: bool = False
 ) -> list[Row]:
@@ -153,6 +179,7 @@ def run(
                 raise SystemExit("bench_core: no farro CLI")
             return [bench_submit_cold(base, cli, submit_runs)]
         rows += bench_transactions(base, jobs)
+        rows.append(bench_claim_queued(base))
         if cli is not None:
             rows.append(bench_submit_cold(base, cli, submit_runs))
         else:

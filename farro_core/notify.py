@@ -86,7 +86,8 @@ def _settings(root: Root) -> Settings:
         raw = None
     except (OSError, ValueError):
         return root.settings  # says what is wrong with it
-    environ = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("FARRO_")))
+    # the names first: os.environ decodes each value it yields, and few are FARRO_'s
+    environ = tuple(sorted((k, os.environ[k]) for k in os.environ if k.startswith("FARRO_")))
     key = (root.key, raw, environ)
     found = _SETTINGS.hit(key)
     if found is None:

@@ -212,7 +212,8 @@ class Worker:
         ``farro stats`` and ``farro agents`` (docs/architecture.md, "Agents").
         """
         default = self.settings.agent
-        environ = self.settings.passed_env(os.environ)
+        # the environment, copied only once a job names a preset: most claims never ask
+        environ: dict[str, str] = {}
         said: dict[str, str | None] = {}
         left: dict[str, str] = {}
 
@@ -222,6 +223,8 @@ class Worker:
             if not preset:
                 return False
             if preset not in said:
+                if not said:
+                    environ.update(self.settings.passed_env(os.environ))
                 said[preset] = agents.missing(preset, environ)
             why = said[preset]
             if why is not None:

@@ -62,12 +62,30 @@ import sys
 from farro_core import job
 from farro_core.envelope import parse_spec
 from farro_core.root import Root
-job.create(Root.open(sys.argv[1]), parse_spec({"prompt": sys.argv[3], "id": sys.argv[2]}))
+spec = {"prompt": sys.argv[3], "id": sys.argv[2], "priority": int(sys.argv[4])}
+job.create(Root.open(sys.argv[1]), parse_spec(spec))
 """
 
 
-def create_elsewhere(root: Root, job_id: str, prompt: str) -> None:
+def create_elsewhere(root: Root, job_id: str, prompt: str, priority: int = 0) -> None:
     """Create a job from another process (whose caches are not ours)."""
     subprocess.run(
-        [sys.executable, "-c", _CREATE, str(root.path), job_id, prompt], check=True, timeout=60
+        [sys.executable, "-c", _CREATE, str(root.path), job_id, prompt, str(priority)],
+        check=True,
+        timeout=60,
     )
+
+
+_CLAIM = """
+import sys
+from farro_core import job
+from farro_core.identity import WorkerIdentity
+from farro_core.root import Root
+env = job.claim(Root.open(sys.argv[1]), WorkerIdentity.current("elsewhere"), ids=[sys.argv[2]])
+sys.exit(0 if env is not None else 3)
+"""
+
+
+def claim_elsewhere(root: Root, job_id: str) -> None:
+    """Claim ``job_id`` from another process, which then exits (its claim lock freed)."""
+    subprocess.run([sys.executable, "-c", _CLAIM, str(root.path), job_id], check=True, timeout=60)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import stat
 import threading
 from datetime import timedelta
@@ -13,9 +15,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from farro_core import fs, job, locks
+from farro_core import dirwatch, fs, job, locks
 from farro_core.clock import utcnow
-from farro_core.envelope import JobSpec, Lifecycle, Result
+from farro_core.envelope import Envelope, JobSpec, Lifecycle, Result
 from farro_core.errors import (
     AlreadyExists,
     BadInput,
@@ -30,7 +32,16 @@ from farro_core.locks import CLAIMS, claim_lock_name
 from farro_core.root import Root
 from farro_core.transitions import QUEUE_DIR, TABLE, Actor, Status
 
-from .helpers import audit_of, claimed, create_elsewhere, queues_holding, snapshot, spec, worker
+from .helpers import (
+    audit_of,
+    claim_elsewhere,
+    claimed,
+    create_elsewhere,
+    queues_holding,
+    snapshot,
+    spec,
+    worker,
+)
 
 S, A = Status, Actor
 
@@ -252,6 +263,229 @@ def test_candidates_order(root: Root) -> None:
     assert job.candidates(root) == [high.id, mid.id, low.id]
 
 
+# A claim keeps incoming/ ranked between claims (job._Queue) and patches the
+# ranking with what changed, seen by listing incoming/ again or, for a long queue
+# on a local file system, by an inotify watch: these fail on a cache that misses a
+# change, each both ways.
+
+
+@pytest.fixture(params=["listed", "watched"])
+def kept(request: pytest.FixtureRequest, root: Root, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the claim's kept queue follows incoming/: listing it, or watching it."""
+    monkeypatch.setattr(job, "_WATCH_FROM", 0 if request.param == "watched" else 10**9)
+    return str(request.param)
+
+
+def _check_kept(root: Root, kept: str) -> None:
+    """The queue follows incoming/ the way the test asked (a watch needs a local fs)."""
+    job.candidates(root)  # the queue looked at once at least
+    can_watch = dirwatch.fs_magic(root.incoming) in dirwatch.WATCHABLE
+    assert job._queue(root).watching == (kept == "watched" and can_watch)
+
+
+def test_claim_sees_a_job_created_elsewhere_between_two_claims(root: Root, kept: str) -> None:
+    first, second = job.create(root, spec("first")), job.create(root, spec("second"))
+    assert claimed(root).id == first.id  # the queue is ranked, and kept
+    _check_kept(root, kept)
+    create_elsewhere(root, "urgent-elsewhere", "urgent", priority=5)
+    assert job.candidates(root) == ["urgent-elsewhere", second.id]
+    assert claimed(root).id == "urgent-elsewhere"
+    assert claimed(root).id == second.id
+    assert job.claim(root, worker()) is None
+
+
+def test_claim_skips_a_job_claimed_elsewhere_since_the_last_claim(root: Root, kept: str) -> None:
+    a, b, c = (job.create(root, spec(p)) for p in ("a", "b", "c"))
+    assert job.candidates(root) == [a.id, b.id, c.id]
+    _check_kept(root, kept)
+    claim_elsewhere(root, a.id)
+    assert job.candidates(root) == [b.id, c.id]
+    assert claimed(root).id == b.id
+    claim_elsewhere(root, c.id)
+    assert job.claim(root, worker()) is None
+    assert job.load(root, a.id).status is S.IN_PROGRESS
+    assert job.load(root, c.id).lifecycle.claim.worker == "elsewhere"  # type: ignore[union-attr]
+
+
+def test_an_id_back_as_another_directory_is_ranked_by_its_own_prompt(root: Root, kept: str) -> None:
+    """Quarantined, then created again elsewhere with another priority: the ranking kept
+    for the old directory must not place (or pass by) the new one."""
+    old = job.create(root, spec("old", id="back-again-0001", priority=-5))
+    other = job.create(root, spec("other"))
+    assert job.candidates(root) == [other.id, old.id]
+    _check_kept(root, kept)
+    os.rename(old.path, root.quarantine / old.id)
+    create_elsewhere(root, old.id, "new", priority=5)
+    assert job.candidates(root) == [old.id, other.id]
+    c = claimed(root)
+    assert (c.id, c.prompt.prompt, c.prompt.priority) == (old.id, "new", 5)
+
+
+def test_a_ranking_broken_off_midway_is_not_kept(
+    root: Root, kept: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while ranking new entries (an I/O error reading a prompt, say) must not
+    leave them listed as seen but unranked: the next claim would never see them."""
+    a = job.create(root, spec("a"))
+    assert job.candidates(root) == [a.id]
+    b, c = job.create(root, spec("b")), job.create(root, spec("c"))
+    real = job._queued
+
+    def failing(root: Root, job_id: str, ino: int, **kw: bool) -> tuple[int, float, str | None]:
+        if job_id == c.id:
+            raise OSError(5, "Input/output error")
+        return real(root, job_id, ino, **kw)
+
+    monkeypatch.setattr(job, "_queued", failing)
+    with pytest.raises(OSError):
+        job.claim(root, worker())
+    monkeypatch.setattr(job, "_queued", real)
+    assert job.candidates(root) == [a.id, b.id, c.id]
+    _check_kept(root, kept)
+    d = job.create(root, spec("d"))
+    assert job.candidates(root) == [a.id, b.id, c.id, d.id]
+
+
+def test_a_claim_passing_by_the_whole_head_of_the_queue_goes_on_to_the_rest(
+    root: Root, kept: str
+) -> None:
+    """A claim copies only the ranking's head first (job._HEAD jobs): when it passes all
+    of them by, it must still reach the jobs below, best first, and try each only once."""
+    passed = job.create_many(
+        root, [spec(f"p{i}", priority=1, agent={"preset": "claude"}) for i in range(job._HEAD + 2)]
+    )
+    rest = job.create_many(root, [spec(f"r{i}") for i in range(3)])
+    _check_kept(root, kept)
+    asked: list[str | None] = []
+
+    def pass_by(preset: str | None) -> bool:
+        asked.append(preset)
+        return preset == "claude"
+
+    c = job.claim(root, worker(), pass_by=pass_by)
+    assert c is not None and c.id == rest[0].id
+    assert asked == ["claude"] * len(passed) + [None]
+    assert job.candidates(root) == [e.id for e in passed] + [e.id for e in rest[1:]]
+
+
+def test_a_watch_whose_events_overflowed_lists_incoming_again(root: Root) -> None:
+    """More changes between two claims than the kernel queues events for: the job made
+    after the events were dropped is seen all the same."""
+    first = job.create(root, spec("first"))
+    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    try:
+        assert job.candidates(root) == [first.id]
+        _check_kept(root, "watched")
+        limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+        flood = root.incoming / ".flood"
+        for _ in range(min(limit, 100_000) // 2 + 1):  # two events each
+            os.mkdir(flood)
+            os.rmdir(flood)
+        create_elsewhere(root, "after-the-flood", "late", priority=1)
+        assert job.candidates(root) == ["after-the-flood", first.id]
+    finally:
+        job._WATCH_FROM = saved
+
+
+def test_a_forked_child_never_reads_the_parents_watch(root: Root) -> None:
+    """A fork shares the watch's queue of events: were the child to read it, the parent
+    would never learn of what those events named."""
+    first = job.create(root, spec("first"))
+    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    try:
+        assert job.candidates(root) == [first.id]
+        _check_kept(root, "watched")
+        go_r, go_w = os.pipe()
+        done_r, done_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: look at the queue once the parent made a job, then report
+            try:
+                os.read(go_r, 1)
+                os.write(done_w, ",".join(job.candidates(root)).encode() or b"-")
+            finally:
+                os._exit(0)
+        os.close(go_r)
+        os.close(done_w)
+        second = job.create(root, spec("second"))
+        os.write(go_w, b"x")
+        seen_by_child = os.read(done_r, 4096).decode()
+        os.waitpid(pid, 0)
+        for fd in (go_w, done_r):
+            os.close(fd)
+        assert seen_by_child == f"{first.id},{second.id}"
+        assert job.candidates(root) == [first.id, second.id]
+    finally:
+        job._WATCH_FROM = saved
+
+
+def test_a_watched_name_made_again_with_the_same_inode_is_read_again(root: Root) -> None:
+    """Removed and made again between two claims, a directory can get the inode number
+    its predecessor freed: the watch names it, and its prompt is read again, not the
+    order kept for the old one. (Made here by putting the same directory back with
+    another prompt: the same inode for certain.)"""
+    old = job.create(root, spec("old", id="made-again-0001", priority=-5))
+    other = job.create(root, spec("other"))
+    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    try:
+        assert job.candidates(root) == [other.id, old.id]
+        _check_kept(root, "watched")
+        aside = root.tmp / old.id
+        os.rename(old.path, aside)
+        prompt = aside / "prompt.json"
+        again = job.load(root, aside).prompt.model_copy(update={"priority": 9})
+        prompt.chmod(0o600)
+        prompt.write_text(again.model_dump_json())
+        prompt.chmod(0o444)
+        os.rename(aside, old.path)
+        assert job.candidates(root) == [old.id, other.id]
+    finally:
+        job._WATCH_FROM = saved
+
+
+def test_a_watched_incoming_replaced_is_listed_again(root: Root, kept: str) -> None:
+    first = job.create(root, spec("first"))
+    assert job.candidates(root) == [first.id]
+    _check_kept(root, kept)
+    os.rename(root.incoming, root.tmp / "old-incoming")
+    os.mkdir(root.incoming, 0o700)
+    second = job.create(root, spec("second"))
+    assert job.candidates(root) == [second.id]
+    assert claimed(root).id == second.id
+
+
+def test_the_kept_ranking_equals_a_fresh_one_through_many_changes(root: Root, kept: str) -> None:
+    """Creates (one, and batches big enough to re-sort), claims, requeues, jobs taken
+    out and put back by hand: after each, the kept ranking is what a process seeing the
+    root for the first time ranks, highest priority, then oldest, then id."""
+    rng = random.Random(11)
+    claims: list[Envelope] = []
+    for step in range(40):
+        move = rng.choice(["one", "batch", "claim", "requeue", "out-and-back"])
+        if move == "one":
+            job.create(root, spec(f"one {step}", priority=rng.randint(-2, 2)))
+        elif move == "batch":
+            n = rng.choice([2, 30])
+            job.create_many(
+                root, [spec(f"b{step}.{i}", priority=rng.randint(-2, 2)) for i in range(n)]
+            )
+        elif move == "claim" and (c := job.claim(root, worker())) is not None:
+            claims.append(c)
+        elif move == "requeue" and claims:
+            c = claims.pop(rng.randrange(len(claims)))
+            job.commit(c, S.QUEUED, A.AGENT, "again", claim=None)
+            job.release_claim(c)
+        elif move == "out-and-back" and (queued := job.candidates(root)):
+            moved = rng.choice(queued)
+            os.rename(root.incoming / moved, root.tmp / moved)
+            assert moved not in job.candidates(root)
+            os.rename(root.tmp / moved, root.incoming / moved)
+        _check_kept(root, kept)
+        fresh = Root.open(root.path)  # no caches: incoming/ listed and sorted from scratch
+        assert job.candidates(root) == job.candidates(fresh), f"step {step}: {move}"
+        keys = [job.load(fresh, i).prompt for i in job.candidates(fresh)]
+        assert keys == sorted(keys, key=lambda p: (-p.priority, p.created_at, p.id))
+
+
 def test_not_before_honoured(root: Root) -> None:
     env = job.create(root, spec())
     c = claimed(root)
@@ -297,6 +531,16 @@ def test_claim_skips_non_queued_in_incoming(root: Root) -> None:
     assert (stuck.path / "job.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("queue", ["active", "done"])
+def test_claim_never_takes_a_job_with_a_copy_in_another_queue(root: Root, queue: str) -> None:
+    """A copy put back by hand is another job of the same id: neither may run."""
+    env = job.create(root, spec("copied"))
+    shutil.copytree(env.path, root.path / queue / env.id)
+    before = (env.path / "job.json").read_bytes()
+    assert job.claim(root, worker()) is None
+    assert (env.path / "job.json").read_bytes() == before
+
+
 def test_claim_skips_a_job_whose_claim_lock_is_held(root: Root) -> None:
     busy = job.create(root, spec("busy", priority=9))
     free = job.create(root, spec("free"))
@@ -333,8 +577,9 @@ def test_claim_only_given_ids(root: Root) -> None:
     assert queues_holding(root, a.id) == ["incoming"]
 
 
-def test_claim_by_two_threads_claims_each_job_once(root: Root) -> None:
+def test_claim_by_two_threads_claims_each_job_once(root: Root, kept: str) -> None:
     made = {e.id for e in job.create_many(root, [spec(str(i)) for i in range(30)])}
+    _check_kept(root, kept)
     got: list[str] = []
     lock = threading.Lock()
 
