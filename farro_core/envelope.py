@@ -127,6 +127,13 @@ def agent_text(agent: AgentPreset | list[str] | str) -> str:
     return f"{agent.preset} preset" + (f" ({'; '.join(extra)})" if extra else "")
 
 
+def preset_of(spec: _JobFields, default: object) -> AgentPreset | None:
+    """The preset job ``spec`` runs (its own agent, else ``default``, the agent
+    setting), or None when it runs a command."""
+    agent = spec.agent if spec.agent is not None else default
+    return agent if isinstance(agent, AgentPreset) else None
+
+
 def as_preset(v: Any) -> Any:
     """A bare preset name (``"claude"``) is that preset; anything else is left as given."""
     if isinstance(v, str) and v.strip() in PRESETS:

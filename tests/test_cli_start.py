@@ -47,9 +47,11 @@ def test_submit_imports_no_other_command_and_no_console(root: Root) -> None:
     rc, out, modules = modules_after(["submit", "--root", str(root.path), "-p", "x"], root)
     assert rc == 0 and (root.incoming / out.strip()).is_dir(), out
     assert modules & MODULES == {"farro_core.cli.submit"}
-    # the console, rich; what only --allow, --workspace or a finishing job needs
+    # the console, rich; what only --allow, --workspace, an agent preset, a batch of
+    # several jobs or a finishing job needs
     unwanted = {"textual", "farro_tui", "rich", "typer.rich_utils", "pathspec"}
     unwanted |= {"farro_core.workspace", "farro_core.pool", "farro_core.notify"}
+    unwanted |= {"farro_core.agents", "concurrent"}
     assert not {m for m in modules if m.split(".")[0] in unwanted or m in unwanted}
 
 
