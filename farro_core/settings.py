@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -294,6 +293,8 @@ def load_settings(root: Path | None, flags: dict[str, Any] | None = None) -> Set
         except (OSError, ValueError) as exc:
             raise BadInput(f"{toml_path}: {exc}") from None
         if raw is not None:
+            import tomllib  # only for a root that has a farro.toml (bounded.loads_toml)
+
             where = str(toml_path)
             try:
                 data.update(loads_toml(raw.decode()))

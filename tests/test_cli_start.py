@@ -48,10 +48,10 @@ def test_submit_imports_no_other_command_and_no_console(root: Root) -> None:
     assert rc == 0 and (root.incoming / out.strip()).is_dir(), out
     assert modules & MODULES == {"farro_core.cli.submit"}
     # the console, rich; what only --allow, --workspace, an agent preset, a batch of
-    # several jobs or a finishing job needs
+    # several jobs, a TOML file (farro.toml, a spec) or a finishing job needs
     unwanted = {"textual", "farro_tui", "rich", "typer.rich_utils", "pathspec"}
     unwanted |= {"farro_core.workspace", "farro_core.pool", "farro_core.notify"}
-    unwanted |= {"farro_core.agents", "concurrent"}
+    unwanted |= {"farro_core.agents", "concurrent", "tomllib"}
     assert not {m for m in modules if m.split(".")[0] in unwanted or m in unwanted}
 
 
