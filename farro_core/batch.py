@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 
 from farro_core import crash, fs
-from farro_core.envelope import Lifecycle, Prompt, dump
+from farro_core.envelope import Lifecycle, Prompt, dump, dump_queued
 from farro_core.root import Root
 
 PROMPT, JOB = "prompt.json", "job.json"
@@ -46,7 +46,7 @@ def write_stages(
             try:
                 fs.create_at(dfd, PROMPT, dump(prompt), 0o444)
                 crash.point("create.prompt_written")
-                fs.create_at(dfd, JOB, dump(lc))
+                fs.create_at(dfd, JOB, dump_queued(lc))
                 crash.point("create.job_written")  # complete but unpublished: only in tmp/
             finally:
                 os.close(dfd)

@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import to_json
 
 from farro_core import bounded
 from farro_core.clock import utcnow
@@ -64,6 +65,15 @@ class _Strict(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class _Later(_Strict):
+    """A model built on first use, not at import: a submit validates and writes a
+    job's definition, never a claim or a result, so a cold ``farro submit`` does
+    not build them (nor :class:`~farro_core.work.Work`, which a result holds).
+    Building one later costs its process a millisecond or two, once."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class RubricItem(_Strict):
@@ -277,7 +287,7 @@ class Prompt(_JobFields):
     created_by: str
 
 
-class Claim(_Strict):
+class Claim(_Later):
     worker: str
     host: str
     boot_id: str
@@ -301,7 +311,7 @@ def storable(text: str) -> str:
     return text
 
 
-class RubricVerdict(_Strict):
+class RubricVerdict(_Later):
     id: str
     passed: bool | None  # None: the item has no check (ungraded)
     required: bool = True
@@ -316,7 +326,7 @@ class RubricVerdict(_Strict):
         return storable(v)
 
 
-class Landing(_Strict):
+class Landing(_Later):
     """The job's work brought into a branch of its repository by ``farro land``."""
 
     at: datetime
@@ -334,7 +344,7 @@ class Landing(_Strict):
         return f"into {self.into} as {self.commit[:12]} ({self.mode}), {at} by {self.by}"
 
 
-class Result(_Strict):
+class Result(_Later):
     attempt: int
     exit_code: int | None
     started_at: datetime
@@ -371,7 +381,12 @@ class Result(_Strict):
         return v
 
 
-class Lifecycle(_Strict):
+def one_line(reason: str) -> str:
+    """A lifecycle's reason as job.json keeps it: one line, at most 500 characters."""
+    return storable(" ".join(reason.split())[:500])
+
+
+class Lifecycle(_Later):
     """job.json. A commit makes a new value with ``revision + 1``; nothing mutates it."""
 
     schema_version: SchemaVersion = SCHEMA_VERSION
@@ -391,7 +406,7 @@ class Lifecycle(_Strict):
     @field_validator("reason")
     @classmethod
     def _one_line(cls, v: str) -> str:
-        return storable(" ".join(v.split())[:500])
+        return one_line(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Lifecycle:
@@ -406,7 +421,7 @@ class Lifecycle(_Strict):
 class Runtime(BaseModel):
     """What only this process knows. Never persisted."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     root: Path
     path: Path
@@ -416,7 +431,7 @@ class Runtime(BaseModel):
 class Envelope(BaseModel):
     """One job in memory: ``prompt`` + ``lifecycle`` + ``runtime``."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     prompt: Prompt
     lifecycle: Lifecycle
@@ -437,6 +452,31 @@ class Envelope(BaseModel):
 
 def dump(model: BaseModel) -> bytes:
     return (model.model_dump_json(indent=2) + "\n").encode()
+
+
+def queued(job_id: str, reason: str, at: datetime) -> Lifecycle:
+    """A new job's lifecycle (queued, revision 1), made without building
+    :class:`Lifecycle`: ``job_id`` is a valid id (``new_id()``, a validated spec's)
+    and ``at`` is aware, and the reason is made one line as its validator would."""
+    return Lifecycle.model_construct(
+        id=job_id,
+        status=Status.QUEUED,
+        attempt=0,
+        revision=1,
+        reason=one_line(reason),
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def dump_queued(lc: Lifecycle) -> bytes:
+    """A new job's job.json, the bytes :func:`dump` would write, from pydantic-core's
+    serialisation of its fields: Lifecycle's own serializer would build the schemas
+    of Result and Work too (~2% of a cold submit). The fields of a lifecycle from
+    :func:`queued` are plain values; tests/core/test_envelope.py checks the bytes."""
+    if lc.claim is not None or lc.result is not None:
+        raise ValueError("dump_queued: only a new job's lifecycle (no claim, no result)")
+    return to_json(dict(lc), indent=2) + b"\n"
 
 
 def parse_spec(data: Any, where: str = "spec") -> JobSpec:

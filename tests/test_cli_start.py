@@ -17,7 +17,9 @@ from pathlib import Path
 import typer
 
 from farro_core.cli import COMMANDS, app
+from farro_core.job import load
 from farro_core.root import Root
+from farro_core.transitions import Status
 
 MODULES = {f"farro_core.cli.{m}" for m in COMMANDS.values()}
 
@@ -53,6 +55,37 @@ def test_submit_imports_no_other_command_and_no_console(root: Root) -> None:
     unwanted |= {"farro_core.workspace", "farro_core.pool", "farro_core.notify"}
     unwanted |= {"farro_core.agents", "concurrent", "tomllib"}
     assert not {m for m in modules if m.split(".")[0] in unwanted or m in unwanted}
+
+
+def test_submit_builds_the_models_of_a_jobs_definition_not_of_its_result(root: Root) -> None:
+    """A claim, a result and the work it holds are built on first use (envelope._Later):
+    a submit writes the new job's job.json without building Lifecycle."""
+    code = (
+        "import json, sys\n"
+        "from pydantic import BaseModel\n"
+        "from farro_core.cli import main\n"
+        f"rc = main(['submit', '--root', {str(root.path)!r}, '-p', 'x'])\n"
+        "sys.stdout.flush()\n"
+        "models, todo = {}, [BaseModel]\n"
+        "while todo:\n"
+        "    for c in todo.pop().__subclasses__():\n"
+        "        todo.append(c)\n"
+        "        if c.__module__.startswith('farro_core.'):\n"
+        "            models[c.__name__] = c.__pydantic_complete__\n"
+        "print(json.dumps([rc, models]), file=sys.stderr)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    rc, built = json.loads(p.stderr.splitlines()[-1])
+    assert rc == 0, p.stderr
+    assert built["JobSpec"] and built["Prompt"] and built["Settings"], built
+    later = {"Lifecycle", "Claim", "Result", "RubricVerdict", "Landing", "Runtime", "Envelope"}
+    later |= {"Work", "Change", "Ignored", "IgnoredTop", "AttemptCommit"}
+    assert {name: built[name] for name in later} == dict.fromkeys(later, False)
+    # and what it wrote is a job like any other
+    (job_id,) = root.ids("incoming")
+    env = load(root, job_id)
+    assert env.lifecycle.status == Status.QUEUED and env.prompt.prompt == "x"
+    assert env.lifecycle.reason.startswith("created by ")
 
 
 def test_each_command_loads_its_own_module_only(root: Root) -> None:
