@@ -166,7 +166,12 @@ class Lineage(_Strict):
 
 
 class _JobFields(_Strict):
-    """Fields a job definition shares between a submitted spec and prompt.json."""
+    """Fields a job definition shares between a submitted spec and prompt.json.
+
+    Never validated itself, so never built (its subclasses are, at import).
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
     prompt: str
     title: str | None = None
@@ -273,12 +278,16 @@ class _JobFields(_Strict):
 class JobSpec(_JobFields):
     """What a user submits. ``id`` is optional: create assigns a fresh one."""
 
+    model_config = ConfigDict(defer_build=False)
+
     schema_version: SchemaVersion | None = None
     id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
 
 
 class Prompt(_JobFields):
     """prompt.json: the job's definition, immutable from creation on."""
+
+    model_config = ConfigDict(defer_build=False)
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     id: Annotated[str, Field(pattern=ID_PATTERN.pattern)]

@@ -79,7 +79,7 @@ def test_submit_builds_the_models_of_a_jobs_definition_not_of_its_result(root: R
     assert rc == 0, p.stderr
     assert built["JobSpec"] and built["Prompt"] and built["Settings"], built
     later = {"Lifecycle", "Claim", "Result", "RubricVerdict", "Landing", "Runtime", "Envelope"}
-    later |= {"Work", "Change", "Ignored", "IgnoredTop", "AttemptCommit"}
+    later |= {"Work", "Change", "Ignored", "IgnoredTop", "AttemptCommit", "_JobFields"}
     assert {name: built[name] for name in later} == dict.fromkeys(later, False)
     # and what it wrote is a job like any other
     (job_id,) = root.ids("incoming")
