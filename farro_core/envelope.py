@@ -31,7 +31,7 @@ from farro_core.errors import BadInput, Corrupt
 from farro_core.globs import check_glob
 from farro_core.ids import ID_PATTERN
 from farro_core.transitions import Status
-from farro_core.validation import explain, has_nul, nul_at
+from farro_core.validation import explain, has_nul, nul_at, without_plugins
 from farro_core.work import Work
 
 SCHEMA_VERSION = "1.0.0"
@@ -62,18 +62,15 @@ class _Strict(BaseModel):
     accepts, and the job would be corrupt from birth. Everything read from outside
     is validated in strict mode too (no ``"3"`` for 3, no ``true`` for 1), see
     :func:`parse_spec`, :func:`load_prompt` and :func:`load_lifecycle`.
+
+    Built on first use, not at import (``defer_build``), but for the models of a
+    job's definition, built at the end of this module: a submit validates and
+    writes a definition, never a claim or a result, so a cold ``farro submit``
+    builds neither (nor :class:`~farro_core.work.Work`, which a result holds).
+    Building one later costs its process a millisecond or two, once.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class _Later(_Strict):
-    """A model built on first use, not at import: a submit validates and writes a
-    job's definition, never a claim or a result, so a cold ``farro submit`` does
-    not build them (nor :class:`~farro_core.work.Work`, which a result holds).
-    Building one later costs its process a millisecond or two, once."""
-
-    model_config = ConfigDict(defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class RubricItem(_Strict):
@@ -170,8 +167,6 @@ class _JobFields(_Strict):
 
     Never validated itself, so never built (its subclasses are, at import).
     """
-
-    model_config = ConfigDict(defer_build=True)
 
     prompt: str
     title: str | None = None
@@ -278,16 +273,12 @@ class _JobFields(_Strict):
 class JobSpec(_JobFields):
     """What a user submits. ``id`` is optional: create assigns a fresh one."""
 
-    model_config = ConfigDict(defer_build=False)
-
     schema_version: SchemaVersion | None = None
     id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
 
 
 class Prompt(_JobFields):
     """prompt.json: the job's definition, immutable from creation on."""
-
-    model_config = ConfigDict(defer_build=False)
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     id: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
@@ -296,7 +287,7 @@ class Prompt(_JobFields):
     created_by: str
 
 
-class Claim(_Later):
+class Claim(_Strict):
     worker: str
     host: str
     boot_id: str
@@ -320,7 +311,7 @@ def storable(text: str) -> str:
     return text
 
 
-class RubricVerdict(_Later):
+class RubricVerdict(_Strict):
     id: str
     passed: bool | None  # None: the item has no check (ungraded)
     required: bool = True
@@ -335,7 +326,7 @@ class RubricVerdict(_Later):
         return storable(v)
 
 
-class Landing(_Later):
+class Landing(_Strict):
     """The job's work brought into a branch of its repository by ``farro land``."""
 
     at: datetime
@@ -353,7 +344,7 @@ class Landing(_Later):
         return f"into {self.into} as {self.commit[:12]} ({self.mode}), {at} by {self.by}"
 
 
-class Result(_Later):
+class Result(_Strict):
     attempt: int
     exit_code: int | None
     started_at: datetime
@@ -395,7 +386,7 @@ def one_line(reason: str) -> str:
     return storable(" ".join(reason.split())[:500])
 
 
-class Lifecycle(_Later):
+class Lifecycle(_Strict):
     """job.json. A commit makes a new value with ``revision + 1``; nothing mutates it."""
 
     schema_version: SchemaVersion = SCHEMA_VERSION
@@ -457,6 +448,12 @@ class Envelope(BaseModel):
     @property
     def path(self) -> Path:
         return self.runtime.path
+
+
+# the models of a job's definition, built now (the others on first use, see _Strict)
+with without_plugins():
+    for _model in (RubricItem, AgentPreset, Lineage, JobSpec, Prompt):
+        _model.model_rebuild()
 
 
 def dump(model: BaseModel) -> bytes:

@@ -28,7 +28,7 @@ from farro_core.bounded import loads_toml
 from farro_core.envelope import AgentPreset, as_preset
 from farro_core.errors import BadInput
 from farro_core.fs import read_file
-from farro_core.validation import explain
+from farro_core.validation import explain, without_plugins
 
 Command = list[str] | str | None
 
@@ -42,7 +42,7 @@ class Settings(BaseModel):
     ``default_text`` says what a default means where its value would not.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     workers: int = Field(
         default=2, ge=0, le=256, description="embedded workers per console / headless process"
@@ -266,6 +266,10 @@ class Settings(BaseModel):
     def backoff(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based): doubling, capped."""
         return float(min(self.retry_backoff_s * (2 ** max(0, retry - 1)), self.retry_backoff_max_s))
+
+
+with without_plugins():  # built at import, as typer builds its own (validation.without_plugins)
+    Settings.model_rebuild()
 
 
 def demo_command(module: str) -> list[str]:

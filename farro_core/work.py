@@ -18,7 +18,7 @@ MAX_LISTED = 500
 
 
 class _Strict(BaseModel):
-    """Built on first use, not at import, as a result is (envelope._Later): a
+    """Built on first use, not at import, as a result is (envelope._Strict): a
     submit never builds these."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)

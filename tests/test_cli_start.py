@@ -58,7 +58,7 @@ def test_submit_imports_no_other_command_and_no_console(root: Root) -> None:
 
 
 def test_submit_builds_the_models_of_a_jobs_definition_not_of_its_result(root: Root) -> None:
-    """A claim, a result and the work it holds are built on first use (envelope._Later):
+    """A claim, a result and the work it holds are built on first use (envelope._Strict):
     a submit writes the new job's job.json without building Lifecycle."""
     code = (
         "import json, sys\n"
