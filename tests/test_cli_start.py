@@ -143,3 +143,33 @@ def test_the_farro_process_exits_with_its_objects_frozen_and_its_exit_work_done(
         assert last == "frozen at exit: True", p.stdout
         assert len(printed) == (1 if rc == 0 else 0), p.stdout
         assert all((root.incoming / job_id).is_dir() for job_id in printed)
+
+
+def test_the_farro_process_imports_typer_with_the_collector_off(root: Root) -> None:
+    """``import farro_core.cli`` imports nothing; ``run`` imports typer (with the app)
+    with the garbage collector off and freezes what the import made, so no collection
+    walks it during the import; the collector is on again for the command."""
+    code = (
+        "import atexit, gc, json, sys\n"
+        "seen, on = [], []\n"
+        "def during(phase, info):\n"
+        "    base = sys.modules.get('farro_core.cli.base')\n"
+        "    if phase == 'start' and base is not None and not hasattr(base, 'run'):\n"
+        "        seen.append(info['generation'])\n"
+        "gc.callbacks.append(during)\n"
+        "from farro_core.cli import run\n"
+        "light = 'typer' not in sys.modules\n"
+        "atexit.register(lambda: print(json.dumps([light, seen, gc.isenabled()])))\n"
+        "sys.argv[1:] = sys.argv[2:]\n"
+        "run()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, "farro", "submit", "--root", str(root.path), "-p", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    job_id, last = p.stdout.splitlines()
+    assert (root.incoming / job_id).is_dir()
+    assert json.loads(last) == [True, [], True]
