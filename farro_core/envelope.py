@@ -465,6 +465,8 @@ def queued(job_id: str, reason: str, at: datetime) -> Lifecycle:
     """A new job's lifecycle (queued, revision 1), made without building
     :class:`Lifecycle`: ``job_id`` is a valid id (``new_id()``, a validated spec's)
     and ``at`` is aware, and the reason is made one line as its validator would."""
+    if not ID_PATTERN.fullmatch(job_id):
+        raise ValueError(f"queued: invalid job id {job_id!r}")
     return Lifecycle.model_construct(
         id=job_id,
         status=Status.QUEUED,

@@ -268,7 +268,7 @@ class Settings(BaseModel):
         return float(min(self.retry_backoff_s * (2 ** max(0, retry - 1)), self.retry_backoff_max_s))
 
 
-with without_plugins():  # built at import, as typer builds its own (validation.without_plugins)
+with without_plugins():  # built now, without pydantic's plugin scan (validation.without_plugins)
     Settings.model_rebuild()
 
 

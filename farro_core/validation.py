@@ -19,14 +19,13 @@ _NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 def without_plugins() -> Iterator[None]:
     """Build pydantic models here without looking for pydantic plugins.
 
-    The first model built looks for them: it imports ``importlib.metadata`` and
-    reads the entry points of every installed distribution, ~2% of a cold
-    ``farro submit``. pydantic's one switch is this environment variable, which
-    typer also sets around the validators it builds. It is removed again on the
-    way out, so no child process (an agent, an ``on_finish`` hook) inherits it;
-    and it is set only while this is the process's one thread, since another
-    could start a child in the meantime (then the plugins are looked for). A value
-    the user set is left alone.
+    The first model built looks for them in the entry points of every installed
+    distribution, ~2% of a cold ``farro submit``. pydantic's one switch is this
+    environment variable, which typer also sets around the validators it builds.
+    It is removed again on the way out, so no child process (an agent, an
+    ``on_finish`` hook) inherits it; and it is set only while this is the
+    process's one thread, since another could start a child in the meantime
+    (then the plugins are looked for). A value the user set is left alone.
     """
     if _NO_PLUGINS in os.environ or threading.active_count() > 1:
         yield

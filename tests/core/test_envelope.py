@@ -406,3 +406,8 @@ def test_threads_first_reading_a_job_json_build_the_deferred_models_once(root: R
         [sys.executable, "-c", code], input=raw, capture_output=True, timeout=120, check=True
     )
     assert json.loads(p.stdout) == ["a.py"] * 16
+
+
+def test_queued_refuses_an_invalid_id() -> None:
+    with pytest.raises(ValueError, match="invalid job id"):
+        queued("../x", "created by a", NOW)
