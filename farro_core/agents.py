@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from farro_core.envelope import AgentPreset, JobSpec
+from farro_core.envelope import AgentPreset, JobSpec, preset_of
 from farro_core.errors import BadInput
 
 #: the result fields a preset fills, the same for every agent (README.md, "Agents")
@@ -770,8 +770,8 @@ def check_specs(
     """
     said: dict[str, str | None] = {}
     for i, spec in enumerate(specs):
-        agent = spec.agent if spec.agent is not None else default
-        if not isinstance(agent, AgentPreset):
+        agent = preset_of(spec, default)
+        if agent is None:
             continue
         key = agent.model_dump_json()
         if key not in said:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from farro_core import crash, fs
-from farro_core.envelope import Lifecycle, Prompt, dump
+from farro_core.envelope import Lifecycle, Prompt, dump, dump_queued
 from farro_core.root import Root
 
 PROMPT, JOB = "prompt.json", "job.json"
@@ -47,7 +46,7 @@ def write_stages(
             try:
                 fs.create_at(dfd, PROMPT, dump(prompt), 0o444)
                 crash.point("create.prompt_written")
-                fs.create_at(dfd, JOB, dump(lc))
+                fs.create_at(dfd, JOB, dump_queued(lc))
                 crash.point("create.job_written")  # complete but unpublished: only in tmp/
             finally:
                 os.close(dfd)
@@ -77,6 +76,9 @@ def _fsync_each(tmp_fd: int, stages: list[str]) -> None:
             fs.fsync(dfd)
         finally:
             os.close(dfd)
+
+    # imported here: with logging and queue it is ~2% of a cold one-job `farro submit`
+    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(stages))) as pool:
         for _ in pool.map(one, stages):

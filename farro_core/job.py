@@ -39,8 +39,10 @@ from farro_core.envelope import (
     Runtime,
     default_title,
     dump,
+    dump_queued,
     load_lifecycle,
     load_prompt,
+    queued,
 )
 from farro_core.errors import (
     Conflict,
@@ -283,15 +285,7 @@ def create_many(
         # a microsecond apart: "oldest first" is the batch's own order, whatever its ids
         now = start + timedelta(microseconds=i)
         job_id = spec.id or new_id()
-        lc = Lifecycle(
-            id=job_id,
-            status=Status.QUEUED,
-            attempt=0,
-            revision=1,
-            reason=f"created by {by}",
-            created_at=now,
-            updated_at=now,
-        )
+        lc = queued(job_id, f"created by {by}", now)
         jobs.append((_prompt_from_spec(spec, job_id, settings, by, now), lc))
     try:
         if len(jobs) > 1:  # written without fsyncs, then made durable at once
@@ -309,7 +303,7 @@ def create_many(
             try:
                 fs.write_at(dfd, PROMPT, dump(prompt), mode=0o444)
                 crash.point("create.prompt_written")
-                fs.write_at(dfd, JOB, dump(lc))
+                fs.write_at(dfd, JOB, dump_queued(lc))
                 crash.point("create.job_written")  # complete but unpublished: still only in tmp/
             finally:
                 os.close(dfd)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -29,7 +28,7 @@ from farro_core.bounded import loads_toml
 from farro_core.envelope import AgentPreset, as_preset
 from farro_core.errors import BadInput
 from farro_core.fs import read_file
-from farro_core.validation import explain
+from farro_core.validation import explain, without_plugins
 
 Command = list[str] | str | None
 
@@ -43,7 +42,7 @@ class Settings(BaseModel):
     ``default_text`` says what a default means where its value would not.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     workers: int = Field(
         default=2, ge=0, le=256, description="embedded workers per console / headless process"
@@ -269,6 +268,10 @@ class Settings(BaseModel):
         return float(min(self.retry_backoff_s * (2 ** max(0, retry - 1)), self.retry_backoff_max_s))
 
 
+with without_plugins():  # built now, without pydantic's plugin scan (validation.without_plugins)
+    Settings.model_rebuild()
+
+
 def demo_command(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
@@ -294,6 +297,8 @@ def load_settings(root: Path | None, flags: dict[str, Any] | None = None) -> Set
         except (OSError, ValueError) as exc:
             raise BadInput(f"{toml_path}: {exc}") from None
         if raw is not None:
+            import tomllib  # only for a root that has a farro.toml (bounded.loads_toml)
+
             where = str(toml_path)
             try:
                 data.update(loads_toml(raw.decode()))

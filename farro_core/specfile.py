@@ -13,7 +13,6 @@ Accepted shapes: one spec object, or ``{"jobs": [spec, ...]}`` (TOML:
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,6 +61,8 @@ def decode(raw: bytes, name: str, fmt: Format | None = None) -> Any:
     if not text.strip():
         raise BadInput(f"{name}: empty {fmt.upper()} document")
     if fmt == "toml":
+        import tomllib  # only for a TOML document (bounded.loads_toml)
+
         try:
             return bounded.loads_toml(text)
         except tomllib.TOMLDecodeError as exc:

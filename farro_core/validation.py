@@ -1,11 +1,41 @@
-"""Shared by every parser of outside input: where a NUL hides; a pydantic refusal as one line."""
+"""Shared by every parser of outside input: where a NUL hides; a pydantic refusal as one
+line; and how FARRO's models are built at import, without pydantic's plugin scan."""
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+_NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
+@contextmanager
+def without_plugins() -> Iterator[None]:
+    """Build pydantic models here without looking for pydantic plugins.
+
+    The first model built looks for them in the entry points of every installed
+    distribution, ~2% of a cold ``farro submit``. pydantic's one switch is this
+    environment variable, which typer also sets around the validators it builds.
+    It is removed again on the way out, so no child process (an agent, an
+    ``on_finish`` hook) inherits it; and it is set only while this is the
+    process's one thread, since another could start a child in the meantime
+    (then the plugins are looked for). A value the user set is left alone.
+    """
+    if _NO_PLUGINS in os.environ or threading.active_count() > 1:
+        yield
+        return
+    os.environ[_NO_PLUGINS] = "1"
+    try:
+        yield
+    finally:
+        del os.environ[_NO_PLUGINS]
+
 
 _PLAIN = (int, float, type(None))  # leaves that cannot hold a NUL: no call made for them
 

@@ -18,7 +18,10 @@ MAX_LISTED = 500
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Built on first use, not at import, as a result is (envelope._Strict): a
+    submit never builds these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Change(_Strict):

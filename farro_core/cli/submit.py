@@ -336,7 +336,7 @@ def submit(
     # 2. open the root only now: bad input is reported as such even without a root
     r = r or _open(root)
     settings = r.settings  # a bad farro.toml or FARRO_* value is refused before any write
-    from farro_core import agents
+    from farro_core.envelope import preset_of
     from farro_core.job import create_many
 
     here = settings.agent_check and not no_agent_check
@@ -344,10 +344,14 @@ def submit(
     workspaces = any(spec.workspace is not None for spec in specs)
     if workspaces:  # else workspace.py is not needed
         from farro_core.workspace import check_specs
+    presets = any(preset_of(spec, settings.agent) is not None for spec in specs)
+    if presets:  # else agents.py is not needed (~2% of a cold submit)
+        from farro_core import agents
     for name, group in sources:  # a workspace or a preset no attempt could use is refused now
         if workspaces:
             check_specs(r, group, name)
-        agents.check_specs(group, settings.agent, environ, name)
+        if presets:
+            agents.check_specs(group, settings.agent, environ, name)
 
     for env in create_many(r, specs):
         _out(env.id)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import stat
-from datetime import UTC, datetime
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -19,16 +21,20 @@ from farro_core.envelope import (
     Lifecycle,
     Prompt,
     Result,
+    RubricVerdict,
     default_title,
     dump,
+    dump_queued,
     load_lifecycle,
     load_prompt,
     parse_spec,
+    queued,
 )
 from farro_core.errors import BadInput, Corrupt
 from farro_core.identity import WorkerIdentity
 from farro_core.root import Root
 from farro_core.transitions import Actor, Status
+from farro_core.work import Change, Work
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 JID = "01JD3ABCDEFGHJKMNPQRSTVWXY"
@@ -312,3 +318,96 @@ def test_a_result_never_holds_a_report_nested_past_its_bound() -> None:
         _result(report=deep)
     with pytest.raises(ValidationError, match="not finite"):
         _result(report={"cost": float("inf")})
+
+
+# a new job's job.json is written without building Lifecycle (envelope.queued,
+# dump_queued): it must be exactly what Lifecycle itself writes, and read back
+CREATORS = [
+    "alice@host",
+    'é ü \u2028 a\tb\n c \x00 \x1f \x7f "q" \\ \udcff 😀 \x85 end',  # \udcff: a non-UTF-8 name
+    "x" * 600,  # cut at 500 characters
+    "  \t\n ",
+]
+TIMES = [
+    NOW,
+    datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+]
+
+
+@pytest.mark.parametrize("by", CREATORS)
+@pytest.mark.parametrize("at", TIMES, ids=str)
+def test_a_new_jobs_job_json_is_the_one_lifecycle_writes(by: str, at: datetime) -> None:
+    reason = f"created by {by}"
+    own = Lifecycle(
+        id=JID,
+        status=Status.QUEUED,
+        attempt=0,
+        revision=1,
+        reason=reason,
+        created_at=at,
+        updated_at=at,
+    )
+    made = queued(JID, reason, at)
+    assert made == own and made.model_fields_set == own.model_fields_set
+    raw = dump_queued(made)
+    assert raw == dump(own)
+    assert load_lifecycle(raw, "job.json") == own
+
+
+def test_dump_queued_refuses_a_lifecycle_that_is_not_new() -> None:
+    lc = queued(JID, "created by a", NOW)
+    result = Result(
+        attempt=1, exit_code=1, started_at=NOW, finished_at=NOW, duration_s=0.0, error="x"
+    )
+    with pytest.raises(ValueError, match="only a new job"):
+        dump_queued(lc.model_copy(update={"result": result}))
+
+
+RESULT = Result(
+    attempt=1,
+    exit_code=1,
+    started_at=NOW,
+    finished_at=NOW,
+    duration_s=1.0,
+    rubric=[RubricVerdict(id="r1", passed=False, state="failed", exit_code=1)],
+    work=Work(branch="farro/x", changed=[Change(path="a.py", change="M", insertions=1)]),
+)
+
+
+def test_threads_first_reading_a_job_json_build_the_deferred_models_once(root: Root) -> None:
+    """Claim, Result, Work... are built on first use; 16 threads of a fresh process
+    reading a full job.json at once all get it (pydantic >= 2.14 builds under a lock:
+    before, a thread could validate with the parent class's validator)."""
+    env = job.create(root, JobSpec(prompt="p", agent=["true"]))
+    me = WorkerIdentity.current("w")
+    claimed = job.claim(root, me)
+    assert claimed is not None
+    done = job.commit(claimed, Status.FAILED, Actor.AGENT, "r", worker=me.name, result=RESULT)
+    raw = dump(done.lifecycle)
+    assert env.id == done.id and b'"work"' in raw and b'"claim"' in raw
+    code = (
+        "import json, sys, threading\n"
+        "from farro_core.envelope import load_lifecycle\n"
+        "raw = sys.stdin.buffer.read()\n"
+        "gate, out = threading.Barrier(16), []\n"
+        "def read():\n"
+        "    gate.wait()\n"
+        "    try:\n"
+        "        out.append(load_lifecycle(raw, 'job.json').result.work.changed[0].path)\n"
+        "    except Exception as exc:\n"
+        "        out.append(repr(exc))\n"
+        "threads = [threading.Thread(target=read) for _ in range(16)]\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+        "print(json.dumps(out))\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], input=raw, capture_output=True, timeout=120, check=True
+    )
+    assert json.loads(p.stdout) == ["a.py"] * 16
+
+
+def test_queued_refuses_an_invalid_id() -> None:
+    with pytest.raises(ValueError, match="invalid job id"):
+        queued("../x", "created by a", NOW)

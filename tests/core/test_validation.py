@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from farro_core.validation import nul_at
@@ -45,3 +51,75 @@ def test_a_nul_inside_a_nested_model_is_refused_when_a_job_is_built() -> None:
 
     with pytest.raises(ValidationError, match="NUL"):
         JobSpec(prompt="x", rubric=[RubricItem(id="r1", check="make\0")])
+
+
+# without_plugins: FARRO's models are built at import without pydantic's plugin scan,
+# and the variable that turns it off reaches no child process. A real plugin, found
+# through a distribution's entry point as pydantic looks for them, tells when the
+# scan ran: its module is imported then.
+PROBE = """
+class _Plugin:
+    def new_schema_validator(self, *args, **kwargs):
+        return None, None, None
+
+
+plugin = _Plugin()
+"""
+
+CHILD = """
+import json, os, subprocess, sys, threading
+gate = threading.Event()
+if sys.argv[1] == "thread":
+    threading.Thread(target=gate.wait).start()
+import farro_core.envelope, farro_core.settings
+at_import = "farro_probe" in sys.modules
+gate.set()
+env = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+child = subprocess.run(
+    ["sh", "-c", "echo ${PYDANTIC_DISABLE_PLUGINS-unset}"], capture_output=True, text=True
+).stdout.strip()
+farro_core.envelope.Lifecycle.model_json_schema()  # built now, on first use
+print(json.dumps([at_import, "farro_probe" in sys.modules, env, child]))
+"""
+
+
+def probe_path(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    info = site / "farro_probe-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: farro-probe\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nprobe = farro_probe:plugin\n")
+    (site / "farro_probe.py").write_text(PROBE)
+    return site
+
+
+def run_child(tmp_path: Path, mode: str, **env: str) -> list[object]:
+    environ = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    environ |= {"PYTHONPATH": str(probe_path(tmp_path)), **env}
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, mode],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=True,
+    )
+    return list(json.loads(p.stdout))
+
+
+def test_models_are_built_at_import_without_the_plugin_scan_and_nothing_leaks(
+    tmp_path: Path,
+) -> None:
+    # not looked for at import; the variable gone at once, for this process and its
+    # children; a model built later finds the plugin as usual
+    assert run_child(tmp_path, "alone") == [False, True, None, "unset"]
+
+
+def test_with_another_thread_running_the_environment_is_not_touched(tmp_path: Path) -> None:
+    assert run_child(tmp_path, "thread") == [True, True, None, "unset"]
+
+
+def test_a_value_the_user_set_is_kept(tmp_path: Path) -> None:
+    # "probe" disables that plugin by name: pydantic reads it, FARRO leaves it be
+    got = run_child(tmp_path, "alone", PYDANTIC_DISABLE_PLUGINS="probe")
+    assert got == [False, False, "probe", "probe"]
