@@ -1,6 +1,6 @@
 """The heartbeat of a running attempt, and the fencing check that rides on it.
 
-Every beat touches the job's ``heartbeat`` file (the watchdog reads its age) and
+Every beat touches the attempt's claim lock file (the watchdog reads its mtime) and
 checks that the job is still this attempt's: still in active/, at the revision the
 worker claimed it at. When it is not, :attr:`Heartbeat.lost` says why, and the
 runner, the rubric and the worker stop acting on a job that moved on
@@ -22,7 +22,7 @@ log = logging.getLogger("farro.worker")
 
 
 class Heartbeat:
-    """Touch the job's heartbeat every ``interval`` for the whole attempt.
+    """Touch the attempt's heartbeat every ``interval`` for the whole attempt.
 
     Beaten by a thread of its own (a :class:`Beater`), so a slow workspace set-up, a
     long ``git add`` or a rubric check never looks like a hung worker. Each beat also

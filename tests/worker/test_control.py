@@ -400,9 +400,9 @@ def test_heartbeat_goes_on_during_a_slow_rubric_check(wroot: Root) -> None:
         lambda: p.parent if (p := load(wroot, env.id).path / "checking").exists() else None,
         '(p := load(wroot, env.id).path / "checking").exists() and p.parent',
     )
-    first = (path / "heartbeat").stat().st_mtime_ns
+    first = (path / ".claim-1.lock").stat().st_mtime_ns
     # the check runs until the test says go: the beat comes while it runs, however slowly
-    wait_until(lambda: (path / "heartbeat").stat().st_mtime_ns > first, "a later heartbeat")
+    wait_until(lambda: (path / ".claim-1.lock").stat().st_mtime_ns > first, "a later heartbeat")
     (path / "go").touch()
     wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success")
 
@@ -505,7 +505,7 @@ def test_one_heartbeat_thread_serves_a_worker_from_job_to_job(wroot: Root, tmp_p
     seen = []
     for env in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id)):
         wait_until(lambda e=env: said(wroot, e.id, "started"), f"{env.id} started")
-        beat = wroot.active / env.id / "heartbeat"
+        beat = wroot.active / env.id / ".claim-1.lock"
         first = beat.stat().st_mtime_ns
         wait_until(lambda b=beat, f=first: b.stat().st_mtime_ns > f, "a heartbeat")
         seen.append([t for t in _beat_threads() if t.name.endswith(w.name)])
@@ -527,13 +527,13 @@ def test_no_heartbeat_after_stop_returns(wroot: Root) -> None:
     beater = heartbeat.Beater("farro-heartbeat-test")
     try:
         beat = heartbeat.Heartbeat(stopped_env, 0.01, beater).start()
-        path = stopped_env.path / "heartbeat"
+        path = stopped_env.path / ".claim-1.lock"
         first = path.stat().st_mtime_ns
         wait_until(lambda: path.stat().st_mtime_ns > first, "a heartbeat")
         beat.stop()
         stopped = path.stat().st_mtime_ns
         other = heartbeat.Heartbeat(other_env, 0.01, beater).start()
-        opath = other_env.path / "heartbeat"
+        opath = other_env.path / ".claim-1.lock"
         for _ in range(2):
             mark = opath.stat().st_mtime_ns
             wait_until(lambda m=mark: opath.stat().st_mtime_ns > m, "the other job's heartbeat")
