@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from farro_core import fs, job
 from farro_core.envelope import Envelope
@@ -32,9 +33,18 @@ class Heartbeat:
     joined per job.
     """
 
-    def __init__(self, env: Envelope, interval: float, beater: Beater | None = None) -> None:
+    def __init__(
+        self,
+        env: Envelope,
+        interval: float,
+        beater: Beater | None = None,
+        on_beat: Callable[[], None] | None = None,
+    ) -> None:
         self.env = env
         self.interval = interval
+        #: run by the beating thread after each beat while the job is ours (the worker
+        #: writes its status file there, see Worker._set)
+        self.on_beat = on_beat
         self.lost: str | None = None
         self._own = beater is None
         self._beater = beater if beater is not None else Beater(f"farro-heartbeat-{env.id}")
@@ -116,6 +126,8 @@ class Beater:
                     return  # stopped meanwhile: no beat after stop()
             try:
                 lost = beat.check()
+                if lost is None and beat.on_beat is not None:
+                    beat.on_beat()
             except Exception:
                 log.exception("%s: heartbeat failed", beat.env.id)
                 lost = None

@@ -16,6 +16,7 @@ from farro_core import audit, heartbeat, job, operations, runner, workspace
 from farro_core.clock import utcnow
 from farro_core.envelope import Envelope
 from farro_core.root import Root
+from farro_core.settings import Settings
 from farro_core.transitions import Actor, Status
 from farro_core.worker import Worker, WorkerStatus, stop_all
 
@@ -476,19 +477,41 @@ class _Recording(Worker):
         super()._write_status(st)
 
 
-def test_a_worker_going_from_job_to_job_writes_its_status_once_per_job(wroot: Root) -> None:
+def test_a_worker_going_from_job_to_job_writes_its_status_once_per_tick(wroot: Root) -> None:
+    """Busy from job to job, the status file is rewritten at most once per heartbeat tick
+    (each write makes and frees an inode); every change of state is written at once."""
     envs = [submit(wroot, f"job {i}", agent=["true"]) for i in range(3)]
-    w = _Recording(wroot, "w-rec", settings=wroot.settings)
+    settings = Settings.model_validate(
+        {**wroot.settings.model_dump(), "heartbeat_s": 600, "stale_after_s": 1200}
+    )
+    w = _Recording(wroot, "w-rec", settings=settings)
     w.written = []
     WORKERS.append(w)
     w.start()
     wait_until(lambda: w.status().state == "idle" and w.status().jobs_done == 3, "3 jobs done")
-    # idle at start, busy on each job in turn, idle when the queue is empty: no
-    # "idle" between two jobs (each status write is a file replaced)
-    order = [e.id for e in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id))]
-    assert w.written == [("idle", None), *(("busy", i) for i in order), ("idle", None)]
+    # idle at start, busy on the first job, idle when the queue is empty: neither "idle"
+    # between two jobs nor each next job within the tick
+    first = min(envs, key=lambda e: (e.lifecycle.created_at, e.id)).id
+    assert w.written == [("idle", None), ("busy", first), ("idle", None)]
     body = json.loads((wroot.workers_dir / "w-rec.json").read_text())
     assert body["state"] == "idle" and body["jobs_done"] == 3
+
+
+def test_the_heartbeat_tick_writes_the_job_a_worker_went_on_to(wroot: Root, tmp_path: Path) -> None:
+    """A job change left unwritten is written by the next beat, so a reader of run/workers/
+    learns the job the worker runs within a tick."""
+    go = tmp_path / "go"
+    quick = submit(wroot, "quick", agent=["true"], priority=2)
+    slow = submit(wroot, "slow", agent=sh(f'while [ ! -e "{go}" ]; do sleep 0.01; done'))
+    w = _Recording(wroot, "w-tick", settings=wroot.settings.model_copy(update={"heartbeat_s": 0.2}))
+    w.written = []
+    WORKERS.append(w)
+    w.start()
+    path = wroot.workers_dir / "w-tick.json"
+    wait_until(lambda: json.loads(path.read_text())["job"] == slow.id, "the file names the job")
+    assert ("busy", quick.id) in w.written
+    go.touch()
+    wait_until(lambda: status_is(wroot, slow.id, "succeeded"), "the slow job done")
 
 
 def _beat_threads() -> list[threading.Thread]:
