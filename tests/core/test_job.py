@@ -621,6 +621,24 @@ def test_a_claim_freshens_a_claim_lock_made_long_ago(root: Root) -> None:
     CLAIMS.release(job.claim_key(root, c.id, 1))
 
 
+def test_a_hung_worker_that_wakes_never_freshens_the_next_attempts_heartbeat(
+    root: Root,
+) -> None:
+    """The heartbeat is per attempt: attempt 1's worker, stopped until its job was made
+    stale, requeued and claimed again, beats attempt 1's lock, not attempt 2's."""
+    job.create(root, spec())
+    first = claimed(root, "hung")
+    stale = job.commit(first, S.STALE, A.WATCHDOG, "no heartbeat")
+    job.commit(stale, S.QUEUED, A.OPERATOR, "requeued", claim=None)
+    second = claimed(root, "next")
+    assert second.lifecycle.attempt == 2
+    os.utime(second.path / claim_lock_name(2), (1000, 1000))
+    assert job.heartbeat(first)  # the woken worker's beat, before it learns it was fenced
+    assert job.heartbeat_age(second.path, 2, 1010) == pytest.approx(10)
+    for env in (first, second):
+        CLAIMS.release(job.claim_key(root, env.id, env.lifecycle.attempt))
+
+
 def test_a_legacy_heartbeat_file_counts_when_newer(root: Root) -> None:
     """A job claimed by a worker of the version that touched ``heartbeat``: the newer of
     that file and the claim lock is the last sign of life, so neither is mistaken for
