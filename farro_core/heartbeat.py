@@ -1,6 +1,6 @@
 """The heartbeat of a running attempt, and the fencing check that rides on it.
 
-Every beat touches the job's ``heartbeat`` file (the watchdog reads its age) and
+Every beat touches the attempt's claim lock file (the watchdog reads its mtime) and
 checks that the job is still this attempt's: still in active/, at the revision the
 worker claimed it at. When it is not, :attr:`Heartbeat.lost` says why, and the
 runner, the rubric and the worker stop acting on a job that moved on
@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from farro_core import fs, job
 from farro_core.envelope import Envelope
@@ -22,7 +23,7 @@ log = logging.getLogger("farro.worker")
 
 
 class Heartbeat:
-    """Touch the job's heartbeat every ``interval`` for the whole attempt.
+    """Touch the attempt's heartbeat every ``interval`` for the whole attempt.
 
     Beaten by a thread of its own (a :class:`Beater`), so a slow workspace set-up, a
     long ``git add`` or a rubric check never looks like a hung worker. Each beat also
@@ -32,9 +33,18 @@ class Heartbeat:
     joined per job.
     """
 
-    def __init__(self, env: Envelope, interval: float, beater: Beater | None = None) -> None:
+    def __init__(
+        self,
+        env: Envelope,
+        interval: float,
+        beater: Beater | None = None,
+        on_beat: Callable[[], None] | None = None,
+    ) -> None:
         self.env = env
         self.interval = interval
+        #: run by the beating thread after each beat while the job is ours (the worker
+        #: writes its status file there, see Worker._set)
+        self.on_beat = on_beat
         self.lost: str | None = None
         self._own = beater is None
         self._beater = beater if beater is not None else Beater(f"farro-heartbeat-{env.id}")
@@ -116,6 +126,8 @@ class Beater:
                     return  # stopped meanwhile: no beat after stop()
             try:
                 lost = beat.check()
+                if lost is None and beat.on_beat is not None:
+                    beat.on_beat()
             except Exception:
                 log.exception("%s: heartbeat failed", beat.env.id)
                 lost = None

@@ -61,7 +61,9 @@ from farro_core.transitions import QUEUE_DIR, TERMINAL, Actor, Status, check
 
 PROMPT = "prompt.json"
 JOB = "job.json"
-HEARTBEAT = "heartbeat"
+#: the heartbeat file of roots made before the claim lock carried the heartbeat: a worker
+#: of that version may still touch it, so the watchdog still reads it (see heartbeat_age)
+LEGACY_HEARTBEAT = "heartbeat"
 
 # prompt.json never changes once written, so a process may keep what it parsed
 # (on the root: root.cache).
@@ -692,7 +694,9 @@ def _try_claim(
             except Corrupt:
                 held.release()
                 return None
-            _touch(dfd, HEARTBEAT)
+            # the claim lock's mtime is the attempt's heartbeat (§5.6); a failed claim of
+            # this attempt may have made the file long ago
+            os.utime(held.fd)
             new = lc.model_copy(
                 update={
                     "status": Status.IN_PROGRESS,
@@ -750,35 +754,35 @@ def claim_is_free(root: Root, path: Path, job_id: str, attempt: int) -> bool:
 
 
 def heartbeat(env: Envelope) -> bool:
-    """Touch the job's heartbeat. False when the job is no longer where it was."""
+    """Touch the attempt's heartbeat: its claim lock's mtime. False when the job is no
+    longer where it was.
+
+    The claim lock is made by the claim anyway: a ``heartbeat`` file of its own was one
+    more inode per job (docs/architecture.md, "Locks and liveness"). Per attempt, so a
+    hung worker that wakes never freshens a later attempt's heartbeat.
+    """
+    name = claim_lock_name(env.lifecycle.attempt)
     try:
-        os.utime(env.runtime.path / HEARTBEAT, follow_symlinks=False)
+        os.utime(env.runtime.path / name, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return True
 
 
-def heartbeat_age(path: Path, now: float) -> float | None:
-    try:
-        return now - os.stat(path / HEARTBEAT, follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return None
+def heartbeat_age(path: Path, attempt: int, now: float) -> float | None:
+    """Seconds since attempt's last sign of life by ``now`` (a file-system time), None when
+    neither its claim lock nor a legacy ``heartbeat`` file is there.
 
-
-def _touch(dfd: int, name: str) -> None:
-    """Bump ``name``'s mtime. ``O_NONBLOCK``: a FIFO planted there is refused, never waited
-    on (as a symlink or a directory is): :class:`Corrupt`, so the job is left to fsck."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    try:
-        fd = os.open(name, flags, 0o600, dir_fd=dfd)
-    except OSError as exc:
-        if exc.errno in (errno.ENXIO, errno.ELOOP, errno.EISDIR):
-            raise Corrupt(f"{name} is not a regular file ({exc.strerror})") from None
-        raise
-    try:
-        os.utime(fd)
-    finally:
-        os.close(fd)
+    The newer of the two: a worker of an older version touches ``heartbeat``, and a
+    ``heartbeat`` left by an earlier attempt is older than this attempt's claim lock.
+    """
+    ages = []
+    for name in (claim_lock_name(attempt), LEGACY_HEARTBEAT):
+        try:
+            ages.append(now - os.stat(path / name, follow_symlinks=False).st_mtime)
+        except FileNotFoundError:
+            continue
+    return min(ages, default=None)
 
 
 class _LockBusy(Refused):

@@ -68,8 +68,8 @@ class Settings(BaseModel):
     heartbeat_s: float = Field(
         default=2,
         gt=0,
-        description="how often a running worker touches `heartbeat` and checks it still "
-        "owns the job",
+        description="how often a running worker touches its claim lock (the heartbeat) "
+        "and checks it still owns the job",
     )
     stale_after_s: float = Field(
         default=30,

@@ -2,10 +2,10 @@
 
 Liveness is the claim lock (docs/spec.md §5.6): the kernel frees it when the worker
 dies, however it dies, so a free lock means "worker gone". A worker that is
-alive but hung (SIGSTOP, a deadlock) keeps its lock and stops touching
-``heartbeat``; after ``stale_after_s`` its job is made stale anyway, and the
+alive but hung (SIGSTOP, a deadlock) keeps its lock and stops touching it (the
+lock's mtime is the heartbeat); after ``stale_after_s`` its job is made stale anyway, and the
 revision check then refuses that worker's late commit (the fencing). Silence is
-measured by the file system's clock (heartbeat mtime against a probe's mtime, see
+measured by the file system's clock (the lock's mtime against a probe's mtime, see
 fsclock.py), so hosts whose clocks disagree neither steal work nor miss a dead host.
 
 Every move goes through :func:`farro_core.job.commit`, so the transition table
@@ -217,10 +217,10 @@ class Watchdog:
         path = env.runtime.path
         if job.claim_is_free(self.root, path, env.id, lc.attempt):
             return "worker gone"
-        # file-system clock only: the claim touched heartbeat, so its mtime (else the
-        # claim's job.json write) is the last sign of life; claimed_at is the claimer's
-        # clock and never compared with ours (fsclock.py)
-        silent = job.heartbeat_age(path, now)
+        # file-system clock only: the claim touched its claim lock, so that lock's mtime
+        # (or a legacy heartbeat file's; else the claim's job.json write) is the last sign
+        # of life; claimed_at is the claimer's clock and never compared with ours (fsclock.py)
+        silent = job.heartbeat_age(path, lc.attempt, now)
         if silent is None:
             try:
                 silent = now - os.stat(path / job.JOB, follow_symlinks=False).st_mtime

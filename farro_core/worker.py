@@ -84,6 +84,10 @@ class Worker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._status = WorkerStatus(name, "idle", None, None, utcnow(), 0)
+        #: one status write at a time, each of the status as it is then (never an older one)
+        self._status_write = threading.Lock()
+        self._status_written = -float("inf")  # when it was last written (monotonic)
+        self._status_unwritten = False  # _status changed since (a job change left for a tick)
         #: this worker's pooled worktrees, one per repository, held until it stops
         self.pool = pool.Pool(root)
         #: presets whose queued jobs this worker leaves to others, and what it lacks for them
@@ -103,7 +107,7 @@ class Worker:
             self._status = replace(
                 self._status, state=state, job=None, attempt=None, since=utcnow()
             )
-        self._write_status(self._status)
+        self._publish_status()
         self._thread = threading.Thread(
             target=self._loop, name=f"farro-worker-{self.name}", daemon=True
         )
@@ -245,16 +249,17 @@ class Worker:
             new = {k: v for k, v in left.items() if self._passing.get(k) != v}
             self._passing = left
             self._status = replace(self._status, passing=tuple(sorted(left.items())))
-            status = self._status
         for preset, why in new.items():
             log.warning("%s leaves queued %s jobs to other workers: %s", self.name, preset, why)
-        self._write_status(status)
+        self._publish_status()
 
     def _process(self, env: Envelope) -> Envelope | None:
         n = env.lifecycle.attempt
         self._set("busy", env.id, n)
         log.info("%s %s queued → in-progress (attempt %d)", self.name, env.id, n)
-        beat = heartbeat.Heartbeat(env, self.settings.heartbeat_s, self._beater)
+        beat = heartbeat.Heartbeat(
+            env, self.settings.heartbeat_s, self._beater, on_beat=self._flush_status
+        )
         try:
             beat.start()  # inside the try: if even this fails, the claim is still given back
             # A worker stopped (SIGSTOP) between its claim and here may find the job
@@ -538,10 +543,30 @@ class Worker:
             self._status = WorkerStatus(
                 self.name, state, job_id, attempt, utcnow(), old.jobs_done, old.passing
             )
-            status = self._status
+            # busy from job to job: the file is rewritten at most once per heartbeat tick
+            # (the tick writes what is left), not per job: each write makes and frees an
+            # inode, which is what a short job costs most (docs/spec.md §3.7)
+            if old.state == state == "busy" and (
+                time.monotonic() - self._status_written < self.settings.heartbeat_s
+            ):
+                self._status_unwritten = True
+                return
         if state != old.state:
             log.debug("%s: %s → %s", self.name, old.state, state)
-        self._write_status(status)
+        self._publish_status()
+
+    def _flush_status(self) -> None:
+        """Write the status a job change left unwritten (at each heartbeat tick)."""
+        if self._status_unwritten:
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        with self._status_write:
+            with self._lock:
+                status = self._status
+                self._status_unwritten = False
+                self._status_written = time.monotonic()
+            self._write_status(status)
 
     def _write_status(self, st: WorkerStatus) -> None:
         body = {

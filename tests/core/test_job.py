@@ -196,7 +196,8 @@ def test_claim_moves_to_active_and_holds_the_lock(root: Root) -> None:
     assert (lc.claim.worker, lc.claim.pid, lc.claim.host) == ("w7", os.getpid(), w.host)
     assert lc.claim.pid_started_at == w.pid_started_at and lc.claim.token
     assert c.path == root.active / env.id and queues_holding(root, env.id) == ["active"]
-    assert (c.path / "heartbeat").exists()
+    # the claim lock's mtime is the heartbeat: no file of its own
+    assert (c.path / ".claim-1.lock").is_file() and not (c.path / "heartbeat").exists()
     on_disk = job.load(root, env.id).lifecycle
     assert on_disk == lc
     assert job.holds_claim(root, env.id, 1)
@@ -831,15 +832,74 @@ def test_load_refuses_symlinked_files_and_dirs(root: Root, tmp_path: Path) -> No
 def test_heartbeat_and_claim_is_free(root: Root) -> None:
     env = job.create(root, spec())
     c = claimed(root)
-    assert job.heartbeat(c)
-    age = job.heartbeat_age(c.path, os.stat(c.path / "heartbeat").st_mtime + 5)
-    assert age == pytest.approx(5)
-    assert job.heartbeat_age(env.path, 0) is None
+    lock = c.path / claim_lock_name(1)
+    os.utime(lock, (1, 1))
+    assert job.heartbeat(c)  # touches the attempt's claim lock
+    now = os.stat(lock).st_mtime
+    assert now > 1
+    assert job.heartbeat_age(c.path, 1, now + 5) == pytest.approx(5)
+    assert job.heartbeat_age(env.path, 1, 0) is None  # queued: neither lock nor legacy file
     assert not job.claim_is_free(root, c.path, c.id, 1)  # ours: never probed
     CLAIMS.release(job.claim_key(root, c.id, 1))
     assert job.claim_is_free(root, c.path, c.id, 1)
     job.commit(c, S.KILLED, A.AGENT, "x")
     assert not job.heartbeat(c)  # the job left active/
+
+
+def test_a_claim_freshens_a_claim_lock_made_long_ago(root: Root) -> None:
+    """A claim of attempt N that failed left ``.claim-N.lock`` behind; the claim that
+    succeeds later must set its mtime, or the watchdog would read an hour of silence."""
+    env = job.create(root, spec())
+    dfd = fs.open_dir(env.path)
+    try:
+        held = locks.try_lock(dfd, claim_lock_name(1))  # a claimer that gave up at step 2
+        assert held is not None
+        held.release()
+    finally:
+        os.close(dfd)
+    hour_ago = os.stat(env.path / "job.json").st_mtime - 3600
+    os.utime(env.path / claim_lock_name(1), (hour_ago, hour_ago))
+    c = claimed(root)
+    now = os.stat(c.path / "job.json").st_mtime  # the claim's write, by the file system
+    age = job.heartbeat_age(c.path, 1, now)
+    assert age is not None and age < 60
+    CLAIMS.release(job.claim_key(root, c.id, 1))
+
+
+def test_a_hung_worker_that_wakes_never_freshens_the_next_attempts_heartbeat(
+    root: Root,
+) -> None:
+    """The heartbeat is per attempt: attempt 1's worker, stopped until its job was made
+    stale, requeued and claimed again, beats attempt 1's lock, not attempt 2's."""
+    job.create(root, spec())
+    first = claimed(root, "hung")
+    stale = job.commit(first, S.STALE, A.WATCHDOG, "no heartbeat")
+    job.commit(stale, S.QUEUED, A.OPERATOR, "requeued", claim=None)
+    second = claimed(root, "next")
+    assert second.lifecycle.attempt == 2
+    os.utime(second.path / claim_lock_name(2), (1000, 1000))
+    assert job.heartbeat(first)  # the woken worker's beat, before it learns it was fenced
+    assert job.heartbeat_age(second.path, 2, 1010) == pytest.approx(10)
+    for env in (first, second):
+        CLAIMS.release(job.claim_key(root, env.id, env.lifecycle.attempt))
+
+
+def test_a_legacy_heartbeat_file_counts_when_newer(root: Root) -> None:
+    """A job claimed by a worker of the version that touched ``heartbeat``: the newer of
+    that file and the claim lock is the last sign of life, so neither is mistaken for
+    silence (an old ``heartbeat`` of an earlier attempt never hides a fresh claim)."""
+    job.create(root, spec())
+    c = claimed(root)
+    lock, legacy = c.path / claim_lock_name(1), c.path / "heartbeat"
+    legacy.touch()
+    os.utime(lock, (1000, 1000))
+    os.utime(legacy, (2000, 2000))
+    assert job.heartbeat_age(c.path, 1, 2010) == pytest.approx(10)  # the old worker's beat
+    os.utime(legacy, (500, 500))
+    assert job.heartbeat_age(c.path, 1, 2010) == pytest.approx(1010)  # the lock is newer
+    lock.unlink()
+    assert job.heartbeat_age(c.path, 1, 2010) == pytest.approx(1510)  # the legacy file alone
+    CLAIMS.release(job.claim_key(root, c.id, 1))
 
 
 def test_kill_request_names_the_attempt(root: Root) -> None:

@@ -92,7 +92,7 @@ def test_a_claimers_clock_is_never_compared_with_the_managers(tmp_path: Path) ->
     env = job.claim(root, WorkerIdentity.current("w-ahead"), now=ahead)
     assert env is not None
     try:
-        beat = env.runtime.path / "heartbeat"
+        beat = env.runtime.path / ".claim-1.lock"
         then = os.stat(beat).st_mtime - 60
         os.utime(beat, (then, then))
         report = Watchdog(root, Settings(stale_after_s=30)).sweep()

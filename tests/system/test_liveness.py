@@ -88,7 +88,7 @@ def test_sigstop_goes_stale_by_heartbeat_and_the_late_commit_is_refused(
     assert stale.lifecycle.reason.startswith("no heartbeat for")
     # stale because its heartbeat stopped, not before: on the file system's clock, the stale
     # mark's job.json was written over stale_after_s after the stopped worker's last beat
-    beat = (stale.path / job.HEARTBEAT).stat().st_mtime
+    beat = (stale.path / ".claim-1.lock").stat().st_mtime
     marked = (stale.path / job.JOB).stat().st_mtime
     assert marked - beat > root.settings.stale_after_s, (beat, marked)
     # hung, not gone: the claim lock is held, so auto_requeue_stale leaves it to an operator

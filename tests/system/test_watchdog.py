@@ -120,3 +120,25 @@ def test_the_manager_sweeps_tmp_when_it_takes_the_role(
     systems.append(system)
     system.start()
     wait_until(lambda: (root.quarantine / "leftover.1.ab").exists(), "quarantined")
+
+
+def test_a_job_of_a_worker_that_touches_heartbeat_is_judged_by_that_file(
+    tmp_path: Path,
+) -> None:
+    """Roots made before the claim lock carried the heartbeat: a worker of that version
+    touches ``heartbeat`` and never its claim lock, and is alive while it does."""
+    root = make_root(tmp_path / "root")
+    env = job.claim(root, WorkerIdentity.current("old-version"), ids=[submit(root, "old").id])
+    assert env is not None
+    try:
+        lock, legacy = env.path / ".claim-1.lock", env.path / "heartbeat"
+        now = os.stat(lock).st_mtime + 600
+        os.utime(lock, (now - 600, now - 600))  # claimed ten minutes ago, never touched since
+        legacy.touch()
+        os.utime(legacy, (now - 1, now - 1))  # the old worker's last beat
+        dog = watchdog.Watchdog(root)
+        assert dog.sweep(now=now).stale == []
+        os.utime(legacy, (now - 100, now - 100))  # it went silent
+        assert [j for j, _ in dog.sweep(now=now).stale] == [env.id]
+    finally:
+        job.release_claim(env)

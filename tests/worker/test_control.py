@@ -16,6 +16,7 @@ from farro_core import audit, heartbeat, job, operations, runner, workspace
 from farro_core.clock import utcnow
 from farro_core.envelope import Envelope
 from farro_core.root import Root
+from farro_core.settings import Settings
 from farro_core.transitions import Actor, Status
 from farro_core.worker import Worker, WorkerStatus, stop_all
 
@@ -400,9 +401,9 @@ def test_heartbeat_goes_on_during_a_slow_rubric_check(wroot: Root) -> None:
         lambda: p.parent if (p := load(wroot, env.id).path / "checking").exists() else None,
         '(p := load(wroot, env.id).path / "checking").exists() and p.parent',
     )
-    first = (path / "heartbeat").stat().st_mtime_ns
+    first = (path / ".claim-1.lock").stat().st_mtime_ns
     # the check runs until the test says go: the beat comes while it runs, however slowly
-    wait_until(lambda: (path / "heartbeat").stat().st_mtime_ns > first, "a later heartbeat")
+    wait_until(lambda: (path / ".claim-1.lock").stat().st_mtime_ns > first, "a later heartbeat")
     (path / "go").touch()
     wait_until(lambda: status_is(wroot, env.id, "succeeded"), "success")
 
@@ -476,19 +477,41 @@ class _Recording(Worker):
         super()._write_status(st)
 
 
-def test_a_worker_going_from_job_to_job_writes_its_status_once_per_job(wroot: Root) -> None:
+def test_a_worker_going_from_job_to_job_writes_its_status_once_per_tick(wroot: Root) -> None:
+    """Busy from job to job, the status file is rewritten at most once per heartbeat tick
+    (each write makes and frees an inode); every change of state is written at once."""
     envs = [submit(wroot, f"job {i}", agent=["true"]) for i in range(3)]
-    w = _Recording(wroot, "w-rec", settings=wroot.settings)
+    settings = Settings.model_validate(
+        {**wroot.settings.model_dump(), "heartbeat_s": 600, "stale_after_s": 1200}
+    )
+    w = _Recording(wroot, "w-rec", settings=settings)
     w.written = []
     WORKERS.append(w)
     w.start()
     wait_until(lambda: w.status().state == "idle" and w.status().jobs_done == 3, "3 jobs done")
-    # idle at start, busy on each job in turn, idle when the queue is empty: no
-    # "idle" between two jobs (each status write is a file replaced)
-    order = [e.id for e in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id))]
-    assert w.written == [("idle", None), *(("busy", i) for i in order), ("idle", None)]
+    # idle at start, busy on the first job, idle when the queue is empty: neither "idle"
+    # between two jobs nor each next job within the tick
+    first = min(envs, key=lambda e: (e.lifecycle.created_at, e.id)).id
+    assert w.written == [("idle", None), ("busy", first), ("idle", None)]
     body = json.loads((wroot.workers_dir / "w-rec.json").read_text())
     assert body["state"] == "idle" and body["jobs_done"] == 3
+
+
+def test_the_heartbeat_tick_writes_the_job_a_worker_went_on_to(wroot: Root, tmp_path: Path) -> None:
+    """A job change left unwritten is written by the next beat, so a reader of run/workers/
+    learns the job the worker runs within a tick."""
+    go = tmp_path / "go"
+    quick = submit(wroot, "quick", agent=["true"], priority=2)
+    slow = submit(wroot, "slow", agent=sh(f'while [ ! -e "{go}" ]; do sleep 0.01; done'))
+    w = _Recording(wroot, "w-tick", settings=wroot.settings.model_copy(update={"heartbeat_s": 0.2}))
+    w.written = []
+    WORKERS.append(w)
+    w.start()
+    path = wroot.workers_dir / "w-tick.json"
+    wait_until(lambda: json.loads(path.read_text())["job"] == slow.id, "the file names the job")
+    assert ("busy", quick.id) in w.written
+    go.touch()
+    wait_until(lambda: status_is(wroot, slow.id, "succeeded"), "the slow job done")
 
 
 def _beat_threads() -> list[threading.Thread]:
@@ -505,7 +528,7 @@ def test_one_heartbeat_thread_serves_a_worker_from_job_to_job(wroot: Root, tmp_p
     seen = []
     for env in sorted(envs, key=lambda e: (e.lifecycle.created_at, e.id)):
         wait_until(lambda e=env: said(wroot, e.id, "started"), f"{env.id} started")
-        beat = wroot.active / env.id / "heartbeat"
+        beat = wroot.active / env.id / ".claim-1.lock"
         first = beat.stat().st_mtime_ns
         wait_until(lambda b=beat, f=first: b.stat().st_mtime_ns > f, "a heartbeat")
         seen.append([t for t in _beat_threads() if t.name.endswith(w.name)])
@@ -527,13 +550,13 @@ def test_no_heartbeat_after_stop_returns(wroot: Root) -> None:
     beater = heartbeat.Beater("farro-heartbeat-test")
     try:
         beat = heartbeat.Heartbeat(stopped_env, 0.01, beater).start()
-        path = stopped_env.path / "heartbeat"
+        path = stopped_env.path / ".claim-1.lock"
         first = path.stat().st_mtime_ns
         wait_until(lambda: path.stat().st_mtime_ns > first, "a heartbeat")
         beat.stop()
         stopped = path.stat().st_mtime_ns
         other = heartbeat.Heartbeat(other_env, 0.01, beater).start()
-        opath = other_env.path / "heartbeat"
+        opath = other_env.path / ".claim-1.lock"
         for _ in range(2):
             mark = opath.stat().st_mtime_ns
             wait_until(lambda m=mark: opath.stat().st_mtime_ns > m, "the other job's heartbeat")
