@@ -31,6 +31,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from farro_core import audit, fs, locks, pool, workspace
 from farro_core.clock import utcnow
@@ -366,7 +367,27 @@ def _logs(root: Root, env: Envelope, keep: int, report: Report) -> None:
             report.files += 1
             report.bytes += st.st_blocks * 512
         report.logs += 1
-        _audit(root, report, env.id, f"removed the logs of attempt {n} (keeping the last {keep})")
+        _audit(root, report, env.id, f"{_logs_removed(n)}(keeping the last {keep})")
+
+
+def _logs_removed(attempt: int) -> str:
+    """How gc's audit line of an attempt's removed logs starts (:func:`removed_logs`)."""
+    return f"removed the logs of attempt {attempt} "
+
+
+def removed_logs(root: Root, job_id: str, attempt: int) -> dict[str, Any] | None:
+    """gc's audit record of removing the logs of ``attempt`` (the last, should a job of
+    that id have come back), or None: gc did not remove them."""
+    said = _logs_removed(attempt)
+    found = None
+    for rec in audit.read(root, job_id):
+        if (
+            rec.get("job") == job_id
+            and rec.get("event") == "gc"
+            and str(rec.get("reason", "")).startswith(said)
+        ):
+            found = rec
+    return found
 
 
 def _refs(root: Root, env: Envelope, report: Report) -> None:

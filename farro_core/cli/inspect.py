@@ -463,7 +463,11 @@ def logs(
                     starting = status == "in-progress" and current == attempt
                     raise NotFound(
                         f"job {job_id} has no log for attempt {attempt}"
-                        + (" yet (it is starting; `farro logs -f` waits)" if starting else "")
+                        + (
+                            " yet (it is starting; `farro logs -f` waits)"
+                            if starting
+                            else _gc_removed(r, job_id, attempt)
+                        )
                     )
                 # the status was read before this last drain, so nothing is lost
                 return
@@ -472,6 +476,17 @@ def logs(
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _gc_removed(r: "Root", job_id: str, attempt: int) -> str:
+    """``: farro gc removed it …`` when the audit log says so, else nothing."""
+    from farro_core.gc import removed_logs
+
+    rec = removed_logs(r, job_id, attempt)
+    if rec is None:
+        return ""
+    why = str(rec.get("reason", "")).rpartition(" (")[2].rstrip(")")
+    return f": `farro gc` removed it at {_short_ts(str(rec.get('ts') or ''))} ({visible(why)})"
 
 
 def _open_log(r: "Root", job_id: str, name: str) -> int | None:
