@@ -87,8 +87,9 @@ def gc(
     Worktrees no live worker holds; the farro/<id> branches and refs/farro/<id>/*
     refs of finished jobs (succeeded ones only when --status names succeeded, or
     once landed); attempt logs beyond gc_keep_logs. Queued, running and stale
-    jobs are never touched; every removal is written to the audit log. --archive
-    moves old finished jobs to ROOT/archive/ (show, history and logs still read them).
+    jobs are never touched, nor jobs marked kept (farro keep); every removal is
+    written to the audit log. --archive moves old finished jobs to ROOT/archive/
+    (show, history and logs still read them).
     """
     from dataclasses import asdict
 

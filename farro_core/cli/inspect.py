@@ -111,7 +111,7 @@ def _ls_table(rows: "list[JobRow]") -> None:
         cells.append(
             [
                 row.id,
-                row.status,
+                f"{row.status}+kept" if row.kept else row.status,
                 attempts,
                 str(row.priority),
                 _age(None if created is None else now - created),
@@ -222,6 +222,11 @@ def _show_lines(
         f"agent      {_agent_shown(p.agent)}",
         f"allowed    {', '.join(visible(a) for a in p.allowed_paths)}",
     ]
+    if lc.kept is not None:  # farro keep
+        lines.append(
+            f"kept       {_when(lc.kept.at, now)} by {visible(lc.kept.by)}: "
+            "farro gc leaves its branch, refs and logs"
+        )
     if p.labels:
         lines.append(
             "labels     " + ", ".join(f"{visible(k)}={visible(v)}" for k, v in p.labels.items())
