@@ -346,6 +346,23 @@ class Landing(_Strict):
         return f"into {self.into} as {self.commit[:12]} ({self.mode}), {at} by {self.by}"
 
 
+class Kept(_Strict):
+    """The operator's mark (``farro keep``): ``farro gc`` leaves the job as it is, its
+    ``farro/<id>`` branch, refs, logs and directory."""
+
+    at: datetime
+    by: str
+
+    def text(self) -> str:
+        """``2026-11-30 06:27:07Z by ops``."""
+        at = self.at.isoformat(timespec="seconds").replace("+00:00", "Z").replace("T", " ")
+        return f"{at} by {self.by}"
+
+
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class Result(_Strict):
     attempt: int
     exit_code: int | None
@@ -401,6 +418,9 @@ class Lifecycle(_Strict):
     claim: Claim | None = None
     not_before: datetime | None = None
     result: Result | None = None
+    #: ``farro keep``: written only when set, so an unmarked job's job.json has the bytes
+    #: it had before the mark existed (and an older FARRO on the same root still reads it)
+    kept: Kept | None = Field(default=None, exclude_if=_unset)
     reason: str = ""
     created_at: datetime
     updated_at: datetime
@@ -484,9 +504,10 @@ def dump_queued(lc: Lifecycle) -> bytes:
     serialisation of its fields: Lifecycle's own serializer would build the schemas
     of Result and Work too (~2% of a cold submit). The fields of a lifecycle from
     :func:`queued` are plain values; tests/core/test_envelope.py checks the bytes."""
-    if lc.claim is not None or lc.result is not None:
-        raise ValueError("dump_queued: only a new job's lifecycle (no claim, no result)")
-    return to_json(dict(lc), indent=2) + b"\n"
+    if lc.claim is not None or lc.result is not None or lc.kept is not None:
+        raise ValueError("dump_queued: only a new job's lifecycle (no claim, result or mark)")
+    fields = {k: v for k, v in lc if k != "kept"}  # omitted when unset, as Lifecycle writes it
+    return to_json(fields, indent=2) + b"\n"
 
 
 def parse_spec(data: Any, where: str = "spec") -> JobSpec:

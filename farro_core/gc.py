@@ -15,7 +15,10 @@ What it removes, and only that:
   ``history`` and ``logs`` still find them; no transition moves them again.
 
 Queued, running and stale jobs are never selected, nor the refs of a job whose work
-one of them continues (``farro retry --from-work``). Refs are removed only where
+one of them continues (``farro retry --from-work``). A job marked kept (``farro
+keep``) is left as it is whatever the selection: its branch, refs, logs, its old
+per-job worktree, and its directory (never archived: the mark could not be taken
+back there, and gc never looks at an archived job again). Refs are removed only where
 the job's own record (its branch in the result) says FARRO made them, and a
 ``farro/<id>`` branch only while it is where FARRO left it (the base or an
 attempt's work commit) and checked out nowhere: once the operator checks it out
@@ -31,6 +34,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from farro_core import audit, fs, locks, pool, workspace
 from farro_core.clock import utcnow
@@ -58,6 +62,8 @@ class Report:
     worktrees: int = 0
     logs: int = 0
     archived: int = 0
+    #: selected jobs left as they are, marked kept (``farro keep``)
+    marked: int = 0
     lines: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -73,6 +79,12 @@ class Report:
                 f"; {'would move' if self.dry_run else 'moved'} {self.archived} job"
                 f"{'' if self.archived == 1 else 's'} to archive/"
                 if self.archived
+                else ""
+            )
+            + (
+                f"; left {self.marked} job{'' if self.marked == 1 else 's'} marked kept as "
+                f"{'it is' if self.marked == 1 else 'they are'}"
+                if self.marked
                 else ""
             )
         )
@@ -180,18 +192,27 @@ def run(
             continue
         if cutoff is not None and env.lifecycle.updated_at.timestamp() > cutoff:
             continue
-        _logs(root, env, keep, report)
-        if env.status != "succeeded" or explicit or _landed(env):
+        if env.lifecycle.kept is not None:
+            report.marked += 1
+            report.lines.append(_kept_line(env))
+            continue
+        refs = env.status != "succeeded" or explicit or _landed(env)
+        if refs:
             continued = _continued(root) if continued is None else continued
             if job_id in continued:
+                refs = False
                 report.lines.append(
                     f"kept the refs of {job_id}: job {continued[job_id]} starts from its work"
                 )
-            else:
-                _refs(root, env, report)
-        if archive:
-            _archive(root, env, report)
+        _collect(root, env, keep, report, refs=refs, archive=archive)
     return report
+
+
+def _kept_line(env: Envelope) -> str:
+    assert env.lifecycle.kept is not None
+    return (
+        f"kept job {env.id} as it is (branch, refs, logs): marked kept {env.lifecycle.kept.text()}"
+    )
 
 
 def _continued(root: Root) -> dict[str, str]:
@@ -209,14 +230,18 @@ def _continued(root: Root) -> dict[str, str]:
     return out
 
 
-def _archive(root: Root, env: Envelope, report: Report) -> None:
-    """Move a finished job's directory to ``ROOT/archive/``, under its commit lock."""
-    if not report.dry_run:
+def _collect(
+    root: Root, env: Envelope, keep: int, report: Report, *, refs: bool, archive: bool
+) -> None:
+    """A finished job's old logs, its refs (``refs``), then (``archive``) its directory to
+    ``ROOT/archive/``: all under its commit lock, as the job is now. A job that moved on
+    since it was selected (requeued, landed, marked kept) is left to the next run."""
+    if archive and not report.dry_run:
         fs.make_private_dir(root.archive)
     try:
         dfd = fs.open_dir(env.runtime.path)
     except OSError:
-        return  # it moved meanwhile (requeued?): not ours to archive now
+        return  # it moved meanwhile (requeued?): not ours to collect now
     try:
         try:
             held = locks.lock(dfd, COMMIT_LOCK, timeout=10.0)
@@ -224,12 +249,25 @@ def _archive(root: Root, env: Envelope, report: Report) -> None:
             return
         try:
             here = where(root, env.id, dfd)
-            if here is None or read_lifecycle(dfd, env.id).status not in FINISHED:
+            if here is None:
                 return
-            if not report.dry_run:
-                fs.move(here, root.archive / env.id)
-            report.archived += 1
-            _audit(root, report, env.id, f"moved {here} to {root.archive / env.id}")
+            try:
+                lc = read_lifecycle(dfd, env.id)
+            except FarroError:
+                return
+            if lc.revision != env.lifecycle.revision:
+                if lc.kept is not None:  # marked meanwhile: said as if marked before
+                    report.marked += 1
+                    report.lines.append(_kept_line(env.model_copy(update={"lifecycle": lc})))
+                return
+            _logs(root, env, keep, report)
+            if refs:
+                _refs(root, env, report)
+            if archive:
+                if not report.dry_run:
+                    fs.move(here, root.archive / env.id)
+                report.archived += 1
+                _audit(root, report, env.id, f"moved {here} to {root.archive / env.id}")
         finally:
             held.release()
     finally:
@@ -291,12 +329,15 @@ def _legacy_worktrees(root: Root, report: Report) -> None:
         if not ID_PATTERN.fullmatch(name) or not _is_legacy_worktree(path):
             continue
         try:
-            status: str | None = load(root, name).status
+            env: Envelope | None = load(root, name)
         except NotFound:
-            status = None
+            env = None
         except FarroError:
             continue
-        if status is not None and status not in FINISHED:
+        if env is not None and env.status not in FINISHED:
+            continue
+        if env is not None and env.lifecycle.kept is not None:
+            report.lines.append(f"kept worktree {path}: its job is marked kept (farro keep)")
             continue
         files, size = _usage(path)
         if not report.dry_run:
@@ -366,7 +407,27 @@ def _logs(root: Root, env: Envelope, keep: int, report: Report) -> None:
             report.files += 1
             report.bytes += st.st_blocks * 512
         report.logs += 1
-        _audit(root, report, env.id, f"removed the logs of attempt {n} (keeping the last {keep})")
+        _audit(root, report, env.id, f"{_logs_removed(n)}(keeping the last {keep})")
+
+
+def _logs_removed(attempt: int) -> str:
+    """How gc's audit line of an attempt's removed logs starts (:func:`removed_logs`)."""
+    return f"removed the logs of attempt {attempt} "
+
+
+def removed_logs(root: Root, job_id: str, attempt: int) -> dict[str, Any] | None:
+    """gc's audit record of removing the logs of ``attempt`` (the last, should a job of
+    that id have come back), or None: gc did not remove them."""
+    said = _logs_removed(attempt)
+    found = None
+    for rec in audit.read(root, job_id):
+        if (
+            rec.get("job") == job_id
+            and rec.get("event") == "gc"
+            and str(rec.get("reason", "")).startswith(said)
+        ):
+            found = rec
+    return found
 
 
 def _refs(root: Root, env: Envelope, report: Report) -> None:

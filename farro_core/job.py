@@ -917,6 +917,49 @@ def annotate(
     return Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here))
 
 
+def mark_kept(env: Envelope, by: str, *, kept: bool) -> Envelope | None:
+    """Set (or clear) a job's kept mark: a record, not a transition (``farro keep``).
+
+    The job keeps its status, queue and reason; job.json gets revision+1 and the
+    audit a ``kept`` (or ``unkept``) line. Refused while the job runs: its worker's
+    commit names the revision it read, and would be fenced off by this one. None when
+    the job already is as asked (nothing written).
+    """
+    from farro_core.envelope import Kept
+    from farro_core.errors import Refused
+
+    root = Root(env.runtime.root)
+    with _job_locked(root, env) as (dfd, here):
+        lc = read_lifecycle(dfd, env.id)
+        if lc.status is Status.IN_PROGRESS:
+            raise Refused(
+                f"job {env.id} is running: mark it once it has finished "
+                "(writing job.json now would fence off its worker's commit)"
+            )
+        if (lc.kept is not None) == kept:
+            return None
+        now = utcnow()
+        new = Lifecycle.model_validate(
+            {
+                **lc.model_dump(),
+                "kept": Kept(at=now, by=by).model_dump() if kept else None,
+                "revision": lc.revision + 1,
+                "updated_at": now,
+            }
+        )
+        fs.write_at(dfd, JOB, dump(new))
+        what = "marked kept" if kept else "kept mark removed"
+        audit.note(
+            root,
+            new,
+            actor=Actor.OPERATOR,
+            reason=f"{what} by {by}",
+            event="kept" if kept else "unkept",
+            ts=now,
+        )
+    return Envelope(prompt=env.prompt, lifecycle=new, runtime=Runtime(root=root.path, path=here))
+
+
 def move_misplaced(
     root: Root,
     path: Path,

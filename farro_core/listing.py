@@ -48,6 +48,7 @@ class JobRow:
     verdict: str | None
     labels: dict[str, str] = field(default_factory=dict)
     landed: str | None = None  # the branch ``farro land`` brought the work into
+    kept: bool = False  # marked kept (``farro keep``): ``farro gc`` leaves it as it is
     # how long the agent of the current attempt ran, once it has a result: a landing
     # updates job.json later, so updated_at is no end of the run
     run_s: float | None = None
@@ -171,6 +172,7 @@ def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
     claim = _get(lc, "claim", dict, {}) if lc.get("claim") is not None else {}
     result = _get(lc, "result", dict, {}) if lc.get("result") is not None else {}
     landing = result.get("landed")
+    kept = lc.get("kept") is not None and bool(_get(lc, "kept", dict, {}))
     attempt = _get(lc, "attempt", int, 0)
     run_s = result.get("duration_s") if result.get("attempt") == attempt else None
     if isinstance(run_s, bool) or not isinstance(run_s, (int, float)):
@@ -195,6 +197,7 @@ def _row(job_id: str, queue: str, lc: dict[str, Any], parts: _Parts) -> JobRow:
         labels=labels,
         landed=_opt_str(landing, "into") if isinstance(landing, dict) else None,
         run_s=None if run_s is None else float(run_s),
+        kept=kept,
     )
 
 

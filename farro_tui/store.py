@@ -199,6 +199,9 @@ class Feeder:
         self.failure: str | None = None
         self._mtimes: dict[str, int] = {}
         self._corrupt: dict[str, str] = {}  # id -> queue of rows shown as corrupt: re-read
+        #: jobs a pane shows (how many panes): job.json looked at in done/ too (:meth:`follow`)
+        self._followed: dict[str, int] = {}
+        self._followed_mtimes: dict[str, int] = {}  # the feeder thread's own
 
     # ------------------------------------------------------------ UI side
 
@@ -250,6 +253,24 @@ class Feeder:
             with self._lock:
                 self._wanted.extend(ids)
             self._events.put(("want", set()))
+
+    def follow(self, job_id: str) -> None:
+        """Look at this job's job.json at every rescan, in done/ too, until :meth:`unfollow`.
+
+        done/ is watched by names only (100k finished jobs cost no watches), so a
+        record written in place there from outside (``farro land``, ``farro keep``)
+        makes no event: one stat per rescan finds it for the job a pane shows.
+        """
+        with self._lock:
+            self._followed[job_id] = self._followed.get(job_id, 0) + 1
+
+    def unfollow(self, job_id: str) -> None:
+        with self._lock:
+            left = self._followed.get(job_id, 0) - 1
+            if left > 0:
+                self._followed[job_id] = left
+            else:
+                self._followed.pop(job_id, None)
 
     def first_screen_drawn(self) -> None:
         """Start reading done/ rows: not before, so the first screen has the GIL to itself."""
@@ -445,6 +466,19 @@ class Feeder:
             self._rescan_names(q, delta)
         if self._mtime(self.root.done) != self._done_mtime:
             self._rescan_names("done", delta)
+        with self._lock:
+            followed = set(self._followed)
+        seen = self._followed_mtimes
+        for job_id in [i for i in seen if i not in followed]:
+            del seen[job_id]
+        for job_id in followed & self._known_done:  # a record written in place (see follow)
+            now = self._stat("done", job_id)
+            # read when first followed too: what the pane loaded may predate a write
+            if seen.get(job_id) != now and job_id not in delta.rows:
+                row = self._read("done", job_id)
+                if row is not None:
+                    delta.rows[job_id] = row
+            seen[job_id] = now
         for job_id, q in list(self._corrupt.items()):  # fixed meanwhile? (few, usually none)
             if job_id not in delta.rows:
                 delta.rows[job_id] = self._read(q, job_id)

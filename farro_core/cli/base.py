@@ -77,6 +77,7 @@ COMMANDS = {
     "history": "inspect",
     "diff": "review",
     "land": "review",
+    "keep": "steer",
     "retry": "review",
     "report": "review",
     "stats": "stats",

@@ -14,12 +14,17 @@ from farro_core.visible import visible
 @app.command(short_help="Check the root; --repair fixes (never deletes).")
 def fsck(
     repair: Annotated[
-        bool, typer.Option("--repair", help="Fix what is found (quarantine, never delete).")
+        bool,
+        typer.Option(
+            "--repair",
+            help="Fix what is found (quarantine, never delete); end the orphaned agents.",
+        ),
     ] = False,
     as_json: JsonOpt = False,
     root: RootOpt = None,
 ) -> None:
-    """Check the root: misplaced, stale, corrupt, unaudited jobs and tmp/ leftovers."""
+    """Check the root: misplaced, stale, corrupt, unaudited jobs, tmp/ leftovers, and
+    agents a dead worker left running on this host (kind orphan; --repair ends them)."""
     from dataclasses import asdict
 
     from farro_core.fsck import fsck as run_fsck
@@ -82,8 +87,9 @@ def gc(
     Worktrees no live worker holds; the farro/<id> branches and refs/farro/<id>/*
     refs of finished jobs (succeeded ones only when --status names succeeded, or
     once landed); attempt logs beyond gc_keep_logs. Queued, running and stale
-    jobs are never touched; every removal is written to the audit log. --archive
-    moves old finished jobs to ROOT/archive/ (show, history and logs still read them).
+    jobs are never touched, nor jobs marked kept (farro keep); every removal is
+    written to the audit log. --archive moves old finished jobs to ROOT/archive/
+    (show, history and logs still read them).
     """
     from dataclasses import asdict
 

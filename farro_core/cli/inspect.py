@@ -111,7 +111,7 @@ def _ls_table(rows: "list[JobRow]") -> None:
         cells.append(
             [
                 row.id,
-                row.status,
+                f"{row.status}+kept" if row.kept else row.status,
                 attempts,
                 str(row.priority),
                 _age(None if created is None else now - created),
@@ -222,6 +222,11 @@ def _show_lines(
         f"agent      {_agent_shown(p.agent)}",
         f"allowed    {', '.join(visible(a) for a in p.allowed_paths)}",
     ]
+    if lc.kept is not None:  # farro keep
+        lines.append(
+            f"kept       {_when(lc.kept.at, now)} by {visible(lc.kept.by)}: "
+            "farro gc leaves its branch, refs and logs"
+        )
     if p.labels:
         lines.append(
             "labels     " + ", ".join(f"{visible(k)}={visible(v)}" for k, v in p.labels.items())
@@ -463,7 +468,11 @@ def logs(
                     starting = status == "in-progress" and current == attempt
                     raise NotFound(
                         f"job {job_id} has no log for attempt {attempt}"
-                        + (" yet (it is starting; `farro logs -f` waits)" if starting else "")
+                        + (
+                            " yet (it is starting; `farro logs -f` waits)"
+                            if starting
+                            else _gc_removed(r, job_id, attempt)
+                        )
                     )
                 # the status was read before this last drain, so nothing is lost
                 return
@@ -472,6 +481,17 @@ def logs(
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _gc_removed(r: "Root", job_id: str, attempt: int) -> str:
+    """``: farro gc removed it …`` when the audit log says so, else nothing."""
+    from farro_core.gc import removed_logs
+
+    rec = removed_logs(r, job_id, attempt)
+    if rec is None:
+        return ""
+    why = str(rec.get("reason", "")).rpartition(" (")[2].rstrip(")")
+    return f": `farro gc` removed it at {_short_ts(str(rec.get('ts') or ''))} ({visible(why)})"
 
 
 def _open_log(r: "Root", job_id: str, name: str) -> int | None:

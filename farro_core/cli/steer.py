@@ -1,4 +1,5 @@
-"""``farro requeue`` and ``farro kill``: the operator's moves, through farro_core.operations."""
+"""``farro requeue`` and ``farro kill``: the operator's moves, through farro_core.operations;
+``farro keep``: the operator's mark, through farro_core.keep."""
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
@@ -71,8 +72,10 @@ def _selected(
     job_ids: Sequence[str] | None,
     status: str | None,
     label: Sequence[str] | None,
+    command: str | None = None,
 ) -> tuple["Root", list[str]]:
-    """The root and the jobs a requeue or kill acts on: ids, or a selection.
+    """The root and the jobs a requeue, kill or keep acts on: ids, or a selection
+    (``command``: how the refusal names the command, when not ``farro VERB``).
 
     Nothing selected is not an error (``farro requeue $(... | jq ...)`` with no
     failed job): the caller says so and exits 0.
@@ -82,7 +85,7 @@ def _selected(
 
     ids = _check_ids(job_ids or [])
     if ids and (status is not None or label):
-        raise BadInput(f"give job ids or --status/--label, not both (farro {verb})")
+        raise BadInput(f"give job ids or --status/--label, not both (farro {command or verb})")
     wanted = _statuses(status) or [] if status is not None else list(legal)
     for s in wanted:
         if s not in legal:
@@ -107,7 +110,7 @@ def _selected(
     return r, picked.ids
 
 
-_PAST = {"requeue": "requeued", "kill": "killed"}
+_PAST = {"requeue": "requeued", "kill": "killed", "keep": "kept", "unmark": "unmarked"}
 
 
 def _or(words: Sequence[str]) -> str:
@@ -177,5 +180,55 @@ def kill(
         elif res.error is not None:
             _err(str(res.error))  # the status the core refused, as it read it then
             worst = max(worst, res.error.exit_code)
+    if worst:
+        raise _Failed(worst)
+
+
+@app.command(short_help="Mark jobs kept: farro gc leaves their branch, refs and logs.")
+def keep(
+    job_ids: SelIdsArg = None,
+    status: SelStatusOpt = None,
+    label: SelLabelOpt = None,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Remove the mark: gc treats the jobs as usual again.")
+    ] = False,
+    root: RootOpt = None,
+) -> None:
+    """Mark jobs kept: farro gc never removes their farro/<id> branch, refs/farro/<id>/*
+    refs or attempt logs, nor archives them, whatever its selection.
+
+    Give ids, or select: --status succeeded marks every succeeded job, --label K=V
+    every job with that label but running ones. Every job is checked first: an
+    unknown, running or archived one refuses them all, and none is marked. A
+    running job can be marked once it has finished. --undo removes the mark.
+    """
+    from farro_core.keep import check, mark
+    from farro_core.operations import select
+
+    legal = ("queued", "stale", "succeeded", "failed", "killed")
+    verb = "unmark" if undo else "keep"
+    r, ids = _selected(root, verb, legal, job_ids, status, label, command="keep")
+    if label and status is None:  # the label's running jobs: left out, and said so
+        running = len(select(r, ["in-progress"], _labels(label)).ids)
+        if running:
+            said = "unmarked" if undo else "marked"
+            _out(f"({_plural(running, 'running job')} not {said}: mark them once they finish)")
+    envs, refused = check(r, ids)
+    if refused:
+        for exc in refused:
+            _err(str(exc))
+        if len(ids) > 1:
+            what = "no mark removed" if undo else "no job marked"
+            _err(f"{what}: {len(refused)} of {len(ids)} jobs refused")
+        raise _Failed(max(exc.exit_code for exc in refused))
+    worst = 0
+    for done in mark(envs, by=_operator(), kept=not undo):
+        if done.error is not None:
+            _err(str(done.error))
+            worst = max(worst, done.error.exit_code)
+        elif undo:
+            _out(f"{done.job_id} {'no longer kept' if done.changed else 'was not kept'}")
+        else:
+            _out(f"{done.job_id} {'kept' if done.changed else 'kept already'}")
     if worst:
         raise _Failed(worst)

@@ -110,6 +110,8 @@ def render_job(
     sub.append(STATUS_LABEL.get(lc.status, lc.status).upper(), STATUS_STYLE.get(lc.status))
     if killing:
         sub.append(" · kill requested", "bold red")
+    if lc.kept is not None:  # farro keep: gc leaves the job as it is
+        sub.append(" · kept", "bold cyan")
     sub.append(f" · {env.id}", "bright_black")
     if lc.reason:
         sub.append(f" · {visible(lc.reason)}")
@@ -133,6 +135,9 @@ def render_job(
             grid.add_row("last claim", Text(f"{who} from {_ts(c.claimed_at)} (ended)"))
     if lc.not_before is not None:
         grid.add_row("not before", _ts(lc.not_before))
+    if lc.kept is not None:
+        said = f"{_ts(lc.kept.at)} by {visible(lc.kept.by)}: gc leaves its branch, refs and logs"
+        grid.add_row("kept", Text(said))
     grid.add_row("created", Text(f"{_ts(lc.created_at)} by {visible(p.created_by)}"))
     grid.add_row("updated", _ts(lc.updated_at))
     grid.add_row("timeout", duration(p.timeout_s))
@@ -279,8 +284,12 @@ class JobScreen(FarroAccess, Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#job-body").focus()
+        self.farro.feeder.follow(self.job_id)  # a record written in place in done/ too
         self.reload()
         self.farro.store_updated.subscribe(self, lambda _: self.store_changed(), immediate=True)
+
+    def on_unmount(self) -> None:
+        self.farro.feeder.unfollow(self.job_id)
 
     def targets(self) -> list[str]:
         return [self.job_id]

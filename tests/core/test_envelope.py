@@ -18,6 +18,7 @@ from farro_core.envelope import (
     MAX_PROMPT_BYTES,
     SCHEMA_VERSION,
     JobSpec,
+    Kept,
     Lifecycle,
     Prompt,
     Result,
@@ -269,7 +270,8 @@ def test_runtime_never_persisted_and_prompt_never_rewritten(root: Root) -> None:
         env = job.commit(claimed, Status.QUEUED, Actor.AGENT, f"retry {i}")
         job.release_claim(claimed)
         data = json.loads((env.path / "job.json").read_bytes())
-        assert set(data) == set(Lifecycle.model_fields)
+        # every field but the kept mark, which is written only when set (farro keep)
+        assert set(data) == set(Lifecycle.model_fields) - {"kept"}
         assert not {"runtime", "path", "root", "loaded_at", "prompt"} & set(data)
         assert str(root.path) not in (env.path / "job.json").read_text()
     st1 = os.stat(env.path / "prompt.json")
@@ -411,3 +413,65 @@ def test_threads_first_reading_a_job_json_build_the_deferred_models_once(root: R
 def test_queued_refuses_an_invalid_id() -> None:
     with pytest.raises(ValueError, match="invalid job id"):
         queued("../x", "created by a", NOW)
+
+
+# job.json as FARRO wrote it before the kept mark (farro keep) existed: a finished job
+OLD_JOB_JSON = b"""{
+  "schema_version": "1.0.0",
+  "id": "01JD3ABCDEFGH12345678",
+  "status": "failed",
+  "attempt": 1,
+  "revision": 3,
+  "attempt_base": 0,
+  "claim": {
+    "worker": "w1",
+    "host": "h",
+    "boot_id": "b",
+    "pid": 1,
+    "pid_started_at": null,
+    "token": "t",
+    "claimed_at": "2026-01-02T03:04:05Z"
+  },
+  "not_before": null,
+  "result": {
+    "attempt": 1,
+    "exit_code": 3,
+    "started_at": "2026-01-02T03:04:05Z",
+    "finished_at": "2026-01-02T03:04:05Z",
+    "duration_s": 0.5,
+    "timed_out": false,
+    "killed": false,
+    "rubric": [],
+    "verdict": null,
+    "violations": [],
+    "log": "attempt-1.log",
+    "base_commit": null,
+    "work": null,
+    "report": {},
+    "error": null,
+    "landed": null
+  },
+  "reason": "agent exited 3",
+  "created_at": "2026-01-02T03:04:05Z",
+  "updated_at": "2026-01-02T03:04:05Z"
+}
+"""
+
+
+def test_a_job_json_from_before_the_kept_mark_loads_unmarked_and_is_written_back_as_it_was() -> (
+    None
+):
+    lc = load_lifecycle(OLD_JOB_JSON, "job.json")
+    assert lc.kept is None and lc.status == "failed" and lc.result is not None
+    assert dump(lc) == OLD_JOB_JSON  # no field added: an older FARRO still reads it
+    marked = lc.model_copy(update={"kept": Kept(at=NOW, by="ops")})
+    raw = dump(marked)
+    assert b'"kept": {' in raw and load_lifecycle(raw, "job.json") == marked
+    with pytest.raises(Corrupt, match="kept"):  # a mark is an object, never a bare flag
+        load_lifecycle(OLD_JOB_JSON.replace(b'"reason"', b'"kept": true, "reason"'), "job.json")
+
+
+def test_dump_queued_refuses_a_marked_lifecycle() -> None:
+    lc = queued(JID, "created by a", NOW)
+    with pytest.raises(ValueError, match="only a new job"):
+        dump_queued(lc.model_copy(update={"kept": Kept(at=NOW, by="ops")}))

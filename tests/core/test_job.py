@@ -920,7 +920,8 @@ def test_lifecycle_written_is_valid_json_with_only_lifecycle_fields(root: Root) 
     c = claimed(root)
     job.commit(c, S.FAILED, A.AGENT, "x")
     data = json.loads((root.done / env.id / "job.json").read_bytes())
-    assert set(data) == set(Lifecycle.model_fields)
+    # the kept mark (farro keep) is written only when set
+    assert set(data) == set(Lifecycle.model_fields) - {"kept"}
 
 
 def test_claim_checks_given_ids_before_they_touch_a_path(root: Root) -> None:

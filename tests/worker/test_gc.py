@@ -416,3 +416,29 @@ def test_gc_removes_the_per_job_worktrees_of_older_versions_only_of_finished_job
     listed = git(repo, "worktree", "list", "--porcelain")
     assert str(top / finished.id) not in listed and str(top / queued.id) in listed
     assert f"removed worktree {top / finished.id}" in out, out
+
+
+def test_logs_of_an_attempt_whose_log_gc_removed_says_gc_removed_it(
+    wroot: Root, tmp_path: Path
+) -> None:
+    w = make_worker(wroot, retry_backoff_s=0)
+    bad = submit(wroot, "bad", agent=sh("echo x; exit 3"))
+    while w.run_once() is not None:
+        pass
+    assert load(wroot, bad.id).lifecycle.attempt == 3
+    (wroot.locate(bad.id) / "logs" / "attempt-2.log").unlink()  # gone, but not by gc
+    code, out, err = cli("logs", bad.id, "--attempt", "2", "--root", str(wroot.path))
+    assert (code, out, err) == (1, "", f"farro: job {bad.id} has no log for attempt 2\n")
+    wroot.path.joinpath("farro.toml").write_text("gc_keep_logs = 1\n")
+    code, out, err = cli("gc", "--root", str(wroot.path))
+    assert code == 0, err
+    (rec,) = [r for r in read(wroot, bad.id) if "logs of attempt 1" in r.get("reason", "")]
+    code, out, err = cli("logs", bad.id, "--attempt", "1", "--root", str(wroot.path))
+    when = rec["ts"].replace("T", " ")[:19] + "Z"
+    assert (code, out) == (1, ""), err
+    assert err == (
+        f"farro: job {bad.id} has no log for attempt 1: `farro gc` removed it at {when} "
+        "(keeping the last 1)\n"
+    )
+    code, out, err = cli("logs", bad.id, "--attempt", "3", "--root", str(wroot.path))
+    assert code == 0 and "x" in out, err
