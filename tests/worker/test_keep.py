@@ -124,7 +124,7 @@ def test_keep_selects_by_status_and_label_like_requeue(wroot: Root) -> None:
 def test_keep_refuses_unknown_running_and_archived_jobs_and_marks_none(wroot: Root) -> None:
     w = make_worker(wroot, max_attempts=1)
     old = submit(wroot, "old", agent=sh("true"), max_attempts=1)
-    assert (out := w.run_once()) is not None and out.status == "succeeded"
+    assert (ran := w.run_once()) is not None and ran.status == "succeeded"
     assert farro(wroot, "gc", "--archive", "--older-than", "0s")[0] == 0
     ok = submit(wroot, "ok", agent=sh("true"))
     running = submit(wroot, "running", agent=sh("true"))
