@@ -1,6 +1,6 @@
 """Which names of one directory changed since the last look: inotify, read without waiting.
 
-What lets a claim keep incoming/ ranked without listing it again (job._Queue). The
+What lets a claim keep incoming/ ranked without listing it again (ranking.Ranking). The
 kernel queues an event inside the very rename, mkdir or rmdir that changes the
 directory, before that call returns; so once a create (or a claim, or a requeue)
 by any process on this machine has returned, the next :meth:`DirWatch.changed`

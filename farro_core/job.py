@@ -4,28 +4,26 @@ Read top to bottom, this file is the life of a job on disk. Each step that a
 crash could interrupt carries a named crash point (:mod:`farro_core.crash`), and
 the comment beside it says what a crash there leaves behind.
 
-Why one file of ~820 lines: the three transactions share one discipline (the
+Why one file of ~860 lines: the three transactions share one discipline (the
 job dir opened once, the commit lock, the revision check, the crash points), and
 reading them side by side is how that discipline is checked. What is not a
-transaction lives elsewhere: publishing a batch (publish.py), the heartbeat
-(heartbeat.py), caches (Root.cache).
+transaction lives elsewhere: publishing a batch (publish.py), the queue's ranking
+(ranking.py), the heartbeat (heartbeat.py), caches (Root.cache).
 """
 
 from __future__ import annotations
 
-import bisect
 import errno
 import os
 import secrets
 import shutil
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from farro_core import audit, batch, crash, dirwatch, fs, locks, publish
+from farro_core import audit, batch, crash, fs, locks, publish, ranking
 from farro_core.clock import utcnow
 from farro_core.envelope import (
     SCHEMA_VERSION,
@@ -52,7 +50,7 @@ from farro_core.errors import (
     Refused,
 )
 from farro_core.identity import WorkerIdentity
-from farro_core.ids import ID_PATTERN, check_id, new_id
+from farro_core.ids import check_id, new_id
 from farro_core.locks import CLAIMS, COMMIT_LOCK, claim_lock_name
 from farro_core.lru import LRU
 from farro_core.root import QUEUES, Root
@@ -375,17 +373,11 @@ CLAIM_COMMIT_WAIT_S = 1.0
 
 # prompt.json never changes, so a job's place in the queue (priority, creation
 # time) and its agent preset are read once per job directory (id and inode) and
-# kept, and so is the ranking: a claim lists incoming/ and patches the ranking
-# with the entries that came and went since the last listing (_Queue).
+# kept, and so is the ranking of incoming/ (farro_core.ranking): a claim looks only
+# at the entries that came and went since the last claim.
 
 
-#: the order of a job whose directory could not be opened: last among priority 0
-_UNOPENED: tuple[int, float, str | None] = (0, float("inf"), None)
-
-
-def _queued(
-    root: Root, job_id: str, ino: int, *, fresh: bool = False
-) -> tuple[int, float, str | None]:
+def _queued(root: Root, job_id: str, ino: int, *, fresh: bool = False) -> ranking.Order:
     """What the claim needs of prompt.json: (-priority, created_at, preset).
 
     ``preset`` names the job's agent preset; "" for an agent that is no preset,
@@ -396,15 +388,13 @@ def _queued(
     which must not be sorted, or passed by, as the old one was. ``fresh``: read it
     even if kept (the inode number of a removed directory can be given to the next).
     """
-    order: LRU[tuple[str, int], tuple[int, float, str | None]] = root.cache(
-        "claim_order", ORDER_CACHE
-    )
+    order: LRU[tuple[str, int], ranking.Order] = root.cache("claim_order", ORDER_CACHE)
     cached = None if fresh else order.hit((job_id, ino))
     if cached is None:
         try:
             dfd = fs.open_dir(root.incoming / job_id)
         except OSError:
-            return _UNOPENED
+            return ranking.UNOPENED
         try:
             prompt = read_prompt(root, dfd, job_id, fresh=True)
             agent = prompt.agent
@@ -420,169 +410,18 @@ def _queued(
     return cached
 
 
-#: (-priority, created_at, id, preset): a queued job's place; ids are unique, so two
-#: keys never tie before the preset (None and str would not compare)
-QueueKey = tuple[int, float, str, str | None]
-
-#: above this share of the queue changed since the last look, the ranking is
-#: sorted afresh rather than patched entry by entry (each patch moves the list's tail)
-_RESORT_SHARE = 8
-
-#: from this many entries in incoming/ on, a process watches it (inotify, on a local
-#: file system) instead of listing it at each claim: a watch is one of the user's
-#: few inotify instances (128 by default), so a short queue, cheap to list, takes none
-_WATCH_FROM = 256
-
-Entry = tuple[str, int]  # (name, inode) of a directory in incoming/
-
-
-class _Queue:
-    """incoming/ ranked, kept between claims, and brought up to date at each claim.
-
-    Up to date by one of two means, whichever this root allows. Listing incoming/
-    again (the listing is the truth: other processes create, requeue and claim
-    jobs) and comparing it with the last listing as a set of (name, inode)
-    entries, so only the entries that came or went cost Python work (a prompt
-    read on first sight, a bisect). Or, on a local file system once the queue is
-    long, an inotify watch (:mod:`farro_core.dirwatch`), added *before* the
-    listing it continues, which names every entry created, removed or renamed
-    since the last claim: only those are looked at again (``lstat``), so a claim
-    costs what changed, not what is queued. An overflowed event queue means a
-    listing again. An id that came back as another directory is another inode,
-    so another entry, ranked by its own prompt. Shared by the worker threads of a
-    process: one lock around it all, since events, once read, are gone.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._watch: dirwatch.DirWatch | None = None
-        self._forget()
-
-    def _forget(self) -> None:
-        if self._watch is not None:
-            self._watch.close()
-        self._watch = None
-        self._watch_tried = False
-        self._seen: dict[str, int] = {}  # every name in incoming/ (dotfiles too): its inode
-        self._key: dict[Entry, QueueKey] = {}  # the queued ids' keys
-        self._ranked: list[QueueKey] = []  # those keys, sorted
-        self._unread: set[Entry] = set()  # directories that could not be opened
-
-    @property
-    def watching(self) -> bool:
-        return self._watch is not None and self._watch.alive
-
-    def ranked(self, root: Root, head: int | None = None) -> list[QueueKey]:
-        """The queued jobs, best first, as incoming/ holds them now (a snapshot): the
-        first ``head`` of them, if given (a copy of 100k keys costs half a millisecond)."""
-        with self._lock:
-            try:
-                self._refresh(root)
-            except BaseException:
-                self._forget()  # half patched, events read: the next claim starts afresh
-                raise
-            return self._ranked[:head]
-
-    def _refresh(self, root: Root) -> None:
-        if self._watch is not None and self._watch.alive:
-            names = self._watch.changed()
-            if names is not None:
-                self._look_again(root, names)
-                return
-        listing = _listing(root)
-        if not self._watch_tried and len(listing) >= _WATCH_FROM:
-            self._watch_tried = True
-            self._watch = dirwatch.open_watch(root.incoming)
-            if self._watch is not None:
-                listing = _listing(root)  # the listing the watch's events continue
-        # an entry whose directory could not be opened is ranked last: try it again
-        retry = {e for e in self._unread if listing.get(e[0]) == e[1]}
-        gone = (self._seen.items() - listing.items()) | retry
-        new = (listing.items() - self._seen.items()) | retry
-        self._seen = listing
-        self._apply(root, gone, new)
-
-    def _look_again(self, root: Root, names: set[str]) -> None:
-        """Bring the entries of ``names`` (and those not opened yet) up to date.
-
-        A name the events give is read again even when its inode is the one kept:
-        removed and made again in between, a directory can get the inode number its
-        predecessor freed, with another prompt (another priority, another preset).
-        """
-        retry = self._unread.copy()
-        gone: set[Entry] = set()
-        new: set[Entry] = set()
-        incoming = os.fspath(root.incoming)
-        for name in names | {n for n, _ in retry}:
-            old = self._seen.get(name)
-            try:
-                ino: int | None = os.lstat(os.path.join(incoming, name)).st_ino
-            except FileNotFoundError:
-                ino = None
-            if old is not None:
-                gone.add((name, old))
-                del self._seen[name]
-            if ino is not None:
-                new.add((name, ino))
-                self._seen[name] = ino
-        self._apply(root, gone, new, fresh=True)
-
-    def _apply(self, root: Root, gone: set[Entry], new: set[Entry], *, fresh: bool = False) -> None:
-        if not (gone or new):
-            return
-        resort = (len(gone) + len(new)) * _RESORT_SHARE > len(self._ranked)
-        for entry in gone:
-            self._unread.discard(entry)
-            key = self._key.pop(entry, None)
-            if key is not None and not resort:
-                del self._ranked[bisect.bisect_left(self._ranked, key)]
-        added = []
-        for entry in new:
-            job_id, ino = entry
-            if job_id.startswith(".") or not ID_PATTERN.fullmatch(job_id):
-                continue
-            order = _queued(root, job_id, ino, fresh=fresh)
-            if order is _UNOPENED:
-                self._unread.add(entry)
-            key = (order[0], order[1], job_id, order[2])
-            self._key[entry] = key
-            added.append(key)
-        if resort:
-            self._ranked = sorted(self._key.values())
-        else:
-            for key in added:
-                bisect.insort(self._ranked, key)
-
-
-def _listing(root: Root) -> dict[str, int]:
-    """Every name in incoming/ with its inode (free from the directory read)."""
-    with os.scandir(root.incoming) as it:
-        return {e.name: e.inode() for e in it}
-
-
-def _queue(root: Root) -> _Queue:
-    holder: LRU[str, _Queue] = root.cache("claim_queue", 1)
-    found = holder.get("queue")
-    if found is None:
-        with _QUEUE_LOCK:
-            found = holder.get("queue")
-            if found is None:
-                found = _Queue()
-                holder.put("queue", found)
-    return found
-
-
-_QUEUE_LOCK = threading.Lock()
-
-
 #: a claim takes its first candidates from a copy of the ranking's head, and copies
 #: the rest only when it passed all of those by
 _HEAD = 64
 
 
-def _queue_keys(root: Root) -> list[QueueKey]:
+def _queue(root: Root) -> ranking.Ranking:
+    return ranking.of(root)
+
+
+def _queue_keys(root: Root) -> list[ranking.QueueKey]:
     """(-priority, created_at, id, preset) of every queued job, best first."""
-    return _queue(root).ranked(root)
+    return _queue(root).ranked(root, _queued)
 
 
 def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str, str | None]]:
@@ -600,13 +439,13 @@ def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str,
             yield job_id, _queued(root, job_id, ino)[2]
         return
     queue = _queue(root)
-    head = queue.ranked(root, _HEAD)
+    head = queue.ranked(root, _queued, _HEAD)
     for _, _, job_id, preset in head:
         yield job_id, preset
     if len(head) < _HEAD:
         return  # that was the whole queue
     tried = {key[2] for key in head}  # passed by already: a claim looks at each job once
-    for _, _, job_id, preset in queue.ranked(root):
+    for _, _, job_id, preset in queue.ranked(root, _queued):
         if job_id not in tried:
             yield job_id, preset
 

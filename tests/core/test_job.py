@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from farro_core import dirwatch, fs, job, locks
+from farro_core import dirwatch, fs, job, locks, ranking
 from farro_core.clock import utcnow
 from farro_core.envelope import Envelope, JobSpec, Lifecycle, Result
 from farro_core.errors import (
@@ -264,7 +264,7 @@ def test_candidates_order(root: Root) -> None:
     assert job.candidates(root) == [high.id, mid.id, low.id]
 
 
-# A claim keeps incoming/ ranked between claims (job._Queue) and patches the
+# A claim keeps incoming/ ranked between claims (ranking.Ranking) and patches the
 # ranking with what changed, seen by listing incoming/ again or, for a long queue
 # on a local file system, by an inotify watch: these fail on a cache that misses a
 # change, each both ways.
@@ -273,7 +273,7 @@ def test_candidates_order(root: Root) -> None:
 @pytest.fixture(params=["listed", "watched"])
 def kept(request: pytest.FixtureRequest, root: Root, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the claim's kept queue follows incoming/: listing it, or watching it."""
-    monkeypatch.setattr(job, "_WATCH_FROM", 0 if request.param == "watched" else 10**9)
+    monkeypatch.setattr(ranking, "_WATCH_FROM", 0 if request.param == "watched" else 10**9)
     return str(request.param)
 
 
@@ -373,7 +373,7 @@ def test_a_watch_whose_events_overflowed_lists_incoming_again(root: Root) -> Non
     """More changes between two claims than the kernel queues events for: the job made
     after the events were dropped is seen all the same."""
     first = job.create(root, spec("first"))
-    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    ranking._WATCH_FROM, saved = 0, ranking._WATCH_FROM
     try:
         assert job.candidates(root) == [first.id]
         _check_kept(root, "watched")
@@ -385,14 +385,14 @@ def test_a_watch_whose_events_overflowed_lists_incoming_again(root: Root) -> Non
         create_elsewhere(root, "after-the-flood", "late", priority=1)
         assert job.candidates(root) == ["after-the-flood", first.id]
     finally:
-        job._WATCH_FROM = saved
+        ranking._WATCH_FROM = saved
 
 
 def test_a_forked_child_never_reads_the_parents_watch(root: Root) -> None:
     """A fork shares the watch's queue of events: were the child to read it, the parent
     would never learn of what those events named."""
     first = job.create(root, spec("first"))
-    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    ranking._WATCH_FROM, saved = 0, ranking._WATCH_FROM
     try:
         assert job.candidates(root) == [first.id]
         _check_kept(root, "watched")
@@ -416,7 +416,7 @@ def test_a_forked_child_never_reads_the_parents_watch(root: Root) -> None:
         assert seen_by_child == f"{first.id},{second.id}"
         assert job.candidates(root) == [first.id, second.id]
     finally:
-        job._WATCH_FROM = saved
+        ranking._WATCH_FROM = saved
 
 
 def test_a_watched_name_made_again_with_the_same_inode_is_read_again(root: Root) -> None:
@@ -426,7 +426,7 @@ def test_a_watched_name_made_again_with_the_same_inode_is_read_again(root: Root)
     another prompt: the same inode for certain.)"""
     old = job.create(root, spec("old", id="made-again-0001", priority=-5))
     other = job.create(root, spec("other"))
-    job._WATCH_FROM, saved = 0, job._WATCH_FROM
+    ranking._WATCH_FROM, saved = 0, ranking._WATCH_FROM
     try:
         assert job.candidates(root) == [other.id, old.id]
         _check_kept(root, "watched")
@@ -440,7 +440,7 @@ def test_a_watched_name_made_again_with_the_same_inode_is_read_again(root: Root)
         os.rename(aside, old.path)
         assert job.candidates(root) == [old.id, other.id]
     finally:
-        job._WATCH_FROM = saved
+        ranking._WATCH_FROM = saved
 
 
 def test_a_watched_incoming_replaced_is_listed_again(root: Root, kept: str) -> None:
