@@ -377,6 +377,13 @@ CLAIM_COMMIT_WAIT_S = 1.0
 # at the entries that came and went since the last claim.
 
 
+def _preset(prompt: Prompt) -> str | None:
+    """The preset a claim passes a job by for: its name, "" for a command, None for
+    a job naming no agent (the ``agent`` setting runs it)."""
+    agent = prompt.agent
+    return agent.preset if isinstance(agent, AgentPreset) else None if agent is None else ""
+
+
 def _queued(root: Root, job_id: str, ino: int, *, fresh: bool = False) -> ranking.Order:
     """What the claim needs of prompt.json: (-priority, created_at, preset).
 
@@ -397,11 +404,7 @@ def _queued(root: Root, job_id: str, ino: int, *, fresh: bool = False) -> rankin
             return ranking.UNOPENED
         try:
             prompt = read_prompt(root, dfd, job_id, fresh=True)
-            agent = prompt.agent
-            preset = (
-                agent.preset if isinstance(agent, AgentPreset) else None if agent is None else ""
-            )
-            cached = (-prompt.priority, prompt.created_at.timestamp(), preset)
+            cached = (-prompt.priority, prompt.created_at.timestamp(), _preset(prompt))
         except Corrupt:
             cached = (0, float("inf"), None)
         finally:
@@ -424,8 +427,8 @@ def _queue_keys(root: Root) -> list[ranking.QueueKey]:
     return _queue(root).ranked(root, _queued)
 
 
-def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str, str | None]]:
-    """(id, preset) of queued jobs, highest priority first, then oldest, then id.
+def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str, ranking.Order]]:
+    """(id, order) of queued jobs, highest priority first, then oldest, then id.
 
     Not the id first: a caller may choose its own id, so ``zzzz-first`` submitted
     before ``aaaa-second`` must still be claimed first. ``ids`` keeps their order.
@@ -436,18 +439,18 @@ def _ranked(root: Root, ids: Sequence[str] | None = None) -> Iterator[tuple[str,
                 ino = os.lstat(root.incoming / job_id).st_ino
             except OSError:
                 continue  # not queued (or gone meanwhile): nothing to claim
-            yield job_id, _queued(root, job_id, ino)[2]
+            yield job_id, _queued(root, job_id, ino)
         return
     queue = _queue(root)
     head = queue.ranked(root, _queued, _HEAD)
-    for _, _, job_id, preset in head:
-        yield job_id, preset
+    for priority, created, job_id, preset in head:
+        yield job_id, (priority, created, preset)
     if len(head) < _HEAD:
         return  # that was the whole queue
     tried = {key[2] for key in head}  # passed by already: a claim looks at each job once
-    for _, _, job_id, preset in queue.ranked(root, _queued):
+    for priority, created, job_id, preset in queue.ranked(root, _queued):
         if job_id not in tried:
-            yield job_id, preset
+            yield job_id, (priority, created, preset)
 
 
 def candidates(root: Root) -> list[str]:
@@ -479,8 +482,8 @@ def claim(
     for another worker, untouched (a preset this host lacks the key of).
     """
     now = now or utcnow()
-    for job_id, preset in _ranked(root, None if ids is None else [check_id(i) for i in ids]):
-        if pass_by is not None and pass_by(preset):
+    for job_id, order in _ranked(root, None if ids is None else [check_id(i) for i in ids]):
+        if pass_by is not None and pass_by(order[2]):
             continue
         try:
             dfd = fs.open_dir(root.incoming / job_id)
@@ -488,7 +491,7 @@ def claim(
             continue  # claimed or moved meanwhile, or not a real directory (fsck's business)
         try:
             check_private_dir(dfd, job_id)
-            env = _try_claim(root, worker, job_id, dfd, now)
+            env = _try_claim(root, worker, job_id, dfd, now, order, pass_by)
         except Corrupt:
             continue  # unsafe permissions: never run it (fsck quarantines it)
         except _LockBusy:
@@ -501,7 +504,13 @@ def claim(
 
 
 def _try_claim(
-    root: Root, worker: WorkerIdentity, job_id: str, dfd: int, now: datetime
+    root: Root,
+    worker: WorkerIdentity,
+    job_id: str,
+    dfd: int,
+    now: datetime,
+    ranked: ranking.Order,
+    pass_by: PassBy | None,
 ) -> Envelope | None:
     try:
         lc = read_lifecycle(dfd, job_id)
@@ -533,6 +542,12 @@ def _try_claim(
             except Corrupt:
                 held.release()
                 return None
+            order = (-prompt.priority, prompt.created_at.timestamp(), _preset(prompt))
+            if order != ranked:  # ranked by a prompt it no longer has (ranking.stale)
+                _queue(root).stale(job_id)
+                if pass_by is not None and pass_by(order[2]):
+                    held.release()
+                    return None
             # the claim lock's mtime is the attempt's heartbeat (§5.6); a failed claim of
             # this attempt may have made the file long ago
             os.utime(held.fd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+import time
 from typing import Protocol
 
 from farro_core import dirwatch
@@ -44,6 +45,10 @@ _RESORT_SHARE = 8
 #: file system) instead of listing it at each claim: a watch is one of the user's
 #: few inotify instances (128 by default), so a short queue, cheap to list, takes none
 _WATCH_FROM = 256
+
+#: while watching, incoming/ is still listed this often (seconds), so a change no
+#: event told of (a file system mounted over incoming/, say) hides nothing for long
+_RELIST_S = 10.0
 
 Entry = tuple[str, int]  # (name, inode) of a directory in incoming/
 
@@ -79,6 +84,8 @@ class Ranking:
         self._key: dict[Entry, QueueKey] = {}  # the queued ids' keys
         self._ranked: list[QueueKey] = []  # those keys, sorted
         self._unread: set[Entry] = set()  # directories that could not be opened
+        self._stale: set[str] = set()  # names a claim found ranked by another prompt
+        self._listed_at = float("-inf")  # when incoming/ was last listed (monotonic)
 
     @property
     def watching(self) -> bool:
@@ -96,13 +103,27 @@ class Ranking:
                 raise
             return self._ranked[:head]
 
+    def stale(self, name: str) -> None:
+        """``name`` is ranked by a prompt it no longer has: read it again at the next look.
+
+        Without a watch, a directory removed and made again between two listings
+        can come back at the inode number it had, so no listing tells it apart; the
+        claim, which reads the prompt anyway, does.
+        """
+        with self._lock:
+            self._stale.add(name)
+
     def _refresh(self, root: Root, order: OrderOf) -> None:
+        stale, self._stale = self._stale, set()
         if self._watch is not None and self._watch.alive:
             names = self._watch.changed()
             if names is not None:
-                self._look_again(root, order, names)
-                return
+                self._look_again(root, order, names | stale)
+                if time.monotonic() - self._listed_at < _RELIST_S:
+                    return
+                stale = set()  # read again just now; the listing below checks the rest
         listing = _listing(root)
+        self._listed_at = time.monotonic()
         if not self._watch_tried and len(listing) >= _WATCH_FROM:
             self._watch_tried = True
             self._watch = dirwatch.open_watch(root.incoming)
@@ -114,6 +135,8 @@ class Ranking:
         new = (listing.items() - self._seen.items()) | retry
         self._seen = listing
         self._apply(root, order, gone, new)
+        if stale:
+            self._look_again(root, order, stale)
 
     def _look_again(self, root: Root, order: OrderOf, names: set[str]) -> None:
         """Bring the entries of ``names`` (and those not opened yet) up to date.

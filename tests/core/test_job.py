@@ -967,3 +967,53 @@ def test_a_reused_id_never_serves_the_old_prompt(root: Root) -> None:
     assert job.load(root, old.id).prompt.prompt == "new"
     c = claimed(root)
     assert c.id == old.id and c.prompt.prompt == "new"
+
+
+def test_a_job_ranked_by_a_prompt_its_directory_no_longer_holds_is_read_again_at_claim(
+    root: Root, kept: str, tmp_path: Path
+) -> None:
+    """A directory removed and made again between two looks can come back at the inode
+    number it had, which no listing tells apart: the ranking then holds the old job's
+    place and preset. The claim reads the prompt under its locks anyway: a worker
+    lacking the new job's preset leaves it untouched, and the job is ranked anew."""
+    job.create(root, spec("old", id="again-01"))
+    other = job.create(root, spec("other", priority=1))
+    assert job.candidates(root) == [other.id, "again-01"]
+    _check_kept(root, kept)
+    # the same directory (inode) now holds another job of that id: urgent, and a preset's
+    elsewhere = Root.init(tmp_path / "elsewhere")
+    job.create(elsewhere, spec("new", id="again-01", priority=5, agent={"preset": "claude"}))
+    for name in ("job.json", "prompt.json"):
+        os.replace(elsewhere.incoming / "again-01" / name, root.incoming / "again-01" / name)
+    before = (root.incoming / "again-01" / "job.json").read_bytes()
+
+    def lacks_claude(preset: str | None) -> bool:
+        return preset == "claude"
+
+    # ranked as the old command job, "again-01" is tried after `other`, whose claim ends the loop
+    assert claimed(root, pass_by=lacks_claude).id == other.id
+    # with only "again-01" left, the claim finds it needs claude: left as it was
+    assert job.claim(root, worker("w2"), pass_by=lacks_claude) is None
+    assert (root.incoming / "again-01" / "job.json").read_bytes() == before
+    assert queues_holding(root, "again-01") == ["incoming"]
+    assert [(k[0], k[2], k[3]) for k in job._queue_keys(root)] == [(-5, "again-01", "claude")]
+    assert claimed(root, "w3").id == "again-01"  # a worker with the preset takes it
+
+
+def test_a_watched_queue_is_still_listed_now_and_then(
+    root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event the watch never gets (here read away by another reader of the same
+    inotify queue) hides a job only until the next listing, at most _RELIST_S away."""
+    monkeypatch.setattr(ranking, "_WATCH_FROM", 0)
+    first = job.create(root, spec("first"))
+    assert job.candidates(root) == [first.id]
+    _check_kept(root, "watched")
+    queue = job._queue(root)
+    assert queue._watch is not None
+    create_elsewhere(root, "unannounced", "late", priority=1)
+    assert queue._watch.changed() == {"unannounced"}  # its event, gone
+    monkeypatch.setattr(ranking, "_RELIST_S", float("inf"))
+    assert job.candidates(root) == [first.id]  # what the events alone give
+    monkeypatch.setattr(ranking, "_RELIST_S", 0.0)
+    assert job.candidates(root) == ["unannounced", first.id]
