@@ -48,6 +48,10 @@ class Conflict(Refused):
     """
 
 
+class Running(Refused):
+    """The job is running, and the request waits for it to end (a mark, say)."""
+
+
 class QueueFull(Refused):
     """Backpressure: incoming/ already holds max_queued jobs."""
 

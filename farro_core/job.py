@@ -780,13 +780,13 @@ def mark_kept(env: Envelope, by: str, *, kept: bool) -> Envelope | None:
     the job already is as asked (nothing written).
     """
     from farro_core.envelope import Kept
-    from farro_core.errors import Refused
+    from farro_core.errors import Running
 
     root = Root(env.runtime.root)
     with _job_locked(root, env) as (dfd, here):
         lc = read_lifecycle(dfd, env.id)
         if lc.status is Status.IN_PROGRESS:
-            raise Refused(
+            raise Running(
                 f"job {env.id} is running: mark it once it has finished "
                 "(writing job.json now would fence off its worker's commit)"
             )

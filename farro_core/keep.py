@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from farro_core import job
 from farro_core.envelope import Envelope
-from farro_core.errors import FarroError, Refused
+from farro_core.errors import FarroError, Refused, Running
 from farro_core.root import Root, archived
 from farro_core.transitions import Status
 
@@ -50,7 +50,7 @@ def check(root: Root, ids: Sequence[str]) -> tuple[list[Envelope], list[FarroErr
                 )
             )
         elif env.status is Status.IN_PROGRESS:
-            refusals.append(Refused(f"job {job_id} is running: mark it once it has finished"))
+            refusals.append(Running(f"job {job_id} is running: mark it once it has finished"))
         else:
             envs.append(env)
     return envs, refusals

@@ -199,21 +199,28 @@ def keep(
 
     Give ids, or select: --status succeeded marks every succeeded job, --label K=V
     every job with that label but running ones. Every job is checked first: an
-    unknown, running or archived one refuses them all, and none is marked. A
-    running job can be marked once it has finished. --undo removes the mark.
+    unknown, running or archived id refuses them all, and none is marked; a
+    selected job that started running since it was selected is left out, and said
+    so. A running job can be marked once it has finished. --undo removes the mark.
     """
+    from farro_core.errors import Running
     from farro_core.keep import check, mark
     from farro_core.operations import select
 
     legal = ("queued", "stale", "succeeded", "failed", "killed")
     verb = "unmark" if undo else "keep"
     r, ids = _selected(root, verb, legal, job_ids, status, label, command="keep")
+    said = "unmarked" if undo else "marked"
     if label and status is None:  # the label's running jobs: left out, and said so
         running = len(select(r, ["in-progress"], _labels(label)).ids)
         if running:
-            said = "unmarked" if undo else "marked"
             _out(f"({_plural(running, 'running job')} not {said}: mark them once they finish)")
     envs, refused = check(r, ids)
+    if not job_ids:  # a selection: a job it took that started running since is left out
+        started = [exc for exc in refused if isinstance(exc, Running)]
+        refused = [exc for exc in refused if not isinstance(exc, Running)]
+        if started:
+            _out(f"({_plural(len(started), 'job')} started running since: not {said})")
     if refused:
         for exc in refused:
             _err(str(exc))
@@ -223,7 +230,9 @@ def keep(
         raise _Failed(max(exc.exit_code for exc in refused))
     worst = 0
     for done in mark(envs, by=_operator(), kept=not undo):
-        if done.error is not None:
+        if isinstance(done.error, Running) and not job_ids:
+            _out(f"({done.job_id} started running since: not {said})")
+        elif done.error is not None:
             _err(str(done.error))
             worst = max(worst, done.error.exit_code)
         elif undo:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from farro_core import job, operations
 from farro_core.audit import read
 from farro_core.identity import WorkerIdentity, operator
@@ -250,3 +252,36 @@ def test_a_job_marked_after_gc_selected_it_loses_nothing(wroot: Root, tmp_path: 
     assert report.marked == 1 and report.branches == 0 and report.archived == 0
     assert _refs(repo, failed.id)
     assert (wroot.done / failed.id / "logs" / "attempt-1.log").is_file()
+
+
+def test_a_selected_job_that_starts_running_before_its_mark_is_left_out_not_fatal(
+    wroot: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--status/--label select, then mark: a worker may claim a selected job in
+    between. That job is left out and said so; the others are marked (exit 0). Ids
+    given by hand still refuse them all (the test above)."""
+    from typer.testing import CliRunner
+
+    from farro_core import keep
+    from farro_core.cli import main
+
+    first = submit(wroot, "first", agent=sh("true"))
+    second = submit(wroot, "second", agent=sh("true"))
+    real_check = keep.check
+    claims: list[object] = []
+
+    def check_after_a_claim(root: Root, ids: list[str]) -> object:
+        claims.append(job.claim(root, WorkerIdentity.current("w9"), ids=[second.id]))
+        return real_check(root, ids)
+
+    monkeypatch.setattr(keep, "check", check_after_a_claim)
+    with CliRunner().isolation() as (out, err, _):
+        code = main(["keep", "--root", str(wroot.path), "--status", "queued"])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    assert claims and claims[0] is not None  # the claim really came in between
+    assert code == 0 and stderr == "", stderr
+    assert stdout.splitlines() == ["(1 job started running since: not marked)", f"{first.id} kept"]
+    assert load(wroot, first.id).lifecycle.kept is not None
+    assert load(wroot, second.id).lifecycle.kept is None
