@@ -742,6 +742,7 @@ def annotate(
     *,
     event: str,
     result: Result,
+    before: Callable[[Lifecycle], None] | None = None,
 ) -> Envelope:
     """Replace a finished job's result in place: a record, not a transition.
 
@@ -749,6 +750,11 @@ def annotate(
     gets revision+1 (so every reader sees the change) and the audit a line of its
     own ``event``. Refused unless the job is still at ``env``'s status and attempt,
     since a result belongs to the attempt that made it.
+
+    ``before`` (given the job as read under the lock) runs once every check passed,
+    still under the commit lock, and may raise to write nothing: what the record
+    tells of (land's branch move) then happens only while the job is sure to take
+    the record, since no move (gc's archive, a requeue) can come in between.
     """
     root = Root(env.runtime.root)
     with _job_locked(root, env) as (dfd, here):
@@ -758,6 +764,8 @@ def annotate(
                 f"job {env.id} moved on: it is {lc.status} at attempt {lc.attempt}, "
                 f"not {env.status} at attempt {env.lifecycle.attempt}"
             )
+        if before is not None:
+            before(lc)
         new = Lifecycle.model_validate(
             {
                 **lc.model_dump(),

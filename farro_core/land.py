@@ -30,8 +30,8 @@ from typing import Literal
 from farro_core import job
 from farro_core.clock import utcnow
 from farro_core.diff import OID
-from farro_core.envelope import Envelope, Landing
-from farro_core.errors import BadInput, Refused
+from farro_core.envelope import Envelope, Landing, Lifecycle
+from farro_core.errors import BadInput, NotFound, Refused
 from farro_core.root import Root, archived
 from farro_core.transitions import Status
 from farro_core.visible import visible
@@ -179,6 +179,13 @@ def _merged_tree(repo: Path, base: str, work: str, tip: str) -> tuple[str | None
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _archived(jid: str) -> LandRefused:
+    return LandRefused(
+        f"job {jid} is archived (farro gc --archive), where its record is read-only: "
+        f"bring its work in with git (git merge farro/{jid})"
+    )
+
+
 def plan(env: Envelope, *, into: str | None = None, mode: Mode = "squash",
          force: bool = False) -> Plan:  # fmt: skip
     """Every check landing makes, in order; raises :class:`LandRefused` on the first."""
@@ -191,10 +198,7 @@ def plan(env: Envelope, *, into: str | None = None, mode: Mode = "squash",
             f"job {jid} is {env.status} and has not finished an attempt: nothing to land"
         )
     if archived(env.path):  # refused before the branch moves: the record could not follow
-        raise LandRefused(
-            f"job {jid} is archived (farro gc --archive), where its record is read-only: "
-            f"bring its work in with git (git merge farro/{jid})"
-        )
+        raise _archived(jid)
     if env.status is not Status.SUCCEEDED and not force:
         raise LandRefused(f"job {jid} is {env.status}, not succeeded: --force lands it anyway")
     if res is not None and res.landed is not None and not force:
@@ -277,12 +281,57 @@ def _message(env: Envelope, p: Plan, by: str) -> bytes:
 
 
 def execute(env: Envelope, p: Plan, *, by: str) -> Landing:
-    """Make the landed commit, move the branch (and its work tree), record it."""
+    """Make the landed commit, then move the branch (and its work tree) and record it
+    under the job's commit lock: gc's archive, a requeue or another landing cannot
+    come between the move and its record, and a job that left since :func:`plan`
+    (archived, quarantined, requeued, landed) is refused with the branch untouched."""
     if p.mode == "ff-only":
         new = p.work
-    else:
+    else:  # an object nothing names yet: made before the lock, which it does not need
         parents = ["-p", p.tip] + (["-p", p.work] if p.mode == "merge" else [])
         new = _must(p.repo, "commit-tree", p.tree, *parents, stdin=_message(env, p, by))
+    landing = Landing(
+        at=utcnow(), by=by, into=p.into, mode=p.mode, attempt=p.attempt,
+        work_commit=p.work, onto=p.tip, commit=new,
+    )  # fmt: skip
+    assert env.lifecycle.result is not None
+    planned = env.lifecycle.result.landed
+
+    def move_branch(now: Lifecycle) -> None:
+        landed = now.result.landed if now.result is not None else None
+        if landed != planned:  # another `farro land` of this job recorded first
+            raise LandRefused(
+                f"job {env.id} was landed meanwhile (into {landed.into if landed else '?'}): "
+                "the branch is left as it was"
+            )
+        _move_branch(env, p, new)
+
+    try:
+        job.annotate(
+            env,
+            by,
+            f"landed into {p.into} as {new[:12]} ({p.mode})",
+            event="landed",
+            result=env.lifecycle.result.model_copy(update={"landed": landing}),
+            before=move_branch,
+        )
+    except NotFound:  # it left the queues since plan(): nothing moved
+        try:
+            gone_to = Root(env.runtime.root).locate(env.id)
+        except NotFound:
+            gone_to = None
+        if gone_to is not None and archived(gone_to):
+            raise _archived(env.id) from None
+        raise LandRefused(
+            f"job {env.id} left the queue while landing (quarantined?): "
+            "the branch is left as it was"
+        ) from None
+    return landing
+
+
+def _move_branch(env: Envelope, p: Plan, new: str) -> None:
+    """Compare-and-swap the branch from the plan's tip to ``new``, bringing a work
+    tree that has it checked out along (and back, if the swap fails)."""
     ref = f"refs/heads/{p.into}"
     reflog = f"farro land {env.id} ({p.mode})"
     if p.checked_out is not None:
@@ -302,20 +351,6 @@ def execute(env: Envelope, p: Plan, *, by: str) -> Landing:
         code, _, err = _git(p.repo, "update-ref", "-m", reflog, ref, new, p.tip)
         if code != 0:
             raise LandRefused(f"job {env.id}: {p.into} moved while landing; try again")
-    landing = Landing(
-        at=utcnow(), by=by, into=p.into, mode=p.mode, attempt=p.attempt,
-        work_commit=p.work, onto=p.tip, commit=new,
-    )  # fmt: skip
-    assert env.lifecycle.result is not None
-    result = env.lifecycle.result.model_copy(update={"landed": landing})
-    job.annotate(
-        env,
-        by,
-        f"landed into {p.into} as {new[:12]} ({p.mode})",
-        event="landed",
-        result=result,
-    )
-    return landing
 
 
 def land(root: Root, job_id: str, *, into: str | None = None, mode: Mode = "squash",

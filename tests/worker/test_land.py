@@ -12,8 +12,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from farro_core import audit
 from farro_core.envelope import Envelope
+from farro_core.errors import Refused
 from farro_core.listing import read_row
 from farro_core.root import Root
 from farro_tui.view import run_seconds
@@ -264,3 +267,55 @@ def test_a_branch_checked_out_in_a_linked_worktree_is_updated_there(
     assert (linked / "src" / "a.py").read_text() == "A = 2\n"
     assert git(linked, "status", "--porcelain") == ""
     assert (repo / "src" / "a.py").read_text() == "A = 1\n"  # main's tree is not touched
+
+
+def test_a_job_archived_while_landing_is_refused_with_the_branch_untouched(
+    wroot: Root, tmp_path: Path
+) -> None:
+    # plan() refuses an archived job, but `farro gc --archive` (another process) can
+    # move it after that check: the branch moved, then its record failed ('left the
+    # queue (quarantined?)'). The move and the record now happen under the job's
+    # commit lock, where the job's place is checked again.
+    from farro_core import land
+
+    repo = make_repo(tmp_path / "repo")
+    env = run_job(wroot, repo, "echo new > src/b.py")
+    assert env.status == "succeeded", env.lifecycle.reason
+    p = land.plan(load(wroot, env.id))
+    tip = git(repo, "rev-parse", "main")
+    gc = farro(wroot, "gc", "--archive", "--older-than", "0s")
+    assert gc.returncode == 0 and "moved 1 job to archive/" in gc.stdout, gc.stdout + gc.stderr
+    with pytest.raises(Refused) as refusal:
+        land.execute(env, p, by="operator")
+    assert git(repo, "rev-parse", "main") == tip, refusal.value  # unmoved: no landing to record
+    assert isinstance(refusal.value, land.LandRefused), refusal.value
+    assert str(refusal.value).startswith(f"job {env.id} is archived"), refusal.value
+    assert git(repo, "status", "--porcelain") == "" and not (repo / "src" / "b.py").exists()
+    archived = load(wroot, env.id)
+    assert archived.path.parent.name == "archive"
+    assert archived.lifecycle.result is not None and archived.lifecycle.result.landed is None
+
+
+def test_a_landing_gc_selected_before_it_recorded_is_left_then_archived_with_its_record(
+    wroot: Root, tmp_path: Path
+) -> None:
+    # land wins: gc read the job before the landing's record, so its check under the
+    # commit lock finds a newer revision and leaves the job; its next run archives it,
+    # record and all
+    from farro_core import gc, land
+    from farro_core.gc import Report
+
+    repo = make_repo(tmp_path / "repo")
+    env = run_job(wroot, repo, "echo new > src/b.py")
+    seen_by_gc = load(wroot, env.id)
+    landing = land.land(wroot, env.id)
+    assert git(repo, "rev-parse", "main") == landing.commit
+    report = Report(dry_run=False)
+    gc._collect(wroot, seen_by_gc, 0, report, refs=False, archive=True)
+    assert report.archived == 0 and load(wroot, env.id).path.parent.name == "done"
+    r = farro(wroot, "gc", "--archive", "--older-than", "0s")
+    assert r.returncode == 0 and "moved 1 job to archive/" in r.stdout, r.stdout + r.stderr
+    after = load(wroot, env.id)
+    assert after.path.parent.name == "archive"
+    assert after.lifecycle.result is not None and after.lifecycle.result.landed == landing
+    assert git(repo, "rev-parse", "main") == landing.commit
