@@ -26,7 +26,7 @@ be read as one of ours. :func:`reap_orphans` kills
 the units whose owner died (a worker or manager killed with SIGKILL); workers run
 it when they start, the manager at every sweep.
 
-Why one file of ~690 lines: the two mechanisms answer one question (which
+Why one file of ~710 lines: the two mechanisms answer one question (which
 processes belong to this unit, and how to end them all), and a change to one must
 be read against the other.
 """

@@ -197,6 +197,26 @@ def test_a_slot_whose_dead_workers_agent_survives_its_kill_is_not_reset(
         assert pooled_worktrees(wroot) == [dead_slot]
 
 
+def test_fsck_repair_names_a_dead_workers_agent_that_outlives_its_kill(
+    wroot: Root, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    first = submit(wroot, "x", workspace=str(repo))
+    scenario = Path(__file__).with_name("unkillable_takeover.py")
+    args = [str(wroot.path), first.id, "-", "", "repair"]
+    run = subprocess.run(
+        [*_OWN_PID_NAMESPACE, sys.executable, str(scenario), "main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["alive"], out
+    (finding,) = [json.loads(line) for line in out["got"].splitlines()]
+    assert finding == {"action": f"killed, but {out['agent']} still run", "repaired": False}
+
+
 def test_fsck_repair_ends_a_dead_workers_agent_in_its_worktree(wroot: Root, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     env = submit(wroot, "x", workspace=str(repo))

@@ -9,10 +9,11 @@ The agent runs as uid 65534 and the taking worker has no CAP_KILL: the kernel re
 its SIGKILL (EPERM), as a process stuck on a hung network file system outlives one; it
 may still read the agent's environment (CAP_SYS_PTRACE), so it finds the unit.
 
-``main ROOT FIRST_JOB NEXT_JOB ELSEWHERE`` prints one JSON line: the agent's pid, the
-slot it was started in, whether it is alive after the takeover, the path the next job
-got and the taking worker's stderr. ELSEWHERE, when not empty, is where the agent runs
-(its ``FARRO_WORKSPACE`` and working directory) instead of its slot.
+``main ROOT FIRST_JOB NEXT_JOB ELSEWHERE [take|repair]`` prints one JSON line: the
+agent's pid, the slot it was started in, whether it is alive after the takeover, what
+the taking worker printed (the path the next job got; with ``repair``, what ``fsck
+--repair`` did of the orphan) and its stderr. ELSEWHERE, when not empty, is where the
+agent runs (its ``FARRO_WORKSPACE`` and working directory) instead of its slot.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def take(root_dir: str, job_id: str) -> None:
     print(workspace.prepare(root, load(root, job_id), slots=pool.Pool(root)).path)
 
 
+def repair(root_dir: str) -> None:
+    """What ``farro fsck --repair`` says of the orphans, one JSON line each."""
+    from farro_core.fsck import fsck
+
+    for f in fsck(Root.open(root_dir), repair=True):
+        if f.kind == "orphan":
+            print(json.dumps({"action": f.action, "repaired": f.repaired}))
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -70,7 +80,7 @@ def _alive(pid: int) -> bool:
     return state not in "ZX"
 
 
-def main(root_dir: str, first: str, nxt: str, elsewhere: str) -> None:
+def main(root_dir: str, first: str, nxt: str, elsewhere: str, how: str = "take") -> None:
     me = [sys.executable, __file__]
     dead = subprocess.run(
         [*me, "dead", root_dir, first, elsewhere], capture_output=True, text=True, check=False
@@ -82,7 +92,10 @@ def main(root_dir: str, first: str, nxt: str, elsewhere: str) -> None:
     wait_until(lambda: comm.read_text().strip() == "sleep", "the agent running as 65534")
     (Path(slot) / "junk.log").write_text("the dead job's\n")
     taker = subprocess.run(
-        [*NO_CAP_KILL, *me, "take", root_dir, nxt], capture_output=True, text=True, check=False
+        [*NO_CAP_KILL, *me, how, root_dir, *([nxt] if how == "take" else [])],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert taker.returncode == 0, taker.stderr
     out = {
@@ -96,4 +109,4 @@ def main(root_dir: str, first: str, nxt: str, elsewhere: str) -> None:
 
 
 if __name__ == "__main__":
-    {"main": main, "dead": dead_worker, "take": take}[sys.argv[1]](*sys.argv[2:])
+    {"main": main, "dead": dead_worker, "take": take, "repair": repair}[sys.argv[1]](*sys.argv[2:])
