@@ -74,8 +74,12 @@ def _check_orphans(root: Root, repair: bool) -> list[Finding]:
             f"still running (unit {orphan.token})"
         )
         if repair:
-            procs.end_orphan(orphan)
-            out.append(Finding("orphan", rel, detail, "ended", True))
+            left = procs.end_orphan(orphan)
+            if left:
+                alive = ", ".join(str(p) for p in left[:10])
+                out.append(Finding("orphan", rel, detail, f"killed, but {alive} still run"))
+            else:
+                out.append(Finding("orphan", rel, detail, "ended", True))
         else:
             out.append(Finding("orphan", rel, detail, "would end them"))
     return out

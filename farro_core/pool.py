@@ -14,7 +14,10 @@ The flock is the ownership: two workers never share a slot, and a worker killed
 with -9 drops its lock with its process, so the next worker that needs a slot of
 that repository takes the dead one's over and resets it, after ending every unit
 on the host whose owner is dead (:func:`procs.orphans`): the dead worker's agent
-may still be writing in there. A slot is created only
+may still be writing in there. A slot where one of those survives its SIGKILL (a kill
+the kernel refused, a process stuck on a hung network file system), by its
+``FARRO_WORKSPACE`` or its working directory, is skipped with a warning naming the
+pids, never reset under it. A slot is created only
 when every existing slot is held, so slots never outnumber the workers that ran
 at once, and disk stays one checkout per worker.
 
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -57,6 +61,7 @@ Reuse = Literal["clean", "keep-ignored"]
 _SLOT = re.compile(r"^slot-([1-9][0-9]{0,5})$")
 GIT_LOCK = "git.lock"
 GIT_LOCK_TIMEOUT_S = 300.0
+log = logging.getLogger("farro.pool")
 
 
 def pool_dir(root: Root) -> Path:
@@ -263,20 +268,32 @@ class Pool:
         fs.make_private_dir(pool_dir(self.root))
         fs.make_private_dir(key_dir)
         dir_fd = fs.open_dir(key_dir)
+        skipped: set[int] = set()
         try:
             while True:
                 taken = _numbers(key_dir)
                 for n in taken:
-                    got = locks.try_lock(dir_fd, f"slot-{n}.lock")
-                    if got is not None:
-                        # a worker killed with -9 left its agent running in there; this
-                        # process may have started before it died, so nothing reaped it,
-                        # and reap_orphans() skips while a sibling worker is at it: end
-                        # them here, and be sure they are gone before the reset
-                        for orphan in procs.orphans():
-                            procs.end_orphan(orphan)
-                        self.slots[key] = Slot(key_dir, n, got)
-                        return self.slots[key]
+                    got = None if n in skipped else locks.try_lock(dir_fd, f"slot-{n}.lock")
+                    if got is None:
+                        continue
+                    # a worker killed with -9 left its agent running in there; this
+                    # process may have started before it died, so nothing reaped it,
+                    # and reap_orphans() skips while a sibling worker is at it: end
+                    # them here, and be sure they are gone before the reset
+                    left = _survivors_in(key_dir / f"slot-{n}")
+                    if left:
+                        log.warning(
+                            "not reusing the worktree %s/slot-%d: processes %s of a dead "
+                            "worker still run in it after SIGKILL",
+                            key_dir,
+                            n,
+                            ", ".join(str(p) for p in left[:10]),
+                        )
+                        got.release()
+                        skipped.add(n)
+                        continue
+                    self.slots[key] = Slot(key_dir, n, got)
+                    return self.slots[key]
                 n = (max(taken) + 1) if taken else 1
                 try:  # O_EXCL: two workers picking the same new number make one slot
                     os.close(
@@ -297,6 +314,40 @@ class Pool:
         for slot in self.slots.values():
             slot.release()
         self.slots.clear()
+
+
+def _survivors_in(slot_dir: Path) -> list[int]:
+    """End every unit on the host whose owner died (as a worker does when it starts);
+    the pids that outlived their kill and may write in ``slot_dir``: their unit ran
+    there (``FARRO_WORKSPACE``) or their working directory is in it."""
+    left: list[int] = []
+    for orphan in procs.orphans():
+        alive = procs.end_orphan(orphan)
+        where = orphan.farro_env.get("FARRO_WORKSPACE")
+        if alive and (
+            (where is not None and _inside(where, slot_dir))
+            or any(_inside(_cwd(p), slot_dir) for p in alive)
+        ):
+            left.extend(alive)
+    return left
+
+
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def _inside(path: str, top: Path) -> bool:
+    """``path`` is ``top`` or below it, whether either is spelt through a symlink."""
+    if not path:
+        return False
+    for p in {path, os.path.realpath(path)}:
+        for t in {str(top), os.path.realpath(top)}:
+            if p == t or p.startswith(t.rstrip(os.sep) + os.sep):
+                return True
+    return False
 
 
 def _numbers(key_dir: Path) -> list[int]:

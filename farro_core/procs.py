@@ -26,7 +26,7 @@ be read as one of ours. :func:`reap_orphans` kills
 the units whose owner died (a worker or manager killed with SIGKILL); workers run
 it when they start, the manager at every sweep.
 
-Why one file of ~690 lines: the two mechanisms answer one question (which
+Why one file of ~710 lines: the two mechanisms answer one question (which
 processes belong to this unit, and how to end them all), and a change to one must
 be read against the other.
 """
@@ -429,9 +429,15 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _send(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+def _send(pid: int, sig: int) -> bool:
+    """False when the kernel refused the signal (EPERM): it will refuse it again."""
+    try:
         os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return False
+    return True
 
 
 def _wait_empty(pids_of: Any, deadline: float, kill: bool) -> bool:
@@ -440,9 +446,8 @@ def _wait_empty(pids_of: Any, deadline: float, kill: bool) -> bool:
         left = pids_of()
         if not left:
             return True
-        if kill:
-            for pid in left:
-                _send(pid, signal.SIGKILL)
+        if kill and not [pid for pid in left if _send(pid, signal.SIGKILL)]:
+            return False  # every kill refused: waiting cannot make them die
         _reap_zombies()
         if time.monotonic() >= deadline:
             return False
@@ -573,10 +578,20 @@ def orphans() -> list[Orphan]:
     return [Orphan(t, tuple(pids), _farro_env(pids[0])) for t, pids in found.items()]
 
 
-def end_orphan(orphan: Orphan) -> bool:
-    """End one unit :func:`orphans` found (its cgroup too, when it has one)."""
+def end_orphan(orphan: Orphan) -> tuple[int, ...]:
+    """End one unit :func:`orphans` found (its cgroup too, when it has one); the pids
+    of it still alive after the wait, none when all died.
+
+    A kill the kernel refused (EPERM) or a process stuck in uninterruptible sleep
+    (a hung network file system) outlives the wait: whoever reuses what the unit
+    worked in must know, not only that it was found.
+    """
     cg = _cgroup_of(orphan.pids[0], orphan.token)
-    return kill_recorded({"token": orphan.token, "cgroup": str(cg) if cg else None})
+    kill_recorded({"token": orphan.token, "cgroup": str(cg) if cg else None})
+    left = set(_token_procs(orphan.token, None))
+    if cg is not None:
+        left.update(p for p in _cgroup_procs(cg) if (st := _stat(p)) and st[0] not in "ZX")
+    return tuple(sorted(left))
 
 
 _orphan_lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -156,6 +157,64 @@ def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(orphan, signal.SIGKILL)
+
+
+#: its tokens name a namespace no other suite's worker judges, so none reaps its units
+_OWN_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc"]
+
+
+@pytest.mark.parametrize("in_slot", [True, False])
+def test_a_slot_whose_dead_workers_agent_survives_its_kill_is_not_reset(
+    wroot: Root, tmp_path: Path, in_slot: bool
+) -> None:
+    """Found is not dead: a slot whose agent outlives its SIGKILL (here the kernel
+    refuses it: see unkillable_takeover.py) is skipped and another slot made, never
+    reset and handed on while the agent may write in it; an agent that survives
+    elsewhere does not cost this slot."""
+    repo = make_repo(tmp_path / "repo")
+    first = submit(wroot, "x", workspace=str(repo))
+    nxt = submit(wroot, "y", workspace=str(repo))
+    scenario = Path(__file__).with_name("unkillable_takeover.py")
+    args = [str(wroot.path), first.id, nxt.id, "" if in_slot else str(tmp_path)]
+    run = subprocess.run(
+        [*_OWN_PID_NAMESPACE, sys.executable, str(scenario), "main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["alive"], out  # it did survive the kill
+    dead_slot = Path(out["slot"])
+    if in_slot:
+        assert out["got"] != str(dead_slot)
+        assert (dead_slot / "junk.log").exists()  # not reset under the agent
+        assert f"processes {out['agent']} of a dead worker still run" in out["stderr"]
+        assert len(pooled_worktrees(wroot)) == 2
+    else:
+        assert out["got"] == str(dead_slot)
+        assert not (dead_slot / "junk.log").exists()
+        assert pooled_worktrees(wroot) == [dead_slot]
+
+
+def test_fsck_repair_names_a_dead_workers_agent_that_outlives_its_kill(
+    wroot: Root, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    first = submit(wroot, "x", workspace=str(repo))
+    scenario = Path(__file__).with_name("unkillable_takeover.py")
+    args = [str(wroot.path), first.id, "-", "", "repair"]
+    run = subprocess.run(
+        [*_OWN_PID_NAMESPACE, sys.executable, str(scenario), "main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["alive"], out
+    (finding,) = [json.loads(line) for line in out["got"].splitlines()]
+    assert finding == {"action": f"killed, but {out['agent']} still run", "repaired": False}
 
 
 def test_fsck_repair_ends_a_dead_workers_agent_in_its_worktree(wroot: Root, tmp_path: Path) -> None:
