@@ -23,6 +23,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support
@@ -109,4 +110,10 @@ def main(root_dir: str, first: str, nxt: str, elsewhere: str, how: str = "take")
 
 
 if __name__ == "__main__":
-    {"main": main, "dead": dead_worker, "take": take, "repair": repair}[sys.argv[1]](*sys.argv[2:])
+    steps: dict[str, Callable[..., None]] = {
+        "main": main,
+        "dead": dead_worker,
+        "take": take,
+        "repair": repair,
+    }
+    steps[sys.argv[1]](*sys.argv[2:])
