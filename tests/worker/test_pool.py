@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import wait_until
@@ -163,6 +164,20 @@ def test_a_live_worker_taking_a_dead_workers_slot_ends_its_agent_first(
 _OWN_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc"]
 
 
+def _unkillable(wroot: Root, *args: str) -> dict[str, Any]:
+    """unkillable_takeover.py's scenario on ``wroot``, in a pid namespace of its own."""
+    scenario = Path(__file__).with_name("unkillable_takeover.py")
+    run = subprocess.run(
+        [*_OWN_PID_NAMESPACE, sys.executable, str(scenario), "main", str(wroot.path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    out: dict[str, Any] = json.loads(run.stdout)
+    return out
+
+
 @pytest.mark.parametrize("in_slot", [True, False])
 def test_a_slot_whose_dead_workers_agent_survives_its_kill_is_not_reset(
     wroot: Root, tmp_path: Path, in_slot: bool
@@ -174,16 +189,7 @@ def test_a_slot_whose_dead_workers_agent_survives_its_kill_is_not_reset(
     repo = make_repo(tmp_path / "repo")
     first = submit(wroot, "x", workspace=str(repo))
     nxt = submit(wroot, "y", workspace=str(repo))
-    scenario = Path(__file__).with_name("unkillable_takeover.py")
-    args = [str(wroot.path), first.id, nxt.id, "" if in_slot else str(tmp_path)]
-    run = subprocess.run(
-        [*_OWN_PID_NAMESPACE, sys.executable, str(scenario), "main", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = _unkillable(wroot, first.id, nxt.id, "" if in_slot else str(tmp_path))
     assert out["alive"], out  # it did survive the kill
     dead_slot = Path(out["slot"])
     if in_slot:
@@ -202,16 +208,7 @@ def test_fsck_repair_names_a_dead_workers_agent_that_outlives_its_kill(
 ) -> None:
     repo = make_repo(tmp_path / "repo")
     first = submit(wroot, "x", workspace=str(repo))
-    scenario = Path(__file__).with_name("unkillable_takeover.py")
-    args = [str(wroot.path), first.id, "-", "", "repair"]
-    run = subprocess.run(
-        [*_OWN_PID_NAMESPACE, sys.executable, str(scenario), "main", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = _unkillable(wroot, first.id, "-", "", "repair")
     assert out["alive"], out
     (finding,) = [json.loads(line) for line in out["got"].splitlines()]
     assert finding == {"action": f"killed, but {out['agent']} still run", "repaired": False}
